@@ -1,0 +1,138 @@
+"""The manifest model: the one value both front ends (DSL and YAML v2) produce.
+
+Fields follow homestak's manifest schema v2 (`defs/manifest.schema.json`); pveplan's
+additions are marked "pveplan extension" in their descriptions and listed in
+docs/manifest.md. Structs are frozen and use tuples, so a `Manifest` can be shared,
+hashed and compared; `omit_defaults` keeps encoded manifests stable when a field with
+a default is added later.
+
+Constraints live here, as `Meta`, so msgspec enforces them, the generated JSON Schema
+shows them, and the validator's messages come from the same facts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+
+class Frozen(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Base for every model struct: immutable, strict, with stable encodings."""
+
+
+# A DNS label, as PVE's `name` (dns-name) and homestak's hostnames need it.
+DNS_LABEL_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+MANIFEST_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+NodeName = Annotated[
+    str,
+    Meta(
+        pattern=DNS_LABEL_PATTERN,
+        description="Node identifier, used as the VM hostname: a DNS label "
+        "(letters, digits, '-', 1-63 characters, no leading or trailing '-')",
+    ),
+]
+VmId = Annotated[int, Meta(ge=100, le=999_999_999)]
+DiskGb = Annotated[int, Meta(ge=1, le=1_000_000)]
+Cores = Annotated[int, Meta(ge=1, le=1024)]
+MemoryMb = Annotated[int, Meta(ge=16, le=16_777_216)]
+Parallelism = Annotated[int, Meta(ge=1, le=1000)]
+Mode = Literal["push", "pull"]
+
+
+class Settings(Frozen):
+    """How a run behaves; `parallelism` is a pveplan extension."""
+
+    verify_ssh: Annotated[bool, Meta(description="Verify SSH access at each node")] = True
+    cleanup_on_failure: Annotated[bool, Meta(description="Destroy created nodes on failure")] = True
+    timeout_buffer: Annotated[
+        int, Meta(ge=0, le=86_400, description="Extra timeout seconds per nesting level")
+    ] = 60
+    on_error: Annotated[
+        Literal["stop", "rollback", "continue"],
+        Meta(
+            description="stop (halt), rollback (destroy what this run created), "
+            "continue (skip only the failed step's dependents)"
+        ),
+    ] = "stop"
+    parallelism: Annotated[
+        Parallelism | None,
+        Meta(description="pveplan extension: most steps run at once (default 10)"),
+    ] = None
+
+
+class Execution(Frozen):
+    """Manifest-wide execution defaults."""
+
+    default_mode: Annotated[
+        Mode, Meta(description="push (configured over SSH by the driver) or pull (self-configured)")
+    ] = "push"
+
+
+class NodeExecution(Frozen):
+    """Per-node execution overrides."""
+
+    mode: Annotated[Mode | None, Meta(description="Override the manifest's default_mode")] = None
+
+
+class Node(Frozen):
+    """One VM, container or nested PVE host; `parent` makes the tree."""
+
+    name: NodeName
+    type: Annotated[
+        Literal["vm", "ct", "pve"], Meta(description="vm (KVM), ct (LXC), pve (Proxmox VE host)")
+    ]
+    spec: Annotated[str | None, Meta(description="FK to specs/{value}.yaml")] = None
+    preset: Annotated[str | None, Meta(description="FK to presets/{value}.yaml (size)")] = None
+    image: Annotated[
+        str | None, Meta(description="Image catalog name (required for vm and pve nodes)")
+    ] = None
+    vmid: Annotated[VmId | None, Meta(description="Explicit PVE VM ID (100..999999999)")] = None
+    disk: Annotated[DiskGb | None, Meta(description="Disk size in GB (overrides the preset)")] = None
+    cores: Annotated[
+        Cores | None, Meta(description="pveplan extension: CPU cores (overrides the preset)")
+    ] = None
+    memory: Annotated[
+        MemoryMb | None, Meta(description="pveplan extension: memory in MB (overrides the preset)")
+    ] = None
+    template: Annotated[
+        str | None, Meta(description="pveplan extension: LXC template for ct nodes")
+    ] = None
+    parent: Annotated[
+        str | None, Meta(description="Name of the parent node; null or omitted = root on the target host")
+    ] = None
+    execution: NodeExecution | None = None
+
+
+class Manifest(Frozen):
+    """A whole deployment tree, as written by the user (before site config is applied)."""
+
+    schema_version: Annotated[Literal[2], Meta(description="Must be 2 (graph-based node format)")]
+    name: Annotated[str, Meta(pattern=MANIFEST_NAME_PATTERN, description="Manifest identifier")]
+    nodes: Annotated[tuple[Node, ...], Meta(min_length=1, description="Nodes to deploy")]
+    description: Annotated[str | None, Meta(description="Human-readable description")] = None
+    pattern: Annotated[
+        Literal["flat", "tiered"],
+        Meta(description="flat (all on the target host) or tiered (parent-child nesting)"),
+    ] = "flat"
+    execution: Execution = Execution()
+    settings: Settings = Settings()
+
+    def node(self, name: str) -> Node:
+        """The node called `name` (KeyError if none)."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def children(self, name: str | None) -> tuple[Node, ...]:
+        """The nodes whose parent is `name` (None: the roots), in manifest order."""
+        return tuple(node for node in self.nodes if node.parent == name)
+
+    def mode_of(self, node: Node) -> Mode:
+        """The node's effective execution mode (its override, else the manifest default)."""
+        if node.execution is not None and node.execution.mode is not None:
+            return node.execution.mode
+        return self.execution.default_mode

@@ -1,0 +1,402 @@
+"""Text -> syntax tree for `.pvp` files, with positions, comments and bounded depth.
+
+lark's LALR parser runs with the tree builder replaced by `_Build`, so each reduction
+creates our AST node directly (no intermediate parse tree). Every node gets its span,
+and a depth that lets us refuse absurdly nested input here, with a position, rather
+than overflow the stack later in the evaluator or formatter.
+
+lark is imported lazily: `pveplan --version` must not pay for building the parser.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from . import _ast as A
+from ._errors import DslError, location_in_text
+
+MAX_DEPTH = 200
+
+_local = threading.local()
+
+
+def parse(text: str, file: str) -> tuple[A.Module, list[A.Comment]]:
+    """Parse a whole `.pvp` file: its module and its comments (for the formatter)."""
+    return _parse(text, file, "start")
+
+
+def parse_expr(text: str, file: str) -> A.Expr:
+    """Parse a single expression (used by tests and tools)."""
+    return _parse(text, file, "expr")[0]
+
+
+def _parse(text: str, file: str, start: str) -> tuple[Any, list[A.Comment]]:
+    import lark
+
+    parser, builder = _parser()
+    builder.begin(text, file)
+    try:
+        tree = parser.parse(text, start=start)
+    except DslError:
+        raise
+    except lark.exceptions.UnexpectedInput as exc:
+        raise _syntax_error(exc, text, file) from None
+    except RecursionError:
+        raise DslError.at(location_in_text(file, text, 1, 1), "input is nested too deeply") from None
+    finally:
+        comments = builder.end()
+    return tree, comments
+
+
+def _parser() -> tuple[Any, _Build]:
+    """One lark parser per thread (its comment list and transformer are per parse)."""
+    found = getattr(_local, "parser", None)
+    if found is None:
+        import lark
+
+        builder = _Build()
+        grammar = (Path(__file__).parent / "grammar.lark").read_text()
+        parser = lark.Lark(
+            grammar,
+            parser="lalr",
+            lexer="contextual",
+            maybe_placeholders=True,
+            start=["start", "expr"],
+            transformer=builder,
+            lexer_callbacks={"COMMENT": builder.comment},
+        )
+        found = _local.parser = (parser, builder)
+    return found
+
+
+# --- syntax errors -----------------------------------------------------------------------
+
+_TOKEN_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string",
+    "INT": "an integer",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LBRACKET": "'['",
+    "RSQB": "']'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "EQUAL": "'='",
+    "COMMA": "','",
+    "DOT": "'.'",
+    "SPREAD": "'...'",
+    "CMP_OP": "a comparison",
+    "MUL_OP": "an operator",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "$END": "end of file",
+}
+
+
+def _word(token_type: str) -> str:
+    if token_type in _TOKEN_WORDS:
+        return _TOKEN_WORDS[token_type]
+    if token_type.isupper() and token_type.isalpha():
+        return repr(token_type.lower())  # keywords: IF -> 'if'
+    return token_type
+
+
+def _syntax_error(exc: Any, text: str, file: str) -> DslError:
+    import lark
+
+    line = getattr(exc, "line", 1) or 1
+    col = getattr(exc, "column", 1) or 1
+    if line < 1:  # lark reports -1 at end of input
+        lines = text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+    where = location_in_text(file, text, line, col)
+    expected = sorted({_word(t) for t in (getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())})
+    hint = "expected " + ", ".join(expected[:12]) + (" ..." if len(expected) > 12 else "") if expected else ""
+    if isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        if char == '"':
+            return DslError.at(
+                where,
+                "unterminated or malformed string",
+                "strings end on the same line; an interpolation ${...} may not contain quotes or braces",
+            )
+        return DslError.at(where, f"unexpected character {char!r}", hint)
+    if isinstance(exc, lark.exceptions.UnexpectedEOF):
+        return DslError.at(where, "unexpected end of file", hint)
+    token = getattr(exc, "token", None)
+    if token is not None and token.type == "$END":
+        return DslError.at(where, "unexpected end of file", hint)
+    shown = str(token) if token is not None else "?"
+    if len(shown) > 30:
+        shown = shown[:27] + "..."
+    return DslError.at(where, f"unexpected {shown!r}", hint)
+
+
+# --- strings -----------------------------------------------------------------------------
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
+
+
+def _string_parts(token: Any, builder: _Build) -> tuple[str | A.Expr, ...]:
+    """Split a STRING token into literal text and parsed `${...}` expressions."""
+    raw = str(token)[1:-1]
+    parts: list[str | A.Expr] = []
+    buf: list[str] = []
+    i = 0
+    while i < len(raw):
+        char = raw[i]
+        if char == "\\":
+            nxt = raw[i + 1]
+            if nxt in _ESCAPES:
+                buf.append(_ESCAPES[nxt])
+                i += 2
+                continue
+            if nxt == "u" and raw[i + 2 : i + 3] == "{":
+                end = raw.find("}", i)
+                digits = raw[i + 3 : end] if end > 0 else ""
+                try:
+                    buf.append(chr(int(digits, 16)))
+                except (ValueError, OverflowError):
+                    raise builder.error(token, i + 1, f"bad unicode escape \\u{{{digits}}}") from None
+                i = end + 1
+                continue
+            raise builder.error(token, i + 1, f"unknown escape \\{nxt}", 'use \\\\ \\" \\n \\t \\r \\$ or \\u{hex}')
+        if char == "$" and raw[i + 1 : i + 2] == "{":
+            end = raw.find("}", i)
+            if buf:
+                parts.append("".join(buf))
+                buf = []
+            source = raw[i + 2 : end]
+            if not source.strip():
+                raise builder.error(token, i + 1, "empty interpolation ${}")
+            parts.append(builder.sub_expr(source, token.line, token.column + 1 + i + 2))
+            i = end + 1
+            continue
+        buf.append(char)
+        i += 1
+    if buf or not parts:
+        parts.append("".join(buf))
+    return tuple(parts)
+
+
+# --- tree building -----------------------------------------------------------------------
+
+
+def _start_of(item: Any) -> tuple[int, int] | None:
+    if isinstance(item, A.Node):
+        return (item.span[0], item.span[1]) if item.span[0] else None
+    if hasattr(item, "line") and item.line is not None:
+        return (item.line, item.column)
+    return None
+
+
+def _end_of(item: Any) -> tuple[int, int] | None:
+    if isinstance(item, A.Node):
+        return (item.span[2], item.span[3]) if item.span[0] else None
+    if hasattr(item, "end_line") and item.end_line is not None:
+        return (item.end_line, item.end_column)
+    return None
+
+
+def _span_of(children: list[Any]) -> A.Span:
+    """From the first positioned child's start to the last one's end."""
+    start = end = None
+    for child in children:
+        for item in child if isinstance(child, tuple) else (child,):
+            start = _start_of(item)
+            if start:
+                break
+        if start:
+            break
+    for child in reversed(children):
+        for item in reversed(child) if isinstance(child, tuple) else (child,):
+            end = _end_of(item)
+            if end:
+                break
+        if end:
+            break
+    if start is None or end is None:
+        return A.NO_SPAN
+    return (start[0], start[1], end[0], end[1])
+
+
+def _depth(*nodes: Any) -> int:
+    deepest = 0
+    for node in nodes:
+        if isinstance(node, tuple):
+            for item in node:
+                if isinstance(item, A.Node) and item.depth > deepest:
+                    deepest = item.depth
+        elif isinstance(node, A.Node) and node.depth > deepest:
+            deepest = node.depth
+    return deepest + 1
+
+
+def _nodes(children: list[Any]) -> tuple[Any, ...]:
+    return tuple(x for x in children if isinstance(x, A.Node))
+
+
+class _Build:
+    """lark callbacks: one method per grammar rule or alias, each returning an AST node.
+
+    lark calls each with the rule's children (tokens and already-built nodes); spans
+    come from the first and last of them, which is why closing brackets are named
+    terminals in the grammar (anonymous ones are dropped before we see them).
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.file = ""
+        self.comments: list[A.Comment] = []
+        self.line_offset = 0
+        self.sub_depth = 0
+
+    def begin(self, text: str, file: str) -> None:
+        self.text, self.file, self.comments = text, file, []
+
+    def end(self) -> list[A.Comment]:
+        comments, self.comments = self.comments, []
+        return comments
+
+    def comment(self, token: Any) -> Any:
+        if self.sub_depth == 0:
+            self.comments.append(A.Comment(token.line, token.column, str(token).rstrip()))
+        return token
+
+    def error(self, token: Any, offset: int, summary: str, detail: str = "") -> DslError:
+        line = token.line + self.line_offset
+        where = location_in_text(self.file, self.text, line, token.column + offset)
+        return DslError.at(where, summary, detail)
+
+    def sub_expr(self, source: str, line: int, col: int) -> A.Expr:
+        """Parse an interpolation's expression, with positions in the enclosing file."""
+        import lark
+
+        parser, _ = _parser()
+        saved = self.line_offset
+        self.line_offset = line - 1
+        self.sub_depth += 1
+        try:
+            return parser.parse(" " * (col - 1) + source, start="expr")
+        except lark.exceptions.UnexpectedInput as exc:
+            where = location_in_text(self.file, self.text, line, getattr(exc, "column", col) or col)
+            raise DslError.at(
+                where, "invalid expression in ${...}", "an interpolation holds one expression"
+            ) from None
+        finally:
+            self.sub_depth -= 1
+            self.line_offset = saved
+
+    def _mk(self, cls: type, children: list[Any], *args: Any) -> Any:
+        span = _span_of(children)
+        if self.line_offset and span[0]:
+            span = (span[0] + self.line_offset, span[1], span[2] + self.line_offset, span[3])
+        node = cls(*args, span=span, depth=_depth(*args))
+        if node.depth > MAX_DEPTH:
+            raise DslError.at(
+                location_in_text(self.file, self.text, span[0], span[1]),
+                f"nested more than {MAX_DEPTH} levels deep",
+                "split it up with let-bindings",
+            )
+        return node
+
+    # statements
+    def start(self, c: list[Any]) -> A.Module:
+        return A.Module(tuple(c), span=(1, 1, 1, 1))
+
+    def import_stmt(self, c: list[Any]) -> A.Import:
+        return self._mk(A.Import, c, _string_value(c[1], self), str(c[2]))
+
+    def let_stmt(self, c: list[Any]) -> A.Let:
+        return self._mk(A.Let, c, str(c[1]), c[2])
+
+    def manifest_block(self, c: list[Any]) -> A.ManifestBlock:
+        return self._mk(A.ManifestBlock, c, self.str_lit([c[1]]), c[2])
+
+    def block(self, c: list[Any]) -> A.Block:
+        return self._mk(A.Block, c, _nodes(c))
+
+    def field(self, c: list[Any]) -> A.Field:
+        return self._mk(A.Field, c, str(c[0]), c[1])
+
+    def spread(self, c: list[Any]) -> A.Spread:
+        return self._mk(A.Spread, c, c[1])
+
+    def node_block(self, c: list[Any]) -> A.NodeBlock:
+        return self._mk(A.NodeBlock, c, self.str_lit([c[1]]), c[2])
+
+    def for_block(self, c: list[Any]) -> A.ForBlock:
+        return self._mk(A.ForBlock, c, str(c[1]), c[2], c[3])
+
+    def if_block(self, c: list[Any]) -> A.IfBlock:
+        orelse = c[4] if len(c) > 4 else None
+        return self._mk(A.IfBlock, c, c[1], c[2], orelse)
+
+    # expressions
+    def lambda_(self, c: list[Any]) -> A.Lambda:
+        params = tuple(str(x) for x in c[1:-2] if x is not None)
+        if len(set(params)) != len(params):
+            raise self.error(c[0], 0, "a function has the same parameter twice")
+        return self._mk(A.Lambda, c, params, c[-1])
+
+    def if_expr(self, c: list[Any]) -> A.IfExpr:
+        return self._mk(A.IfExpr, c, c[1], c[2], c[3])
+
+    def binop(self, c: list[Any]) -> A.BinOp:
+        return self._mk(A.BinOp, c, str(c[1]), c[0], c[2])
+
+    def unop(self, c: list[Any]) -> A.UnaryOp:
+        return self._mk(A.UnaryOp, c, str(c[0]), c[1])
+
+    def call(self, c: list[Any]) -> A.Call:
+        return self._mk(A.Call, c, c[0], _nodes(c[1:]))
+
+    def attr(self, c: list[Any]) -> A.Attr:
+        return self._mk(A.Attr, c, c[0], str(c[1]))
+
+    def index(self, c: list[Any]) -> A.Index:
+        return self._mk(A.Index, c, c[0], c[1])
+
+    def group(self, c: list[Any]) -> A.Expr:
+        return c[0]
+
+    def int_lit(self, c: list[Any]) -> A.IntLit:
+        return self._mk(A.IntLit, c, int(str(c[0])))
+
+    def str_lit(self, c: list[Any]) -> A.StrLit:
+        return self._mk(A.StrLit, c, _string_parts(c[0], self))
+
+    def true_lit(self, c: list[Any]) -> A.BoolLit:
+        return self._mk(A.BoolLit, c, True)
+
+    def false_lit(self, c: list[Any]) -> A.BoolLit:
+        return self._mk(A.BoolLit, c, False)
+
+    def null_lit(self, c: list[Any]) -> A.NullLit:
+        return self._mk(A.NullLit, c)
+
+    def var(self, c: list[Any]) -> A.Var:
+        return self._mk(A.Var, c, str(c[0]))
+
+    def list_lit(self, c: list[Any]) -> A.ListLit:
+        return self._mk(A.ListLit, c, _nodes(c[1:-1]))
+
+    def list_comp(self, c: list[Any]) -> A.ListComp:
+        # [LBRACKET, element, FOR, NAME, iterable, IF|None, condition|None, RBRACKET]
+        return self._mk(A.ListComp, c, c[1], str(c[3]), c[4], c[6])
+
+    def record_lit(self, c: list[Any]) -> A.RecordLit:
+        return self._mk(A.RecordLit, c, _nodes(c))
+
+
+# lark looks callbacks up by rule name; `lambda` is a Python keyword.
+setattr(_Build, "lambda", _Build.lambda_)
+
+
+def _string_value(token: Any, builder: _Build) -> str:
+    parts = _string_parts(token, builder)
+    if len(parts) != 1 or not isinstance(parts[0], str):
+        raise builder.error(token, 0, "an import path cannot use ${...} interpolation")
+    return parts[0]

@@ -1,0 +1,201 @@
+"""Turn plain data into a model Struct, reporting every mismatch at its source position.
+
+msgspec decides validity (its `convert` is the fast path and the final word), but stops
+at the first error and knows nothing of files. When `convert` refuses, this module walks
+the data against `msgspec.inspect` type info of the same model and reports each problem
+with its file:line:col and a hint: the closest valid key for a typo, the allowed values
+of an enum. Because both read one model, the checker cannot drift from the Structs.
+
+Generic over any msgspec type, so site-config files (presets, specs, postures) are
+checked by the same code as manifests.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+from msgspec import inspect as mi
+
+from ._errors import Diagnostic, DslError, did_you_mean
+from ._positions import Path, SourceMap
+
+T = TypeVar("T")
+
+_info_cache: dict[Any, mi.Type] = {}
+
+
+def convert_checked(model: type[T], data: Any, smap: SourceMap, *, what: str = "manifest") -> T:
+    """`data` as an instance of `model`, or a `DslError` naming every problem's position.
+
+    `what` names the document in messages ("manifest", "preset", "spec").
+    """
+    try:
+        return msgspec.convert(data, model)
+    except msgspec.ValidationError as exc:
+        diagnostics = check(model, data, smap, what=what)
+        if diagnostics:
+            raise DslError(diagnostics) from None
+        # The checker found nothing msgspec objects to: report msgspec's own words.
+        path = _parse_msgspec_path(str(exc))
+        raise DslError.at(smap.locate(path), str(exc).split(" - at ")[0]) from None
+
+
+def check(model: Any, data: Any, smap: SourceMap, *, what: str = "manifest") -> list[Diagnostic]:
+    """Every way `data` fails to match `model`, in document order."""
+    info = _info_cache.get(model)
+    if info is None:
+        info = _info_cache[model] = mi.type_info(model)
+    checker = _Checker(smap, what)
+    checker.check(info, data, ())
+    return checker.diagnostics
+
+
+def describe_path(path: Path, what: str = "manifest") -> str:
+    """`nodes[2].preset` for ("nodes", 2, "preset"); the document name for the root."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or what
+
+
+def describe_value(value: Any) -> str:
+    """A short phrase for a value of the wrong type: 'the string "abc"', 'a list'."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"the integer {value}" if abs(value) < 10**30 else "a huge integer"
+    if isinstance(value, float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {shown!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__} value"
+
+
+class _Checker:
+    def __init__(self, smap: SourceMap, what: str) -> None:
+        self.smap = smap
+        self.what = what
+        self.diagnostics: list[Diagnostic] = []
+
+    def report(self, path: Path, summary: str, detail: str = "", *, key: bool = False) -> None:
+        self.diagnostics.append(
+            Diagnostic(summary=summary, detail=detail, location=self.smap.locate(path, key=key))
+        )
+
+    def check(self, info: mi.Type, value: Any, path: Path) -> None:
+        while isinstance(info, mi.Metadata):
+            info = info.type
+        name = describe_path(path, self.what)
+        if isinstance(info, mi.UnionType):
+            if value is None and any(isinstance(t, mi.NoneType) for t in info.types):
+                return
+            others = [t for t in info.types if not isinstance(t, mi.NoneType)]
+            if len(others) == 1:
+                self.check(others[0], value, path)
+            # Wider unions are not used by our models: msgspec's own message covers them.
+            return
+        if isinstance(info, mi.StructType):
+            self._struct(info, value, path)
+        elif isinstance(info, mi.LiteralType):
+            if not any(type(value) is type(v) and value == v for v in info.values):
+                allowed = ", ".join(repr(v) for v in info.values)
+                detail = (
+                    did_you_mean(value, [str(v) for v in info.values], "values")
+                    if isinstance(value, str)
+                    else f"allowed: {allowed}"
+                )
+                self.report(path, f"{name}: {describe_value(value)} is not allowed", detail)
+        elif isinstance(info, mi.IntType):
+            if isinstance(value, bool) or not isinstance(value, int):
+                self.report(path, f"{name}: expected an integer, got {describe_value(value)}")
+            elif info.ge is not None and value < info.ge:
+                self.report(path, f"{name}: {value} is below the minimum {info.ge}")
+            elif info.le is not None and value > info.le:
+                self.report(path, f"{name}: {describe_value(value)} is above the maximum {info.le}")
+        elif isinstance(info, mi.StrType):
+            if not isinstance(value, str):
+                self.report(path, f"{name}: expected a string, got {describe_value(value)}")
+            elif info.pattern is not None and re.search(info.pattern, value) is None:
+                self.report(path, f"{name}: {value!r} is not valid", _pattern_hint(info.pattern))
+        elif isinstance(info, mi.BoolType):
+            if not isinstance(value, bool):
+                self.report(path, f"{name}: expected true or false, got {describe_value(value)}")
+        elif isinstance(info, (mi.VarTupleType, mi.ListType)):
+            if not isinstance(value, (list, tuple)):
+                self.report(path, f"{name}: expected a list, got {describe_value(value)}")
+                return
+            if info.min_length is not None and len(value) < info.min_length:
+                self.report(path, f"{name}: needs at least {info.min_length} item(s), has {len(value)}")
+            for index, item in enumerate(value):
+                self.check(info.item_type, item, (*path, index))
+        elif isinstance(info, mi.DictType):
+            if not isinstance(value, dict):
+                self.report(path, f"{name}: expected a mapping, got {describe_value(value)}")
+                return
+            for key, item in value.items():
+                self.check(info.key_type, key, (*path, key))
+                self.check(info.value_type, item, (*path, key))
+        elif isinstance(info, mi.NoneType):
+            if value is not None:
+                self.report(path, f"{name}: expected null, got {describe_value(value)}")
+        # Any other type (Any, ...) is left to msgspec, whose message `convert_checked` reports.
+
+    def _struct(self, info: mi.StructType, value: Any, path: Path) -> None:
+        name = describe_path(path, self.what)
+        if not isinstance(value, dict):
+            self.report(path, f"{name}: expected a mapping, got {describe_value(value)}")
+            return
+        fields = {f.encode_name: f for f in info.fields}
+        for key in value:
+            if key not in fields:
+                where = "at the top level" if not path else f"in {name}"
+                self.report(
+                    (*path, key),
+                    f"unknown key {key!r} {where}",
+                    did_you_mean(str(key), fields, "keys"),
+                    key=True,
+                )
+        for field in info.fields:
+            if field.encode_name in value:
+                self.check(field.type, value[field.encode_name], (*path, field.encode_name))
+            elif field.required:
+                self.report(path, f"{name}: missing required key {field.encode_name!r}")
+
+
+_PATTERN_HINTS = {
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$": (
+        "a name must be a DNS label: letters, digits and '-', 1 to 63 characters, "
+        "not starting or ending with '-'"
+    ),
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$": (
+        "use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters"
+    ),
+}
+
+
+def _pattern_hint(pattern: str) -> str:
+    return _PATTERN_HINTS.get(pattern, f"it must match the pattern {pattern}")
+
+
+_PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[\"?([^\]\"]*)\"?\]")
+
+
+def _parse_msgspec_path(message: str) -> Path:
+    """`("nodes", 0, "vmid")` from msgspec's "... - at `$.nodes[0].vmid`"."""
+    if " - at `$" not in message:
+        return ()
+    raw = message.split(" - at `$", 1)[1].rstrip("`")
+    parts: list[str | int] = []
+    for match in _PATH_PART.finditer(raw):
+        attr, index, key = match.groups()
+        parts.append(attr if attr is not None else int(index) if index is not None else key)
+    return tuple(parts)

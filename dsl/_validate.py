@@ -1,0 +1,174 @@
+"""Checks that span nodes: unique names and vmids, parents that exist, no cycles.
+
+The schema checker sees one value at a time; these rules need the whole tree. They run
+on a well-typed `Manifest`, and report at the positions the source map gives, so both
+front ends share them. Every rule is one function, and each finding is independent, so a
+manifest with three mistakes gets three messages.
+"""
+
+from __future__ import annotations
+
+from ._errors import Diagnostic, did_you_mean
+from ._model import Manifest
+from ._positions import SourceMap
+
+NEEDS_IMAGE = ("vm", "pve")
+
+
+def validate_tree(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    """Every cross-node problem of `manifest`, errors and warnings, in node order."""
+    found: list[Diagnostic] = []
+    for rule in (_unique_names, _unique_vmids, _parents, _cycles, _required_per_type, _pattern):
+        found.extend(rule(manifest, smap))
+    return found
+
+
+def _at(smap: SourceMap, index: int, field: str | None = None) -> object:
+    path: tuple[str | int, ...] = ("nodes", index) if field is None else ("nodes", index, field)
+    return smap.locate(path)
+
+
+def _diag(smap: SourceMap, index: int, field: str | None, summary: str, detail: str = "", *, warning: bool = False) -> Diagnostic:
+    return Diagnostic(
+        summary=summary,
+        detail=detail,
+        location=_at(smap, index, field),  # type: ignore[arg-type]
+        severity="warning" if warning else "error",
+    )
+
+
+def _unique_names(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    # DNS labels are case-insensitive: "Edge" and "edge" would be the same host.
+    seen: dict[str, int] = {}
+    out = []
+    for index, node in enumerate(manifest.nodes):
+        key = node.name.casefold()
+        if key in seen:
+            first = smap.locate(("nodes", seen[key], "name"))
+            out.append(
+                _diag(
+                    smap,
+                    index,
+                    "name",
+                    f"duplicate node name {node.name!r}",
+                    f"first defined at {first}" if first else "node names must be unique",
+                )
+            )
+        else:
+            seen[key] = index
+    return out
+
+
+def _unique_vmids(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    seen: dict[int, int] = {}
+    out = []
+    for index, node in enumerate(manifest.nodes):
+        if node.vmid is None:
+            continue
+        if node.vmid in seen:
+            other = manifest.nodes[seen[node.vmid]].name
+            out.append(
+                _diag(smap, index, "vmid", f"vmid {node.vmid} of {node.name!r} is already used by {other!r}")
+            )
+        else:
+            seen[node.vmid] = index
+    return out
+
+
+def _parents(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    by_name = {node.name: node for node in manifest.nodes}
+    out = []
+    for index, node in enumerate(manifest.nodes):
+        if node.parent is None:
+            continue
+        if node.parent == node.name:
+            out.append(_diag(smap, index, "parent", f"node {node.name!r} names itself as its parent"))
+            continue
+        parent = by_name.get(node.parent)
+        if parent is None:
+            out.append(
+                _diag(
+                    smap,
+                    index,
+                    "parent",
+                    f"node {node.name!r} has unknown parent {node.parent!r}",
+                    did_you_mean(node.parent, by_name, "nodes"),
+                )
+            )
+        elif parent.type != "pve":
+            out.append(
+                _diag(
+                    smap,
+                    index,
+                    "parent",
+                    f"node {node.name!r} has parent {parent.name!r} of type {parent.type!r}",
+                    "only pve nodes can have children; make the parent type pve or remove the parent",
+                )
+            )
+    return out
+
+
+def _cycles(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    parent_of = {node.name: node.parent for node in manifest.nodes}
+    index_of = {node.name: i for i, node in enumerate(manifest.nodes)}
+    reported: set[str] = set()
+    out = []
+    for node in manifest.nodes:
+        chain = [node.name]
+        current = node.parent
+        while current is not None and current in parent_of and current not in reported:
+            if current in chain:
+                cycle = chain[chain.index(current) :] + [current]
+                if current != parent_of[current]:  # self-parents are reported by _parents
+                    out.append(
+                        _diag(
+                            smap,
+                            index_of[current],
+                            "parent",
+                            "parent cycle: " + " -> ".join(cycle),
+                            "a node cannot be its own ancestor",
+                        )
+                    )
+                reported.update(cycle)
+                break
+            chain.append(current)
+            current = parent_of[current]
+    return out
+
+
+def _required_per_type(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    out = []
+    for index, node in enumerate(manifest.nodes):
+        if node.type in NEEDS_IMAGE and node.image is None:
+            out.append(
+                _diag(smap, index, None, f"node {node.name!r} of type {node.type!r} needs an image")
+            )
+        if node.type == "ct" and node.template is None:
+            out.append(
+                _diag(
+                    smap,
+                    index,
+                    None,
+                    f"node {node.name!r} of type 'ct' needs a template",
+                    "name the LXC template, e.g. template: debian-12-standard",
+                )
+            )
+    return out
+
+
+def _pattern(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    if manifest.pattern != "flat":
+        return []
+    for index, node in enumerate(manifest.nodes):
+        if node.parent is not None:
+            return [
+                _diag(
+                    smap,
+                    index,
+                    "parent",
+                    f"pattern is 'flat' but node {node.name!r} has a parent",
+                    "set pattern: tiered for a nested manifest",
+                    warning=True,
+                )
+            ]
+    return []
