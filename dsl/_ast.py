@@ -115,8 +115,21 @@ class UnaryOp(Node):
 
 
 Expr = (
-    IntLit | StrLit | BoolLit | NullLit | Var | ListLit | ListComp | RecordLit | Lambda | Call
-    | Attr | Index | IfExpr | BinOp | UnaryOp
+    IntLit
+    | StrLit
+    | BoolLit
+    | NullLit
+    | Var
+    | ListLit
+    | ListComp
+    | RecordLit
+    | Lambda
+    | Call
+    | Attr
+    | Index
+    | IfExpr
+    | BinOp
+    | UnaryOp
 )
 
 # --- statements --------------------------------------------------------------------------

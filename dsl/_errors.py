@@ -65,7 +65,7 @@ class DslError(Exception):
 
 def location_in_text(file: str, text: str, line: int, col: int) -> Location:
     """A `Location` whose source line is taken from `text` (1-based line and column)."""
-    lines = text.splitlines()
+    lines = text.split("\n")
     source_line = lines[line - 1] if 0 < line <= len(lines) else ""
     return Location(file=file, line=line, col=col, source_line=source_line)
 

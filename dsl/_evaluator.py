@@ -136,7 +136,9 @@ class Evaluator:
 
     def error(self, span: A.Span, summary: str, detail: str = "") -> DslError:
         line, col = (span[0], span[1]) if span[0] else (1, 1)
-        return DslError.at(location_in_text(self.file, self.texts.get(self.file, ""), line, col), summary, detail)
+        return DslError.at(
+            location_in_text(self.file, self.texts.get(self.file, ""), line, col), summary, detail
+        )
 
     def pos(self, span: A.Span) -> tuple[str, int, int]:
         return (self.file, span[0] or 1, span[1] or 1)
@@ -158,7 +160,11 @@ class Evaluator:
         except OSError as exc:
             if importer is None:
                 raise DslError.at(None, f"cannot read {path}: {exc.strerror or exc}") from None
-            raise self.error(importer.span, f"cannot import {path!r}: {exc.strerror or exc}") from None
+            raise self.error(
+                importer.span,
+                f"cannot import {importer.path!r}: {exc.strerror or exc}",
+                f"looked for {path}",
+            ) from None
         text = decode_source(data, path)
         self.texts[path] = text
         self.smap.texts[path] = text
@@ -185,7 +191,9 @@ class Evaluator:
                 target = os.path.join(os.path.dirname(path), item.path)
                 imported = self.load(target, item)
                 if imported.manifest is not None:
-                    raise self.error(item.span, f"{item.path!r} declares a manifest and cannot be imported")
+                    raise self.error(
+                        item.span, f"{item.path!r} declares a manifest and cannot be imported"
+                    )
                 self._bind(scope, item.alias, imported.exports, item.span)
             elif isinstance(item, A.Let):
                 value = self._let(scope, item)
@@ -269,7 +277,9 @@ class Evaluator:
     def _stmt(self, item: A.Stmt, scope: Scope, target: _Target, parent: str | None) -> None:
         self.charge(1, item.span)
         if isinstance(item, A.Field):
-            self._set_field(target, item.name, self.eval(item.value, scope), item.span, item.value.span)
+            self._set_field(
+                target, item.name, self.eval(item.value, scope), item.span, item.value.span
+            )
         elif isinstance(item, A.Spread):
             record = self.eval(item.value, scope)
             if not isinstance(record, Record):
@@ -302,13 +312,23 @@ class Evaluator:
             if branch is not None:
                 self._block(branch, scope, target, parent)
 
-    def _set_field(self, target: _Target, name: str, value: Any, span: A.Span, value_span: A.Span) -> None:
+    def _set_field(
+        self, target: _Target, name: str, value: Any, span: A.Span, value_span: A.Span
+    ) -> None:
         if name == "name":
-            what = "node's name is given after `node`" if target.kind == "node" else "manifest's name is given after `manifest`"
+            what = (
+                "node's name is given after `node`"
+                if target.kind == "node"
+                else "manifest's name is given after `manifest`"
+            )
             raise self.error(span, f"the {what}", "remove this field")
         if name in target.explicit:
             first = target.explicit[name]
-            raise self.error(span, f"field {name!r} is set twice", f"first set at {first[0]}:{first[1]}:{first[2]}")
+            raise self.error(
+                span,
+                f"field {name!r} is set twice",
+                f"first set at {first[0]}:{first[1]}:{first[2]}",
+            )
         target.explicit[name] = self.pos(span)
         target.fields[name] = value
         target.key_pos[name] = self.pos(span)
@@ -375,7 +395,9 @@ class Evaluator:
                 continue
             value = self.eval(part, scope)
             if isinstance(value, bool) or not isinstance(value, (int, str)):
-                raise self.error(part.span, f"cannot interpolate a {type_name(value)} into a string")
+                raise self.error(
+                    part.span, f"cannot interpolate a {type_name(value)} into a string"
+                )
             out.append(str(value))
         text = "".join(out)
         self.check_string(text, expr.span)
@@ -399,7 +421,9 @@ class Evaluator:
             raise self.error(expr.span, f"{expr.name!r} is used before its let-binding") from None
         except KeyError:
             raise self.error(
-                expr.span, f"unknown name {expr.name!r}", did_you_mean(expr.name, scope.visible(), "names")
+                expr.span,
+                f"unknown name {expr.name!r}",
+                did_you_mean(expr.name, scope.visible(), "names"),
             ) from None
 
     def _e_list(self, expr: A.ListLit, scope: Scope) -> tuple[Any, ...]:
@@ -413,7 +437,9 @@ class Evaluator:
         for value in iterable:
             inner = Scope(scope)
             inner.vars[expr.var] = value
-            if expr.condition is None or self._bool(expr.condition, inner, "the if of a comprehension"):
+            if expr.condition is None or self._bool(
+                expr.condition, inner, "the if of a comprehension"
+            ):
                 out.append(self.eval(expr.element, inner))
         return tuple(out)
 
@@ -447,14 +473,21 @@ class Evaluator:
         self.last_span = expr.span
         if isinstance(func, Builtin):
             if not func.min_args <= len(args) <= func.max_args:
-                want = str(func.min_args) if func.min_args == func.max_args else f"{func.min_args} to {func.max_args}"
-                raise self.error(expr.span, f"{func.name}() takes {want} argument(s), got {len(args)}")
+                want = (
+                    str(func.min_args)
+                    if func.min_args == func.max_args
+                    else f"{func.min_args} to {func.max_args}"
+                )
+                raise self.error(
+                    expr.span, f"{func.name}() takes {want} argument(s), got {len(args)}"
+                )
             return func.fn(expr.span, *args)
         if not isinstance(func, Closure):
             raise self.error(expr.func.span, f"cannot call a {type_name(func)}")
         if len(args) != len(func.params):
             raise self.error(
-                expr.span, f"{func.name or 'function'}() takes {len(func.params)} argument(s), got {len(args)}"
+                expr.span,
+                f"{func.name or 'function'}() takes {len(func.params)} argument(s), got {len(args)}",
             )
         if self.call_depth >= MAX_CALL_DEPTH:
             raise self.error(
@@ -479,7 +512,9 @@ class Evaluator:
             raise self.error(expr.span, f"cannot read .{expr.name} of a {type_name(obj)}")
         if expr.name not in obj.fields:
             raise self.error(
-                expr.span, f"record has no field {expr.name!r}", did_you_mean(expr.name, obj.fields, "fields")
+                expr.span,
+                f"record has no field {expr.name!r}",
+                did_you_mean(expr.name, obj.fields, "fields"),
             )
         return obj.fields[expr.name]
 
@@ -488,15 +523,25 @@ class Evaluator:
         index = self.eval(expr.index, scope)
         if isinstance(obj, tuple):
             if isinstance(index, bool) or not isinstance(index, int):
-                raise self.error(expr.index.span, f"a list index must be an int, got {type_name(index)}")
+                raise self.error(
+                    expr.index.span, f"a list index must be an int, got {type_name(index)}"
+                )
             if not 0 <= index < len(obj):
-                raise self.error(expr.index.span, f"index {index} is out of range for a list of {len(obj)}")
+                raise self.error(
+                    expr.index.span, f"index {index} is out of range for a list of {len(obj)}"
+                )
             return obj[index]
         if isinstance(obj, Record):
             if not isinstance(index, str):
-                raise self.error(expr.index.span, f"a record key must be a string, got {type_name(index)}")
+                raise self.error(
+                    expr.index.span, f"a record key must be a string, got {type_name(index)}"
+                )
             if index not in obj.fields:
-                raise self.error(expr.index.span, f"record has no field {index!r}", did_you_mean(index, obj.fields, "fields"))
+                raise self.error(
+                    expr.index.span,
+                    f"record has no field {index!r}",
+                    did_you_mean(index, obj.fields, "fields"),
+                )
             return obj.fields[index]
         raise self.error(expr.span, f"cannot index a {type_name(obj)}")
 
@@ -526,8 +571,12 @@ class Evaluator:
         both_int = _is_int(left) and _is_int(right)
         if op in ("<", "<=", ">", ">="):
             if not (both_int or (isinstance(left, str) and isinstance(right, str))):
-                raise self.error(expr.span, f"cannot compare {type_name(left)} {op} {type_name(right)}")
-            return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+                raise self.error(
+                    expr.span, f"cannot compare {type_name(left)} {op} {type_name(right)}"
+                )
+            return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[
+                op
+            ]
         if op == "+":
             if both_int:
                 return self._int(left + right, expr.span)
@@ -540,7 +589,9 @@ class Evaluator:
                 return left + right
             raise self.error(expr.span, f"cannot add {type_name(left)} and {type_name(right)}")
         if not both_int:
-            raise self.error(expr.span, f"{op} needs two ints, got {type_name(left)} and {type_name(right)}")
+            raise self.error(
+                expr.span, f"{op} needs two ints, got {type_name(left)} and {type_name(right)}"
+            )
         if op == "-":
             return self._int(left - right, expr.span)
         if op == "*":
@@ -593,7 +644,9 @@ def _builtins(ev: Evaluator) -> list[Builtin]:
             raise ev.error(span, "range() step must not be zero")
         result = range(*ints)
         if len(result) > MAX_COLLECTION:
-            raise ev.error(span, f"range() of {len(result):,} items is larger than {MAX_COLLECTION:,}")
+            raise ev.error(
+                span, f"range() of {len(result):,} items is larger than {MAX_COLLECTION:,}"
+            )
         ev.charge(len(result), span)
         return tuple(result)
 

@@ -22,7 +22,21 @@ from ._parser import parse
 INLINE_WIDTH = 60
 INDENT = "  "
 
-_PREC = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5, "*": 6, "/": 6, "%": 6}
+_PREC = {
+    "or": 1,
+    "and": 2,
+    "==": 4,
+    "!=": 4,
+    "<": 4,
+    "<=": 4,
+    ">": 4,
+    ">=": 4,
+    "+": 5,
+    "-": 5,
+    "*": 6,
+    "/": 6,
+    "%": 6,
+}
 
 
 def format_source(text: str, file: str = "<input>") -> str:
@@ -204,7 +218,13 @@ class _Printer:
         raise TypeError(f"not an expression: {e!r}")
 
     def collection(
-        self, e: A.Node, items: tuple[A.Node, ...], opener: str, closer: str, comma: str, indent: int
+        self,
+        e: A.Node,
+        items: tuple[A.Node, ...],
+        opener: str,
+        closer: str,
+        comma: str,
+        indent: int,
     ) -> str:
         def item_text(item: A.Node, level: int) -> str:
             if isinstance(item, (A.Field, A.Spread)):

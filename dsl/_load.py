@@ -16,7 +16,7 @@ from ._errors import Diagnostic, DslError, Location
 from ._evaluator import Reader, evaluate_file
 from ._model import Manifest
 from ._positions import SourceMap, decode_source
-from ._schema import convert_checked
+from ._schema import convert_checked, sort_diagnostics
 from ._validate import validate_tree
 from ._yaml import load_yaml
 
@@ -72,7 +72,7 @@ def manifest_from_data(data: Any, smap: SourceMap) -> LoadedManifest:
             "see docs/manifest.md for the format",
         )
     manifest = convert_checked(Manifest, data, smap)
-    found = validate_tree(manifest, smap)
+    found = sort_diagnostics(validate_tree(manifest, smap), smap)
     errors = [d for d in found if d.severity == "error"]
     if errors:
         raise DslError(errors)

@@ -18,7 +18,9 @@ import msgspec
 from msgspec import Meta
 
 
-class Frozen(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class Frozen(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """Base for every model struct: immutable, strict, with stable encodings."""
 
 
@@ -90,7 +92,9 @@ class Node(Frozen):
         str | None, Meta(description="Image catalog name (required for vm and pve nodes)")
     ] = None
     vmid: Annotated[VmId | None, Meta(description="Explicit PVE VM ID (100..999999999)")] = None
-    disk: Annotated[DiskGb | None, Meta(description="Disk size in GB (overrides the preset)")] = None
+    disk: Annotated[DiskGb | None, Meta(description="Disk size in GB (overrides the preset)")] = (
+        None
+    )
     cores: Annotated[
         Cores | None, Meta(description="pveplan extension: CPU cores (overrides the preset)")
     ] = None
@@ -101,7 +105,8 @@ class Node(Frozen):
         str | None, Meta(description="pveplan extension: LXC template for ct nodes")
     ] = None
     parent: Annotated[
-        str | None, Meta(description="Name of the parent node; null or omitted = root on the target host")
+        str | None,
+        Meta(description="Name of the parent node; null or omitted = root on the target host"),
     ] = None
     execution: NodeExecution | None = None
 

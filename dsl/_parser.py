@@ -44,7 +44,9 @@ def _parse(text: str, file: str, start: str) -> tuple[Any, list[A.Comment]]:
     except lark.exceptions.UnexpectedInput as exc:
         raise _syntax_error(exc, text, file) from None
     except RecursionError:
-        raise DslError.at(location_in_text(file, text, 1, 1), "input is nested too deeply") from None
+        raise DslError.at(
+            location_in_text(file, text, 1, 1), "input is nested too deeply"
+        ) from None
     finally:
         comments = builder.end()
     return tree, comments
@@ -80,9 +82,9 @@ _TOKEN_WORDS = {
     "LBRACE": "'{'",
     "RBRACE": "'}'",
     "LBRACKET": "'['",
-    "RSQB": "']'",
+    "RBRACKET": "']'",
     "LPAR": "'('",
-    "RPAR": "')'",
+    "RPAREN": "')'",
     "EQUAL": "'='",
     "COMMA": "','",
     "DOT": "'.'",
@@ -109,11 +111,17 @@ def _syntax_error(exc: Any, text: str, file: str) -> DslError:
     line = getattr(exc, "line", 1) or 1
     col = getattr(exc, "column", 1) or 1
     if line < 1:  # lark reports -1 at end of input
-        lines = text.splitlines() or [""]
+        lines = text.split("\n")
         line, col = len(lines), len(lines[-1]) + 1
     where = location_in_text(file, text, line, col)
-    expected = sorted({_word(t) for t in (getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())})
-    hint = "expected " + ", ".join(expected[:12]) + (" ..." if len(expected) > 12 else "") if expected else ""
+    expected = sorted(
+        {_word(t) for t in (getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())}
+    )
+    hint = (
+        "expected " + ", ".join(expected[:12]) + (" ..." if len(expected) > 12 else "")
+        if expected
+        else ""
+    )
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         if char == '"':
@@ -159,12 +167,23 @@ def _string_parts(token: Any, builder: _Build) -> tuple[str | A.Expr, ...]:
                 try:
                     buf.append(chr(int(digits, 16)))
                 except (ValueError, OverflowError):
-                    raise builder.error(token, i + 1, f"bad unicode escape \\u{{{digits}}}") from None
+                    raise builder.error(
+                        token, i + 1, f"bad unicode escape \\u{{{digits}}}"
+                    ) from None
                 i = end + 1
                 continue
-            raise builder.error(token, i + 1, f"unknown escape \\{nxt}", 'use \\\\ \\" \\n \\t \\r \\$ or \\u{hex}')
+            raise builder.error(
+                token, i + 1, f"unknown escape \\{nxt}", 'use \\\\ \\" \\n \\t \\r \\$ or \\u{hex}'
+            )
         if char == "$" and raw[i + 1 : i + 2] == "{":
             end = raw.find("}", i)
+            if end < 0:
+                raise builder.error(
+                    token,
+                    i + 1,
+                    "unterminated ${ in string",
+                    "an interpolation may not contain quotes or braces",
+                )
             if buf:
                 parts.append("".join(buf))
                 buf = []

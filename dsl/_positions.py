@@ -56,7 +56,7 @@ class SourceMap:
         source_line = ""
         text = self.texts.get(file)
         if text is not None:
-            lines = text.splitlines()
+            lines = text.split("\n")
             if 0 < line <= len(lines):
                 source_line = lines[line - 1]
         return Location(file=file, line=line, col=col, source_line=source_line)
@@ -91,6 +91,6 @@ def decode_source(data: bytes, file: str) -> str:
     line = before.count("\n") + 1
     col = index - (before.rfind("\n") + 1) + 1
     raise DslError.at(
-        Location(file=file, line=line, col=col, source_line=text.splitlines()[line - 1]),
+        Location(file=file, line=line, col=col, source_line=text.split("\n")[line - 1]),
         f"control character U+{ord(char):04X} is not allowed in a manifest",
     )

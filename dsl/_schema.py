@@ -36,7 +36,7 @@ def convert_checked(model: type[T], data: Any, smap: SourceMap, *, what: str = "
     except msgspec.ValidationError as exc:
         diagnostics = check(model, data, smap, what=what)
         if diagnostics:
-            raise DslError(diagnostics) from None
+            raise DslError(sort_diagnostics(diagnostics, smap)) from None
         # The checker found nothing msgspec objects to: report msgspec's own words.
         path = _parse_msgspec_path(str(exc))
         raise DslError.at(smap.locate(path), str(exc).split(" - at ")[0]) from None
@@ -47,16 +47,43 @@ def check(model: Any, data: Any, smap: SourceMap, *, what: str = "manifest") -> 
     info = _info_cache.get(model)
     if info is None:
         info = _info_cache[model] = mi.type_info(model)
-    checker = _Checker(smap, what)
+    checker = _Checker(smap, what, data)
     checker.check(info, data, ())
     return checker.diagnostics
 
 
-def describe_path(path: Path, what: str = "manifest") -> str:
-    """`nodes[2].preset` for ("nodes", 2, "preset"); the document name for the root."""
+def sort_diagnostics(diagnostics: list[Diagnostic], smap: SourceMap) -> list[Diagnostic]:
+    """Document order: files in the order they were read, then line and column."""
+    files = {name: i for i, name in enumerate(smap.texts)}
+
+    def key(diag: Diagnostic) -> tuple[int, int, int]:
+        loc = diag.location
+        return (files.get(loc.file, len(files)), loc.line, loc.col) if loc else (-1, 0, 0)
+
+    return sorted(diagnostics, key=key)
+
+
+def describe_path(path: Path, what: str = "manifest", data: Any = None) -> str:
+    """`nodes['edge'].preset` for ("nodes", 2, "preset"); the document name for the root.
+
+    A list item that is a mapping with a string `name` is shown by that name, which a
+    reader can find in the file; otherwise by its index.
+    """
     out = ""
+    current = data
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            item = current[part] if isinstance(current, list) and part < len(current) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            out += f"[{name!r}]" if isinstance(name, str) else f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+        if isinstance(current, dict):
+            current = current.get(part)
+        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
+            current = current[part]
+        else:
+            current = None
     return out or what
 
 
@@ -81,10 +108,14 @@ def describe_value(value: Any) -> str:
 
 
 class _Checker:
-    def __init__(self, smap: SourceMap, what: str) -> None:
+    def __init__(self, smap: SourceMap, what: str, root: Any) -> None:
         self.smap = smap
         self.what = what
+        self.root = root
         self.diagnostics: list[Diagnostic] = []
+
+    def name(self, path: Path) -> str:
+        return describe_path(path, self.what, self.root)
 
     def report(self, path: Path, summary: str, detail: str = "", *, key: bool = False) -> None:
         self.diagnostics.append(
@@ -94,7 +125,7 @@ class _Checker:
     def check(self, info: mi.Type, value: Any, path: Path) -> None:
         while isinstance(info, mi.Metadata):
             info = info.type
-        name = describe_path(path, self.what)
+        name = self.name(path)
         if isinstance(info, mi.UnionType):
             if value is None and any(isinstance(t, mi.NoneType) for t in info.types):
                 return
@@ -125,7 +156,8 @@ class _Checker:
             if not isinstance(value, str):
                 self.report(path, f"{name}: expected a string, got {describe_value(value)}")
             elif info.pattern is not None and re.search(info.pattern, value) is None:
-                self.report(path, f"{name}: {value!r} is not valid", _pattern_hint(info.pattern))
+                short, hint = _pattern_hint(info.pattern)
+                self.report(path, f"{name}: {value!r} {short}", hint)
         elif isinstance(info, mi.BoolType):
             if not isinstance(value, bool):
                 self.report(path, f"{name}: expected true or false, got {describe_value(value)}")
@@ -134,7 +166,9 @@ class _Checker:
                 self.report(path, f"{name}: expected a list, got {describe_value(value)}")
                 return
             if info.min_length is not None and len(value) < info.min_length:
-                self.report(path, f"{name}: needs at least {info.min_length} item(s), has {len(value)}")
+                self.report(
+                    path, f"{name}: needs at least {info.min_length} item(s), has {len(value)}"
+                )
             for index, item in enumerate(value):
                 self.check(info.item_type, item, (*path, index))
         elif isinstance(info, mi.DictType):
@@ -144,13 +178,12 @@ class _Checker:
             for key, item in value.items():
                 self.check(info.key_type, key, (*path, key))
                 self.check(info.value_type, item, (*path, key))
-        elif isinstance(info, mi.NoneType):
-            if value is not None:
-                self.report(path, f"{name}: expected null, got {describe_value(value)}")
+        elif isinstance(info, mi.NoneType) and value is not None:
+            self.report(path, f"{name}: expected null, got {describe_value(value)}")
         # Any other type (Any, ...) is left to msgspec, whose message `convert_checked` reports.
 
     def _struct(self, info: mi.StructType, value: Any, path: Path) -> None:
-        name = describe_path(path, self.what)
+        name = self.name(path)
         if not isinstance(value, dict):
             self.report(path, f"{name}: expected a mapping, got {describe_value(value)}")
             return
@@ -173,17 +206,20 @@ class _Checker:
 
 _PATTERN_HINTS = {
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$": (
-        "a name must be a DNS label: letters, digits and '-', 1 to 63 characters, "
-        "not starting or ending with '-'"
+        "is not a valid DNS label",
+        "use letters, digits and '-', 1 to 63 characters, not starting or ending with '-'",
     ),
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$": (
-        "use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters"
+        "is not a valid name",
+        "use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters",
     ),
 }
 
 
-def _pattern_hint(pattern: str) -> str:
-    return _PATTERN_HINTS.get(pattern, f"it must match the pattern {pattern}")
+def _pattern_hint(pattern: str) -> tuple[str, str]:
+    return _PATTERN_HINTS.get(
+        pattern, ("does not match the required pattern", f"pattern: {pattern}")
+    )
 
 
 _PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[\"?([^\]\"]*)\"?\]")

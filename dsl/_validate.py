@@ -28,7 +28,15 @@ def _at(smap: SourceMap, index: int, field: str | None = None) -> object:
     return smap.locate(path)
 
 
-def _diag(smap: SourceMap, index: int, field: str | None, summary: str, detail: str = "", *, warning: bool = False) -> Diagnostic:
+def _diag(
+    smap: SourceMap,
+    index: int,
+    field: str | None,
+    summary: str,
+    detail: str = "",
+    *,
+    warning: bool = False,
+) -> Diagnostic:
     return Diagnostic(
         summary=summary,
         detail=detail,
@@ -68,7 +76,12 @@ def _unique_vmids(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
         if node.vmid in seen:
             other = manifest.nodes[seen[node.vmid]].name
             out.append(
-                _diag(smap, index, "vmid", f"vmid {node.vmid} of {node.name!r} is already used by {other!r}")
+                _diag(
+                    smap,
+                    index,
+                    "vmid",
+                    f"vmid {node.vmid} of {node.name!r} is already used by {other!r}",
+                )
             )
         else:
             seen[node.vmid] = index
@@ -82,7 +95,9 @@ def _parents(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
         if node.parent is None:
             continue
         if node.parent == node.name:
-            out.append(_diag(smap, index, "parent", f"node {node.name!r} names itself as its parent"))
+            out.append(
+                _diag(smap, index, "parent", f"node {node.name!r} names itself as its parent")
+            )
             continue
         parent = by_name.get(node.parent)
         if parent is None:
@@ -118,7 +133,7 @@ def _cycles(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
         current = node.parent
         while current is not None and current in parent_of and current not in reported:
             if current in chain:
-                cycle = chain[chain.index(current) :] + [current]
+                cycle = [*chain[chain.index(current) :], current]
                 if current != parent_of[current]:  # self-parents are reported by _parents
                     out.append(
                         _diag(

@@ -42,7 +42,9 @@ class Closure:
 
     __slots__ = ("body", "file", "name", "params", "scope")
 
-    def __init__(self, params: tuple[str, ...], body: Any, scope: Any, file: str, name: str = "") -> None:
+    def __init__(
+        self, params: tuple[str, ...], body: Any, scope: Any, file: str, name: str = ""
+    ) -> None:
         self.params = params
         self.body = body
         self.scope = scope

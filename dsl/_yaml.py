@@ -42,7 +42,9 @@ def load_yaml(text: str, file: str, source_map: SourceMap | None = None) -> tupl
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        raise DslError.at(smap.location_of((file, line, col)), f"YAML syntax error: {problem}") from None
+        raise DslError.at(
+            smap.location_of((file, line, col)), f"YAML syntax error: {problem}"
+        ) from None
     except yaml.YAMLError as exc:  # unmarked reader errors
         raise DslError.at(smap.location_of((file, 1, 1)), f"YAML error: {exc}") from None
     return builder.result(), smap
@@ -143,7 +145,9 @@ class _Builder:
                         "quote it if it is meant as text",
                     )
                 if key in top.value:
-                    raise self._fail(event, f"duplicate key {key!r}", "each key may appear once per mapping")
+                    raise self._fail(
+                        event, f"duplicate key {key!r}", "each key may appear once per mapping"
+                    )
                 top.key = key
             top.key_pos = self._pos(event)
             return
@@ -154,10 +158,7 @@ class _Builder:
     def _construct(self, event: yaml.ScalarEvent) -> Any:
         tag = event.tag
         if tag is None or tag == "!":
-            if event.implicit[0]:
-                tag = _resolve_plain(event.value)
-            else:
-                tag = _STR_TAG
+            tag = _resolve_plain(event.value) if event.implicit[0] else _STR_TAG
         if tag == _STR_TAG:
             return event.value
         constructor = _constructor.yaml_constructors.get(tag)
@@ -167,12 +168,16 @@ class _Builder:
         try:
             return constructor(_constructor, node)
         except (yaml.YAMLError, ValueError, TypeError) as exc:
-            raise self._fail(event, f"invalid {tag.rsplit(':', 1)[-1]} value {event.value!r}: {exc}") from None
+            raise self._fail(
+                event, f"invalid {tag.rsplit(':', 1)[-1]} value {event.value!r}: {exc}"
+            ) from None
 
     def _attach(self, value: Any, size: int, anchor: str | None, event: yaml.Event) -> None:
         self.expanded += size
         if self.expanded > MAX_EXPANDED_VALUES:
-            raise self._fail(event, f"YAML aliases expand to more than {MAX_EXPANDED_VALUES:,} values")
+            raise self._fail(
+                event, f"YAML aliases expand to more than {MAX_EXPANDED_VALUES:,} values"
+            )
         if anchor is not None:
             self.anchors[anchor] = (value, size)
         if not self.stack:
@@ -188,7 +193,9 @@ class _Builder:
         if key is _MERGE_TAG:
             merges = value if isinstance(value, list) else [value]
             if not all(isinstance(item, dict) for item in merges):
-                raise self._fail(event, "a YAML merge key (<<) needs a mapping or a list of mappings")
+                raise self._fail(
+                    event, "a YAML merge key (<<) needs a mapping or a list of mappings"
+                )
             top.merges.extend(merges)
             return
         top.value[key] = value
@@ -207,4 +214,3 @@ def _resolve_plain(value: str) -> str:
         if len(_plain_cache) < 65_536:
             _plain_cache[value] = tag
     return tag
-

@@ -1,0 +1,65 @@
+"""The `pveplan` command: the composition root, and the only code that reads flags,
+environment and terminal.
+
+Each command parses its arguments into values, calls one library function, renders
+the result and returns an exit code. Any error a user can cause (a `DslError`, a
+`PlanError`) is rendered as located diagnostics with exit 1; a bug keeps its traceback.
+Heavy modules are imported inside commands so `pveplan --version` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from ._render import Style, color_enabled, render_all
+
+
+@dataclass
+class Console:
+    """Where a command writes, and the environment it runs in (injected for tests)."""
+
+    out: TextIO
+    err: TextIO
+    env: Mapping[str, str]
+    cwd: Path
+    style: Style = field(default_factory=lambda: Style(False))
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    def error(self, text: str) -> None:
+        self.err.write(text + "\n")
+
+    def diagnostics(self, diags: Sequence[object]) -> None:
+        if diags:
+            self.err.write(render_all(diags, self.style) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run pveplan with `argv` (default: sys.argv[1:]); returns the exit code."""
+    from ._app import build_parser, run
+
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    color = True if args.color == "always" else False if args.color == "never" else None
+    console = Console(
+        out=sys.stdout,
+        err=sys.stderr,
+        env=os.environ,
+        cwd=Path.cwd(),
+        style=Style(color_enabled(sys.stderr, os.environ, color)),
+    )
+    try:
+        return run(args, console)
+    except KeyboardInterrupt:
+        console.error("pveplan: interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `pveplan ... | head`): nothing left to tell anyone.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 1

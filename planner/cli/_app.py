@@ -1,0 +1,118 @@
+"""The argument parser and command dispatch.
+
+argparse (standard library) keeps start-up fast and the help text honest. Each
+sub-command maps to one `run_*` function; `run` turns the errors users can cause into
+rendered diagnostics and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from .._version import __version__
+
+if TYPE_CHECKING:
+    from . import Console
+
+DESCRIPTION = """\
+pveplan: a Nix-like plan/apply orchestrator for Proxmox VE, nested PVE labs included.
+
+Describe a tree of VMs and nested PVE hosts in a manifest (the .pvp language, or
+homestak's YAML v2), check it, and (as later releases land) plan and apply it."""
+
+EPILOG = """\
+examples:
+  pveplan validate examples/site-config/manifests/n2-tiered.pvp
+  pveplan validate -M n3-deep --site-config examples/site-config
+  pveplan fmt --check examples/
+
+environment:
+  HOMESTAK_SITE_CONFIG   site config directory (the --site-config flag wins)
+  NO_COLOR               disable colour"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pveplan",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pveplan {__version__}")
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour diagnostics (default: auto, off when NO_COLOR is set or not a terminal)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check manifests: schema, tree rules, and every site-config reference",
+        description="Check manifests (.pvp or YAML v2): the schema, the tree rules (unique "
+        "names and vmids, parents that exist, no cycles), and that every foreign key "
+        "(spec, preset, posture, ssh key, image, host) resolves in the site config. "
+        "Exit 0 when valid, 1 otherwise, with each problem at its file:line:col.",
+    )
+    validate.add_argument("files", nargs="*", metavar="FILE", help="manifest files (.pvp, .yaml)")
+    add_manifest_options(validate)
+    validate.add_argument(
+        "--no-site-config",
+        action="store_true",
+        help="check the manifest alone, without resolving references in a site config",
+    )
+    validate.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+
+    fmt = commands.add_parser(
+        "fmt",
+        help="rewrite .pvp files in the canonical layout",
+        description="Rewrite .pvp files (or every .pvp file under a directory) in the "
+        "canonical layout, keeping comments. With --check, change nothing and exit 1 if "
+        "any file would change. '-' formats standard input to standard output.",
+    )
+    fmt.add_argument("files", nargs="+", metavar="FILE", help=".pvp files or directories, or -")
+    fmt.add_argument("--check", action="store_true", help="only report files that would change")
+    fmt.add_argument("--diff", action="store_true", help="show what would change as a unified diff")
+    return parser
+
+
+def add_manifest_options(parser: argparse.ArgumentParser) -> None:
+    """The homestak-style manifest and host selection flags (-M, -H, --site-config)."""
+    parser.add_argument(
+        "-M",
+        "--manifest",
+        metavar="NAME",
+        help="a manifest by name: manifests/NAME.pvp (preferred) or NAME.yaml in the site config",
+    )
+    parser.add_argument(
+        "--manifest-file", metavar="FILE", help="a manifest by path (same as a FILE argument)"
+    )
+    parser.add_argument(
+        "-H", "--host", metavar="[USER@]HOST", help="target PVE host (nodes/HOST.yaml)"
+    )
+    parser.add_argument("--site-config", metavar="DIR", help="site config directory")
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    from dsl import DslError
+
+    from .._errors import PlanError
+
+    if args.command is None:
+        build_parser().print_help(console.out)
+        return 0
+    try:
+        if args.command == "validate":
+            from ._validate import run_validate
+
+            return run_validate(args, console)
+        if args.command == "fmt":
+            from ._fmt import run_fmt
+
+            return run_fmt(args, console)
+    except (DslError, PlanError) as exc:
+        console.diagnostics(exc.diagnostics)
+        return 1
+    raise AssertionError(f"unhandled command {args.command}")

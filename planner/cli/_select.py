@@ -1,0 +1,80 @@
+"""Choosing what a command works on: manifest files, the site config, the target host.
+
+Shared by every command that takes homestak's `-M NAME`, `--manifest-file`, `-H HOST`
+and `--site-config` flags, so they mean the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dsl import did_you_mean
+
+from .._errors import PlanError
+
+if TYPE_CHECKING:
+    from ..siteconfig import SiteConfig
+    from . import Console
+
+MANIFEST_SUFFIXES = (".pvp", ".yaml", ".yml")
+
+
+def manifest_paths(args: argparse.Namespace, console: Console) -> list[str]:
+    """Every manifest the arguments name: FILE arguments, --manifest-file, then -M NAME."""
+    paths = list(getattr(args, "files", None) or [])
+    if getattr(args, "manifest_file", None):
+        paths.append(args.manifest_file)
+    if getattr(args, "manifest", None):
+        paths.append(str(find_manifest(site_root(args, console, None), args.manifest)))
+    if not paths:
+        raise PlanError.at(None, "no manifest given", "name a FILE, or a manifest with -M NAME")
+    return paths
+
+
+def site_root(args: argparse.Namespace, console: Console, manifest_path: str | None) -> Path:
+    """The site config directory, discovered as homestak does (the flag wins)."""
+    from ..siteconfig import discover_site_config
+
+    return discover_site_config(args.site_config, console.env, console.cwd, manifest_path)
+
+
+def find_manifest(root: Path, name: str) -> Path:
+    """`manifests/NAME.pvp`, else `NAME.yaml` / `NAME.yml`, in the site config at `root`."""
+    folder = root / "manifests"
+    for suffix in MANIFEST_SUFFIXES:
+        candidate = folder / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    known = (
+        sorted({p.stem for p in folder.glob("*") if p.suffix in MANIFEST_SUFFIXES})
+        if folder.is_dir()
+        else []
+    )
+    raise PlanError.at(
+        None, f"no manifest named {name!r} in {folder}", did_you_mean(name, known, "manifests")
+    )
+
+
+def host_name(args: argparse.Namespace) -> str | None:
+    """The host part of `-H [user@]host` (the user only matters for SSH, later)."""
+    host = getattr(args, "host", None)
+    if not host:
+        return None
+    return host.rsplit("@", 1)[-1]
+
+
+class SiteCache:
+    """Site configs loaded once per root, so validating many files reads each once."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[Path, SiteConfig] = {}
+
+    def get(self, root: Path) -> SiteConfig:
+        from ..siteconfig import load_site_config
+
+        key = root.resolve()
+        if key not in self._loaded:
+            self._loaded[key] = load_site_config(root)
+        return self._loaded[key]

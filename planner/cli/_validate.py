@@ -1,0 +1,80 @@
+"""`pveplan validate`: is this manifest valid, and does everything it names exist?
+
+Exit 0 when every manifest is valid; 1 when any is not, with every problem found (not
+just the first) at its file:line:col. This is the seeds' ST-7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+from dsl import Diagnostic, DslError, load_manifest
+
+from .._errors import PlanError
+from ._select import SiteCache, host_name, manifest_paths, site_root
+
+if TYPE_CHECKING:
+    from . import Console
+
+
+def run_validate(args: argparse.Namespace, console: Console) -> int:
+    paths = manifest_paths(args, console)
+    sites = SiteCache()
+    host = host_name(args)
+    results: list[dict[str, Any]] = []
+    failed = False
+    for path in paths:
+        diagnostics: list[Diagnostic] = []
+        summary = ""
+        try:
+            loaded = load_manifest(path)
+            diagnostics.extend(loaded.warnings)
+            manifest = loaded.manifest
+            roots = len(manifest.children(None))
+            summary = f"manifest {manifest.name!r}: {_count(len(manifest.nodes), 'node')}, {_count(roots, 'root')}"
+            if not args.no_site_config:
+                from ..siteconfig import resolve_manifest
+
+                root = site_root(args, console, path)
+                resolved = resolve_manifest(loaded, sites.get(root), host)
+                diagnostics.extend(resolved.warnings)
+                summary += f"; site config {root}" + (f", host {host}" if host else "")
+        except (DslError, PlanError) as exc:
+            diagnostics.extend(exc.diagnostics)
+        errors = [d for d in diagnostics if d.severity == "error"]
+        failed = failed or bool(errors)
+        if args.json:
+            results.append(
+                {
+                    "file": path,
+                    "valid": not errors,
+                    "diagnostics": [_as_json(d) for d in diagnostics],
+                }
+            )
+            continue
+        console.diagnostics(diagnostics)
+        if not errors:
+            console.print(f"{path}: {console.style.green('valid')} ({summary})")
+    if args.json:
+        console.print(
+            json.dumps({"valid": not failed, "manifests": results}, indent=2, sort_keys=True)
+        )
+    return 1 if failed else 0
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _as_json(diag: Diagnostic) -> dict[str, Any]:
+    loc = diag.location
+    return {
+        "severity": diag.severity,
+        "summary": diag.summary,
+        "detail": diag.detail,
+        "file": loc.file if loc else None,
+        "line": loc.line if loc else None,
+        "col": loc.col if loc else None,
+    }
