@@ -285,8 +285,10 @@ class Evaluator:
             if not isinstance(record, Record):
                 raise self.error(item.span, f"... needs a record, got {type_name(record)}")
             for key, value in record.fields.items():
-                if key == "name" and target.kind == "node":
-                    raise self.error(item.span, "a spread record cannot set a node's name")
+                if key == "name":
+                    raise self.error(
+                        item.span, f"a spread record cannot set the {target.kind}'s name"
+                    )
                 target.fields[key] = value
                 target.key_pos[key] = record.key_pos.get(key) or self.pos(item.span)
                 target.value_pos[key] = record.value_pos.get(key) or self.pos(item.span)
@@ -324,6 +326,8 @@ class Evaluator:
             raise self.error(span, f"the {what}", "remove this field")
         if name in target.explicit:
             first = target.explicit[name]
+            if first == self.pos(span):
+                raise self.error(span, f"field {name!r} is set again on each pass of a loop")
             raise self.error(
                 span,
                 f"field {name!r} is set twice",
@@ -349,7 +353,7 @@ class Evaluator:
         if parent is not None and node.fields.get("parent") != parent:
             raise self.error(
                 item.span,
-                f"node {name!r} is nested in {parent!r} but sets parent = {node.fields.get('parent')!r}",
+                f"node {name!r} is nested in {parent!r} but sets parent = {_show(node.fields.get('parent'))}",
                 "a nested node block's parent is the enclosing node; remove the parent field",
             )
 
@@ -598,7 +602,16 @@ class Evaluator:
             return self._int(left * right, expr.span)
         if right == 0:
             raise self.error(expr.right.span, "division by zero")
-        return left // right if op == "/" else left % right
+        return self._int(left // right if op == "/" else left % right, expr.span)
+
+
+def _show(value: Any) -> str:
+    """A value as the language writes it (null, true, "text"), for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def _is_int(value: Any) -> bool:
@@ -606,8 +619,17 @@ def _is_int(value: Any) -> bool:
 
 
 def _equal(left: Any, right: Any) -> bool:
+    """Structural equality where values of different types are never equal (1 != true)."""
     if type(left) is not type(right):
         return False
+    if isinstance(left, tuple):
+        return len(left) == len(right) and all(
+            _equal(a, b) for a, b in zip(left, right, strict=True)
+        )
+    if isinstance(left, Record):
+        return left.fields.keys() == right.fields.keys() and all(
+            _equal(value, right.fields[key]) for key, value in left.fields.items()
+        )
     return left == right
 
 

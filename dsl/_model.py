@@ -108,7 +108,7 @@ class Node(Frozen):
         str | None,
         Meta(description="Name of the parent node; null or omitted = root on the target host"),
     ] = None
-    execution: NodeExecution | None = None
+    execution: NodeExecution = NodeExecution()
 
 
 class Manifest(Frozen):
@@ -138,6 +138,6 @@ class Manifest(Frozen):
 
     def mode_of(self, node: Node) -> Mode:
         """The node's effective execution mode (its override, else the manifest default)."""
-        if node.execution is not None and node.execution.mode is not None:
+        if node.execution.mode is not None:
             return node.execution.mode
         return self.execution.default_mode

@@ -60,15 +60,17 @@ def _parser() -> tuple[Any, _Build]:
 
         builder = _Build()
         grammar = (Path(__file__).parent / "grammar.lark").read_text()
+        from ._lexer import FastLexer
+
         parser = lark.Lark(
             grammar,
             parser="lalr",
-            lexer="contextual",
+            lexer=FastLexer,
             maybe_placeholders=True,
             start=["start", "expr"],
             transformer=builder,
-            lexer_callbacks={"COMMENT": builder.comment},
         )
+        parser.parser.lexer.comment_sink = builder.comment
         found = _local.parser = (parser, builder)
     return found
 
@@ -335,10 +337,34 @@ class _Build:
         return self._mk(A.ManifestBlock, c, self.str_lit([c[1]]), c[2])
 
     def block(self, c: list[Any]) -> A.Block:
-        return self._mk(A.Block, c, _nodes(c))
+        # Hot: one per node. Braces are the first and last children.
+        items = tuple(c[1:-1])
+        depth = max([item.depth for item in items], default=0) + 1
+        if depth > MAX_DEPTH:
+            return self._mk(A.Block, c, items)
+        first, last = c[0], c[-1]
+        off = self.line_offset
+        span = (first.line + off, first.column, last.end_line + off, last.end_column)
+        return A.Block(items, span=span, depth=depth)
 
     def field(self, c: list[Any]) -> A.Field:
-        return self._mk(A.Field, c, str(c[0]), c[1])
+        # Hot: one per field. `name = value`.
+        name, value = c
+        if value.depth >= MAX_DEPTH:
+            return self._mk(A.Field, c, str(name), value)
+        off = self.line_offset
+        span = (name.line + off, name.column, value.span[2], value.span[3])
+        return A.Field(str(name), value, span=span, depth=value.depth + 1)
+
+    def field_lit(self, c: list[Any]) -> A.Field:
+        name, tok = c
+        value = getattr(self, _LITERALS[tok.type])([tok])
+        off = self.line_offset
+        span = (name.line + off, name.column, value.span[2], value.span[3])
+        return A.Field(str(name), value, span=span, depth=value.depth + 1)
+
+    def spread_name(self, c: list[Any]) -> A.Spread:
+        return self._mk(A.Spread, c, self.var([c[1]]))
 
     def spread(self, c: list[Any]) -> A.Spread:
         return self._mk(A.Spread, c, c[1])
@@ -382,10 +408,19 @@ class _Build:
         return c[0]
 
     def int_lit(self, c: list[Any]) -> A.IntLit:
-        return self._mk(A.IntLit, c, int(str(c[0])))
+        tok = c[0]
+        off = self.line_offset
+        return A.IntLit(
+            int(tok), span=(tok.line + off, tok.column, tok.end_line + off, tok.end_column)
+        )
 
     def str_lit(self, c: list[Any]) -> A.StrLit:
-        return self._mk(A.StrLit, c, _string_parts(c[0], self))
+        tok = c[0]
+        if "\\" in tok or "${" in tok:
+            return self._mk(A.StrLit, c, _string_parts(tok, self))
+        off = self.line_offset  # hot: plain strings need no unescaping
+        span = (tok.line + off, tok.column, tok.end_line + off, tok.end_column)
+        return A.StrLit((str(tok)[1:-1],), span=span)
 
     def true_lit(self, c: list[Any]) -> A.BoolLit:
         return self._mk(A.BoolLit, c, True)
@@ -409,6 +444,14 @@ class _Build:
     def record_lit(self, c: list[Any]) -> A.RecordLit:
         return self._mk(A.RecordLit, c, _nodes(c))
 
+
+_LITERALS = {
+    "STRING": "str_lit",
+    "INT": "int_lit",
+    "TRUE": "true_lit",
+    "FALSE": "false_lit",
+    "NULL": "null_lit",
+}
 
 # lark looks callbacks up by rule name; `lambda` is a Python keyword.
 setattr(_Build, "lambda", _Build.lambda_)

@@ -53,15 +53,14 @@ def _unique_names(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
         key = node.name.casefold()
         if key in seen:
             first = smap.locate(("nodes", seen[key], "name"))
-            out.append(
-                _diag(
-                    smap,
-                    index,
-                    "name",
-                    f"duplicate node name {node.name!r}",
-                    f"first defined at {first}" if first else "node names must be unique",
+            here = smap.locate(("nodes", index, "name"))
+            if first is not None and here is not None and str(first) == str(here):
+                detail = (
+                    'a loop makes nodes with one name; put the loop variable in it: node "w-${i}"'
                 )
-            )
+            else:
+                detail = f"first defined at {first}" if first else "node names must be unique"
+            out.append(_diag(smap, index, "name", f"duplicate node name {node.name!r}", detail))
         else:
             seen[key] = index
     return out

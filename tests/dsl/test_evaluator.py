@@ -229,3 +229,48 @@ def test_two_manifest_blocks(tmp_path: Path) -> None:
 def test_evaluation_is_deterministic(tmp_path: Path) -> None:
     body = f'for i in range(5) {{ node "w-${{i}}" {{ {VM} vmid = 100 + i * 7 }} }}'
     assert manifest(tmp_path, body) == manifest(tmp_path, body)
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("[1] == [true]", "false"),
+        ("{ a = 1 } == { a = true }", "false"),
+        ("[[1, 2], { a = [3] }] == [[1, 2], { a = [3] }]", "true"),
+        ("{ a = 1, b = 2 } == { b = 2, a = 1 }", "true"),
+        ("null == false", "false"),
+    ],
+)
+def test_equality_is_structural_and_typed(tmp_path: Path, expr: str, expected: str) -> None:
+    assert (
+        manifest(tmp_path, f'description = str({expr})\nnode "a" {{ {VM} }}').description
+        == expected
+    )
+
+
+def test_integer_division_cannot_overflow(tmp_path: Path) -> None:
+    assert "integer out of range" in errors(tmp_path, "x = (-9223372036854775807 - 1) / -1")[0]
+
+
+def test_a_spread_cannot_rename_the_manifest(tmp_path: Path) -> None:
+    assert "cannot set the manifest's name" in errors(tmp_path, '...{ name = "other" }')[0]
+
+
+def test_field_set_in_a_loop_says_so(tmp_path: Path) -> None:
+    found = errors(tmp_path, f'node "a" {{ {VM} for i in range(2) {{ disk = 10 + i }} }}')
+    assert "field 'disk' is set again on each pass of a loop" in found[0]
+
+
+def test_duplicate_names_from_a_loop_suggest_the_loop_variable(tmp_path: Path) -> None:
+    found = errors(tmp_path, f'for i in range(2) {{ node "w" {{ {VM} }} }}')
+    assert found[0].endswith('put the loop variable in it: node "w-${i}"')
+
+
+def test_nested_parent_null_is_shown_as_null(tmp_path: Path) -> None:
+    body = f'node "r" {{ type = "pve" image = "pve-9"\n node "a" {{ {VM} parent = null }} }}'
+    assert "sets parent = null" in errors(tmp_path, body)[0]
+
+
+def test_empty_execution_means_the_default(tmp_path: Path) -> None:
+    m = manifest(tmp_path, f'node "a" {{ {VM} execution = {{}} }}\nnode "b" {{ {VM} }}')
+    assert m.node("a").execution == m.node("b").execution

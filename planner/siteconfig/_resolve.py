@@ -1,0 +1,313 @@
+"""Resolving a manifest against a site config: every foreign key, every problem at once.
+
+A node names a preset, a spec and an image; its spec names a posture and SSH key ids;
+the command may name a target host. Each name is looked up, and each one that does not
+exist becomes a diagnostic at the place it is written (the manifest's field, or the spec
+file's line), with the closest existing name and the list of what exists. All of them are
+collected and raised as one `PlanError`, so a user fixes a manifest in one round.
+
+Problems that belong to a shared file (a spec's unknown posture, a broken preset file)
+are reported once, however many nodes use it. Unpinned images are warnings, one per
+image, at the first node that uses it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import msgspec
+
+import dsl
+
+from .._errors import PlanError
+from ._hosts import HostConfig
+from ._images import CatalogImage, pin_hint
+from ._model import Posture, Preset, Spec
+from ._resolved import (
+    DEFAULT_BRIDGE,
+    DEFAULT_SIZE,
+    DEFAULT_TIMEZONE,
+    DEFAULT_VM_USER,
+    ResolvedManifest,
+    ResolvedNode,
+    ResolvedSpec,
+    ResolvedUser,
+)
+from ._secrets import SecretRef
+from ._site import SiteConfig
+
+SSH_KEYS = "ssh_keys"
+
+
+def resolve_manifest(
+    loaded: dsl.LoadedManifest, site: SiteConfig, host: str | None = None
+) -> ResolvedManifest:
+    """`loaded` with every name looked up in `site`; `PlanError` listing every unresolved one."""
+    return _Resolver(loaded, site).run(host)
+
+
+class _Resolver:
+    def __init__(self, loaded: dsl.LoadedManifest, site: SiteConfig) -> None:
+        self.loaded = loaded
+        self.manifest = loaded.manifest
+        self.site = site
+        self.defaults = site.site.defaults
+        self.problems: list[dsl.Diagnostic] = []
+        self.warnings: list[dsl.Diagnostic] = []
+        self.reported: set[tuple[str, int, int, str]] = set()
+        self.specs: dict[str, _SpecParts | None] = {}
+        self.warned_images: set[str] = set()
+        self._all_keys: tuple[SecretRef, ...] | None = None
+        self.parent_of = {node.name: node.parent for node in self.manifest.nodes}
+        self.depths: dict[str, int] = {}
+
+    def run(self, host: str | None) -> ResolvedManifest:
+        host_config = self._host(host) if host is not None else None
+        nodes = [self._node(index, node) for index, node in enumerate(self.manifest.nodes)]
+        if self.problems:
+            raise PlanError(self.problems)
+        return ResolvedManifest(
+            name=self.manifest.name,
+            host=host,
+            host_config=host_config,
+            pattern=self.manifest.pattern,
+            settings=self.manifest.settings,
+            nodes=tuple(n for n in nodes if n is not None),
+            warnings=tuple(self.warnings),
+        )
+
+    # ---- reporting ------------------------------------------------------------------
+
+    def error(self, location: dsl.Location | None, summary: str, detail: str = "") -> None:
+        key = (
+            (location.file, location.line, location.col, summary)
+            if location
+            else ("", 0, 0, summary)
+        )
+        if key not in self.reported:  # one report per place, however many nodes lead to it
+            self.reported.add(key)
+            self.problems.append(dsl.Diagnostic(summary=summary, detail=detail, location=location))
+
+    def absorb(self, exc: dsl.DslError | PlanError) -> None:
+        for diag in exc.diagnostics:
+            if diag.severity == "error":
+                self.error(diag.location, diag.summary, diag.detail)
+
+    def at(self, index: int, field: str) -> dsl.Location | None:
+        return self.loaded.source_map.locate(("nodes", index, field))
+
+    # ---- lookups --------------------------------------------------------------------
+
+    def _lookup(
+        self, kind: str, what: str, name: str, index: int, field: str
+    ) -> tuple[Any, dsl.SourceMap] | None:
+        docs = self.site.documents(kind)
+        if name not in docs:
+            where = (
+                ""
+                if docs.folder is not None
+                else f" (there is no {kind}/ directory in {self.site.root})"
+            )
+            self.error(
+                self.at(index, field),
+                f"unknown {what} {name!r}",
+                dsl.did_you_mean(name, docs, kind) + where,
+            )
+            return None
+        try:
+            return docs.entry(name)
+        except dsl.DslError as exc:
+            self.absorb(exc)
+            return None
+
+    def _host(self, name: str) -> HostConfig | None:
+        try:
+            config, smap = self.site.host_entry(name)
+        except (dsl.DslError, PlanError) as exc:
+            self.absorb(exc)
+            return None
+        for index, ref in enumerate(config.authorized_keys):
+            self._check_key(ref.key, smap.locate(("access", "authorized_keys", index)))
+        return config
+
+    def _ssh_key_ids(self) -> tuple[str, ...] | None:
+        try:
+            return self.site.secrets.keys(SSH_KEYS)
+        except PlanError as exc:
+            self.absorb(exc)
+            return None
+
+    def _check_key(self, key: str, location: dsl.Location | None) -> SecretRef | None:
+        known = self._ssh_key_ids()
+        if known is None:
+            return None
+        if key in known:
+            return self.site.secrets.ref(SSH_KEYS, key)
+        secrets = self.site.secrets
+        missing = "" if secrets.exists() else f"; {secrets.path} does not exist"
+        self.error(
+            location, f"unknown ssh key {key!r}", dsl.did_you_mean(key, known, "ssh keys") + missing
+        )
+        return None
+
+    def _all_ssh_keys(self) -> tuple[SecretRef, ...]:
+        if self._all_keys is None:
+            known = self._ssh_key_ids() or ()
+            self._all_keys = tuple(self.site.secrets.ref(SSH_KEYS, k) for k in known)
+            if not known:
+                self.warnings.append(
+                    dsl.Diagnostic(
+                        summary="no ssh keys in secrets.yaml: users get no authorized keys",
+                        detail=f"add keys under ssh_keys: in {self.site.secrets.path}, "
+                        "or SSH to the nodes will fail",
+                        severity="warning",
+                    )
+                )
+        return self._all_keys
+
+    # ---- a node ---------------------------------------------------------------------
+
+    def _node(self, index: int, node: dsl.Node) -> ResolvedNode | None:
+        preset: Preset | None = None
+        if node.preset is not None:
+            found = self._lookup("presets", "preset", node.preset, index, "preset")
+            preset = found[0] if found else None
+        spec = self._spec(index, node.spec) if node.spec is not None else None
+        image = self._image(index, node.image) if node.image is not None else None
+        authorized = self._all_ssh_keys()
+        if self.problems:
+            return None  # keep looking for problems; never build a half-resolved node
+        d = self.defaults
+        size = preset or DEFAULT_SIZE
+        packages = (
+            *d.packages,
+            *(spec.posture.packages if spec else ()),
+            *(spec.doc.platform.packages if spec else ()),
+        )
+        timezone = (spec.doc.config.timezone if spec else None) or d.timezone or DEFAULT_TIMEZONE
+        return ResolvedNode(
+            name=node.name,
+            type=node.type,
+            parent=node.parent,
+            depth=self._depth(node),
+            vmid=node.vmid,
+            mode=self.manifest.mode_of(node),
+            cores=node.cores if node.cores is not None else size.cores,
+            memory=node.memory if node.memory is not None else size.memory,
+            disk=node.disk if node.disk is not None else size.disk,
+            preset=node.preset,
+            image=image,
+            template=node.template,
+            spec_name=node.spec,
+            spec=_for_node(spec.resolved, node.name) if spec else None,
+            posture_name=spec.posture_name if spec else None,
+            posture=spec.posture if spec else None,
+            packages=tuple(dict.fromkeys(packages)),
+            timezone=timezone,
+            vm_user=d.vm_user or DEFAULT_VM_USER,
+            authorized_keys=authorized,
+            bridge=d.bridge or DEFAULT_BRIDGE,
+        )
+
+    def _image(self, index: int, name: str) -> CatalogImage | None:
+        catalog = self.site.images
+        if name not in catalog:
+            self.error(self.at(index, "image"), f"unknown image {name!r}", catalog.suggest(name))
+            return None
+        image = catalog.get(name)
+        if not image.pinned and name not in self.warned_images:
+            self.warned_images.add(name)
+            self.warnings.append(
+                dsl.Diagnostic(
+                    summary=f"image {name!r} is not pinned: its content will not be verified",
+                    detail=pin_hint(name),
+                    location=self.at(index, "image"),
+                    severity="warning",
+                )
+            )
+        return image
+
+    def _depth(self, node: dsl.Node) -> int:
+        """Levels below the target host; memoised (a manifest is checked acyclic before this)."""
+        chain = []
+        name: str | None = node.name
+        while name is not None and name not in self.depths:
+            chain.append(name)
+            name = self.parent_of.get(name)
+        depth = -1 if name is None else self.depths[name]
+        for name in reversed(chain):
+            depth += 1
+            self.depths[name] = depth
+        return self.depths[node.name]
+
+    # ---- a spec (resolved once, whichever node names it first) -----------------------
+
+    def _spec(self, index: int, name: str) -> _SpecParts | None:
+        if name not in self.specs:
+            found = self._lookup("specs", "spec", name, index, "spec")
+            self.specs[name] = self._resolve_spec(*found) if found is not None else None
+        elif name not in self.site.specs:
+            self._lookup("specs", "spec", name, index, "spec")  # report it at this node too
+        return self.specs[name]
+
+    def _resolve_spec(self, spec: Spec, smap: dsl.SourceMap) -> _SpecParts | None:
+        failed = len(self.problems)
+        posture_name = spec.access.posture
+        postures = self.site.documents("postures")
+        posture: Posture | None = None
+        if posture_name not in postures:
+            where = (
+                ""
+                if postures.folder is not None
+                else f" (there is no postures/ directory in {self.site.root})"
+            )
+            self.error(
+                smap.locate(("access", "posture")),
+                f"unknown posture {posture_name!r}",
+                dsl.did_you_mean(posture_name, postures, "postures") + where,
+            )
+        else:
+            try:
+                posture = postures[posture_name]
+            except dsl.DslError as exc:
+                self.absorb(exc)
+        users = []
+        for u, user in enumerate(spec.access.users):
+            if user.ssh_keys is None:
+                keys = self._all_ssh_keys()
+            else:
+                refs = [
+                    self._check_key(k, smap.locate(("access", "users", u, "ssh_keys", i)))
+                    for i, k in enumerate(user.ssh_keys)
+                ]
+                keys = tuple(r for r in refs if r is not None)
+            users.append(ResolvedUser(name=user.name, sudo=user.sudo, ssh_keys=keys))
+        if len(self.problems) > failed or posture is None:
+            return None
+        identity = spec.identity
+        resolved = ResolvedSpec(
+            hostname=(identity.hostname if identity else None) or "",  # "" -> the node's name
+            domain=(identity.domain if identity else None) or self.defaults.domain or None,
+            users=tuple(users),
+            services_enable=spec.platform.services.enable,
+            services_disable=spec.platform.services.disable,
+            network=spec.network,
+            pve=spec.config.pve,
+            config_extra=spec.config.extra,
+            run=spec.run,
+        )
+        return _SpecParts(spec, resolved, posture_name, posture)
+
+
+class _SpecParts(NamedTuple):
+    """A spec resolved once, shared by every node that names it."""
+
+    doc: Spec
+    resolved: ResolvedSpec
+    posture_name: str
+    posture: Posture
+
+
+def _for_node(spec: ResolvedSpec, node_name: str) -> ResolvedSpec:
+    """The spec's own hostname if it sets one, else the node's name (the VM hostname)."""
+    return spec if spec.hostname else msgspec.structs.replace(spec, hostname=node_name)

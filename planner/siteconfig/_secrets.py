@@ -1,0 +1,214 @@
+"""secrets.yaml: secrets by name, read only when one is needed, never shown.
+
+Everything else in pveplan holds a `SecretRef` (just the dotted name, like
+"ssh_keys.alice"); the only way to a value is `Secrets.reveal`, which the executor calls
+at the moment it sends the value where it belongs. Plans carry names and keyed digests,
+never values (DESIGN.md, "Plan").
+
+The file is not opened until a name or value is asked for, so commands that need no
+secret work while secrets.yaml is still encrypted (homestak's `make decrypt`) or absent.
+A missing file means "no secrets": it only becomes an error when a secret is needed.
+
+No value ever reaches a repr, str, exception or diagnostic. That includes the ways
+YAML errors usually leak text: the offending source line (which the CLI would print under
+a caret) is dropped and the parser's message is replaced, leaving only file:line:col.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dsl
+
+from .._errors import PlanError
+from ._model import Frozen
+
+FILE = "secrets.yaml"
+
+
+class SecretRef(Frozen):
+    """The name of one secret, `section.key` ("ssh_keys.alice"): safe to store and print."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        section, _, key = self.name.partition(".")
+        if not section or not key:
+            raise ValueError(f"a secret name is section.key, got {self.name!r}")
+
+    @property
+    def section(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def key(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Secrets:
+    """The secrets of one site config, loaded on first use; repr and str show names only."""
+
+    __slots__ = ("_keys", "_path", "_values")
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._values: dict[str, dict[str, str]] | None = None
+        self._keys: dict[tuple[str, str], tuple[str, int, int]] = {}
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def loaded(self) -> bool:
+        """Whether secrets.yaml has been read (for tests and `--verbose`; not a cache hint)."""
+        return self._values is not None
+
+    def exists(self) -> bool:
+        """Whether the file is there (a `stat`, not a read)."""
+        return self._path.is_file()
+
+    def sections(self) -> tuple[str, ...]:
+        return tuple(sorted(self._load()))
+
+    def keys(self, section: str) -> tuple[str, ...]:
+        """The key names of `section` ("ssh_keys" -> ids), sorted; () if there is none."""
+        return tuple(sorted(self._load().get(section, {})))
+
+    def ref(self, section: str, key: str) -> SecretRef:
+        """A reference to `section.key`; it need not exist (see `has`)."""
+        if not section or "." in section or not key:
+            raise ValueError(f"not a secret name: section {section!r}, key {key!r}")
+        return SecretRef(name=f"{section}.{key}")
+
+    def has(self, ref: SecretRef) -> bool:
+        return ref.key in self._load().get(ref.section, {})
+
+    def reveal(self, ref: SecretRef) -> str:
+        """The value: the one way to get it. `PlanError` (naming what exists) if absent."""
+        section = self._load().get(ref.section, {})
+        if ref.key not in section:
+            where = f"in {self._path}" if self.exists() else f"because {self._path} does not exist"
+            raise PlanError.at(
+                None,
+                f"secret {ref.name!r} is not defined {where}",
+                dsl.did_you_mean(ref.key, section, f"{ref.section} keys"),
+            )
+        return section[ref.key]
+
+    def locate(self, ref: SecretRef) -> dsl.Location | None:
+        """Where `ref`'s key is written (no source line: the line holds the value)."""
+        self._load()
+        pos = self._keys.get((ref.section, ref.key))
+        return None if pos is None else _bare(pos)
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.loaded else "not loaded"
+        return f"Secrets({str(self._path)!r}, {state})"
+
+    __str__ = __repr__
+
+    def _load(self) -> dict[str, dict[str, str]]:
+        if self._values is None:
+            self._values = self._read()
+        return self._values
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        file = str(self._path)
+        try:
+            raw = self._path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise PlanError.at(
+                None, f"cannot read {file}: {exc.strerror or type(exc).__name__}"
+            ) from None
+        try:
+            data, smap = dsl.load_yaml(dsl.decode_source(raw, file), file)
+        except dsl.DslError as exc:
+            raise PlanError(_scrub(exc.diagnostics)) from None
+        return self._check(data, smap, file)
+
+    def _check(self, data: Any, smap: dsl.SourceMap, file: str) -> dict[str, dict[str, str]]:
+        """Sections of string values, or a `PlanError` that names keys and types only."""
+        if data is None:
+            return {}
+        problems: list[dsl.Diagnostic] = []
+
+        def problem(path: tuple[str, ...], summary: str, detail: str) -> None:
+            pos = smap.pos(path, key=True)
+            problems.append(
+                dsl.Diagnostic(summary=summary, detail=detail, location=_bare(pos) if pos else None)
+            )
+
+        if not isinstance(data, dict):
+            problem((), f"{file} must be a mapping of sections (ssh_keys, api_tokens, ...)", "")
+            raise PlanError(problems)
+        out: dict[str, dict[str, str]] = {}
+        for section, entries in data.items():
+            if entries is None:
+                entries = {}
+            if not isinstance(entries, dict):
+                problem(
+                    (section,),
+                    f"secrets section {section!r} must be a mapping of names to values",
+                    "",
+                )
+                continue
+            values: dict[str, str] = {}
+            for key, value in entries.items():
+                self._keys[(section, key)] = smap.pos((section, key), key=True) or (file, 1, 1)
+                if not key or not section or "." in section:
+                    problem((section, key), f"secret name {section}.{key} is not valid", "")
+                    continue
+                if value is None:
+                    continue  # `key:` with nothing after it: not set
+                if not isinstance(value, str):
+                    problem(
+                        (section, key),
+                        f"secret {section}.{key} must be a string, not {_kind(value)}",
+                        "quote the value in secrets.yaml",
+                    )
+                    continue
+                values[key] = value
+            out[section] = values
+        if problems:
+            raise PlanError(problems)
+        return out
+
+
+def _bare(pos: tuple[str, int, int]) -> dsl.Location:
+    file, line, col = pos
+    return dsl.Location(file=file, line=line, col=col)
+
+
+def _scrub(diagnostics: tuple[dsl.Diagnostic, ...]) -> list[dsl.Diagnostic]:
+    """Parser diagnostics without anything quoted from the file."""
+    out = []
+    for diag in diagnostics:
+        loc = diag.location
+        out.append(
+            dsl.Diagnostic(
+                summary=f"{FILE} is not valid YAML (UTF-8 text)",
+                detail="fix the file at this position "
+                "(its text is not shown because it may hold a secret)",
+                location=dsl.Location(file=loc.file, line=loc.line, col=loc.col) if loc else None,
+            )
+        )
+    return out
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
