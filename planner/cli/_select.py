@@ -27,7 +27,8 @@ def manifest_paths(args: argparse.Namespace, console: Console) -> list[str]:
     if getattr(args, "manifest_file", None):
         paths.append(args.manifest_file)
     if getattr(args, "manifest", None):
-        paths.append(str(find_manifest(site_root(args, console, None), args.manifest)))
+        found = find_manifest(site_root(args, console, None), args.manifest)
+        paths.append(display_path(found, console.cwd))
     if not paths:
         raise PlanError.at(None, "no manifest given", "name a FILE, or a manifest with -M NAME")
     return paths
@@ -38,6 +39,14 @@ def site_root(args: argparse.Namespace, console: Console, manifest_path: str | N
     from ..siteconfig import discover_site_config
 
     return discover_site_config(args.site_config, console.env, console.cwd, manifest_path)
+
+
+def display_path(path: Path, cwd: Path) -> str:
+    """`path` relative to `cwd` when it lies below it (as users typed it), else absolute."""
+    try:
+        return str(path.resolve().relative_to(cwd.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def find_manifest(root: Path, name: str) -> Path:

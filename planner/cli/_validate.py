@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from dsl import Diagnostic, DslError, load_manifest
 
 from .._errors import PlanError
-from ._select import SiteCache, host_name, manifest_paths, site_root
+from ._select import SiteCache, display_path, host_name, manifest_paths, site_root
 
 if TYPE_CHECKING:
     from . import Console
@@ -40,7 +40,8 @@ def run_validate(args: argparse.Namespace, console: Console) -> int:
                 root = site_root(args, console, path)
                 resolved = resolve_manifest(loaded, sites.get(root), host)
                 diagnostics.extend(resolved.warnings)
-                summary += f"; site config {root}" + (f", host {host}" if host else "")
+                summary += f"; site config {display_path(root, console.cwd)}"
+                summary += f", host {host}" if host else ""
         except (DslError, PlanError) as exc:
             diagnostics.extend(exc.diagnostics)
         errors = [d for d in diagnostics if d.severity == "error"]

@@ -1,0 +1,63 @@
+"""Each package's public API is what its __init__ exports, and every name there exists."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+
+@pytest.mark.parametrize("package", ["dsl", "planner", "planner.siteconfig"])
+def test_all_names_exist(package: str) -> None:
+    module = importlib.import_module(package)
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert missing == []
+    assert len(set(module.__all__)) == len(module.__all__)
+
+
+def test_dsl_public_api() -> None:
+    import dsl
+
+    assert {
+        "Manifest",
+        "Node",
+        "Settings",
+        "Execution",
+        "load_manifest",
+        "DslError",
+        "SourceMap",
+    } <= set(dsl.__all__)
+
+
+def test_dsl_lazy_table_matches_all() -> None:
+    import dsl
+
+    assert sorted(dsl._EXPORTS) == sorted(dsl.__all__)
+
+
+def test_dsl_imports_nothing_of_ours() -> None:
+    import pathlib
+    import re
+
+    root = pathlib.Path(importlib.import_module("dsl").__file__).parent
+    offenders = [
+        f"{path.name}: {line.strip()}"
+        for path in root.glob("*.py")
+        for line in path.read_text().splitlines()
+        if re.match(r"\s*(from|import)\s+(planner|executor|store)\b", line)
+    ]
+    assert offenders == []
+
+
+def test_version_is_fast_to_reach() -> None:
+    """`pveplan --version` must not import lark, yaml or the evaluator."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom planner.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('lark', 'yaml', 'dsl._evaluator') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
