@@ -10,6 +10,7 @@ lark is imported lazily: `pveplan --version` must not pay for building the parse
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,39 @@ def _syntax_error(exc: Any, text: str, file: str) -> DslError:
 
 # --- strings -----------------------------------------------------------------------------
 
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
+# JSON's escapes, so every JSON string literal is also a .pvp string, plus `\$`.
+_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "b": "\b",
+    "f": "\f",
+    "/": "/",
+    '"': '"',
+    "\\": "\\",
+    "$": "$",
+}
+_HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
+_HEX_BRACED = re.compile(r"\{([0-9A-Fa-f]{1,6})\}")
+
+
+def _unicode_escape(raw: str, i: int) -> tuple[int | None, int]:
+    """The code point of the `\\u` escape at raw[i] (\\u{hex} or \\uXXXX, surrogate pairs
+    joined) and where the escape ends; None for a malformed or lone-surrogate escape."""
+    braced = _HEX_BRACED.match(raw, i + 2)
+    if braced:
+        code, end = int(braced.group(1), 16), braced.end()
+    elif _HEX4.match(raw, i + 2):
+        code, end = int(raw[i + 2 : i + 6], 16), i + 6
+        if 0xD800 <= code < 0xDC00 and raw[end : end + 2] == "\\u" and _HEX4.match(raw, end + 2):
+            low = int(raw[end + 2 : end + 6], 16)
+            if 0xDC00 <= low < 0xE000:
+                code, end = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00), end + 6
+    else:
+        return None, i + 2
+    if 0xD800 <= code < 0xE000 or code > 0x10FFFF:
+        return None, end
+    return code, end
 
 
 def _string_parts(token: Any, builder: _Build) -> tuple[str | A.Expr, ...]:
@@ -163,19 +196,23 @@ def _string_parts(token: Any, builder: _Build) -> tuple[str | A.Expr, ...]:
                 buf.append(_ESCAPES[nxt])
                 i += 2
                 continue
-            if nxt == "u" and raw[i + 2 : i + 3] == "{":
-                end = raw.find("}", i)
-                digits = raw[i + 3 : end] if end > 0 else ""
-                try:
-                    buf.append(chr(int(digits, 16)))
-                except (ValueError, OverflowError):
+            if nxt == "u":
+                code, end = _unicode_escape(raw, i)
+                if code is None:
                     raise builder.error(
-                        token, i + 1, f"bad unicode escape \\u{{{digits}}}"
-                    ) from None
-                i = end + 1
+                        token,
+                        i + 1,
+                        f"bad unicode escape {raw[i:end]}",
+                        "write \\u{hex} (1-6 digits) or \\uXXXX; surrogates only as a pair",
+                    )
+                buf.append(chr(code))
+                i = end
                 continue
             raise builder.error(
-                token, i + 1, f"unknown escape \\{nxt}", 'use \\\\ \\" \\n \\t \\r \\$ or \\u{hex}'
+                token,
+                i + 1,
+                f"unknown escape \\{nxt}",
+                'use \\\\ \\" \\/ \\b \\f \\n \\r \\t \\$, \\uXXXX or \\u{hex}',
             )
         if char == "$" and raw[i + 1 : i + 2] == "{":
             end = raw.find("}", i)

@@ -88,3 +88,23 @@ def test_long_left_chains_are_bounded_too() -> None:
 def test_redundant_parentheses_leave_no_depth() -> None:
     module, _ = parse("let x = " + "(" * 5000 + "1" + ")" * 5000 + "\n", "parens.pvp")
     assert module.items[0] == A.Let("x", A.IntLit(1))
+
+
+@pytest.mark.parametrize(
+    ("literal", "value"),
+    [
+        ('"\\u0041\\u{1F600}\\ud83d\\ude00"', "A\U0001f600\U0001f600"),
+        ('"\\/\\b\\f"', "/\b\f"),
+    ],
+)
+def test_json_string_escapes(literal: str, value: str) -> None:
+    assert parse_expr(literal, "t") == A.StrLit((value,))
+
+
+@pytest.mark.parametrize(
+    "literal", ['"\\ud800"', '"\\u{d800}"', '"\\u{110000}"', '"\\u{+1f}"', '"\\u12"']
+)
+def test_bad_unicode_escapes_are_errors(literal: str) -> None:
+    with pytest.raises(DslError) as info:
+        parse_expr(literal, "t")
+    assert info.value.summary.startswith("bad unicode escape")
