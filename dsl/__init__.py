@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Diagnostic": "._errors",
+    "DiagnosticError": "._errors",
     "DslError": "._errors",
     "Location": "._errors",
     "closest": "._errors",
@@ -38,6 +39,7 @@ _EXPORTS = {
 
 __all__ = [
     "Diagnostic",
+    "DiagnosticError",
     "DslError",
     "Execution",
     "LoadedManifest",
@@ -73,7 +75,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from ._errors import Diagnostic, DslError, Location, closest, did_you_mean
+    from ._errors import Diagnostic, DiagnosticError, DslError, Location, closest, did_you_mean
     from ._formatter import format_source
     from ._load import LoadedManifest, load_manifest, manifest_from_data, read_file
     from ._model import Execution, Manifest, Node, NodeExecution, Settings

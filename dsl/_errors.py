@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Self
 
 import msgspec
 
@@ -38,18 +39,19 @@ class Diagnostic(msgspec.Struct, frozen=True, kw_only=True):
     severity: str = "error"  # "error" or "warning"
 
 
-class DslError(Exception):
-    """A manifest (or a file it reads) cannot become a valid `Manifest`.
+class DiagnosticError(Exception):
+    """An error made of diagnostics: what every pveplan package raises for user mistakes.
 
     Holds every diagnostic found, errors first, so `validate` can report them all at
     once; `summary`, `detail` and `location` are those of the first, which is what a
-    caller that only wants one message shows.
+    caller that only wants one message shows. Each package subclasses it (`DslError`,
+    `PlanError`, ...) so callers can tell where a problem was found.
     """
 
     def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
         diags = tuple(diagnostics)
         if not diags:
-            raise ValueError("DslError needs at least one diagnostic")
+            raise ValueError(f"{type(self).__name__} needs at least one diagnostic")
         self.diagnostics: tuple[Diagnostic, ...] = diags
         first = diags[0]
         self.summary = first.summary
@@ -58,9 +60,13 @@ class DslError(Exception):
         super().__init__(f"{first.location}: {first.summary}" if first.location else first.summary)
 
     @classmethod
-    def at(cls, location: Location | None, summary: str, detail: str = "") -> DslError:
+    def at(cls, location: Location | None, summary: str, detail: str = "") -> Self:
         """An error with a single diagnostic."""
         return cls([Diagnostic(summary=summary, detail=detail, location=location)])
+
+
+class DslError(DiagnosticError):
+    """A manifest (or a file it reads) cannot become a valid `Manifest`."""
 
 
 def location_in_text(file: str, text: str, line: int, col: int) -> Location:

@@ -96,9 +96,7 @@ def add_manifest_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from dsl import DslError
-
-    from .._errors import PlanError
+    from dsl import DiagnosticError
 
     if args.command is None:
         build_parser().print_help(console.out)
@@ -112,7 +110,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             from ._fmt import run_fmt
 
             return run_fmt(args, console)
-    except (DslError, PlanError) as exc:
+    except DiagnosticError as exc:
         console.diagnostics(exc.diagnostics)
         return 1
     raise AssertionError(f"unhandled command {args.command}")

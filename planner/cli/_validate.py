@@ -10,9 +10,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from dsl import Diagnostic, DslError, load_manifest
+from dsl import Diagnostic, DiagnosticError, load_manifest
 
-from .._errors import PlanError
 from ._select import SiteCache, display_path, host_name, manifest_paths, site_root
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ def run_validate(args: argparse.Namespace, console: Console) -> int:
                 diagnostics.extend(resolved.warnings)
                 summary += f"; site config {display_path(root, console.cwd)}"
                 summary += f", host {host}" if host else ""
-        except (DslError, PlanError) as exc:
+        except DiagnosticError as exc:
             diagnostics.extend(exc.diagnostics)
         errors = [d for d in diagnostics if d.severity == "error"]
         failed = failed or bool(errors)
