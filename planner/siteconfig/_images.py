@@ -106,7 +106,10 @@ def build_catalog(site: SiteFile, smap: dsl.SourceMap | None = None) -> ImageCat
     release = site.defaults.image_release or "latest"
     images: dict[str, CatalogImage] = {}
     for name, entry in _builtin_entries().items():
-        url = (entry.url or "").replace("{release}", release)
+        release_path = (
+            "releases/latest/download" if release == "latest" else f"releases/download/{release}"
+        )
+        url = (entry.url or "").replace("{release_path}", release_path)
         images[name] = _image(
             name, url, entry.sha256, entry.format or _format_of(url) or "qcow2", "builtin"
         )

@@ -165,8 +165,8 @@ class Secrets:
                 if not key or not section or "." in section:
                     problem((section, key), f"secret name {section}.{key} is not valid", "")
                     continue
-                if value is None:
-                    continue  # `key:` with nothing after it: not set
+                if value is None or value == "":
+                    continue  # `key:` or `key: ""` (homestak's template for "not yet set")
                 if not isinstance(value, str):
                     problem(
                         (section, key),

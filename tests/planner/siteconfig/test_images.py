@@ -16,7 +16,7 @@ from .conftest import manifest, site_with, write
 
 SHA = "0123456789abcdef" * 4
 OTHER_SHA = "fedcba9876543210" * 4
-PACKER = "https://github.com/homestak-iac/packer/releases/download/latest/"
+PACKER = "https://github.com/homestak-iac/packer/releases/latest/download/"
 
 
 def site_yaml(images: str, defaults: str = "") -> str:

@@ -194,3 +194,14 @@ def test_unusable_secret_names_are_errors(site_dir) -> None:
         site.secrets.keys("ssh_keys")
     assert info.value.summary == "secret name ssh_keys. is not valid"
     assert FAKE not in all_text(info.value)
+
+
+def test_an_empty_string_means_not_set(tmp_path: Path) -> None:
+    """homestak's secrets.yaml.example writes `signing_key: ""` for "not set yet"."""
+    path = tmp_path / "secrets.yaml"
+    path.write_text(
+        'ssh_keys:\n  alice: "ssh-ed25519 AAAAFAKESECRET alice"\n  bob: ""\nauth:\n  signing_key: ""\n'
+    )
+    secrets = Secrets(path)
+    assert secrets.keys("ssh_keys") == ("alice",)
+    assert not secrets.has(secrets.ref("auth", "signing_key"))
