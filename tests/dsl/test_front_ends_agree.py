@@ -66,7 +66,10 @@ def _pvp_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).replace("${", "\\${")
+        # JSON leaves DEL raw, and .pvp source refuses raw control characters: escape it.
+        return (
+            json.dumps(value, ensure_ascii=False).replace("${", "\\${").replace("\x7f", "\\u007f")
+        )
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_pvp_value(v)}" for k, v in value.items()) + " }"
     return str(value)
