@@ -23,9 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _ast as A
+from ._builtins import make_builtins
 from ._errors import DslError, did_you_mean, location_in_text
 from ._positions import Path, SourceMap
-from ._values import Builtin, Closure, Record, type_name
+from ._values import Builtin, Closure, Record, is_int, type_name
 
 Reader = Callable[[str], bytes]
 
@@ -33,7 +34,6 @@ MAX_CALL_DEPTH = 100
 BASE_STEP_BUDGET = 2_000_000
 STEPS_PER_SOURCE_CHAR = 10
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
-MAX_COLLECTION = 1_000_000
 MAX_STRING = 1_000_000
 MANIFEST_DEFAULTS = {"schema_version": 2}
 
@@ -129,7 +129,7 @@ class Evaluator:
         self.smap = SourceMap()
         self.nodes: list[_Target] = []
         self.builtins = Scope(None)
-        for builtin in _builtins(self):
+        for builtin in make_builtins(self):
             self.builtins.vars[builtin.name] = builtin
 
     # --- errors and positions ------------------------------------------------------------
@@ -572,7 +572,7 @@ class Evaluator:
             return _equal(left, right)
         if op == "!=":
             return not _equal(left, right)
-        both_int = _is_int(left) and _is_int(right)
+        both_int = is_int(left) and is_int(right)
         if op in ("<", "<=", ">", ">="):
             if not (both_int or (isinstance(left, str) and isinstance(right, str))):
                 raise self.error(
@@ -614,10 +614,6 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _equal(left: Any, right: Any) -> bool:
     """Structural equality where values of different types are never equal (1 != true)."""
     if type(left) is not type(right):
@@ -650,79 +646,3 @@ _DISPATCH: dict[type, Callable[[Evaluator, Any, Scope], Any]] = {
     A.UnaryOp: Evaluator._e_unary,
     A.BinOp: Evaluator._e_binop,
 }
-
-
-def _builtins(ev: Evaluator) -> list[Builtin]:
-    """The functions every program sees. Each takes the call's span first, for errors."""
-
-    def want_int(span: A.Span, value: Any, what: str) -> int:
-        if not _is_int(value):
-            raise ev.error(span, f"{what} must be an int, got {type_name(value)}")
-        return value
-
-    def range_(span: A.Span, *args: Any) -> tuple[int, ...]:
-        ints = [want_int(span, a, "range()'s arguments") for a in args]
-        if len(ints) == 3 and ints[2] == 0:
-            raise ev.error(span, "range() step must not be zero")
-        result = range(*ints)
-        if len(result) > MAX_COLLECTION:
-            raise ev.error(
-                span, f"range() of {len(result):,} items is larger than {MAX_COLLECTION:,}"
-            )
-        ev.charge(len(result), span)
-        return tuple(result)
-
-    def len_(span: A.Span, value: Any) -> int:
-        if isinstance(value, (tuple, str)):
-            return len(value)
-        if isinstance(value, Record):
-            return len(value.fields)
-        raise ev.error(span, f"len() needs a list, string or record, got {type_name(value)}")
-
-    def str_(span: A.Span, value: Any) -> str:
-        if isinstance(value, str):
-            return value
-        if _is_int(value):
-            return str(value)
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        raise ev.error(span, f"str() needs an int, bool or string, got {type_name(value)}")
-
-    def join(span: A.Span, items: Any, sep: Any) -> str:
-        if not isinstance(items, tuple) or not all(isinstance(i, str) for i in items):
-            raise ev.error(span, "join() needs a list of strings")
-        if not isinstance(sep, str):
-            raise ev.error(span, "join()'s separator must be a string")
-        text = sep.join(items)
-        ev.check_string(text, span)
-        return text
-
-    def keys(span: A.Span, record: Any) -> tuple[str, ...]:
-        if not isinstance(record, Record):
-            raise ev.error(span, f"keys() needs a record, got {type_name(record)}")
-        return tuple(record.fields)
-
-    def has(span: A.Span, record: Any, key: Any) -> bool:
-        if not isinstance(record, Record) or not isinstance(key, str):
-            raise ev.error(span, "has() needs a record and a string")
-        return key in record.fields
-
-    def extremum(pick: Callable[..., int], name: str) -> Callable[..., int]:
-        def run(span: A.Span, *args: Any) -> int:
-            values = args[0] if len(args) == 1 and isinstance(args[0], tuple) else args
-            if not values or not all(_is_int(v) for v in values):
-                raise ev.error(span, f"{name}() needs ints (or one non-empty list of ints)")
-            return pick(values)
-
-        return run
-
-    return [
-        Builtin("range", range_, 1, 3),
-        Builtin("len", len_, 1, 1),
-        Builtin("str", str_, 1, 1),
-        Builtin("join", join, 2, 2),
-        Builtin("keys", keys, 1, 1),
-        Builtin("has", has, 2, 2),
-        Builtin("min", extremum(min, "min"), 1, 64),
-        Builtin("max", extremum(max, "max"), 1, 64),
-    ]

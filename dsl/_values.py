@@ -87,3 +87,8 @@ def type_name(value: Any) -> str:
     if isinstance(value, (Closure, Builtin)):
         return "function"
     return type(value).__name__
+
+
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (Python's bool is an int; the language's is not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
