@@ -23,6 +23,8 @@ homestak's YAML v2), check it, and (as later releases land) plan and apply it.""
 
 EPILOG = """\
 examples:
+  pveplan plan -M n2-tiered -H sim --site-config examples/site-config -o plans/n2.json
+  pveplan show plans/n2.json
   pveplan validate examples/site-config/manifests/n2-tiered.pvp
   pveplan validate -M n3-deep --site-config examples/site-config
   pveplan fmt --check examples/
@@ -75,6 +77,67 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("files", nargs="+", metavar="FILE", help=".pvp files or directories, or -")
     fmt.add_argument("--check", action="store_true", help="only report files that would change")
     fmt.add_argument("--diff", action="store_true", help="show what would change as a unified diff")
+    plan = commands.add_parser(
+        "plan",
+        help="compile a manifest to a plan and show what would change",
+        description="Compile a manifest for a target host into a content-addressed plan, and "
+        "show how it differs from what the store records as applied to that workspace "
+        "(manifest x host): + create, ~ update, -/+ replace, - destroy, and why.",
+    )
+    plan.add_argument("files", nargs="*", metavar="FILE", help="the manifest (.pvp, .yaml)")
+    add_manifest_options(plan)
+    plan.add_argument(
+        "-o", "--out", metavar="FILE", help="save the plan file (canonical JSON, for review)"
+    )
+    plan.add_argument(
+        "--check", metavar="FILE", help="exit 1 if FILE is not what the manifest compiles to now"
+    )
+    plan.add_argument("--json", action="store_true", help="print the diff as JSON")
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when there are changes (0 none, 1 error)",
+    )
+
+    show = commands.add_parser(
+        "show", help="render a saved plan file", description="Render a plan file."
+    )
+    show.add_argument("file", metavar="FILE")
+    show.add_argument(
+        "--json", action="store_true", help="the plan as JSON, one flat list of steps"
+    )
+
+    graph = commands.add_parser(
+        "graph",
+        help="the plan DAG as Graphviz DOT",
+        description="Print a plan's steps and their dependencies as Graphviz DOT (subplans as clusters), "
+        "from a plan file or from a manifest.",
+    )
+    graph.add_argument("files", nargs="*", metavar="FILE", help="the manifest")
+    graph.add_argument(
+        "--plan", dest="file", metavar="PLANFILE", help="a saved plan file instead of a manifest"
+    )
+    add_manifest_options(graph)
+
+    for verb, what in (
+        ("create", "create the manifest's nodes (homestak's verb)"),
+        ("destroy", "destroy the manifest's nodes (homestak's verb)"),
+        ("test", "create, verify and destroy (homestak's verb)"),
+    ):
+        cmd = commands.add_parser(
+            verb, help=what, description=f"{what}. With --dry-run: show the plan diff."
+        )
+        cmd.add_argument("files", nargs="*", metavar="FILE", help=argparse.SUPPRESS)
+        add_manifest_options(cmd)
+        cmd.add_argument(
+            "--manifest-json", metavar="JSON", help="the manifest itself, as a JSON string"
+        )
+        cmd.add_argument(
+            "--dry-run", action="store_true", help="show what would be done, change nothing"
+        )
+        cmd.add_argument("--json-output", action="store_true", help="print a JSON report on stdout")
+        cmd.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        cmd.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     return parser
 
 
@@ -110,6 +173,22 @@ def run(args: argparse.Namespace, console: Console) -> int:
             from ._fmt import run_fmt
 
             return run_fmt(args, console)
+        if args.command == "plan":
+            from ._plan import run_plan
+
+            return run_plan(args, console)
+        if args.command == "show":
+            from ._show import run_show
+
+            return run_show(args, console)
+        if args.command == "graph":
+            from ._show import run_graph
+
+            return run_graph(args, console)
+        if args.command in ("create", "destroy", "test"):
+            from ._plan import run_dry_run_verb
+
+            return run_dry_run_verb(args, console)
     except DiagnosticError as exc:
         console.diagnostics(exc.diagnostics)
         return 1

@@ -52,7 +52,7 @@ def run_fmt(args: argparse.Namespace, console: Console) -> int:
         if args.check or args.diff:
             console.error(f"would reformat {path}")
         else:
-            _write_atomic(path, formatted)
+            write_atomic(path, formatted)
             console.error(f"reformatted {path}")
     verb = "would be reformatted" if (args.check or args.diff) else "reformatted"
     unchanged = len(files) - changed - failed
@@ -85,9 +85,9 @@ def _collect(names: list[str], console: Console) -> tuple[list[Path], int]:
     return list(dict.fromkeys(found)), missing
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Replace `path` by a rename, so a crash leaves the old or the new file, never half."""
-    mode = path.stat().st_mode & 0o7777
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:

@@ -1,0 +1,405 @@
+"""Manifest + resolved site config + target host -> Plan. Pure: no I/O beyond the secrets it is given.
+
+For each node, the steps homestak's iac-driver performs, as separate input-addressed
+steps (so a re-run skips what is done, and a change re-runs exactly what it affects):
+
+    image.<image>.ensure          the node's image on its host (shared per host and image)
+    node.<n>.create               VM (or CT) with cloud-init user, keys, agent, serial, tags
+    node.<n>.start
+    node.<n>.wait_ip              guest-agent address (first non-loopback IPv4)
+    node.<n>.wait_ssh             SSH answering, with the host key pinned at create
+    node.<n>.config               the spec: pushed over SSH, or awaited from a pull node
+    node.<n>.<lifecycle...>       for a pve node with children: homestak's PVE lifecycle
+    node.<n>.delegate             subplan.delegate: the children's plan, run on <n>
+
+A pve node's children are compiled recursively into a subplan for host <n>, with the
+children promoted to roots; the delegate step's args hold the subplan's hash, so a change
+deep in the tree changes every delegate above it and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import dsl
+
+from ._errors import PlanError
+from ._hashing import plan_hash, secret_digest, step_hash
+from ._plan import Plan, PlanSettings, SecretUse, Step
+from .siteconfig import ResolvedManifest, ResolvedNode, SecretRef
+
+# Bump a kind's version whenever the meaning of its args changes, so old results are
+# not reused for a step that now means something else.
+KIND_VERSIONS = {
+    "pve.image.ensure": 1,
+    "pve.vm.create": 1,
+    "pve.vm.start": 1,
+    "pve.vm.wait_ip": 1,
+    "pve.ct.create": 1,
+    "pve.ct.start": 1,
+    "pve.ct.wait_ip": 1,
+    "ssh.wait": 1,
+    "config.push": 1,
+    "config.await_report": 1,
+    "pveplan.bootstrap": 1,
+    "pveplan.site_config": 1,
+    "ssh.authorize_driver_key": 1,
+    "ssh.install_next_hop_key": 1,
+    "pve.install": 1,
+    "pve.bridge": 1,
+    "pveplan.node_file": 1,
+    "pve.api_token": 1,
+    "ssh.authorize_own_key": 1,
+    "subplan.delegate": 1,
+}
+
+# The PVE lifecycle of a pve node with children, in homestak's order (homestak.md).
+PVE_LIFECYCLE: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("bootstrap", "pveplan.bootstrap", {}),
+    ("site_config", "pveplan.site_config", {"exclude": ["api_tokens"], "mode": "0600"}),
+    ("driver_key", "ssh.authorize_driver_key", {}),
+    ("next_hop_key", "ssh.install_next_hop_key", {}),
+    ("pve_install", "pve.install", {}),
+    ("bridge", "pve.bridge", {"bridge": "vmbr0", "interface": "eth0"}),
+    ("node_file", "pveplan.node_file", {}),
+    ("api_token", "pve.api_token", {"user": "root@pam", "token": "pveplan", "privsep": 0}),
+    ("own_key", "ssh.authorize_own_key", {}),
+)
+
+WAIT_IP_TIMEOUT = 300
+WAIT_SSH_TIMEOUT = 120
+DEFAULT_STORAGE = "local-lvm"
+DEFAULT_PARALLELISM = 10
+SIGNING_KEY = ("auth", "signing_key")
+
+Reveal = Callable[[SecretRef], str]
+
+
+class CompileResult:
+    """A plan, and where each step arg came from in the manifest (for the header and diffs)."""
+
+    __slots__ = ("plan", "sources")
+
+    def __init__(self, plan: Plan, sources: dict[str, dict[str, str]]) -> None:
+        self.plan = plan
+        self.sources = sources
+
+
+def compile_plan(
+    resolved: ResolvedManifest,
+    loaded: dsl.LoadedManifest,
+    host: str,
+    reveal: Reveal,
+    *,
+    locate: Callable[[dsl.Location], str] = str,
+) -> CompileResult:
+    """The plan for `resolved` on target `host`.
+
+    `reveal` gives a secret's value; it is used only to compute keyed digests (values are
+    never stored). `locate` turns a manifest location into the text kept in the header's
+    source map (the CLI makes paths relative so plan files match across checkouts).
+    """
+    builder = _Builder(resolved, loaded, reveal, locate)
+    plan = builder.plan(host, parent=None, datastore=_datastore(resolved))
+    return CompileResult(plan, builder.sources)
+
+
+def _datastore(resolved: ResolvedManifest) -> str:
+    config = resolved.host_config
+    return (
+        config.datastore if config is not None and config.datastore else None
+    ) or DEFAULT_STORAGE
+
+
+class _Builder:
+    def __init__(
+        self,
+        resolved: ResolvedManifest,
+        loaded: dsl.LoadedManifest,
+        reveal: Reveal,
+        locate: Callable[[dsl.Location], str],
+    ) -> None:
+        self.resolved = resolved
+        self.loaded = loaded
+        self.reveal = reveal
+        self.locate = locate
+        self.index = {node.name: i for i, node in enumerate(loaded.manifest.nodes)}
+        # Siblings in name order: the manifest's order of siblings carries no meaning
+        # (they are created in parallel), so it must not change the plan.
+        self.children: dict[str | None, list[ResolvedNode]] = {}
+        for node in sorted(resolved.nodes, key=lambda n: n.name):
+            self.children.setdefault(node.parent, []).append(node)
+        settings = resolved.settings
+        self.settings = PlanSettings(
+            on_error=settings.on_error,
+            parallelism=settings.parallelism or DEFAULT_PARALLELISM,
+            cleanup_on_failure=settings.cleanup_on_failure,
+            timeout_buffer=settings.timeout_buffer,
+        )
+        self.sources: dict[str, dict[str, str]] = {}
+        self._signing_key: str | None = None
+
+    # --- secrets -------------------------------------------------------------------------
+
+    def signing_key(self) -> str:
+        if self._signing_key is None:
+            ref = SecretRef(name=".".join(SIGNING_KEY))
+            try:
+                self._signing_key = self.reveal(ref)
+            except PlanError:
+                raise PlanError.at(
+                    None,
+                    "secrets.yaml has no auth.signing_key, which plans need to digest secrets",
+                    "add one: auth: {signing_key: <random text>}, e.g. from "
+                    "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                ) from None
+        return self._signing_key
+
+    def secret_uses(self, refs: Iterable[SecretRef]) -> tuple[SecretUse, ...]:
+        names = sorted({ref.name for ref in refs})
+        if not names:
+            return ()
+        key = self.signing_key()
+        return tuple(
+            SecretUse(name=name, digest=secret_digest(key, self.reveal(SecretRef(name=name))))
+            for name in names
+        )
+
+    # --- plans ---------------------------------------------------------------------------
+
+    def plan(self, host: str, parent: str | None, datastore: str) -> Plan:
+        steps = _Steps(host)
+        roots = self.children.get(parent, [])
+        for image in sorted(
+            {n.image.name: n.image for n in roots if n.image is not None}.values(),
+            key=lambda i: i.name,
+        ):
+            args: dict[str, Any] = {
+                "name": image.name,
+                "filename": image.filename,
+                "format": image.format,
+                "storage": datastore,
+                "sha256": image.sha256,
+            }
+            hints = {}
+            if image.sha256 is None:
+                args["url"] = image.url  # unpinned: the URL is all that identifies it
+            else:
+                hints["url"] = image.url  # pinned: the hash is the identity, the URL a hint
+            steps.add(f"image.{image.name}.ensure", "pve.image.ensure", args, hints=hints)
+        subplans: dict[str, Plan] = {}
+        for node in roots:
+            self.node_steps(steps, node, datastore, subplans)
+        plan_steps = steps.done()
+        return Plan(
+            manifest=self.resolved.name,
+            host=host,
+            settings=self.settings,
+            steps=plan_steps,
+            subplans=subplans,
+            hash=plan_hash(
+                self.resolved.name,
+                host,
+                "apply",
+                self.settings,
+                [(s.address, s.hash) for s in plan_steps],
+            ),
+        )
+
+    def node_steps(
+        self, steps: _Steps, node: ResolvedNode, datastore: str, subplans: dict[str, Plan]
+    ) -> None:
+        prefix = f"node.{node.name}"
+        family = "ct" if node.type == "ct" else "vm"
+        create = f"{prefix}.create"
+        args: dict[str, Any] = {
+            "name": node.name,
+            "type": node.type,
+            "vmid": node.vmid,
+            "cores": node.cores,
+            "memory": node.memory,
+            "disk": node.disk,
+            "bridge": node.bridge,
+            "storage": datastore,
+            "tags": ["pveplan", f"pveplan-{self.resolved.name}"],
+        }
+        refs: dict[str, str] = {}
+        if family == "vm":
+            assert node.image is not None  # validated: vm and pve nodes have images
+            args["image"] = node.image.name
+            args["cloud_init"] = {
+                "user": node.vm_user,
+                "sudo": True,
+                "packages": list(node.packages),
+                "timezone": node.timezone,
+                "agent": True,
+                "serial": True,
+                "mode": node.mode,
+            }
+            refs["volume"] = f"image.{node.image.name}.ensure#volid"
+        else:
+            args["template"] = node.template
+        steps.add(
+            create,
+            f"pve.{family}.create",
+            args,
+            refs=refs,
+            secrets=self.secret_uses(node.authorized_keys),
+        )
+        self.record_sources(
+            create,
+            node,
+            {
+                "name": "name",
+                "vmid": "vmid",
+                "cores": "cores",
+                "memory": "memory",
+                "disk": "disk",
+                "image": "image",
+                "template": "template",
+                "type": "type",
+            },
+        )
+        vm_id = {"vmid": f"{create}#vm_id"}
+        steps.add(f"{prefix}.start", f"pve.{family}.start", {}, refs=vm_id)
+        steps.add(
+            f"{prefix}.wait_ip",
+            f"pve.{family}.wait_ip",
+            {"timeout": WAIT_IP_TIMEOUT},
+            refs=vm_id,
+            deps=(f"{prefix}.start",),
+        )
+        ip = {"ip": f"{prefix}.wait_ip#ip"}
+        last = f"{prefix}.wait_ip"
+        if node.mode == "push":
+            steps.add(
+                f"{prefix}.wait_ssh",
+                "ssh.wait",
+                {"user": node.vm_user, "timeout": WAIT_SSH_TIMEOUT},
+                refs={**ip, "host_key": f"{create}#host_key"},
+            )
+            last = f"{prefix}.wait_ssh"
+        if node.spec is not None:
+            spec = _spec_args(node)
+            if node.mode == "push":
+                users = node.spec.users
+                keys = [key for user in users for key in user.ssh_keys]
+                steps.add(
+                    f"{prefix}.config",
+                    "config.push",
+                    spec,
+                    refs=ip,
+                    secrets=self.secret_uses(keys),
+                    deps=(last,),
+                )
+            else:
+                steps.add(f"{prefix}.config", "config.await_report", spec, deps=(last,))
+            self.record_sources(f"{prefix}.config", node, {"spec": "spec"})
+            last = f"{prefix}.config"
+        children = self.children.get(node.name, [])
+        if node.type != "pve" or not children:
+            return
+        for name, kind, extra in PVE_LIFECYCLE:
+            address = f"{prefix}.{name}"
+            steps.add(address, kind, dict(extra), refs=ip, deps=(last,))
+            last = address
+        subplan = self.plan(node.name, parent=node.name, datastore=DEFAULT_STORAGE)
+        delegate = f"{prefix}.delegate"
+        steps.add(
+            delegate,
+            "subplan.delegate",
+            {"host": node.name, "subplan": subplan.hash, "children": [c.name for c in children]},
+            refs=ip,
+            deps=(last,),
+        )
+        subplans[delegate] = subplan
+
+    def record_sources(self, address: str, node: ResolvedNode, fields: dict[str, str]) -> None:
+        index = self.index[node.name]
+        found = {}
+        for arg, field in fields.items():
+            location = self.loaded.source_map.locate(("nodes", index, field))
+            if location is not None and ("nodes", index, field) in self.loaded.source_map.values:
+                found[arg] = self.locate(location)
+        if found:
+            self.sources[address] = found
+
+
+def _spec_args(node: ResolvedNode) -> dict[str, Any]:
+    """What the config phase needs: the resolved spec, posture and packages (no secrets)."""
+    import msgspec
+
+    spec = node.spec
+    assert spec is not None
+    return {
+        "spec": node.spec_name,
+        "hostname": spec.hostname,
+        "domain": spec.domain,
+        "users": [
+            {"name": u.name, "sudo": u.sudo, "ssh_keys": [k.name for k in u.ssh_keys]}
+            for u in spec.users
+        ],
+        "packages": list(node.packages),
+        "services": {"enable": list(spec.services_enable), "disable": list(spec.services_disable)},
+        "timezone": node.timezone,
+        "posture": node.posture_name,
+        "posture_settings": msgspec.to_builtins(node.posture) if node.posture is not None else None,
+        "network": msgspec.to_builtins(spec.network) if spec.network is not None else None,
+        "pve": msgspec.to_builtins(spec.pve) if spec.pve is not None else None,
+        "config": dict(spec.config_extra),
+    }
+
+
+class _Steps:
+    """Steps of one plan in the order added; each hashed from the hashes it depends on."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.steps: list[Step] = []
+        self.hashes: dict[str, str] = {}
+
+    def add(
+        self,
+        address: str,
+        kind: str,
+        args: dict[str, Any],
+        *,
+        refs: dict[str, str] | None = None,
+        secrets: tuple[SecretUse, ...] = (),
+        deps: tuple[str, ...] = (),
+        hints: dict[str, Any] | None = None,
+    ) -> None:
+        refs = refs or {}
+        ref_hashes = {}
+        for name, ref in refs.items():
+            target, _, output = ref.partition("#")
+            ref_hashes[name] = f"{self.hashes[target]}#{output}"
+        kind_version = KIND_VERSIONS[kind]
+        digest = step_hash(
+            kind=kind,
+            kind_version=kind_version,
+            host=self.host,
+            args=args,
+            secrets=secrets,
+            ref_hashes=ref_hashes,
+            dep_hashes=[self.hashes[d] for d in deps],
+        )
+        self.steps.append(
+            Step(
+                address=address,
+                kind=kind,
+                kind_version=kind_version,
+                host=self.host,
+                args=args,
+                refs=refs,
+                secrets=secrets,
+                deps=deps,
+                hints=hints or {},
+                hash=digest,
+            )
+        )
+        self.hashes[address] = digest
+
+    def done(self) -> tuple[Step, ...]:
+        return tuple(self.steps)

@@ -1,0 +1,199 @@
+"""What applying a plan would change, against the plan last applied to the workspace, and why.
+
+Steps are matched by address, level by level (subplans by their delegate's address). A
+step whose hash is unchanged is cached: its recorded result will be reused. A changed one
+is an update, or a replace when an arg that cannot change in place changed (a VM's vmid,
+image or storage; a shrinking disk). A step only in the old plan is destroyed.
+
+Beyond Terraform, each change says why: which arg changed (old -> new, and the manifest
+line it comes from), that a secret changed (never its value: "(sensitive)"), or which
+upstream step's change reached it. Output order is plan order, so it is stable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ._plan import Frozen, Plan, Step
+
+Action = Literal["create", "update", "replace", "destroy", "unchanged"]
+
+# Args that cannot change without recreating the resource.
+REPLACE_ON: dict[str, frozenset[str]] = {
+    "pve.vm.create": frozenset({"vmid", "image", "type", "storage", "name"}),
+    "pve.ct.create": frozenset({"vmid", "template", "type", "storage", "name"}),
+    "pve.image.ensure": frozenset({"sha256", "url", "filename", "format", "storage"}),
+}
+SHRINK_REPLACES = frozenset({"disk"})
+
+
+class Reason(Frozen, kw_only=True):
+    text: str
+    source: str | None = None
+
+
+class Change(Frozen, kw_only=True):
+    path: tuple[str, ...] = ()  # delegate addresses leading to the step's plan
+    host: str
+    address: str
+    kind: str
+    action: Action
+    reasons: tuple[Reason, ...] = ()
+
+
+class Summary(Frozen, kw_only=True):
+    add: int = 0
+    change: int = 0
+    replace: int = 0
+    destroy: int = 0
+    unchanged: int = 0
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.add or self.change or self.replace or self.destroy)
+
+
+def diff_plans(
+    new: Plan, old: Plan | None, sources: dict[str, dict[str, str]] | None = None
+) -> list[Change]:
+    """Every step's action, new plan order first, then what only the old plan had."""
+    out: list[Change] = []
+    _diff_level(new, old, (), sources or {}, out)
+    return out
+
+
+def summarize(changes: list[Change]) -> Summary:
+    counts = {"create": 0, "update": 0, "replace": 0, "destroy": 0, "unchanged": 0}
+    for change in changes:
+        counts[change.action] += 1
+    return Summary(
+        add=counts["create"],
+        change=counts["update"],
+        replace=counts["replace"],
+        destroy=counts["destroy"],
+        unchanged=counts["unchanged"],
+    )
+
+
+def _diff_level(
+    new: Plan,
+    old: Plan | None,
+    path: tuple[str, ...],
+    sources: dict[str, dict[str, str]],
+    out: list[Change],
+) -> None:
+    old_steps = {s.address: s for s in old.steps} if old is not None else {}
+    actions: dict[str, Action] = {}
+    for step in new.steps:
+        before = old_steps.get(step.address)
+        action, reasons = _compare(step, before, actions, sources)
+        actions[step.address] = action
+        out.append(
+            Change(
+                path=path,
+                host=new.host,
+                address=step.address,
+                kind=step.kind,
+                action=action,
+                reasons=tuple(reasons),
+            )
+        )
+        if step.kind == "subplan.delegate":
+            old_sub = old.subplans.get(step.address) if old is not None else None
+            _diff_level(new.subplans[step.address], old_sub, (*path, step.address), sources, out)
+    if old is None:
+        return
+    present = {s.address for s in new.steps}
+    for step in old.steps:
+        if step.address not in present:
+            out.append(
+                Change(
+                    path=path, host=old.host, address=step.address, kind=step.kind, action="destroy"
+                )
+            )
+            if step.kind == "subplan.delegate" and step.address in old.subplans:
+                _destroy_all(old.subplans[step.address], (*path, step.address), out)
+
+
+def _destroy_all(plan: Plan, path: tuple[str, ...], out: list[Change]) -> None:
+    for step in plan.steps:
+        out.append(
+            Change(
+                path=path, host=plan.host, address=step.address, kind=step.kind, action="destroy"
+            )
+        )
+        if step.kind == "subplan.delegate" and step.address in plan.subplans:
+            _destroy_all(plan.subplans[step.address], (*path, step.address), out)
+
+
+def _compare(
+    step: Step, before: Step | None, actions: dict[str, Action], sources: dict[str, dict[str, str]]
+) -> tuple[Action, list[Reason]]:
+    if before is None:
+        return "create", []
+    if before.hash == step.hash:
+        return "unchanged", []
+    if before.kind != step.kind:
+        return "replace", [Reason(text=f"kind {before.kind} -> {step.kind}")]
+    reasons: list[Reason] = []
+    replace = False
+    where = sources.get(step.address, {})
+    for key in sorted(set(before.args) | set(step.args)):
+        old_value, new_value = before.args.get(key), step.args.get(key)
+        if old_value == new_value:
+            continue
+        if key == "subplan":
+            reasons.append(Reason(text="subplan changed (see the steps nested below)"))
+            continue
+        forces = key in REPLACE_ON.get(step.kind, ()) or (
+            key in SHRINK_REPLACES
+            and isinstance(old_value, int)
+            and isinstance(new_value, int)
+            and new_value < old_value
+        )
+        replace = replace or forces
+        suffix = " (forces replacement)" if forces else ""
+        reasons.append(
+            Reason(
+                text=f"{key}: {_show(old_value)} -> {_show(new_value)}{suffix}",
+                source=where.get(key),
+            )
+        )
+    if before.kind_version != step.kind_version:
+        reasons.append(
+            Reason(text=f"{step.kind} version {before.kind_version} -> {step.kind_version}")
+        )
+    old_secrets = {s.name: s.digest for s in before.secrets}
+    new_secrets = {s.name: s.digest for s in step.secrets}
+    for name in sorted(set(old_secrets) | set(new_secrets)):
+        if name not in old_secrets:
+            reasons.append(Reason(text=f"secret {name} added (sensitive)"))
+        elif name not in new_secrets:
+            reasons.append(Reason(text=f"secret {name} removed (sensitive)"))
+        elif old_secrets[name] != new_secrets[name]:
+            reasons.append(Reason(text=f"secret {name} changed (sensitive)"))
+    for upstream in (*step.ref_addresses(), *step.deps):
+        upstream_action = actions.get(upstream)
+        if upstream_action in ("create", "update", "replace"):
+            verb = {"create": "is new", "update": "changed", "replace": "is replaced"}[
+                upstream_action
+            ]
+            reasons.append(Reason(text=f"input {upstream} {verb}"))
+    if not reasons:
+        reasons.append(Reason(text="inputs changed"))
+    return ("replace" if replace else "update"), reasons
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, dict)):
+        import json
+
+        text = json.dumps(value, sort_keys=True, separators=(", ", ": "))
+        return text if len(text) <= 60 else text[:57] + "..."
+    return str(value)

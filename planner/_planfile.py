@@ -1,0 +1,102 @@
+"""Plan files: the reviewable, committable JSON form of a plan (docs/plan-format.md).
+
+One JSON object with exactly four keys: `format` ("pveplan-plan/1"), `hash` (the plan's
+hash), `plan` (the hashed body: steps and subplans) and `header` (not hashed: tool
+version, digests of the manifest and site-config files, the store state planned
+against, and where each step arg came from in the manifest).
+
+Pretty and canonical: sorted keys, two-space indents, one key per line, steps in plan
+order, `\\n` line ends, a final newline. Nothing in the file depends on the machine, the
+directory, the user or the time, so the same inputs give the same bytes anywhere (paths
+in the header are relative to the manifest's directory or the site config's root).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from dsl import Location
+
+from ._errors import PlanError
+from ._hashing import digest, verify_plan
+from ._plan import Frozen, Plan
+
+FORMAT = "pveplan-plan/1"
+
+
+class Header(Frozen, kw_only=True):
+    """What a reviewer (and `apply`) needs to know about a plan, outside its identity."""
+
+    tool: str
+    workspace: str
+    manifest_files: dict[str, str] = msgspec.field(default_factory=dict)
+    site_config_files: dict[str, str] = msgspec.field(default_factory=dict)
+    manifest_digest: str = ""
+    site_config_digest: str = ""
+    planned_against: str | None = None
+    sources: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
+
+
+class PlanFile(Frozen, kw_only=True):
+    format: Literal["pveplan-plan/1"] = FORMAT
+    hash: str
+    plan: Plan
+    header: Header
+
+
+_encoder = msgspec.json.Encoder(order="sorted")
+_decoder = msgspec.json.Decoder(PlanFile)
+
+
+def encode_plan_file(plan_file: PlanFile) -> bytes:
+    """The canonical, pretty bytes of a plan file."""
+    return msgspec.json.format(_encoder.encode(plan_file), indent=2) + b"\n"
+
+
+def decode_plan_file(data: bytes, name: str) -> PlanFile:
+    """A plan file read back and verified: every hash must match what it covers."""
+    try:
+        plan_file = _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise PlanError.at(
+            Location(file=name, line=1, col=1),
+            f"not a pveplan plan file: {exc}",
+            f"plan files are written by `pveplan plan -o FILE` (format {FORMAT})",
+        ) from None
+    problems = verify_plan(plan_file.plan)
+    if plan_file.hash != plan_file.plan.hash:
+        problems.append(f"file hash {plan_file.hash} is not the plan's hash {plan_file.plan.hash}")
+    if problems:
+        raise PlanError.at(
+            Location(file=name, line=1, col=1),
+            "plan file does not match its hashes (edited or damaged)",
+            "; ".join(problems[:5])
+            + ("; ..." if len(problems) > 5 else "")
+            + " — re-plan to get a sound file",
+        )
+    return plan_file
+
+
+def read_plan_file(path: Path) -> PlanFile:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PlanError.at(None, f"cannot read plan file {path}: {exc.strerror or exc}") from None
+    return decode_plan_file(data, str(path))
+
+
+def file_digests(files: dict[str, bytes]) -> tuple[dict[str, str], str]:
+    """Per-file xxh3-128 digests (sorted by relative path) and one digest over them all."""
+    per_file = {name: digest(files[name]) for name in sorted(files)}
+    combined = digest(b"".join(f"{name}\0{value}\n".encode() for name, value in per_file.items()))
+    return per_file, combined
+
+
+def relative_to(path: str | Path, base: Path) -> str:
+    """`path` relative to `base` in POSIX form (`../lib/x.pvp` is fine), for headers."""
+    import os
+
+    return Path(os.path.relpath(Path(path).resolve(), base.resolve())).as_posix()

@@ -1,0 +1,81 @@
+"""From a checked, resolved manifest to a complete plan file (body + header).
+
+The body comes from `compile_plan`; the header records what the plan was made from,
+in a form that is the same on every machine: file paths relative to the manifest's
+directory and the site config's root, digests of file contents, the tool version, and
+the store state it was planned against. `manifest_digest` is taken over the canonical
+`Manifest` value, so reformatting or commenting a manifest does not make a reviewed plan
+stale, while `manifest_files` still shows which bytes it was read from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dsl
+
+from ._compile import compile_plan
+from ._hashing import canonical, digest
+from ._planfile import Header, PlanFile, file_digests, relative_to
+from ._version import __version__
+from .siteconfig import ResolvedManifest, SiteConfig
+
+SITE_CONFIG_PARTS = ("site.yaml", "nodes", "hosts", "presets", "specs", "postures", "v2")
+
+
+def workspace_name(manifest: str, host: str) -> str:
+    """A workspace is (manifest x host): the same manifest on two hosts never collides."""
+    return f"{manifest}@{host}"
+
+
+def site_config_files(root: Path) -> dict[str, bytes]:
+    """The site-config files a plan depends on, by relative path (secrets.yaml excluded:
+    secret changes show in the steps' keyed digests; manifests/ excluded: not config)."""
+    files: dict[str, bytes] = {}
+    for part in SITE_CONFIG_PARTS:
+        path = root / part
+        candidates = (
+            [path] if path.is_file() else sorted(path.rglob("*.yaml")) if path.is_dir() else []
+        )
+        for file in candidates:
+            if (
+                file.is_file()
+                and file.name != "secrets.yaml"
+                and "manifests" not in file.relative_to(root).parts
+            ):
+                files[file.relative_to(root).as_posix()] = file.read_bytes()
+    return files
+
+
+def build_plan_file(
+    loaded: dsl.LoadedManifest,
+    resolved: ResolvedManifest,
+    site: SiteConfig,
+    host: str,
+    *,
+    planned_against: str | None,
+) -> PlanFile:
+    """The plan file for `loaded` on `host`; `planned_against` is the applied plan's hash."""
+    main = Path(loaded.files[0])
+    base = main.parent
+
+    def locate(location: dsl.Location) -> str:
+        return f"{relative_to(location.file, base)}:{location.line}:{location.col}"
+
+    result = compile_plan(resolved, loaded, host, site.secrets.reveal, locate=locate)
+    manifest_files = {
+        relative_to(name, base): text.encode() for name, text in loaded.source_map.texts.items()
+    }
+    per_manifest_file, _ = file_digests(manifest_files)
+    per_site_file, site_digest = file_digests(site_config_files(site.root))
+    header = Header(
+        tool=f"pveplan {__version__}",
+        workspace=workspace_name(resolved.name, host),
+        manifest_files=per_manifest_file,
+        manifest_digest=digest(canonical(loaded.manifest)),
+        site_config_files=per_site_file,
+        site_config_digest=site_digest,
+        planned_against=planned_against,
+        sources=result.sources,
+    )
+    return PlanFile(hash=result.plan.hash, plan=result.plan, header=header)

@@ -1,0 +1,162 @@
+"""Plans and plan diffs for people (text) and for machines (JSON-ready dicts).
+
+Text is Terraform-like: one line per changed step, `+` create, `~` update, `-/+` replace,
+`-` destroy, nested subplans indented under their host (`root-pve ›`), each change
+followed by why; unchanged steps are counted, not listed. Secrets appear as
+`(sensitive)` only: no value reaches a plan, so none can reach this output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import msgspec
+
+from ._diff import Change, Summary
+from ._plan import Plan, Step
+from ._planfile import PlanFile
+
+SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "destroy": "-", "unchanged": " "}
+
+
+class Styler(Protocol):
+    def green(self, text: str) -> str: ...
+    def yellow(self, text: str) -> str: ...
+    def red(self, text: str) -> str: ...
+    def bold(self, text: str) -> str: ...
+    def dim(self, text: str) -> str: ...
+
+
+def _colour(action: str, text: str, style: Styler) -> str:
+    if action == "create":
+        return style.green(text)
+    if action in ("update",):
+        return style.yellow(text)
+    if action in ("replace", "destroy"):
+        return style.red(text)
+    return text
+
+
+def summary_line(summary: Summary) -> str:
+    if not summary.changes:
+        return "No changes."
+    return (
+        f"Plan: {summary.add} to add, {summary.change} to change, "
+        f"{summary.replace} to replace, {summary.destroy} to destroy."
+    )
+
+
+def render_changes(changes: Iterable[Change], summary: Summary, style: Styler) -> str:
+    """The diff as text: changed steps with their reasons, then the counts."""
+    lines: list[str] = []
+    shown_paths: set[tuple[str, ...]] = set()
+    for change in changes:
+        if change.action == "unchanged":
+            continue
+        for depth in range(1, len(change.path) + 1):
+            prefix = change.path[:depth]
+            if prefix not in shown_paths:
+                shown_paths.add(prefix)
+                host = prefix[-1].split(".")[1] if prefix[-1].startswith("node.") else prefix[-1]
+                lines.append("  " * depth + style.bold(f"{host} ›"))
+        pad = "  " * (len(change.path) + 1)
+        symbol = SYMBOLS[change.action]
+        head = f"{pad}{_colour(change.action, symbol.rjust(3), style)} {change.address}"
+        lines.append(f"{head}  {style.dim(change.kind)}")
+        for reason in change.reasons:
+            where = f"  {style.dim('(' + reason.source + ')')}" if reason.source else ""
+            lines.append(f"{pad}      {reason.text}{where}")
+    if summary.unchanged:
+        lines.append("")
+        lines.append(f"  {summary.unchanged} step(s) unchanged (cached).")
+    lines.append("")
+    lines.append(style.bold(summary_line(summary)))
+    return "\n".join(lines)
+
+
+def changes_json(
+    plan_file: PlanFile, changes: Iterable[Change], summary: Summary
+) -> dict[str, Any]:
+    """The diff for machines: stable keys, documented in docs/plan-format.md."""
+    return {
+        "format": "pveplan-diff/1",
+        "plan": plan_file.hash,
+        "workspace": plan_file.header.workspace,
+        "planned_against": plan_file.header.planned_against,
+        "summary": {
+            "add": summary.add,
+            "change": summary.change,
+            "replace": summary.replace,
+            "destroy": summary.destroy,
+            "unchanged": summary.unchanged,
+        },
+        "changes": [msgspec.to_builtins(c) for c in changes if c.action != "unchanged"],
+    }
+
+
+def render_plan(plan_file: PlanFile, style: Styler) -> str:
+    """`pveplan show`: what the plan does, host by host, step by step."""
+    header = plan_file.header
+    lines = [
+        style.bold(f"plan {plan_file.hash}")
+        + f"  ({plan_file.plan.manifest} on {plan_file.plan.host})",
+        f"  made by {header.tool}; workspace {header.workspace}",
+        f"  manifest digest {header.manifest_digest or '-'}; site config digest {header.site_config_digest or '-'}",
+        f"  planned against: {header.planned_against or 'nothing applied yet'}",
+        "",
+    ]
+    _render_level(plan_file.plan, (), lines, style)
+    return "\n".join(lines)
+
+
+def _render_level(plan: Plan, path: tuple[str, ...], lines: list[str], style: Styler) -> None:
+    pad = "  " * (len(path) + 1)
+    lines.append(
+        pad[:-2]
+        + style.bold(f"{plan.host} ›")
+        + style.dim(f"  subplan {plan.hash}" if path else "")
+    )
+    for step in plan.steps:
+        lines.append(f"{pad}{step.address}  {style.dim(step.kind)}  {style.dim(step.hash[:12])}")
+        for text in _step_details(step):
+            lines.append(f"{pad}    {text}")
+        if step.kind == "subplan.delegate":
+            _render_level(plan.subplans[step.address], (*path, step.address), lines, style)
+
+
+def _step_details(step: Step) -> list[str]:
+    out = []
+    interesting = {k: v for k, v in step.args.items() if k not in ("subplan",)}
+    if interesting:
+        out.append(", ".join(f"{k}={_short(v)}" for k, v in sorted(interesting.items())))
+    if step.refs:
+        out.append("uses " + ", ".join(f"{k}={v}" for k, v in sorted(step.refs.items())))
+    if step.secrets:
+        out.append("secrets " + ", ".join(f"{s.name} (sensitive)" for s in step.secrets))
+    return out
+
+
+def _short(value: Any) -> str:
+    import json
+
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def plan_json(plan_file: PlanFile) -> dict[str, Any]:
+    """`pveplan show --json`: the plan flattened to one list of steps, each with its path."""
+    steps = []
+    for path, step in plan_file.plan.walk():
+        item = msgspec.to_builtins(step)
+        item["path"] = list(path)
+        item["secrets"] = [s.name for s in step.secrets]
+        steps.append(item)
+    return {
+        "format": "pveplan-show/1",
+        "hash": plan_file.hash,
+        "manifest": plan_file.plan.manifest,
+        "host": plan_file.plan.host,
+        "header": msgspec.to_builtins(plan_file.header),
+        "steps": steps,
+    }

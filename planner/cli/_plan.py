@@ -1,0 +1,144 @@
+"""`pveplan plan` (and homestak's `create|destroy|test --dry-run`): compile, diff, save, check.
+
+Exit codes: 0 success; 1 an error (or `--check` found the file stale); with
+`--detailed-exitcode`, 2 when the plan has changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from dsl import Diagnostic, load_manifest, load_yaml, manifest_from_data
+
+from .._diff import diff_plans, summarize
+from .._errors import PlanError
+from .._plan import Plan
+from .._planfile import PlanFile, encode_plan_file, read_plan_file
+from .._planning import build_plan_file, workspace_name
+from .._render import changes_json, render_changes
+from ._fmt import write_atomic
+from ._select import SiteCache, host_name, manifest_paths, site_root
+from ._state import applied_plan
+
+if TYPE_CHECKING:
+    from . import Console
+
+
+def make_plan(args: argparse.Namespace, console: Console) -> tuple[PlanFile, Plan | None]:
+    """Load, check, resolve and compile the one manifest the arguments name; with the
+    plan the store records as applied to its workspace (None if nothing is)."""
+    from ..siteconfig import resolve_manifest
+
+    host = host_name(args)
+    if host is None:
+        raise PlanError.at(
+            None, "a plan needs a target host", "name it with -H HOST (a file in nodes/ or hosts/)"
+        )
+    if getattr(args, "manifest_json", None):
+        data, smap = load_yaml(args.manifest_json, "<manifest-json>")
+        loaded = manifest_from_data(data, smap)
+        path = None
+    else:
+        paths = manifest_paths(args, console)
+        if len(paths) != 1:
+            raise PlanError.at(None, f"plan takes one manifest, got {len(paths)}")
+        path = paths[0]
+        loaded = load_manifest(path)
+    site = SiteCache().get(site_root(args, console, path))
+    resolved = resolve_manifest(loaded, site, host)
+    console.diagnostics([*loaded.warnings, *resolved.warnings])
+    workspace = workspace_name(resolved.name, host)
+    old = applied_plan(console, workspace)
+    plan_file = build_plan_file(
+        loaded, resolved, site, host, planned_against=old.hash if old else None
+    )
+    return plan_file, old
+
+
+def run_plan(args: argparse.Namespace, console: Console) -> int:
+    plan_file, old = make_plan(args, console)
+    if args.check:
+        return _check(plan_file, Path(args.check), console)
+    changes = diff_plans(plan_file.plan, old, plan_file.header.sources)
+    summary = summarize(changes)
+    if args.out:
+        write_atomic(Path(args.out), encode_plan_file(plan_file).decode())
+    if args.json:
+        console.print(
+            json.dumps(changes_json(plan_file, changes, summary), indent=2, sort_keys=True)
+        )
+    else:
+        title = (
+            f"pveplan: {plan_file.plan.manifest} on {plan_file.plan.host} (plan {plan_file.hash})"
+        )
+        console.print(console.style.bold(title))
+        console.print()
+        console.print(render_changes(changes, summary, console.style))
+        if args.out:
+            console.print(f"\nSaved the plan to {args.out}.")
+    if args.detailed_exitcode and summary.changes:
+        return 2
+    return 0
+
+
+def _check(plan_file: PlanFile, path: Path, console: Console) -> int:
+    """Is the committed plan at `path` what the manifest compiles to now?"""
+    saved = read_plan_file(path)
+    current = msgspec.json.format(msgspec.json.encode(plan_file.plan, order="sorted"), indent=2)
+    before = msgspec.json.format(msgspec.json.encode(saved.plan, order="sorted"), indent=2)
+    if current == before:
+        console.print(f"{path}: up to date (plan {plan_file.hash})")
+        return 0
+    changes = [
+        c
+        for c in diff_plans(plan_file.plan, saved.plan, plan_file.header.sources)
+        if c.action != "unchanged"
+    ]
+    console.diagnostics(
+        [
+            Diagnostic(
+                summary=f"{path} is stale: it holds plan {saved.hash}, the manifest now compiles to {plan_file.hash}",
+                detail=f"{len(changes)} step(s) differ; re-run `pveplan plan ... -o {path}` and commit the result",
+            )
+        ]
+    )
+    diff = difflib.unified_diff(
+        before.decode().splitlines(keepends=True),
+        current.decode().splitlines(keepends=True),
+        f"{path}",
+        "now",
+    )
+    console.out.writelines(diff)
+    return 1
+
+
+def run_dry_run_verb(args: argparse.Namespace, console: Console) -> int:
+    """homestak's `create|destroy|test -M NAME -H HOST`: with --dry-run, the plan diff."""
+    if not args.dry_run:
+        raise PlanError.at(
+            None,
+            f"`{args.command}` needs the executor, which is not in this release",
+            "run it with --dry-run to see the plan, or use `pveplan plan`",
+        )
+    plan_file, old = make_plan(args, console)
+    changes = diff_plans(plan_file.plan, old, plan_file.header.sources)
+    summary = summarize(changes)
+    if args.json_output:
+        report = changes_json(plan_file, changes, summary)
+        report.update({"verb": args.command, "dry_run": True, "success": True})
+        console.print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    console.print(
+        console.style.bold(
+            f"{args.command} --dry-run: {plan_file.plan.manifest} on {plan_file.plan.host}"
+        )
+    )
+    console.print()
+    console.print(render_changes(changes, summary, console.style))
+    return 0

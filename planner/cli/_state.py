@@ -1,0 +1,63 @@
+"""What the store says is applied, for `plan` to diff against (read-only).
+
+Planning never writes: with no store yet, or nothing applied to the workspace, the
+previous plan is None and everything is new. The applied plan is read back from its
+content-addressed object and verified like any plan file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .._errors import PlanError
+from .._hashing import verify_plan
+from .._plan import Plan
+
+if TYPE_CHECKING:
+    from . import Console
+
+
+def store_location(console: Console) -> Path:
+    from store import store_path
+
+    return store_path(console.env)
+
+
+def applied_plan(console: Console, workspace: str) -> Plan | None:
+    """The plan last applied to `workspace`, or None (no store, nothing applied)."""
+    from store import StoreError, open_store
+
+    path = store_location(console)
+    if not (path / "store.sqlite").exists():
+        return None
+    try:
+        with open_store(path) as store:
+            state = store.applied(workspace)
+            if state is None:
+                return None
+            object_hash = store.plan_object(state.plan_hash)
+            if object_hash is None:
+                raise PlanError.at(
+                    None,
+                    f"the store records plan {state.plan_hash} as applied but does not hold it",
+                    "run `pveplan store verify`",
+                )
+            data = store.get_object(object_hash)
+    except StoreError as exc:
+        raise PlanError(exc.diagnostics) from None
+    try:
+        plan = msgspec.json.decode(data, type=Plan)
+    except msgspec.DecodeError as exc:
+        raise PlanError.at(
+            None, f"applied plan {state.plan_hash} in the store is unreadable: {exc}"
+        ) from None
+    if verify_plan(plan):
+        raise PlanError.at(
+            None,
+            f"applied plan {state.plan_hash} in the store does not match its hashes",
+            "run `pveplan store verify`",
+        )
+    return plan
