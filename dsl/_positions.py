@@ -26,12 +26,13 @@ class SourceMap:
     about a missing field points at the mapping that lacks it.
     """
 
-    __slots__ = ("keys", "texts", "values")
+    __slots__ = ("_lines", "keys", "texts", "values")
 
     def __init__(self) -> None:
         self.values: dict[Path, Pos] = {}
         self.keys: dict[Path, Pos] = {}
         self.texts: dict[str, str] = {}
+        self._lines: dict[str, list[str]] = {}
 
     def pos(self, path: Path, *, key: bool = False) -> Pos | None:
         """The position of `path` (its key if `key` and known), else of its nearest ancestor."""
@@ -54,11 +55,13 @@ class SourceMap:
         """A `Location` for a raw position, with its source line when the text is known."""
         file, line, col = pos
         source_line = ""
-        text = self.texts.get(file)
-        if text is not None:
-            lines = text.split("\n")
-            if 0 < line <= len(lines):
-                source_line = lines[line - 1]
+        lines = self._lines.get(file)
+        if lines is None and file in self.texts:
+            lines = self._lines[file] = self.texts[file].split(
+                "\n"
+            )  # once per file, not per lookup
+        if lines is not None and 0 < line <= len(lines):
+            source_line = lines[line - 1]
         return Location(file=file, line=line, col=col, source_line=source_line)
 
 

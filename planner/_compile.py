@@ -25,7 +25,7 @@ from typing import Any
 import dsl
 
 from ._errors import PlanError
-from ._hashing import plan_hash, secret_digest, step_hash
+from ._hashing import has_float, plan_hash, secret_digest, step_hash
 from ._plan import Plan, PlanSettings, SecretUse, Step
 from .siteconfig import ResolvedManifest, ResolvedNode, SecretRef
 
@@ -332,6 +332,12 @@ def _spec_args(node: ResolvedNode) -> dict[str, Any]:
 
     spec = node.spec
     assert spec is not None
+    if has_float(spec.config_extra):
+        raise PlanError.at(
+            None,
+            f"spec {node.spec_name!r} has a number with a fraction in its config",
+            "plans hold no floats (their text is not canonical); write the value as a string",
+        )
     return {
         "spec": node.spec_name,
         "hostname": spec.hostname,

@@ -59,8 +59,13 @@ def build_plan_file(
     main = Path(loaded.files[0])
     base = main.parent
 
+    relative: dict[str, str] = {}  # one path computation per file, not per location
+
     def locate(location: dsl.Location) -> str:
-        return f"{relative_to(location.file, base)}:{location.line}:{location.col}"
+        name = relative.get(location.file)
+        if name is None:
+            name = relative[location.file] = relative_to(location.file, base)
+        return f"{name}:{location.line}:{location.col}"
 
     result = compile_plan(resolved, loaded, host, site.secrets.reveal, locate=locate)
     manifest_files = {

@@ -1,5 +1,57 @@
-"""store: the local content-addressed store (objects, step results, resources, runs, locks).
+"""store: pveplan's local, embedded, crash-safe store.
 
-Empty until the planner/store issue lands; the package exists because the design card
-fixes the top-level layout. It will import nothing else of pveplan's.
+Owns what outlives a single command: content-addressed objects (plan and subplan files),
+step results by run key (the cache that makes a re-run do nothing), each workspace's
+applied state and live resources, run records with their events, and the locks that keep
+two applies of one workspace apart. It is SQLite (WAL, synchronous=FULL) plus a directory
+of blobs named by their xxh3-128 hash; see docs/store.md for the layout and the
+crash-safety argument.
+
+It never plans, hashes plans, runs steps or reads the environment (`store_path` takes the
+environment as an argument); it imports nothing else of pveplan's. Every failure the
+user's machine can cause is a `StoreError`, shaped like the other packages' errors so the
+CLI renders it the same way.
 """
+
+from __future__ import annotations
+
+from ._errors import StoreDiagnostic, StoreError
+from ._layout import object_hash, store_path
+from ._locks import WorkspaceLock, WorkspaceLocked
+from ._records import (
+    OBJECT_KEY,
+    AppliedState,
+    GcReport,
+    LockHolder,
+    Outputs,
+    Resource,
+    RunEvent,
+    RunRecord,
+    StepResult,
+    VerifyReport,
+)
+from ._schema import MIGRATIONS, SCHEMA_VERSION
+from ._store import Store, open_store
+
+__all__ = [
+    "MIGRATIONS",
+    "OBJECT_KEY",
+    "SCHEMA_VERSION",
+    "AppliedState",
+    "GcReport",
+    "LockHolder",
+    "Outputs",
+    "Resource",
+    "RunEvent",
+    "RunRecord",
+    "StepResult",
+    "Store",
+    "StoreDiagnostic",
+    "StoreError",
+    "VerifyReport",
+    "WorkspaceLock",
+    "WorkspaceLocked",
+    "object_hash",
+    "open_store",
+    "store_path",
+]

@@ -8,6 +8,7 @@ rendered diagnostics and exit code 1.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 from .._version import __version__
@@ -119,6 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_manifest_options(graph)
 
+    store_cmd = commands.add_parser(
+        "store",
+        help="check or clean the local store",
+        description="The local store ($PVEPLAN_STORE, else the XDG state directory): "
+        "`verify` re-hashes every object and checks the database; `gc` removes what no "
+        "applied state, resource or recent run needs.",
+    )
+    store_verbs = store_cmd.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    store_verbs.add_parser("verify", help="re-hash every object; report damage")
+    gc = store_verbs.add_parser("gc", help="remove objects nothing reachable needs")
+    gc.add_argument(
+        "--keep-runs", type=int, default=10, metavar="N", help="keep the plans of the last N runs"
+    )
+
     for verb, what in (
         ("create", "create the manifest's nodes (homestak's verb)"),
         ("destroy", "destroy the manifest's nodes (homestak's verb)"),
@@ -185,6 +200,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
             from ._show import run_graph
 
             return run_graph(args, console)
+        if args.command == "store":
+            from ._store import run_store
+
+            return run_store(args, console)
         if args.command in ("create", "destroy", "test"):
             from ._plan import run_dry_run_verb
 
@@ -192,4 +211,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     except DiagnosticError as exc:
         console.diagnostics(exc.diagnostics)
         return 1
+    except Exception as exc:
+        # The store's errors carry the same fields but (the store importing nothing of
+        # ours) another class; import it only if the store was loaded at all.
+        store = sys.modules.get("store")
+        if store is not None and isinstance(exc, store.StoreError):
+            console.diagnostics(exc.diagnostics)
+            return 1
+        raise
     raise AssertionError(f"unhandled command {args.command}")

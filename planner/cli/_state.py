@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from dsl import Diagnostic
+
 from .._errors import PlanError
 from .._hashing import verify_plan
 from .._plan import Plan
@@ -47,7 +49,7 @@ def applied_plan(console: Console, workspace: str) -> Plan | None:
                 )
             data = store.get_object(object_hash)
     except StoreError as exc:
-        raise PlanError(exc.diagnostics) from None
+        raise PlanError([_as_diagnostic(d) for d in exc.diagnostics]) from None
     try:
         plan = msgspec.json.decode(data, type=Plan)
     except msgspec.DecodeError as exc:
@@ -61,3 +63,11 @@ def applied_plan(console: Console, workspace: str) -> Plan | None:
             "run `pveplan store verify`",
         )
     return plan
+
+
+def _as_diagnostic(diag: object) -> Diagnostic:
+    return Diagnostic(
+        summary=getattr(diag, "summary", str(diag)),
+        detail=getattr(diag, "detail", ""),
+        severity=getattr(diag, "severity", "error"),
+    )

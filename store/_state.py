@@ -1,0 +1,246 @@
+"""The SQL of the store's tables other than objects: results, applied state, resources, runs.
+
+Plain functions over a connection, one statement group each; `Store` decides the
+transactions, the locking and the error translation around them, so this module has no
+policy of its own. Outputs are kept as canonical JSON (sorted keys) and decoded strictly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+
+import msgspec
+
+from ._records import (
+    EVENT_KINDS,
+    AppliedState,
+    Outputs,
+    Resource,
+    RunEvent,
+    RunRecord,
+    StepResult,
+)
+
+_outputs_decoder = msgspec.json.Decoder(Outputs)
+
+
+def encode_outputs(outputs: Mapping[str, object]) -> str:
+    """Canonical JSON of `outputs`; anything but str -> str|int|bool|None is a bug."""
+    try:
+        checked = msgspec.convert(dict(outputs), Outputs)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"outputs must map str to str, int, bool or None: {exc}") from None
+    return msgspec.json.encode(checked, order="sorted").decode()
+
+
+def decode_outputs(raw: str) -> Outputs:
+    return _outputs_decoder.decode(raw)
+
+
+# -- step results ------------------------------------------------------------------------
+
+
+def insert_result(conn: sqlite3.Connection, result: StepResult) -> None:
+    if result.status not in ("ok", "failed"):
+        raise ValueError(f"a step result's status is 'ok' or 'failed', not {result.status!r}")
+    conn.execute(
+        "INSERT INTO results (run_key, step_hash, address, kind, status, outputs, error,"
+        " run_id, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            result.run_key,
+            result.step_hash,
+            result.address,
+            result.kind,
+            result.status,
+            encode_outputs(result.outputs),
+            result.error,
+            result.run_id,
+            result.started,
+            result.finished,
+        ),
+    )
+
+
+def select_result(conn: sqlite3.Connection, run_key: str) -> StepResult | None:
+    """The latest successful result for `run_key`, else the latest failed one."""
+    row = conn.execute(
+        "SELECT run_key, step_hash, address, kind, status, outputs, error, run_id,"
+        " started, finished FROM results WHERE run_key = ?"
+        " ORDER BY status = 'ok' DESC, finished DESC, id DESC LIMIT 1",
+        (run_key,),
+    ).fetchone()
+    if row is None:
+        return None
+    return StepResult(
+        run_key=row[0],
+        step_hash=row[1],
+        address=row[2],
+        kind=row[3],
+        status=row[4],
+        outputs=decode_outputs(row[5]),
+        error=row[6],
+        run_id=row[7],
+        started=row[8],
+        finished=row[9],
+    )
+
+
+# -- applied state -----------------------------------------------------------------------
+
+
+def replace_applied(
+    conn: sqlite3.Connection,
+    workspace: str,
+    plan_hash: str,
+    steps: Mapping[str, str],
+    now: float,
+) -> None:
+    for address, step in steps.items():
+        if not (isinstance(address, str) and isinstance(step, str)):
+            raise ValueError(f"applied steps map address to step hash, got {address!r}: {step!r}")
+    conn.execute(
+        "INSERT INTO applied (workspace, plan_hash, updated) VALUES (?, ?, ?)"
+        " ON CONFLICT (workspace) DO UPDATE"
+        " SET plan_hash = excluded.plan_hash, updated = excluded.updated",
+        (workspace, plan_hash, now),
+    )
+    conn.execute("DELETE FROM applied_steps WHERE workspace = ?", (workspace,))
+    conn.executemany(
+        "INSERT INTO applied_steps (workspace, address, step_hash) VALUES (?, ?, ?)",
+        [(workspace, address, step) for address, step in sorted(steps.items())],
+    )
+
+
+def delete_applied(conn: sqlite3.Connection, workspace: str) -> None:
+    conn.execute("DELETE FROM applied WHERE workspace = ?", (workspace,))
+
+
+def select_applied(conn: sqlite3.Connection, workspace: str) -> AppliedState | None:
+    row = conn.execute(
+        "SELECT plan_hash, updated FROM applied WHERE workspace = ?", (workspace,)
+    ).fetchone()
+    if row is None:
+        return None
+    steps = dict(
+        conn.execute(
+            "SELECT address, step_hash FROM applied_steps WHERE workspace = ? ORDER BY address",
+            (workspace,),
+        )
+    )
+    return AppliedState(workspace=workspace, plan_hash=row[0], steps=steps, updated=row[1])
+
+
+def select_workspaces(conn: sqlite3.Connection) -> tuple[str, ...]:
+    rows = conn.execute(
+        "SELECT workspace FROM applied UNION SELECT workspace FROM resources"
+        " UNION SELECT workspace FROM runs ORDER BY 1"
+    )
+    return tuple(r[0] for r in rows)
+
+
+# -- resources ---------------------------------------------------------------------------
+
+
+def upsert_resource(
+    conn: sqlite3.Connection,
+    workspace: str,
+    address: str,
+    kind: str,
+    outputs: Mapping[str, object],
+    now: float,
+) -> None:
+    conn.execute(
+        "INSERT INTO resources (workspace, address, kind, outputs, updated)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace, address) DO UPDATE"
+        " SET kind = excluded.kind, outputs = excluded.outputs, updated = excluded.updated",
+        (workspace, address, kind, encode_outputs(outputs), now),
+    )
+
+
+def delete_resource(conn: sqlite3.Connection, workspace: str, address: str) -> None:
+    conn.execute("DELETE FROM resources WHERE workspace = ? AND address = ?", (workspace, address))
+
+
+def select_resources(conn: sqlite3.Connection, workspace: str) -> tuple[Resource, ...]:
+    rows = conn.execute(
+        "SELECT address, kind, outputs, updated FROM resources WHERE workspace = ?"
+        " ORDER BY address",
+        (workspace,),
+    )
+    return tuple(
+        Resource(workspace=workspace, address=a, kind=k, outputs=decode_outputs(o), updated=u)
+        for a, k, o, u in rows
+    )
+
+
+# -- runs and events ---------------------------------------------------------------------
+
+
+def insert_run(
+    conn: sqlite3.Connection, workspace: str, plan_hash: str, verb: str, now: float
+) -> int:
+    cursor = conn.execute(
+        "INSERT INTO runs (workspace, plan_hash, verb, status, started)"
+        " VALUES (?, ?, ?, 'running', ?)",
+        (workspace, plan_hash, verb, now),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def run_exists(conn: sqlite3.Connection, run_id: int) -> bool:
+    return conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+
+
+def insert_event(conn: sqlite3.Connection, run_id: int, event: RunEvent) -> None:
+    if event.kind not in EVENT_KINDS:
+        raise ValueError(f"an event's kind is one of {', '.join(EVENT_KINDS)}, not {event.kind!r}")
+    conn.execute(
+        "INSERT INTO run_events (run_id, address, kind, message, at, duration, host)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            run_id,
+            event.address,
+            event.kind,
+            event.message,
+            event.at,
+            event.duration,
+            event.host,
+        ),
+    )
+
+
+def update_run(conn: sqlite3.Connection, run_id: int, status: str, now: float) -> None:
+    conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, now, run_id))
+
+
+_RUN_COLUMNS = "id, workspace, plan_hash, verb, status, started, finished"
+
+
+def select_runs(
+    conn: sqlite3.Connection, workspace: str | None, limit: int
+) -> tuple[RunRecord, ...]:
+    if workspace is None:
+        rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+    else:
+        rows = conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE workspace = ? ORDER BY id DESC LIMIT ?",
+            (workspace, limit),
+        )
+    return tuple(
+        RunRecord(id=i, workspace=w, plan_hash=p, verb=v, status=s, started=st, finished=f)
+        for i, w, p, v, s, st, f in rows
+    )
+
+
+def select_events(conn: sqlite3.Connection, run_id: int) -> tuple[RunEvent, ...]:
+    rows = conn.execute(
+        "SELECT address, kind, message, at, duration, host FROM run_events"
+        " WHERE run_id = ? ORDER BY id",
+        (run_id,),
+    )
+    return tuple(
+        RunEvent(address=a, kind=k, message=m, at=at, duration=d, host=h)
+        for a, k, m, at, d, h in rows
+    )
