@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--json", action="store_true", help="print the diff as JSON")
     plan.add_argument(
+        "--destroy",
+        action="store_true",
+        help="plan the destruction of what the store says is applied",
+    )
+    plan.add_argument(
         "--detailed-exitcode",
         action="store_true",
         help="exit 2 when there are changes (0 none, 1 error)",

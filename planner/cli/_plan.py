@@ -16,15 +16,17 @@ import msgspec
 
 from dsl import Diagnostic, load_manifest, load_yaml, manifest_from_data
 
+from .._destroy import destroy_plan
 from .._diff import diff_plans, summarize
 from .._errors import PlanError
-from .._plan import Plan
+from .._hashing import plan_hash
+from .._plan import Plan, PlanSettings
 from .._planfile import PlanFile, encode_plan_file, read_plan_file
 from .._planning import build_plan_file, workspace_name
 from .._render import changes_json, render_changes
 from ._fmt import write_atomic
 from ._select import SiteCache, host_name, manifest_paths, site_root
-from ._state import applied_plan
+from ._state import applied_plan, applied_resources
 
 if TYPE_CHECKING:
     from . import Console
@@ -61,11 +63,33 @@ def make_plan(args: argparse.Namespace, console: Console) -> tuple[PlanFile, Pla
     return plan_file, old
 
 
+def destroy_plan_file(plan_file: PlanFile, old: Plan | None, console: Console) -> PlanFile:
+    """The destroy plan for the workspace `plan_file` belongs to, from what the store holds."""
+    if old is None:
+        empty = Plan(
+            manifest=plan_file.plan.manifest,
+            host=plan_file.plan.host,
+            action="destroy",
+            hash=plan_hash(
+                plan_file.plan.manifest, plan_file.plan.host, "destroy", PlanSettings(), []
+            ),
+        )
+        return msgspec.structs.replace(plan_file, plan=empty, hash=empty.hash)
+    plan = destroy_plan(old, applied_resources(console, plan_file.header.workspace))
+    header = msgspec.structs.replace(plan_file.header, sources={})
+    return PlanFile(hash=plan.hash, plan=plan, header=header)
+
+
 def run_plan(args: argparse.Namespace, console: Console) -> int:
     plan_file, old = make_plan(args, console)
     if args.check:
         return _check(plan_file, Path(args.check), console)
-    changes = diff_plans(plan_file.plan, old, plan_file.header.sources)
+    if args.destroy:
+        plan_file = destroy_plan_file(plan_file, old, console)
+        empty = Plan(manifest=old.manifest, host=old.host, hash="") if old is not None else None
+        changes = diff_plans(empty, old) if empty is not None else []
+    else:
+        changes = diff_plans(plan_file.plan, old, plan_file.header.sources)
     summary = summarize(changes)
     if args.out:
         write_atomic(Path(args.out), encode_plan_file(plan_file).decode())
@@ -127,7 +151,12 @@ def run_dry_run_verb(args: argparse.Namespace, console: Console) -> int:
             "run it with --dry-run to see the plan, or use `pveplan plan`",
         )
     plan_file, old = make_plan(args, console)
-    changes = diff_plans(plan_file.plan, old, plan_file.header.sources)
+    if args.command == "destroy":
+        plan_file = destroy_plan_file(plan_file, old, console)
+        empty = Plan(manifest=old.manifest, host=old.host, hash="") if old is not None else None
+        changes = diff_plans(empty, old) if empty is not None else []
+    else:
+        changes = diff_plans(plan_file.plan, old, plan_file.header.sources)
     summary = summarize(changes)
     if args.json_output:
         report = changes_json(plan_file, changes, summary)

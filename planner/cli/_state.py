@@ -65,6 +65,20 @@ def applied_plan(console: Console, workspace: str) -> Plan | None:
     return plan
 
 
+def applied_resources(console: Console, workspace: str) -> dict[str, dict[str, object]]:
+    """The live resources the store records for `workspace`: address -> outputs."""
+    from store import StoreError, open_store
+
+    path = store_location(console)
+    if not (path / "store.sqlite").exists():
+        return {}
+    try:
+        with open_store(path) as store:
+            return {r.address: dict(r.outputs) for r in store.resources(workspace)}
+    except StoreError as exc:
+        raise PlanError([_as_diagnostic(d) for d in exc.diagnostics]) from None
+
+
 def _as_diagnostic(diag: object) -> Diagnostic:
     return Diagnostic(
         summary=getattr(diag, "summary", str(diag)),

@@ -78,3 +78,32 @@ def test_store_verify_reports_a_flipped_byte(env: tuple[Path, Path], tmp_path: P
 def test_store_gc_and_empty_store(env: tuple[Path, Path]) -> None:
     code, out, _ = run_cli(["store", "verify"])
     assert code == 0 and "no store at" in out
+
+
+def test_destroy_plan_reverses_what_was_applied(env: tuple[Path, Path], tmp_path: Path) -> None:
+    site, store = env
+    args = ["-M", "n3-deep", "-H", "sim", "--site-config", str(site)]
+    code, out, _ = run_cli(["plan", *args, "--destroy"])
+    assert code == 0 and out.rstrip().endswith("No changes.")
+    saved = tmp_path / "n3.json"
+    run_cli(["plan", *args, "-o", str(saved)])
+    record_applied(store, saved)
+    destroy_file = tmp_path / "n3-destroy.json"
+    code, out, _ = run_cli(["plan", *args, "--destroy", "-o", str(destroy_file)])
+    assert code == 0 and "- node.root-pve.create" in out and "Plan: 0 to add" in out
+    plan = read_plan_file(destroy_file).plan
+    assert plan.action == "destroy"
+    assert [s.address for s in plan.steps] == [
+        "node.root-pve.destroy_subtree",
+        "node.root-pve.destroy",
+    ]
+    inner = plan.subplans["node.root-pve.destroy_subtree"]
+    assert [s.address for s in inner.steps] == [
+        "node.leaf-pve.destroy_subtree",
+        "node.leaf-pve.destroy",
+    ]
+    assert [s.address for s in inner.subplans["node.leaf-pve.destroy_subtree"].steps] == [
+        "node.edge.destroy"
+    ]
+    code, out, _ = run_cli(["destroy", *args, "--dry-run"])
+    assert code == 0 and "- node.edge.create" in out

@@ -91,10 +91,16 @@ def _path_of(manifest: Manifest, name: str) -> tuple[str, ...]:
     return tuple(f"node.{a}.delegate" for a in reversed(_ancestors(manifest, name)))
 
 
+def _nudge(value: int | None, default: int, low: int, high: int) -> int:
+    """A different value in [low, high]."""
+    current = default if value is None else value
+    return current + 1 if current < high else current - 1 if current > low else current + 1
+
+
 FIELDS = {
-    "cores": lambda node: (node.cores or 2) % 1024 + 1,
-    "memory": lambda node: (node.memory or 2048) + 16,
-    "disk": lambda node: (node.disk or 10) + 1,
+    "cores": lambda node: _nudge(node.cores, 2, 1, 1024),
+    "memory": lambda node: _nudge(node.memory, 2048, 16, 16_777_216),
+    "disk": lambda node: _nudge(node.disk, 10, 1, 1_000_000),
 }
 
 

@@ -1,0 +1,104 @@
+"""Destroy plans: the reverse of what the store says a workspace applied.
+
+Built from the applied plan (and the resources the store recorded, which know the vmids
+that were allocated at apply time), never from the manifest: what exists is what was
+applied. Each created node gets a destroy step; a nested PVE host first delegates the
+destruction of its own subtree (deepest first), then is destroyed itself, so
+destruction runs in the reverse order of creation. Images are left in place: other
+workspaces may use them, and they are content-addressed, so keeping them is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._hashing import plan_hash, step_hash
+from ._plan import Plan, Step
+
+DESTROY_KINDS = {"pve.vm.create": "pve.vm.destroy", "pve.ct.create": "pve.ct.destroy"}
+KIND_VERSION = 1
+
+
+def destroy_plan(applied: Plan, resources: Mapping[str, Mapping[str, Any]] | None = None) -> Plan:
+    """The plan that removes everything `applied` created (`resources`: address -> outputs)."""
+    return _level(applied, resources or {})
+
+
+def _level(applied: Plan, resources: Mapping[str, Mapping[str, Any]]) -> Plan:
+    steps: list[Step] = []
+    hashes: dict[str, str] = {}
+    subplans: dict[str, Plan] = {}
+    creates = [s for s in applied.steps if s.kind in DESTROY_KINDS]
+    for create in reversed(creates):  # reverse creation order
+        node = create.address.rsplit(".", 1)[0]
+        deps: list[str] = []
+        delegate = f"{node}.delegate"
+        if delegate in applied.subplans:
+            inner = _level(applied.subplans[delegate], resources)
+            address = f"{node}.destroy_subtree"
+            _add(
+                steps,
+                hashes,
+                address,
+                "subplan.delegate",
+                applied.host,
+                {"host": inner.host, "subplan": inner.hash, "action": "destroy"},
+                [],
+            )
+            subplans[address] = inner
+            deps.append(address)
+        outputs = resources.get(create.address, {})
+        args = {
+            "name": create.args.get("name"),
+            "vmid": outputs.get("vm_id", create.args.get("vmid")),
+        }
+        _add(steps, hashes, f"{node}.destroy", DESTROY_KINDS[create.kind], applied.host, args, deps)
+    plan_steps = tuple(steps)
+    return Plan(
+        manifest=applied.manifest,
+        host=applied.host,
+        action="destroy",
+        settings=applied.settings,
+        steps=plan_steps,
+        subplans=subplans,
+        hash=plan_hash(
+            applied.manifest,
+            applied.host,
+            "destroy",
+            applied.settings,
+            [(s.address, s.hash) for s in plan_steps],
+        ),
+    )
+
+
+def _add(
+    steps: list[Step],
+    hashes: dict[str, str],
+    address: str,
+    kind: str,
+    host: str,
+    args: dict[str, Any],
+    deps: list[str],
+) -> None:
+    digest = step_hash(
+        kind=kind,
+        kind_version=KIND_VERSION,
+        host=host,
+        args=args,
+        secrets=(),
+        ref_hashes={},
+        dep_hashes=[hashes[d] for d in deps],
+    )
+    steps.append(
+        Step(
+            address=address,
+            kind=kind,
+            kind_version=KIND_VERSION,
+            host=host,
+            args=args,
+            deps=tuple(deps),
+            hash=digest,
+        )
+    )
+    hashes[address] = digest
