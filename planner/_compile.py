@@ -19,6 +19,7 @@ deep in the tree changes every delegate above it and nothing else.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -92,7 +93,7 @@ def compile_plan(
     host: str,
     reveal: Reveal,
     *,
-    locate: Callable[[dsl.Location], str] = str,
+    locate: Callable[[tuple[str, int, int]], str] = lambda pos: f"{pos[0]}:{pos[1]}:{pos[2]}",
 ) -> CompileResult:
     """The plan for `resolved` on target `host`.
 
@@ -118,7 +119,7 @@ class _Builder:
         resolved: ResolvedManifest,
         loaded: dsl.LoadedManifest,
         reveal: Reveal,
-        locate: Callable[[dsl.Location], str],
+        locate: Callable[[tuple[str, int, int]], str],
     ) -> None:
         self.resolved = resolved
         self.loaded = loaded
@@ -139,6 +140,7 @@ class _Builder:
         )
         self.sources: dict[str, dict[str, str]] = {}
         self._signing_key: str | None = None
+        self._uses: dict[str, SecretUse] = {}
 
     # --- secrets -------------------------------------------------------------------------
 
@@ -158,13 +160,17 @@ class _Builder:
 
     def secret_uses(self, refs: Iterable[SecretRef]) -> tuple[SecretUse, ...]:
         names = sorted({ref.name for ref in refs})
-        if not names:
-            return ()
-        key = self.signing_key()
-        return tuple(
-            SecretUse(name=name, digest=secret_digest(key, self.reveal(SecretRef(name=name))))
-            for name in names
-        )
+        return tuple(self.secret_use(name) for name in names)
+
+    def secret_use(self, name: str) -> SecretUse:
+        """One digest per secret per plan: many nodes share the same keys."""
+        use = self._uses.get(name)
+        if use is None:
+            value = self.reveal(SecretRef(name=name))
+            use = self._uses[name] = SecretUse(
+                name=name, digest=secret_digest(self.signing_key(), value)
+            )
+        return use
 
     # --- plans ---------------------------------------------------------------------------
 
@@ -317,13 +323,29 @@ class _Builder:
 
     def record_sources(self, address: str, node: ResolvedNode, fields: dict[str, str]) -> None:
         index = self.index[node.name]
+        positions = self.loaded.source_map.values
         found = {}
         for arg, field in fields.items():
-            location = self.loaded.source_map.locate(("nodes", index, field))
-            if location is not None and ("nodes", index, field) in self.loaded.source_map.values:
-                found[arg] = self.locate(location)
+            pos = positions.get(("nodes", index, field))
+            if pos is not None:  # only args the manifest itself wrote
+                found[arg] = self.locate(pos)
         if found:
             self.sources[address] = found
+
+
+@functools.lru_cache(maxsize=64)
+def _posture_cached(posture: Any) -> dict[str, Any]:
+    import msgspec
+
+    return msgspec.to_builtins(posture)
+
+
+def _posture_settings(posture: Any) -> dict[str, Any] | None:
+    """A posture as plain data, converted once per posture (Structs are hashable).
+
+    Steps share the dict: a plan is immutable, and nothing mutates args after compiling.
+    """
+    return None if posture is None else _posture_cached(posture)
 
 
 def _spec_args(node: ResolvedNode) -> dict[str, Any]:
@@ -350,7 +372,7 @@ def _spec_args(node: ResolvedNode) -> dict[str, Any]:
         "services": {"enable": list(spec.services_enable), "disable": list(spec.services_disable)},
         "timezone": node.timezone,
         "posture": node.posture_name,
-        "posture_settings": msgspec.to_builtins(node.posture) if node.posture is not None else None,
+        "posture_settings": _posture_settings(node.posture),
         "network": msgspec.to_builtins(spec.network) if spec.network is not None else None,
         "pve": msgspec.to_builtins(spec.pve) if spec.pve is not None else None,
         "config": dict(spec.config_extra),

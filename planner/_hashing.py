@@ -80,7 +80,7 @@ def plan_hash(
         "host": host,
         "action": action,
         "settings": settings,
-        "steps": [list(pair) for pair in steps],
+        "steps": list(steps),  # (address, hash) tuples encode as two-item arrays
     }
     return digest(canonical(body))
 

@@ -61,11 +61,12 @@ def build_plan_file(
 
     relative: dict[str, str] = {}  # one path computation per file, not per location
 
-    def locate(location: dsl.Location) -> str:
-        name = relative.get(location.file)
+    def locate(pos: tuple[str, int, int]) -> str:
+        file, line, col = pos
+        name = relative.get(file)
         if name is None:
-            name = relative[location.file] = relative_to(location.file, base)
-        return f"{name}:{location.line}:{location.col}"
+            name = relative[file] = relative_to(file, base)
+        return f"{name}:{line}:{col}"
 
     result = compile_plan(resolved, loaded, host, site.secrets.reveal, locate=locate)
     manifest_files = {

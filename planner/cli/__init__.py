@@ -27,7 +27,8 @@ class Console:
     err: TextIO
     env: Mapping[str, str]
     cwd: Path
-    style: Style = field(default_factory=lambda: Style(False))
+    style: Style = field(default_factory=lambda: Style(False))  # for `out`
+    err_style: Style = field(default_factory=lambda: Style(False))  # for `err`
 
     def print(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -37,7 +38,7 @@ class Console:
 
     def diagnostics(self, diags: Sequence[object]) -> None:
         if diags:
-            self.err.write(render_all(diags, self.style) + "\n")
+            self.err.write(render_all(diags, self.err_style) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         err=sys.stderr,
         env=os.environ,
         cwd=Path.cwd(),
-        style=Style(color_enabled(sys.stderr, os.environ, color)),
+        style=Style(color_enabled(sys.stdout, os.environ, color)),
+        err_style=Style(color_enabled(sys.stderr, os.environ, color)),
     )
     try:
         return run(args, console)

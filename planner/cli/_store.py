@@ -22,7 +22,7 @@ def run_store(args: argparse.Namespace, console: Console) -> int:
         if args.store_command == "verify":
             report = store.verify()
             for problem in report.damage:
-                console.error(f"pveplan: {console.style.red('error')}: {problem}")
+                console.error(f"pveplan: {console.err_style.red('error')}: {problem}")
             console.print(
                 f"{path}: {report.objects_checked} object(s) checked, "
                 f"{len(report.damage)} damaged, {len(report.collectable)} collectable by gc"

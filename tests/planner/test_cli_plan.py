@@ -166,3 +166,13 @@ def test_manifest_json(site: Path) -> None:
     )
     assert code == 0, err
     assert "+ node.edge.create" in out
+
+
+def test_colour_only_when_asked_or_on_a_terminal(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = run_cli(["--color", "always", "plan", *plan_args(site, "n1-push")])
+    assert code == 0 and "\x1b[" in out
+    code, out, _ = run_cli(["plan", *plan_args(site, "n1-push")])  # not a terminal
+    assert code == 0 and "\x1b[" not in out
+    monkeypatch.setenv("NO_COLOR", "1")
+    code, out, _ = run_cli(["plan", *plan_args(site, "n1-push")])
+    assert "\x1b[" not in out
