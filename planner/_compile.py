@@ -333,11 +333,16 @@ class _Builder:
             self.sources[address] = found
 
 
-@functools.lru_cache(maxsize=64)
-def _posture_cached(posture: Any) -> dict[str, Any]:
+def _plain(value: Any) -> Any:
+    """A Struct as JSON-native data (lists, not tuples), as it reads back from a plan file."""
     import msgspec
 
-    return msgspec.to_builtins(posture)
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+@functools.lru_cache(maxsize=64)
+def _posture_cached(posture: Any) -> dict[str, Any]:
+    return _plain(posture)
 
 
 def _posture_settings(posture: Any) -> dict[str, Any] | None:
@@ -350,7 +355,6 @@ def _posture_settings(posture: Any) -> dict[str, Any] | None:
 
 def _spec_args(node: ResolvedNode) -> dict[str, Any]:
     """What the config phase needs: the resolved spec, posture and packages (no secrets)."""
-    import msgspec
 
     spec = node.spec
     assert spec is not None
@@ -373,8 +377,8 @@ def _spec_args(node: ResolvedNode) -> dict[str, Any]:
         "timezone": node.timezone,
         "posture": node.posture_name,
         "posture_settings": _posture_settings(node.posture),
-        "network": msgspec.to_builtins(spec.network) if spec.network is not None else None,
-        "pve": msgspec.to_builtins(spec.pve) if spec.pve is not None else None,
+        "network": _plain(spec.network) if spec.network is not None else None,
+        "pve": _plain(spec.pve) if spec.pve is not None else None,
         "config": dict(spec.config_extra),
     }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from ._hashing import canonical
 from ._plan import Frozen, Plan, Step
 
 Action = Literal["create", "update", "replace", "destroy", "unchanged"]
@@ -140,7 +141,7 @@ def _compare(
     where = sources.get(step.address, {})
     for key in sorted(set(before.args) | set(step.args)):
         old_value, new_value = before.args.get(key), step.args.get(key)
-        if old_value == new_value:
+        if canonical(old_value) == canonical(new_value):  # as hashed: a tuple equals a list
             continue
         if key == "subplan":
             reasons.append(Reason(text="subplan changed (see the steps nested below)"))

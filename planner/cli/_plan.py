@@ -92,7 +92,12 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         changes = diff_plans(plan_file.plan, old, plan_file.header.sources)
     summary = summarize(changes)
     if args.out:
-        write_atomic(Path(args.out), encode_plan_file(plan_file).decode())
+        try:
+            write_atomic(Path(args.out), encode_plan_file(plan_file).decode())
+        except OSError as exc:
+            raise PlanError.at(
+                None, f"cannot write the plan file {args.out}: {exc.strerror or exc}"
+            ) from None
     if args.json:
         console.print(
             json.dumps(changes_json(plan_file, changes, summary), indent=2, sort_keys=True)

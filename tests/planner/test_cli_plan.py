@@ -168,7 +168,9 @@ def test_manifest_json(site: Path) -> None:
     assert "+ node.edge.create" in out
 
 
-def test_colour_only_when_asked_or_on_a_terminal(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_colour_only_when_asked_or_on_a_terminal(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, out, _ = run_cli(["--color", "always", "plan", *plan_args(site, "n1-push")])
     assert code == 0 and "\x1b[" in out
     code, out, _ = run_cli(["plan", *plan_args(site, "n1-push")])  # not a terminal
@@ -176,3 +178,11 @@ def test_colour_only_when_asked_or_on_a_terminal(site: Path, monkeypatch: pytest
     monkeypatch.setenv("NO_COLOR", "1")
     code, out, _ = run_cli(["plan", *plan_args(site, "n1-push")])
     assert "\x1b[" not in out
+
+
+def test_unwritable_plan_file_is_a_clear_error(site: Path, tmp_path: Path) -> None:
+    code, _, err = run_cli(
+        ["plan", *plan_args(site, "n1-push"), "-o", str(tmp_path / "missing" / "x.json")]
+    )
+    assert code == 1 and "Traceback" not in err
+    assert "error: cannot write the plan file" in err and "No such file or directory" in err

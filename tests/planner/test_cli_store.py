@@ -107,3 +107,21 @@ def test_destroy_plan_reverses_what_was_applied(env: tuple[Path, Path], tmp_path
     ]
     code, out, _ = run_cli(["destroy", *args, "--dry-run"])
     assert code == 0 and "- node.edge.create" in out
+
+
+def test_reasons_compare_values_as_hashed(env: tuple[Path, Path], tmp_path: Path) -> None:
+    """The applied plan is read back from JSON (lists) and the new one is built in memory
+    (where tuples may appear): equal data must not be reported as a change."""
+    site, store = env
+    args = ["-M", "n3-deep", "-H", "sim", "--site-config", str(site)]
+    saved = tmp_path / "n3.json"
+    run_cli(["plan", *args, "-o", str(saved)])
+    record_applied(store, saved)
+    manifest = site / "manifests" / "n3-deep.pvp"
+    manifest.write_text(
+        manifest.read_text().replace("vmid = 99031", "vmid = 99031\n      disk = 12")
+    )
+    code, out, _ = run_cli(["plan", *args])
+    assert code == 0 and "disk: 10 -> 12" in out
+    assert "posture_settings" not in out and "packages" not in out
+    assert out.rstrip().endswith("Plan: 0 to add, 7 to change, 0 to replace, 0 to destroy.")
