@@ -17,7 +17,7 @@ import msgspec
 from dsl import Diagnostic, load_manifest, load_yaml, manifest_from_data
 
 from .._destroy import destroy_plan
-from .._diff import diff_plans, summarize
+from .._diff import Change, diff_plans, summarize
 from .._errors import PlanError
 from .._hashing import plan_hash
 from .._plan import Plan, PlanSettings
@@ -80,16 +80,24 @@ def destroy_plan_file(plan_file: PlanFile, old: Plan | None, console: Console) -
     return PlanFile(hash=plan.hash, plan=plan, header=header)
 
 
+def plan_and_changes(
+    plan_file: PlanFile, old: Plan | None, destroy: bool, console: Console
+) -> tuple[PlanFile, list[Change]]:
+    """The plan to show (the destroy plan, when destroying) and its changes against `old`."""
+    if not destroy:
+        return plan_file, diff_plans(plan_file.plan, old, plan_file.header.sources)
+    plan_file = destroy_plan_file(plan_file, old, console)
+    if old is None:
+        return plan_file, []
+    nothing = Plan(manifest=old.manifest, host=old.host, hash="")
+    return plan_file, diff_plans(nothing, old)  # every applied step: destroy
+
+
 def run_plan(args: argparse.Namespace, console: Console) -> int:
     plan_file, old = make_plan(args, console)
     if args.check:
         return _check(plan_file, Path(args.check), console)
-    if args.destroy:
-        plan_file = destroy_plan_file(plan_file, old, console)
-        empty = Plan(manifest=old.manifest, host=old.host, hash="") if old is not None else None
-        changes = diff_plans(empty, old) if empty is not None else []
-    else:
-        changes = diff_plans(plan_file.plan, old, plan_file.header.sources)
+    plan_file, changes = plan_and_changes(plan_file, old, args.destroy, console)
     summary = summarize(changes)
     if args.out:
         try:
@@ -156,12 +164,7 @@ def run_dry_run_verb(args: argparse.Namespace, console: Console) -> int:
             "run it with --dry-run to see the plan, or use `pveplan plan`",
         )
     plan_file, old = make_plan(args, console)
-    if args.command == "destroy":
-        plan_file = destroy_plan_file(plan_file, old, console)
-        empty = Plan(manifest=old.manifest, host=old.host, hash="") if old is not None else None
-        changes = diff_plans(empty, old) if empty is not None else []
-    else:
-        changes = diff_plans(plan_file.plan, old, plan_file.header.sources)
+    plan_file, changes = plan_and_changes(plan_file, old, args.command == "destroy", console)
     summary = summarize(changes)
     if args.json_output:
         report = changes_json(plan_file, changes, summary)
