@@ -295,7 +295,7 @@ class Evaluator:
         elif isinstance(item, A.Let):
             self._let(scope, item)
         elif isinstance(item, A.NodeBlock):
-            self._node(item, scope, target, parent)
+            self._node(item, scope, parent)
         elif isinstance(item, A.ForBlock):
             iterable = self.eval(item.iterable, scope)
             if not isinstance(iterable, tuple):
@@ -338,7 +338,7 @@ class Evaluator:
         target.key_pos[name] = self.pos(span)
         target.value_pos[name] = self.pos(value_span)
 
-    def _node(self, item: A.NodeBlock, scope: Scope, outer: _Target, parent: str | None) -> None:
+    def _node(self, item: A.NodeBlock, scope: Scope, parent: str | None) -> None:
         name = self.eval(item.name, scope)
         node = _Target("node", name)
         node.fields["name"] = name

@@ -8,7 +8,7 @@ manifest with three mistakes gets three messages.
 
 from __future__ import annotations
 
-from ._errors import Diagnostic, did_you_mean
+from ._errors import Diagnostic, Location, did_you_mean
 from ._model import Manifest
 from ._positions import SourceMap
 
@@ -23,7 +23,7 @@ def validate_tree(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
     return found
 
 
-def _at(smap: SourceMap, index: int, field: str | None = None) -> object:
+def _at(smap: SourceMap, index: int, field: str | None = None) -> Location | None:
     path: tuple[str | int, ...] = ("nodes", index) if field is None else ("nodes", index, field)
     return smap.locate(path)
 
@@ -40,7 +40,7 @@ def _diag(
     return Diagnostic(
         summary=summary,
         detail=detail,
-        location=_at(smap, index, field),  # type: ignore[arg-type]
+        location=_at(smap, index, field),
         severity="warning" if warning else "error",
     )
 

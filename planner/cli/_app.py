@@ -8,6 +8,7 @@ rendered diagnostics and exit code 1.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,20 @@ examples:
 environment:
   HOMESTAK_SITE_CONFIG   site config directory (the --site-config flag wins)
   NO_COLOR               disable colour"""
+
+
+# Each command's module is imported only when it runs, so start-up stays fast.
+COMMANDS = {
+    "validate": ("._validate", "run_validate"),
+    "fmt": ("._fmt", "run_fmt"),
+    "plan": ("._plan", "run_plan"),
+    "show": ("._show", "run_show"),
+    "graph": ("._show", "run_graph"),
+    "store": ("._store", "run_store"),
+    "create": ("._plan", "run_dry_run_verb"),
+    "destroy": ("._plan", "run_dry_run_verb"),
+    "test": ("._plan", "run_dry_run_verb"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,34 +200,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         build_parser().print_help(console.out)
         return 0
     try:
-        if args.command == "validate":
-            from ._validate import run_validate
-
-            return run_validate(args, console)
-        if args.command == "fmt":
-            from ._fmt import run_fmt
-
-            return run_fmt(args, console)
-        if args.command == "plan":
-            from ._plan import run_plan
-
-            return run_plan(args, console)
-        if args.command == "show":
-            from ._show import run_show
-
-            return run_show(args, console)
-        if args.command == "graph":
-            from ._show import run_graph
-
-            return run_graph(args, console)
-        if args.command == "store":
-            from ._store import run_store
-
-            return run_store(args, console)
-        if args.command in ("create", "destroy", "test"):
-            from ._plan import run_dry_run_verb
-
-            return run_dry_run_verb(args, console)
+        module, function = COMMANDS[args.command]
+        run_command = getattr(importlib.import_module(module, __package__), function)
+        return run_command(args, console)
     except DiagnosticError as exc:
         console.diagnostics(exc.diagnostics)
         return 1
@@ -224,4 +214,3 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.diagnostics(exc.diagnostics)
             return 1
         raise
-    raise AssertionError(f"unhandled command {args.command}")

@@ -231,7 +231,7 @@ def test_alias_bomb_is_refused() -> None:
     assert f"expand to more than {MAX_EXPANDED_VALUES:,}" in info.value.summary
 
 
-def test_aliases_and_merge_keys_work(tmp_path: Path) -> None:
+def test_aliases_and_merge_keys_work() -> None:
     text = "schema_version: 2\nname: m\nx-small: &small {type: vm, preset: vm-small, image: debian-12}\nnodes: []\n"
     data, _ = load_yaml(text + "more: {<<: *small, vmid: 101}\n", "a.yaml")
     assert data["more"] == {"type": "vm", "preset": "vm-small", "image": "debian-12", "vmid": 101}
