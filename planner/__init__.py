@@ -6,6 +6,17 @@ root, `planner.cli`). Pure apart from reading the site-config files it is pointe
 """
 
 from ._errors import PlanError
+from ._hashing import canonical, digest
+from ._plan import Plan, PlanSettings, SecretUse, Step
 from ._version import __version__
 
-__all__ = ["PlanError", "__version__"]
+__all__ = [
+    "Plan",
+    "PlanError",
+    "PlanSettings",
+    "SecretUse",
+    "Step",
+    "__version__",
+    "canonical",
+    "digest",
+]

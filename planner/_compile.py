@@ -277,13 +277,15 @@ class _Builder:
             deps=(f"{prefix}.start",),
         )
         ip = {"ip": f"{prefix}.wait_ip#ip"}
+        # What reaching the VM over SSH needs: its address, and the key pinned at create.
+        ssh = {**ip, "host_key": f"{create}#host_key"}
         last = f"{prefix}.wait_ip"
         if node.mode == "push":
             steps.add(
                 f"{prefix}.wait_ssh",
                 "ssh.wait",
                 {"user": node.vm_user, "timeout": WAIT_SSH_TIMEOUT},
-                refs={**ip, "host_key": f"{create}#host_key"},
+                refs=ssh,
             )
             last = f"{prefix}.wait_ssh"
         if node.spec is not None:
@@ -294,8 +296,8 @@ class _Builder:
                 steps.add(
                     f"{prefix}.config",
                     "config.push",
-                    spec,
-                    refs=ip,
+                    {**spec, "ssh_user": node.vm_user},
+                    refs=ssh,
                     secrets=self.secret_uses(keys),
                     deps=(last,),
                 )
@@ -308,7 +310,7 @@ class _Builder:
             return
         for name, kind, extra in PVE_LIFECYCLE:
             address = f"{prefix}.{name}"
-            steps.add(address, kind, dict(extra), refs=ip, deps=(last,))
+            steps.add(address, kind, dict(extra), refs=ssh, deps=(last,))
             last = address
         subplan = self.plan(node.name, parent=node.name, datastore=DEFAULT_STORAGE)
         delegate = f"{prefix}.delegate"

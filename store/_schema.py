@@ -118,6 +118,15 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX results_address ON results (address, finished);
     """,
+    # 3: secrets the executor makes at run time (the driver's SSH key, each VM's host
+    # key): never in a plan, never in an object (objects are shipped and shown).
+    """
+    CREATE TABLE secrets (
+        name    TEXT PRIMARY KEY,
+        value   BLOB NOT NULL,
+        updated REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

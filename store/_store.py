@@ -327,6 +327,14 @@ class Store:
                 raise StoreError(f"run {run_id} is not in the store at {self.path}")
             _state.insert_event(conn, run_id, event)
 
+    def add_events(self, run_id: int, events: Iterable[RunEvent]) -> None:
+        """Record many events in one transaction (a run's cached steps come in thousands)."""
+        with self._write(f"record the events of run {run_id}") as conn:
+            if not _state.run_exists(conn, run_id):
+                raise StoreError(f"run {run_id} is not in the store at {self.path}")
+            for event in events:
+                _state.insert_event(conn, run_id, event)
+
     def finish_run(self, run_id: int, status: str) -> None:
         with self._write(f"finish run {run_id}") as conn:
             if not _state.run_exists(conn, run_id):
@@ -342,6 +350,28 @@ class Store:
         """A run's events in the order they were added."""
         with self._read(f"read the events of run {run_id}") as conn:
             return _state.select_events(conn, run_id)
+
+    # -- secrets -----------------------------------------------------------------------
+
+    def put_secret(self, name: str, value: bytes) -> None:
+        """Keep a secret made at run time (a private key), replacing an older value."""
+        with self._write(f"record secret {name}") as conn:
+            conn.execute(
+                "INSERT INTO secrets (name, value, updated) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
+                " updated = excluded.updated",
+                (name, bytes(value), time.time()),
+            )
+
+    def get_secret(self, name: str) -> bytes | None:
+        with self._guard(f"read secret {name}") as conn:
+            row = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+            return bytes(row[0]) if row else None
+
+    def delete_secret(self, name: str) -> None:
+        """Forget a secret; forgetting an unknown one is not an error."""
+        with self._write(f"delete secret {name}") as conn:
+            conn.execute("DELETE FROM secrets WHERE name = ?", (name,))
 
     # -- locks and maintenance ---------------------------------------------------------
 

@@ -43,10 +43,17 @@ class Console:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run pveplan with `argv` (default: sys.argv[1:]); returns the exit code."""
-    from ._app import build_parser, run
+    import argparse
 
-    parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    from ._app import build_parser, retired, run
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    first = next((w for w in words if not w.startswith("-")), None)
+    replacement = retired(first) if first else None
+    if replacement is not None:
+        args = argparse.Namespace(command="retired", name=first, verb=replacement, color="auto")
+    else:
+        args = build_parser().parse_args(words)
     color = True if args.color == "always" else False if args.color == "never" else None
     console = Console(
         out=sys.stdout,

@@ -44,10 +44,35 @@ COMMANDS = {
     "show": ("._show", "run_show"),
     "graph": ("._show", "run_graph"),
     "store": ("._store", "run_store"),
-    "create": ("._plan", "run_dry_run_verb"),
-    "destroy": ("._plan", "run_dry_run_verb"),
-    "test": ("._plan", "run_dry_run_verb"),
+    "apply": ("._apply", "run_apply"),
+    "create": ("._apply", "run_create"),
+    "destroy": ("._apply", "run_destroy"),
+    "test": ("._apply", "run_test"),
+    "runs": ("._runs", "run_runs"),
+    "sim": ("._sim", "run_sim"),
 }
+
+# homestak's retired scenario names, and the verb that replaced each.
+RETIRED = {
+    "vm-constructor": "create",
+    "vm-destructor": "destroy",
+    "vm-roundtrip": "test",
+    "nested-pve-constructor": "create",
+    "nested-pve-destructor": "destroy",
+    "nested-pve-roundtrip": "test",
+    "recursive-pve-constructor": "create",
+    "recursive-pve-destructor": "destroy",
+    "recursive-pve-roundtrip": "test",
+}
+
+
+def retired(name: str) -> str | None:
+    """The verb replacing a retired scenario name (any `recursive-pve-*` too), or None."""
+    if name in RETIRED:
+        return RETIRED[name]
+    if name.startswith("recursive-pve-"):
+        return "test"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,6 +179,55 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-runs", type=int, default=10, metavar="N", help="keep the plans of the last N runs"
     )
 
+    apply = commands.add_parser(
+        "apply",
+        help="apply a manifest or a saved plan file to its host",
+        description="Bring the host to the plan: run only the steps whose inputs changed "
+        "(the rest is cached in the store), destroy nodes the manifest no longer has. "
+        "Without a plan file it plans first, shows the diff and asks (on a terminal) "
+        "unless --yes; a saved plan file (FILE.json) is refused when it is stale.",
+    )
+    apply.add_argument("files", nargs="*", metavar="FILE", help="a manifest, or a plan file (.json)")
+    add_manifest_options(apply)
+    add_run_options(apply)
+    apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    runs = commands.add_parser(
+        "runs", help="list recorded runs, or show one's events", description="Runs in the store."
+    )
+    runs_verbs = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    runs_list = runs_verbs.add_parser("list", help="the latest runs, newest first")
+    runs_list.add_argument("--workspace", metavar="MANIFEST@HOST", help="only this workspace")
+    runs_list.add_argument("--limit", type=int, default=20, metavar="N")
+    runs_list.add_argument("--json", action="store_true")
+    runs_show = runs_verbs.add_parser("show", help="one run's events and logs")
+    runs_show.add_argument("id", type=int, metavar="ID")
+    runs_show.add_argument("--json", action="store_true")
+
+    sim = commands.add_parser(
+        "sim",
+        help="the PVE simulator (started on demand by apply)",
+        description="Simulated PVE hosts and VMs on loopback, under the store (or "
+        "$PVEPLAN_SIM_DIR / --sim-dir). See docs/simulator.md.",
+    )
+    sim.add_argument("--sim-dir", metavar="DIR", help="the simulator's directory")
+    sim_verbs = sim.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
+    sim_up = sim_verbs.add_parser("up", help="start the simulator (idempotent)")
+    sim_up.add_argument("nodes", nargs="*", metavar="NODE", help="host nodes (default: sim)")
+    sim_up.add_argument("--latency", type=float, metavar="S", help="seconds per PVE command")
+    sim_up.add_argument(
+        "--agent-delay", type=float, metavar="S", help="seconds from start to a guest address"
+    )
+    sim_verbs.add_parser("down", help="stop the simulator")
+    sim_status = sim_verbs.add_parser("status", help="the simulator's hosts and VMs")
+    sim_status.add_argument("--json", action="store_true")
+    sim_ssh = sim_verbs.add_parser("ssh", help="run a command on a simulated VM")
+    sim_ssh.add_argument("name", metavar="NAME", help="the VM's name")
+    sim_ssh.add_argument("--user", default="homestak", help="login user (default: homestak)")
+    sim_ssh.add_argument(
+        "remote_command", nargs=argparse.REMAINDER, metavar="COMMAND", help="default: hostname"
+    )
+
     for verb, what in (
         ("create", "create the manifest's nodes (homestak's verb)"),
         ("destroy", "destroy the manifest's nodes (homestak's verb)"),
@@ -173,7 +247,28 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--json-output", action="store_true", help="print a JSON report on stdout")
         cmd.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         cmd.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+        add_run_options(cmd, verbose=False)
+        if verb == "destroy":
+            cmd.add_argument(
+                "--discover",
+                action="store_true",
+                help="find the manifest's VMs on the host by their pveplan tag (no store needed)",
+            )
     return parser
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, verbose: bool = True) -> None:
+    """Flags of every command that runs steps."""
+    parser.add_argument(
+        "--parallelism", type=int, metavar="N", help="steps at once (default: the manifest's, 10)"
+    )
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="probe the real state of cached steps; re-run what drifted",
+    )
+    if verbose:
+        parser.add_argument("-v", "--verbose", action="store_true", help="show step logs")
 
 
 def add_manifest_options(parser: argparse.ArgumentParser) -> None:
@@ -196,6 +291,12 @@ def add_manifest_options(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     from dsl import DiagnosticError
 
+    if args.command == "retired":  # set by main() for a retired scenario name
+        console.error(
+            f"error: {args.name!r} is a retired homestak scenario; use `pveplan {args.verb} "
+            "-M MANIFEST -H HOST` instead"
+        )
+        return 1
     if args.command is None:
         build_parser().print_help(console.out)
         return 0
@@ -206,6 +307,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     except DiagnosticError as exc:
         console.diagnostics(exc.diagnostics)
         return 1
+    except _executor_error() as exc:
+        console.error(f"error: {exc}")
+        return 1
     except Exception as exc:
         # The store's errors carry the same fields but (the store importing nothing of
         # ours) another class; import it only if the store was loaded at all.
@@ -214,3 +318,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.diagnostics(exc.diagnostics)
             return 1
         raise
+
+
+def _executor_error() -> tuple[type[BaseException], ...]:
+    """The executor's user-facing errors, if it was loaded (it is imported lazily)."""
+    channels = sys.modules.get("executor.channels")
+    return (channels.ChannelError,) if channels is not None else ()

@@ -10,7 +10,7 @@ import argparse
 import difflib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
@@ -29,10 +29,19 @@ from ._select import SiteCache, host_name, manifest_paths, site_root
 from ._state import applied_plan, applied_resources
 
 if TYPE_CHECKING:
+    from ..siteconfig import SiteConfig
     from . import Console
 
 
-def make_plan(args: argparse.Namespace, console: Console) -> tuple[PlanFile, Plan | None]:
+class Planned(NamedTuple):
+    """A compiled plan file, the plan applied to its workspace (None if none), the site."""
+
+    plan_file: PlanFile
+    old: Plan | None
+    site: SiteConfig
+
+
+def make_plan(args: argparse.Namespace, console: Console) -> Planned:
     """Load, check, resolve and compile the one manifest the arguments name; with the
     plan the store records as applied to its workspace (None if nothing is)."""
     from ..siteconfig import resolve_manifest
@@ -60,7 +69,7 @@ def make_plan(args: argparse.Namespace, console: Console) -> tuple[PlanFile, Pla
     plan_file = build_plan_file(
         loaded, resolved, site, host, planned_against=old.hash if old else None
     )
-    return plan_file, old
+    return Planned(plan_file, old, site)
 
 
 def destroy_plan_file(plan_file: PlanFile, old: Plan | None, console: Console) -> PlanFile:
@@ -94,7 +103,7 @@ def plan_and_changes(
 
 
 def run_plan(args: argparse.Namespace, console: Console) -> int:
-    plan_file, old = make_plan(args, console)
+    plan_file, old, _ = make_plan(args, console)
     if args.check:
         return _check(plan_file, Path(args.check), console)
     plan_file, changes = plan_and_changes(plan_file, old, args.destroy, console)
@@ -163,7 +172,7 @@ def run_dry_run_verb(args: argparse.Namespace, console: Console) -> int:
             f"`{args.command}` needs the executor, which is not in this release",
             "run it with --dry-run to see the plan, or use `pveplan plan`",
         )
-    plan_file, old = make_plan(args, console)
+    plan_file, old, _ = make_plan(args, console)
     plan_file, changes = plan_and_changes(plan_file, old, args.command == "destroy", console)
     summary = summarize(changes)
     if args.json_output:

@@ -44,6 +44,9 @@ class HostConfig(Frozen):
     timezone: str = "UTC"
     bridge: str = "vmbr0"
     dns_servers: tuple[str, ...] = ()
+    sim: bool = False
+    ssh_port: int = 22
+    ssh_host_key: str | None = None
 
     @property
     def is_pve(self) -> bool:
@@ -99,6 +102,9 @@ class Hosts:
                 api_token=SecretRef(name=f"api_tokens.{node.api_token or name}"),
                 datastore=node.datastore or None,
                 parent_node=node.parent_node,
+                sim=node.sim,
+                ssh_port=node.ssh_port,
+                ssh_host_key=node.ssh_host_key,
             ), smap
         if name in self._names["hosts"]:
             path = self._dirs["hosts"] / f"{name}.yaml"

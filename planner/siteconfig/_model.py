@@ -204,6 +204,11 @@ class NodeFile(Frozen):
     datastore: str | None = None
     ip: str | None = None
     ssh_user: str | None = None
+    # pveplan extensions: a host served by `pveplan sim`, and a pinned SSH host key
+    # (an OpenSSH public key line) for a real host.
+    sim: bool = False
+    ssh_port: int = 22
+    ssh_host_key: str | None = None
 
 
 class HostInterface(Frozen):

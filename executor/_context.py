@@ -1,0 +1,100 @@
+"""What a run needs from the outside world, handed to each step kind.
+
+`Services` is built by the composition root (the CLI, or a test) and owns the things that
+outlive one step: the SSH pool, how to reach each PVE host, the driver's own SSH key, the
+store (for secrets made at run time) and how to reveal a site secret by name. A
+`StepContext` is one step's view of it, plus a `log` that turns into run events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from ._model import Event
+
+if TYPE_CHECKING:
+    from planner import Step
+    from store import Store
+
+    from .channels import Channel, SshPool, SshTarget
+    from .pve import PveDriver
+
+
+class HostAccess(Protocol):
+    """How to reach the PVE hosts a plan names, and the VMs on them."""
+
+    async def channel(self, host: str) -> Channel:
+        """A command channel to PVE host `host` (where `pvesh`/`qm` run)."""
+        ...
+
+    def pve_node(self, host: str) -> str:
+        """The PVE node name of `host` (the `{node}` of API paths)."""
+        ...
+
+    def vm_target(self, host: str, address: str, user: str, host_key: str, name: str) -> SshTarget:
+        """How to SSH to a VM at `address` on `host` (the port differs on the simulator)."""
+        ...
+
+    def snippet_storage(self, host: str) -> tuple[str, str]:
+        """(storage id, its path on the host) where cloud-init snippets are written."""
+        ...
+
+
+class Services:
+    """The long-lived parts a run uses; built once per command."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        workspace: str,
+        hosts: HostAccess,
+        pool: SshPool,
+        driver_key: tuple[bytes, str],
+        reveal: Callable[[str], str],
+    ) -> None:
+        self.store = store
+        self.workspace = workspace
+        self.hosts = hosts
+        self.pool = pool
+        self.driver_private_key, self.driver_public_key = driver_key
+        self.reveal = reveal
+        self._drivers: dict[str, PveDriver] = {}
+
+    async def pve(self, host: str) -> PveDriver:
+        """The PVE driver of `host` (one per host, over its channel)."""
+        driver = self._drivers.get(host)
+        if driver is None:
+            from .pve import PveDriver
+
+            channel = await self.hosts.channel(host)
+            driver = self._drivers[host] = PveDriver(channel, self.hosts.pve_node(host))
+        return driver
+
+
+class StepContext:
+    """One step's handle on the run: services, and a log that becomes events."""
+
+    def __init__(self, services: Services, step: Step, emit: Callable[[Event], None]) -> None:
+        self.services = services
+        self.step = step
+        self.host = step.host
+        self.address = step.address
+        self._emit = emit
+
+    @property
+    def workspace(self) -> str:
+        return self.services.workspace
+
+    def log(self, message: str) -> None:
+        """A line for the run record and `--verbose` (never a secret)."""
+        self._emit(Event(address=self.address, kind="log", host=self.host, at=time.time(), message=message))
+
+    async def pve(self) -> PveDriver:
+        return await self.services.pve(self.host)
+
+    def secret_name(self, purpose: str) -> str:
+        """The store's name for a run-time secret this step owns (e.g. a VM's host key)."""
+        return f"{purpose}/{self.workspace}/{self.address}"

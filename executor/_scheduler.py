@@ -1,0 +1,331 @@
+"""Run a plan's DAG with trio: every ready step at once, up to the parallelism.
+
+Each step is a task that waits for the steps it depends on, then either reuses a recorded
+result (its run key has a successful one in the store: "cached") or runs its kind's
+`apply` under a timeout and records the result durably *before* its dependents may start.
+A killed run therefore loses nothing that finished, and the re-run picks up where it was.
+
+The run key of a step is hash(step hash, the values its refs resolved to, the outputs of
+every step it depends on). A VM re-created with a new identity (a new `uuid` output)
+therefore re-runs everything downstream of it, while an unchanged world stays cached.
+
+`on_error` (DESIGN.md): `stop` lets running steps finish and starts nothing new;
+`continue` skips only the dependents of what failed; `rollback` stops, then destroys
+what this run created (resource kinds, including a create that failed half-way), in
+reverse order of completion.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import trio
+
+from planner import Plan, Step, canonical, digest
+from store import StepResult
+
+from ._context import Services, StepContext
+from ._kinds import StepKind, kind_for
+from ._model import Event, Outcome, Outputs, RunReport, StepFailed
+
+Emit = Callable[[Event], None]
+
+
+def run_key(step: Step, ref_values: Mapping[str, Any], upstream: Mapping[str, Outputs]) -> str:
+    """The cache key of one execution of `step` given what its inputs turned out to be."""
+    return digest(
+        canonical(
+            {
+                "step": step.hash,
+                "refs": dict(ref_values),
+                "upstream": {address: digest(canonical(out)) for address, out in upstream.items()},
+            }
+        )
+    )
+
+
+def upstream_of(step: Step) -> tuple[str, ...]:
+    """The steps `step` waits for: its deps and the steps its refs read."""
+    return tuple(dict.fromkeys((*step.deps, *step.ref_addresses())))
+
+
+class _Run:
+    """The mutable bookkeeping of one run (one plan level), owned by `execute`."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        services: Services,
+        emit: Emit,
+        *,
+        run_id: int | None,
+        parallelism: int,
+        refresh: bool,
+        on_error: str,
+    ) -> None:
+        self.plan = plan
+        self.services = services
+        self.emit = emit
+        self.run_id = run_id
+        self.refresh = refresh
+        self.on_error = on_error
+        self.limiter = trio.CapacityLimiter(max(1, parallelism))
+        self.done = {step.address: trio.Event() for step in plan.steps}
+        self.outcomes: dict[str, Outcome] = {}
+        self.outputs: dict[str, Outputs] = {}
+        self.running: dict[str, float] = {}
+        self.created: list[tuple[Step, Outputs]] = []  # resource steps this run ran
+        self.stopping = False
+        live = services.store.resources(services.workspace)
+        self.live: dict[str, Outputs] = {r.address: dict(r.outputs) for r in live}
+
+    # --- one step --------------------------------------------------------------------
+
+    async def step(self, step: Step) -> None:
+        try:
+            await self._step(step)
+        finally:
+            self.done[step.address].set()
+
+    async def _step(self, step: Step) -> None:
+        upstream = upstream_of(step)
+        for address in upstream:
+            await self.done[address].wait()
+        blocked = [a for a in upstream if self.outcomes[a].status in ("failed", "skipped")]
+        if blocked:
+            self._finish(step, Outcome(address=step.address, status="skipped", error=f"{blocked[0]} did not succeed"))
+            return
+        if self.stopping:
+            self._finish(step, Outcome(address=step.address, status="skipped", error="not started: the run is stopping"))
+            return
+        kind = kind_for(step.kind)
+        if kind is None:
+            self._fail(step, f"unknown step kind {step.kind!r} (this pveplan is too old for the plan?)", 0.0)
+            return
+        try:
+            refs = self._resolve(step)
+        except StepFailed as exc:
+            self._fail(step, str(exc), 0.0)
+            return
+        key = run_key(step, refs, {a: self.outputs[a] for a in upstream})
+        async with self.limiter:
+            if self.stopping:
+                self._finish(step, Outcome(address=step.address, status="skipped", error="not started: the run is stopping"))
+                return
+            if await self._cached(step, kind, key, refs):
+                return
+            await self._run(step, kind, key, refs)
+
+    def _resolve(self, step: Step) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, ref in step.refs.items():
+            address, _, output = ref.partition("#")
+            outputs = self.outputs.get(address, {})
+            if output not in outputs:
+                raise StepFailed(f"{address} produced no output {output!r}, which this step needs")
+            values[name] = outputs[output]
+        return values
+
+    async def _cached(self, step: Step, kind: StepKind, key: str, refs: Mapping[str, Any]) -> bool:
+        if not kind.cacheable:
+            return False
+        result = self.services.store.get_result(key)
+        if result is None or result.status != "ok":
+            return False
+        if kind.resource and step.address not in self.live:
+            return False  # destroyed since (or rolled back): the record is history
+        if self.refresh:
+            ctx = StepContext(self.services, step, self.emit)
+            try:
+                with trio.fail_after(kind.timeout(step)):
+                    drift = await kind.probe(ctx, step, refs, result.outputs)
+            except (Exception, trio.TooSlowError) as exc:
+                drift = f"probe failed: {exc}"
+            if drift is not None:
+                ctx.log(f"drift: {drift}")
+                return False
+        self.outputs[step.address] = dict(result.outputs)
+        self._finish(step, Outcome(address=step.address, status="cached", outputs=dict(result.outputs)))
+        return True
+
+    async def _run(self, step: Step, kind: StepKind, key: str, refs: Mapping[str, Any]) -> None:
+        ctx = StepContext(self.services, step, self.emit)
+        started = time.time()
+        self.running[step.address] = started
+        self.emit(Event(address=step.address, kind="started", host=step.host, at=started))
+        outputs: Outputs = {}
+        error = ""
+        try:
+            with trio.fail_after(kind.timeout(step)):
+                outputs = dict(await kind.apply(ctx, step, refs))
+        except trio.TooSlowError:
+            error = f"timed out after {kind.timeout(step):g} s"
+        except StepFailed as exc:
+            error, outputs = str(exc), dict(exc.outputs)
+        except Exception as exc:  # a kind's bug or an environment failure: report, don't crash
+            error = _describe(exc)
+        finally:
+            self.running.pop(step.address, None)
+        finished = time.time()
+        status = "failed" if error else "ok"
+        result = StepResult(
+            run_key=key,
+            step_hash=step.hash,
+            address=step.address,
+            kind=step.kind,
+            status=status,
+            outputs=outputs,
+            error=error,
+            run_id=self.run_id,
+            started=started,
+            finished=finished,
+        )
+        store = self.services.store
+        with trio.CancelScope(shield=True):  # what finished is recorded, even on Ctrl-C
+            await trio.to_thread.run_sync(store.record_result, result)
+            if kind.resource and (outputs or not error):
+                await trio.to_thread.run_sync(
+                    store.put_resource, self.services.workspace, step.address, step.kind, outputs
+                )
+                self.live[step.address] = outputs
+        if kind.resource:
+            self.created.append((step, outputs))
+        duration = finished - started
+        if error:
+            self._fail(step, error, duration, outputs)
+        else:
+            self.outputs[step.address] = outputs
+            self._finish(step, Outcome(address=step.address, status="ok", outputs=outputs, duration=duration))
+
+    # --- bookkeeping -----------------------------------------------------------------
+
+    def _fail(self, step: Step, error: str, duration: float, outputs: Outputs | None = None) -> None:
+        self._finish(
+            step,
+            Outcome(address=step.address, status="failed", error=error, duration=duration, outputs=outputs or {}),
+        )
+        if self.on_error in ("stop", "rollback"):
+            self.stopping = True
+
+    def _finish(self, step: Step, outcome: Outcome) -> None:
+        self.outcomes[step.address] = outcome
+        kind = {"ok": "finished"}.get(outcome.status, outcome.status)
+        self.emit(
+            Event(
+                address=step.address,
+                kind=kind,  # type: ignore[arg-type]
+                host=step.host,
+                at=time.time(),
+                message=outcome.error,
+                duration=outcome.duration if outcome.status in ("ok", "failed") else None,
+            )
+        )
+
+    async def rollback(self) -> list[str]:
+        """Destroy what this run created, newest first; the addresses destroyed."""
+        undone: list[str] = []
+        for step, outputs in reversed(self.created):
+            kind = kind_for(step.kind)
+            assert kind is not None
+            ctx = StepContext(self.services, step, self.emit)
+            ctx.log("rollback: destroying what this run created")
+            try:
+                with trio.fail_after(kind.timeout(step)):
+                    await kind.destroy(ctx, step, outputs)
+            except (Exception, trio.TooSlowError) as exc:
+                ctx.log(f"rollback of {step.address} failed: {_describe(exc)}")
+                continue
+            await trio.to_thread.run_sync(
+                self.services.store.remove_resource, self.services.workspace, step.address
+            )
+            self.live.pop(step.address, None)
+            undone.append(step.address)
+        return undone
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, StepFailed | OSError) else f"{text}"
+
+
+async def execute(
+    plan: Plan,
+    services: Services,
+    emit: Emit,
+    *,
+    run_id: int | None = None,
+    parallelism: int | None = None,
+    refresh: bool = False,
+    on_error: str | None = None,
+    running: dict[str, float] | None = None,
+) -> RunReport:
+    """Run `plan` (one level; delegate steps run subplans elsewhere) and report.
+
+    `running` (optional) is kept up to date with the steps in flight, so a caller that is
+    interrupted can say what was running.
+    """
+    run = _Run(
+        plan,
+        services,
+        emit,
+        run_id=run_id,
+        parallelism=parallelism or plan.settings.parallelism,
+        refresh=refresh,
+        on_error=on_error or plan.settings.on_error,
+    )
+    if running is not None:
+        run.running = running
+    async with trio.open_nursery() as nursery:
+        for step in plan.steps:
+            nursery.start_soon(run.step, step)
+    outcomes = tuple(run.outcomes[s.address] for s in plan.steps)
+    failed = any(o.status == "failed" for o in outcomes)
+    rolled_back: list[str] = []
+    if failed and run.on_error == "rollback":
+        rolled_back = await run.rollback()
+    return RunReport(
+        plan_hash=plan.hash,
+        status="failed" if failed else "ok",
+        outcomes=outcomes,
+        rolled_back=tuple(rolled_back),
+    )
+
+
+async def destroy_resources(
+    services: Services, steps: Iterable[tuple[Step, Outputs]], emit: Emit
+) -> tuple[list[str], list[str]]:
+    """Destroy live resources (steps of resource kinds with their outputs), in the given
+    order; (destroyed addresses, failure messages). Used for nodes removed from a manifest."""
+    destroyed: list[str] = []
+    errors: list[str] = []
+    for step, outputs in steps:
+        kind = kind_for(step.kind)
+        if kind is None:
+            errors.append(f"{step.address}: unknown step kind {step.kind!r}")
+            continue
+        ctx = StepContext(services, step, emit)
+        started = time.time()
+        emit(Event(address=step.address, kind="started", host=step.host, at=started, message="destroy"))
+        try:
+            with trio.fail_after(kind.timeout(step)):
+                await kind.destroy(ctx, step, outputs)
+        except (Exception, trio.TooSlowError) as exc:
+            message = f"{step.address}: destroy failed: {_describe(exc)}"
+            errors.append(message)
+            emit(Event(address=step.address, kind="failed", host=step.host, at=time.time(), message=message))
+            continue
+        await trio.to_thread.run_sync(services.store.remove_resource, services.workspace, step.address)
+        destroyed.append(step.address)
+        emit(
+            Event(
+                address=step.address,
+                kind="finished",
+                host=step.host,
+                at=time.time(),
+                message="destroyed",
+                duration=time.time() - started,
+            )
+        )
+    return destroyed, errors

@@ -1,0 +1,340 @@
+"""VM step kinds: create (adopting a VM that already matches), start, wait for an address,
+and destroy. Each checks PVE's real state first, so a re-run after a kill or a lost
+store adopts instead of duplicating, and destroying what is gone succeeds.
+
+A VM is recognised as ours by its name and the `pveplan` tag; the image it was built
+from is written in its description (PVE keeps no other record of it), so a changed
+image or vmid replaces the VM while a changed size is reconciled in place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+import yaml
+
+from .._context import StepContext
+from .._keys import generate_ed25519, public_line
+from .._kinds import StepKind, register
+from .._model import Outputs, StepFailed
+from ..pve import PveDriver, PveError, encode_sshkeys, first_ipv4, property_string, tags
+
+MANAGED_TAG = "pveplan"
+SNIPPETS = "snippets"
+POLL_FIRST = 0.05
+POLL_MAX = 2.0
+_DESCRIPTION = re.compile(r"^pveplan: image=(?P<image>\S+)", re.MULTILINE)
+
+
+async def find_vm(pve: PveDriver, name: str, vmid: int | None) -> dict[str, Any] | None:
+    """The VM this step means: by vmid when pinned (it must carry the name), else by name
+    among pveplan's VMs. A vmid held by a VM of another name is an error, not a match."""
+    vms = await pve.vms()
+    if vmid is not None:
+        for vm in vms:
+            if vm.get("vmid") == vmid:
+                if vm.get("name") != name:
+                    raise StepFailed(
+                        f"vmid {vmid} on {pve.node} belongs to VM {vm.get('name')!r}, not {name!r}: "
+                        "pick another vmid, or remove that VM"
+                    )
+                return vm
+        return None
+    for vm in vms:
+        if vm.get("name") == name and MANAGED_TAG in str(vm.get("tags", "")).split(";"):
+            return vm
+    return None
+
+
+def _snippet_name(vmid: int) -> str:
+    return f"pveplan-{vmid}-user.yaml"
+
+
+def _user_data(args: Mapping[str, Any], keys: list[str], host_private: bytes, host_public: str) -> str:
+    """cloud-init user-data: the user with sudo and keys, the pinned host key, the agent."""
+    cloud = args.get("cloud_init") or {}
+    user = cloud.get("user") or "homestak"
+    data: dict[str, Any] = {
+        "hostname": args["name"],
+        "users": [
+            {
+                "name": user,
+                "sudo": "ALL=(ALL) NOPASSWD:ALL" if cloud.get("sudo", True) else False,
+                "shell": "/bin/bash",
+                "ssh_authorized_keys": keys,
+            }
+        ],
+        "ssh_deletekeys": True,
+        "ssh_keys": {"ed25519_private": host_private.decode(), "ed25519_public": host_public},
+        "packages": ["qemu-guest-agent"],
+        "runcmd": [["systemctl", "enable", "--now", "qemu-guest-agent"]],
+    }
+    if cloud.get("timezone"):
+        data["timezone"] = cloud["timezone"]
+    return "#cloud-config\n" + yaml.safe_dump(data, sort_keys=True)
+
+
+def _vm_params(step_args: Mapping[str, Any], volid: str, keys: list[str], snippet: str, storage_id: str) -> dict[str, Any]:
+    cloud = step_args.get("cloud_init") or {}
+    storage = step_args["storage"]
+    return {
+        "name": step_args["name"],
+        "cores": step_args["cores"],
+        "memory": step_args["memory"],
+        "cpu": "host",
+        "ostype": "l26",
+        "scsihw": "virtio-scsi-single",
+        "scsi0": property_string(f"{storage}:0", import_from=volid),
+        "net0": property_string("virtio", bridge=step_args.get("bridge") or "vmbr0"),
+        "ide2": f"{storage}:cloudinit",
+        "ciuser": cloud.get("user") or "homestak",
+        "sshkeys": encode_sshkeys(keys),
+        "ipconfig0": "ip=dhcp",
+        "cicustom": f"user={storage_id}:{SNIPPETS}/{snippet}",
+        "agent": property_string("enabled=1"),
+        "serial0": "socket",
+        "vga": "serial0",
+        "boot": "order=scsi0",
+        "tags": tags(step_args.get("tags") or [MANAGED_TAG]),
+        "description": f"pveplan: image={step_args.get('image')}",
+    }
+
+
+def _memory_mib(config: Mapping[str, Any]) -> int:
+    value = str(config.get("memory", "0"))
+    value = value.split("=", 1)[-1] if "=" in value else value  # "[current=]MiB"
+    return int(value.split(",", 1)[0] or 0)
+
+
+def _disk_gib(config: Mapping[str, Any]) -> int:
+    match = re.search(r"size=(\d+)G", str(config.get("scsi0", "")))
+    return int(match.group(1)) if match else 0
+
+
+@register
+class VmCreate(StepKind):
+    name = "pve.vm.create"
+    tier = "long"
+    resource = True
+
+    async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
+        pve = await ctx.pve()
+        args = step.args
+        found = await find_vm(pve, args["name"], args.get("vmid"))
+        if found is not None:
+            if MANAGED_TAG not in str(found.get("tags", "")).split(";"):
+                raise StepFailed(
+                    f"VM {found['vmid']} ({args['name']}) on {pve.node} exists but was not made by "
+                    "pveplan (no 'pveplan' tag): refusing to adopt it"
+                )
+            config = await pve.config(found["vmid"])
+            image = _DESCRIPTION.search(str(config.get("description", "")))
+            if image is None or image.group("image") != args.get("image"):
+                ctx.log(f"VM {found['vmid']} was built from another image: replacing it")
+                await destroy_vm(ctx, pve, found["vmid"], args["name"])
+            else:
+                return await self._adopt(ctx, pve, found["vmid"], config, args)
+        return await self._create(ctx, pve, args, refs)
+
+    async def _adopt(
+        self, ctx: StepContext, pve: PveDriver, vmid: int, config: Mapping[str, Any], args: Mapping[str, Any]
+    ) -> Outputs:
+        ctx.log(f"VM {vmid} ({args['name']}) exists: adopting it")
+        changes: dict[str, Any] = {}
+        if int(config.get("cores", 1)) != args["cores"]:
+            changes["cores"] = args["cores"]
+        if _memory_mib(config) != args["memory"]:
+            changes["memory"] = args["memory"]
+        if changes:
+            ctx.log(f"updating {', '.join(sorted(changes))} in place")
+            await pve.set_config(vmid, changes)
+        if _disk_gib(config) < args["disk"]:
+            await pve.resize(vmid, "scsi0", f"{args['disk']}G")
+        host_key = await self._host_key(ctx, pve, vmid)
+        return _outputs(pve, vmid, args["name"], config, host_key)
+
+    async def _host_key(self, ctx: StepContext, pve: PveDriver, vmid: int) -> str:
+        """The VM's pinned host key: from the store, else from the snippet on the host."""
+        stored = ctx.services.store.get_secret(ctx.secret_name("hostkey"))
+        if stored is not None:
+            return public_line(stored)
+        storage_id, path = ctx.services.hosts.snippet_storage(ctx.host)
+        data = await pve.channel.get_file(f"{path}/{SNIPPETS}/{_snippet_name(vmid)}")
+        try:
+            doc = yaml.safe_load(data or b"") or {}
+            private = doc["ssh_keys"]["ed25519_private"].encode()
+        except (yaml.YAMLError, KeyError, TypeError, AttributeError):
+            raise StepFailed(
+                f"VM {vmid} exists but its cloud-init snippet on {ctx.host} ({storage_id}:"
+                f"{SNIPPETS}/{_snippet_name(vmid)}) is gone, so its host key cannot be pinned: "
+                "destroy the VM and apply again"
+            ) from None
+        ctx.services.store.put_secret(ctx.secret_name("hostkey"), private)
+        return public_line(private)
+
+    async def _create(self, ctx: StepContext, pve: PveDriver, args: Mapping[str, Any], refs: Mapping[str, Any]) -> Outputs:
+        vmid = args.get("vmid") or await pve.next_id()
+        private, public = generate_ed25519(f"root@{args['name']}")
+        # Kept before the VM exists: a kill after creation still finds the key.
+        ctx.services.store.put_secret(ctx.secret_name("hostkey"), private)
+        keys = [ctx.services.reveal(s.name) for s in ctx.step.secrets]
+        keys.append(ctx.services.driver_public_key)
+        storage_id, path = ctx.services.hosts.snippet_storage(ctx.host)
+        snippet = _snippet_name(vmid)
+        await pve.channel.put_file(f"{path}/{SNIPPETS}/{snippet}", _user_data(args, keys, private, public).encode(), 0o600)
+        ctx.log(f"creating VM {vmid} ({args['name']}) from {refs['volume']}")
+        partial: Outputs = {"vm_id": vmid, "name": args["name"], "node": pve.node}
+        try:
+            await pve.create_vm(vmid, _vm_params(args, refs["volume"], keys, snippet, storage_id))
+            await pve.resize(vmid, "scsi0", f"{args['disk']}G")
+            config = await pve.config(vmid)
+        except PveError as exc:
+            raise StepFailed(f"creating VM {vmid} ({args['name']}) on {pve.node}: {exc}", partial) from None
+        return _outputs(pve, vmid, args["name"], config, public)
+
+    async def destroy(self, ctx: StepContext, step: Any, outputs: Mapping[str, Any]) -> None:
+        pve = await ctx.pve()
+        vmid = outputs.get("vm_id") or step.args.get("vmid")
+        found = await find_vm(pve, step.args["name"], vmid)
+        if found is not None:
+            await destroy_vm(ctx, pve, found["vmid"], step.args["name"])
+        ctx.services.store.delete_secret(ctx.secret_name("hostkey"))
+
+    async def probe(self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str | None:
+        pve = await ctx.pve()
+        found = await find_vm(pve, step.args["name"], outputs.get("vm_id"))
+        if found is None:
+            return f"VM {outputs.get('vm_id')} ({step.args['name']}) no longer exists"
+        config = await pve.config(found["vmid"])
+        if str(config.get("vmgenid", "")) != str(outputs.get("uuid", "")):
+            return f"VM {found['vmid']} was re-created behind pveplan's back"
+        return None
+
+
+def _outputs(pve: PveDriver, vmid: int, name: str, config: Mapping[str, Any], host_key: str) -> Outputs:
+    return {
+        "vm_id": vmid,
+        "name": name,
+        "node": pve.node,
+        "uuid": str(config.get("vmgenid", "")),
+        "host_key": host_key,
+    }
+
+
+async def destroy_vm(ctx: StepContext, pve: PveDriver, vmid: int, name: str) -> None:
+    """Stop (if running) and destroy VM `vmid`, then remove its snippet; absent is fine."""
+    try:
+        status = await pve.status(vmid)
+    except PveError as exc:
+        if "does not exist" in str(exc):
+            return
+        raise
+    if status.get("status") == "running":
+        await pve.power(vmid, "stop")
+    ctx.log(f"destroying VM {vmid} ({name})")
+    try:
+        await pve.destroy_vm(vmid)
+    except PveError as exc:
+        if "does not exist" not in str(exc):
+            raise
+    _, path = ctx.services.hosts.snippet_storage(ctx.host)
+    try:
+        await pve.channel.run(["rm", "-f", f"{path}/{SNIPPETS}/{_snippet_name(vmid)}"], timeout=30)
+    except Exception as exc:  # the VM is gone; a stale snippet only wastes a few bytes
+        ctx.log(f"could not remove the snippet of VM {vmid}: {exc}")
+
+
+@register
+class VmStart(StepKind):
+    name = "pve.vm.start"
+    tier = "medium"
+
+    async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
+        pve = await ctx.pve()
+        vmid = refs["vmid"]
+        status = await pve.status(vmid)
+        if status.get("status") != "running":
+            await pve.power(vmid, "start")
+        return {}
+
+    async def probe(self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str | None:
+        pve = await ctx.pve()
+        try:
+            status = await pve.status(refs["vmid"])
+        except PveError as exc:
+            return str(exc)
+        if status.get("status") != "running":
+            return f"VM {refs['vmid']} is {status.get('status')}"
+        return None
+
+
+_AGENT_NOT_READY = ("guest agent is not running", "is not running", "No QEMU guest agent")
+
+
+@register
+class VmWaitIp(StepKind):
+    name = "pve.vm.wait_ip"
+    tier = "medium"
+
+    async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
+        pve = await ctx.pve()
+        vmid = refs["vmid"]
+        delay = POLL_FIRST
+        while True:  # bounded by the step's timeout
+            try:
+                ip = first_ipv4(await pve.interfaces(vmid))
+            except PveError as exc:
+                if not any(text in str(exc) for text in _AGENT_NOT_READY):
+                    raise
+                ip = None
+            if ip:
+                return {"ip": ip}
+            await trio.sleep(delay)
+            delay = min(delay * 2, POLL_MAX)
+
+    async def probe(self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str | None:
+        pve = await ctx.pve()
+        try:
+            ip = first_ipv4(await pve.interfaces(refs["vmid"]))
+        except PveError as exc:
+            return str(exc)
+        if ip != outputs.get("ip"):
+            return f"VM {refs['vmid']} now has address {ip}, not {outputs.get('ip')}"
+        return None
+
+
+@register
+class VmDestroy(StepKind):
+    """The step of a destroy plan: remove the VM and forget the resource."""
+
+    name = "pve.vm.destroy"
+    tier = "long"
+    cacheable = False
+
+    async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
+        pve = await ctx.pve()
+        found = await find_vm(pve, step.args["name"], step.args.get("vmid"))
+        if found is not None:
+            await destroy_vm(ctx, pve, found["vmid"], step.args["name"])
+        else:
+            ctx.log(f"VM {step.args['name']} is already gone")
+        create = step.address.rsplit(".", 1)[0] + ".create"
+        store = ctx.services.store
+        store.remove_resource(ctx.workspace, create)
+        store.delete_secret(f"hostkey/{ctx.workspace}/{create}")
+        return {}
+
+
+@register
+class CtUnsupported(StepKind):
+    name = "pve.ct.create"
+
+    async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
+        raise StepFailed("containers (type: ct) are not supported by this release's PVE driver")
+
+
+for _name in ("pve.ct.start", "pve.ct.wait_ip", "pve.ct.destroy"):
+    register(type(f"Unsupported_{_name}", (CtUnsupported,), {"name": _name}))

@@ -1,0 +1,193 @@
+"""The simulator root on disk: its layout, its state file under a lock, its settings.
+
+Every simulated command is a separate process (a `pvesh` run over SSH, the daemon), so the
+state is one JSON file guarded by `fcntl.flock`: shared to read, exclusive to change, and
+replaced by rename so a killed writer leaves the old state or the new one. See
+docs/simulator.md for the schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+STATE_VERSION = 1
+ADDRESSES_PER_BLOCK = 250
+
+
+class SimRoot:
+    """Paths inside one simulator root (nothing here touches the disk)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path).absolute()
+
+    @property
+    def state(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.path / "state.lock"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def daemon(self) -> Path:
+        return self.path / "daemon.json"
+
+    @property
+    def calls(self) -> Path:
+        return self.path / "calls.jsonl"
+
+    @property
+    def processes(self) -> Path:
+        return self.path / "processes.jsonl"
+
+    def host_dir(self, node: str) -> Path:
+        return self.path / "hosts" / node
+
+    def vm_dir(self, node: str, vmid: int) -> Path:
+        return self.path / "vms" / node / str(vmid)
+
+
+def vm_key(node: str, vmid: int) -> str:
+    """The key of a VM in `state["vms"]`: vmids are unique per (nested) cluster only."""
+    return f"{node}/{vmid}"
+
+
+def address_prefix(root: SimRoot) -> str:
+    """`127.X`, X from a hash of the root's path: two simulators get different addresses."""
+    octet = 16 + xxhash.xxh32_intdigest(str(root.path).encode()) % 224
+    return f"127.{octet}"
+
+
+def address_for(prefix: str, counter: int) -> str:
+    """The `counter`-th address of a simulator (counter >= 1)."""
+    return f"{prefix}.{counter // ADDRESSES_PER_BLOCK}.{counter % ADDRESSES_PER_BLOCK + 1}"
+
+
+def empty_state(root: SimRoot) -> dict[str, Any]:
+    return {
+        "version": STATE_VERSION,
+        "prefix": address_prefix(root),
+        "next_address": 1,
+        "nodes": {},
+        "vms": {},
+        "tasks": {},
+        "storage": {},
+        "tokens": {},
+    }
+
+
+def allocate_address(state: dict[str, Any]) -> str:
+    """A fresh loopback address from the state's counter (mutates `state`)."""
+    counter = state["next_address"]
+    state["next_address"] = counter + 1
+    return address_for(state["prefix"], counter)
+
+
+@contextlib.contextmanager
+def _flock(root: SimRoot, mode: int) -> Iterator[None]:
+    root.path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def _load(root: SimRoot) -> dict[str, Any]:
+    try:
+        return json.loads(root.state.read_text())
+    except FileNotFoundError:
+        return empty_state(root)
+
+
+def read_state(root: SimRoot) -> dict[str, Any]:
+    """A consistent snapshot of the state (an empty one if the root has none yet)."""
+    with _flock(root, fcntl.LOCK_SH):
+        return _load(root)
+
+
+@contextlib.contextmanager
+def locked_state(root: SimRoot) -> Iterator[dict[str, Any]]:
+    """The state, to change in place; written back (atomically) when the block succeeds."""
+    with _flock(root, fcntl.LOCK_EX):
+        state = _load(root)
+        yield state
+        write_json_atomic(root.state, state)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write `data` as JSON to `path` by tmp + fsync + rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, sort_keys=True, separators=(",", ":"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+DEFAULT_CONFIG: dict[str, Any] = {"latency": 0.0, "agent_delay": 0.0, "faults": []}
+
+
+def read_config(root: SimRoot) -> dict[str, Any]:
+    """The simulator's settings (defaults where the file is missing or silent)."""
+    try:
+        data = json.loads(root.config.read_text())
+    except FileNotFoundError:
+        data = {}
+    return {**DEFAULT_CONFIG, **data}
+
+
+def write_config(root: SimRoot, config: dict[str, Any]) -> None:
+    root.path.mkdir(parents=True, exist_ok=True)
+    with _flock(root, fcntl.LOCK_EX):
+        write_json_atomic(root.config, {**DEFAULT_CONFIG, **config})
+
+
+def take_fault(
+    root: SimRoot, op: str, *, vmid: int | None = None, name: str | None = None
+) -> str | None:
+    """The message of the first fault matching (op, vmid, name), counting it down; or None."""
+    with _flock(root, fcntl.LOCK_EX):
+        try:
+            config = {**DEFAULT_CONFIG, **json.loads(root.config.read_text())}
+        except FileNotFoundError:
+            return None
+        for fault in config["faults"]:
+            if fault.get("op") != op:
+                continue
+            if fault.get("vmid") is not None and fault["vmid"] != vmid:
+                continue
+            if fault.get("name") is not None and fault["name"] != name:
+                continue
+            times = fault.get("times")
+            if times is not None:
+                if times <= 0:
+                    continue
+                fault["times"] = times - 1
+                write_json_atomic(root.config, config)
+            return str(fault.get("message", f"simulated {op} failure"))
+    return None
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line (O_APPEND: concurrent writers do not interleave short lines)."""
+    line = json.dumps({**record, "at": time.time()}, sort_keys=True) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)

@@ -1,0 +1,44 @@
+"""Bring a simulator up for a run: its root set up, the driver's key authorised on its
+hosts, its daemon running (started on demand, reused when already up)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._control import daemon_info, start_daemon
+from ._setup import init_root
+from ._state import SimRoot
+
+HOSTS_WAIT = 5.0
+
+
+def authorize(root: SimRoot, node: str, public_key: str) -> None:
+    """Let `public_key` log in as root on simulated host `node` (idempotent)."""
+    path = root.host_dir(node) / "root" / ".ssh" / "authorized_keys"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = path.read_text().splitlines() if path.exists() else []
+    if public_key.strip() not in (line.strip() for line in lines):
+        lines.append(public_key.strip())
+        path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+
+
+def ensure_simulator(root: Path | str, nodes: Sequence[str], public_key: str) -> dict[str, Any]:
+    """The running daemon's info (see docs/simulator.md), serving every host in `nodes`."""
+    sim = SimRoot(root)
+    init_root(sim, nodes)
+    for node in nodes:
+        authorize(sim, node, public_key)
+    info = start_daemon(sim)
+    deadline = time.monotonic() + HOSTS_WAIT
+    while not all(node in info.get("hosts", {}) for node in nodes):
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the simulator daemon at {sim.path} does not serve {', '.join(nodes)}"
+            )
+        time.sleep(0.05)
+        info = daemon_info(sim) or info
+    return info

@@ -1,0 +1,372 @@
+"""`pveplan apply | destroy` and homestak's `create | destroy | test`: plans, run.
+
+`apply` without a plan file plans first, shows the diff and (on a terminal, unless
+`--yes`) asks; with a plan file it refuses one that is stale against the store. Every
+run holds the workspace lock, so two applies of one workspace never interleave.
+
+Exit codes: 0 success (or nothing to do), 1 a failed step or a refusal, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._diff import diff_plans, summarize
+from .._errors import PlanError
+from .._hashing import canonical
+from .._plan import Plan
+from .._planfile import PlanFile, read_plan_file
+from .._render import render_changes
+from ._plan import destroy_plan_file, make_plan
+from ._select import SiteCache, host_name, site_root
+from ._session import driver_key, host_info, open_run_store, run_trio
+from ._state import applied_plan
+
+if TYPE_CHECKING:
+    from executor import RunReport
+
+    from ..siteconfig import SiteConfig
+    from . import Console
+
+INTERRUPTED = 130
+
+
+class Prepared:
+    """What a run needs: the plan (and its file), the site, the workspace."""
+
+    def __init__(self, plan_file: PlanFile, site: SiteConfig, old: Plan | None) -> None:
+        self.plan_file = plan_file
+        self.plan = plan_file.plan
+        self.site = site
+        self.old = old
+        self.workspace = plan_file.header.workspace
+
+
+def _is_plan_file(path: str) -> bool:
+    return path.endswith(".json")
+
+
+def prepare(args: argparse.Namespace, console: Console) -> Prepared:
+    """The plan to apply: from a saved plan file (checked for staleness), or compiled now."""
+    files = list(getattr(args, "files", None) or [])
+    if len(files) == 1 and _is_plan_file(files[0]):
+        plan_file = read_plan_file(Path(files[0]))
+        site = SiteCache().get(site_root(args, console, None))
+        old = applied_plan(console, plan_file.header.workspace)
+        current = old.hash if old else None
+        if plan_file.header.planned_against != current:
+            raise PlanError.at(
+                None,
+                f"plan file {files[0]} is stale: it was planned against "
+                f"{plan_file.header.planned_against or 'nothing applied'}, and the store now "
+                f"records {current or 'nothing'} as applied to {plan_file.header.workspace}",
+                "something was applied since: re-run `pveplan plan ... -o FILE`, review, apply that",
+            )
+        return Prepared(plan_file, site, old)
+    plan_file, old, site = make_plan(args, console)
+    return Prepared(plan_file, site, old)
+
+
+def _confirm(args: argparse.Namespace, console: Console, question: str) -> bool:
+    """Ask on a terminal unless --yes; elsewhere (CI, pipes) go ahead."""
+    if getattr(args, "yes", False) or not sys.stdin.isatty() or not console.out.isatty():
+        return True
+    console.out.write(f"{question} [y/N] ")
+    console.out.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _display(args: argparse.Namespace, console: Console) -> Any:
+    from executor import LiveDisplay, PlainDisplay
+
+    stream = console.err if getattr(args, "json_output", False) or getattr(args, "json", False) else console.out
+    verbose = bool(getattr(args, "verbose", False))
+    if stream.isatty() and not console.env.get("NO_COLOR"):
+        return LiveDisplay(stream, verbose=verbose)
+    return PlainDisplay(stream, verbose=verbose)
+
+
+def execute_run(
+    args: argparse.Namespace,
+    console: Console,
+    prepared: Prepared,
+    plan: Plan,
+    verb: str,
+    *,
+    after: Any = None,
+) -> tuple[RunReport, float, Any]:
+    """Run `plan` (apply or destroy) on the prepared workspace, under its lock.
+
+    `after(services, report)` runs in the same session (SSH pool still open) and its
+    result is returned too: `test` verifies SSH with it.
+    """
+    from executor import run_workspace
+
+    display = _display(args, console)
+    running: dict[str, float] = {}
+    started = time.time()
+    with open_run_store(console) as store, store.lock_workspace(prepared.workspace):
+        public = driver_key(console)[1]
+        hosts = {plan.host: host_info(console, prepared.site, plan.host, public, store)}
+        plan_object = store.put_object(canonical(plan)) if verb == "apply" else None
+
+        async def body(services: Any) -> tuple[RunReport, Any]:
+            report = await run_workspace(
+                plan,
+                plan_object,
+                services,
+                display,
+                verb=verb,  # type: ignore[arg-type]
+                parallelism=getattr(args, "parallelism", None),
+                refresh=bool(getattr(args, "refresh", False)),
+                running=running,
+            )
+            extra = await after(services, report) if after is not None else None
+            return report, extra
+
+        try:
+            report, extra = run_trio(console, store, prepared.workspace, hosts, prepared.site, body)
+        except KeyboardInterrupt:
+            if hasattr(display, "close"):
+                display.close()
+            what = ", ".join(sorted(running)) or "nothing"
+            raise Interrupted(
+                f"interrupted: every finished step is recorded; was running: {what}. "
+                "Run the same command again to resume."
+            ) from None
+        finally:
+            if hasattr(display, "close"):
+                display.close()
+    return report, time.time() - started, extra
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run: exit 130 with what was running."""
+
+
+def _print_failures(console: Console, report: RunReport) -> None:
+    for outcome in report.outcomes:
+        if outcome.status == "failed":
+            console.error(f"error: {outcome.address}: {outcome.error}")
+
+
+def run_apply(args: argparse.Namespace, console: Console) -> int:
+    from executor import summary
+
+    prepared = prepare(args, console)
+    changes = diff_plans(prepared.plan, prepared.old, prepared.plan_file.header.sources)
+    counts = summarize(changes)
+    console.print(console.style.bold(f"pveplan: {prepared.plan.manifest} on {prepared.plan.host} (plan {prepared.plan.hash})"))
+    console.print(render_changes(changes, counts, console.style))
+    if counts.changes and not _confirm(args, console, "Apply these changes?"):
+        console.print("Apply cancelled.")
+        return 1
+    try:
+        report, seconds, _ = execute_run(args, console, prepared, prepared.plan, "apply")
+    except Interrupted as exc:
+        console.error(str(exc))
+        return INTERRUPTED
+    _print_failures(console, report)
+    console.print(summary(report, seconds, "apply"))
+    return 0 if report.status == "ok" else 1
+
+
+def run_destroy(args: argparse.Namespace, console: Console) -> int:
+    """pveplan destroy / homestak destroy: what the store says is applied, or --discover."""
+    from executor import summary
+
+    if getattr(args, "dry_run", False):
+        from ._plan import run_dry_run_verb
+
+        return run_dry_run_verb(args, console)
+    prepared = prepare(args, console)
+    if getattr(args, "discover", False):
+        return _destroy_discovered(args, console, prepared)
+    destroy = destroy_plan_file(prepared.plan_file, prepared.old, console).plan
+    if not destroy.steps and not _has_resources(console, prepared.workspace):
+        console.print(f"Nothing to destroy in {prepared.workspace}.")
+        return _json_report(args, console, "destroy", True, 0.0, []) if args_json(args) else 0
+    if not args_json(args):
+        console.print(f"Destroying {len(destroy.steps)} step(s) of {prepared.workspace}.")
+    if not _confirm(args, console, f"Destroy everything in {prepared.workspace}?"):
+        console.print("Destroy cancelled.")
+        return 1
+    try:
+        report, seconds, _ = execute_run(args, console, prepared, destroy, "destroy")
+    except Interrupted as exc:
+        console.error(str(exc))
+        return INTERRUPTED
+    _print_failures(console, report)
+    if args_json(args):
+        return _json_report(args, console, "destroy", report.status == "ok", seconds, node_results(report))
+    console.print(summary(report, seconds, "destroy"))
+    return 0 if report.status == "ok" else 1
+
+
+def _has_resources(console: Console, workspace: str) -> bool:
+    from ._state import applied_resources
+
+    return bool(applied_resources(console, workspace))
+
+
+def _destroy_discovered(args: argparse.Namespace, console: Console, prepared: Prepared) -> int:
+    """Destroy the VMs on the host tagged for this manifest, whatever the store says."""
+    from executor import summary
+    from executor._scheduler import destroy_resources
+    from executor.kinds._vm import MANAGED_TAG
+
+    from .._plan import Step
+
+    tag = f"{MANAGED_TAG}-{prepared.plan.manifest}".lower()
+
+    async def after(services: Any, report: Any) -> Any:
+        pve = await services.pve(prepared.plan.host)
+        found = [vm for vm in await pve.vms() if tag in str(vm.get("tags", "")).split(";")]
+        steps = [
+            (
+                Step(
+                    address=f"node.{vm.get('name')}.create",
+                    kind="pve.vm.create",
+                    kind_version=1,
+                    host=prepared.plan.host,
+                    args={"name": vm.get("name"), "vmid": vm.get("vmid")},
+                    hash="",
+                ),
+                {"vm_id": vm.get("vmid"), "name": vm.get("name")},
+            )
+            for vm in sorted(found, key=lambda v: -int(v.get("vmid", 0)))
+        ]
+        return await destroy_resources(services, steps, lambda event: None)
+
+    empty = Plan(manifest=prepared.plan.manifest, host=prepared.plan.host, action="destroy", hash=prepared.plan.hash)
+    report, seconds, (destroyed, errors) = execute_run(args, console, prepared, empty, "destroy", after=after)
+    for error in errors:
+        console.error(f"error: {error}")
+    console.print(f"Discovered and destroyed {len(destroyed)} VM(s) tagged {tag}.")
+    console.print(summary(report, seconds, "destroy"))
+    return 0 if not errors else 1
+
+
+def args_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json_output", False))
+
+
+def node_results(report: RunReport) -> list[dict[str, Any]]:
+    """Per node, the seeds' `--json-output` entry: name, status, vm_id, ip, duration, error."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for outcome in report.outcomes:
+        parts = outcome.address.split(".")
+        if parts[0] != "node" or len(parts) < 3:
+            continue
+        entry = nodes.setdefault(
+            parts[1], {"name": parts[1], "status": "ok", "vm_id": None, "ip": None, "duration": 0.0, "error": None}
+        )
+        entry["duration"] = round(entry["duration"] + outcome.duration, 3)
+        if "vm_id" in outcome.outputs:
+            entry["vm_id"] = outcome.outputs["vm_id"]
+        if "ip" in outcome.outputs:
+            entry["ip"] = outcome.outputs["ip"]
+        if outcome.status in ("failed", "skipped") and entry["status"] == "ok":
+            entry["status"] = "failed" if outcome.status == "failed" else "skipped"
+            entry["error"] = outcome.error
+    return list(nodes.values())
+
+
+def _json_report(
+    args: argparse.Namespace, console: Console, verb: str, success: bool, seconds: float, nodes: list[dict[str, Any]], **extra: Any
+) -> int:
+    report = {"verb": verb, "success": success, "duration_seconds": round(seconds, 3), "nodes": nodes, **extra}
+    console.print(json.dumps(report, indent=2, sort_keys=True))
+    return 0 if success else 1
+
+
+def run_create(args: argparse.Namespace, console: Console) -> int:
+    """homestak's `create`: apply without asking (the seeds never asked)."""
+    if args.dry_run:
+        from ._plan import run_dry_run_verb
+
+        return run_dry_run_verb(args, console)
+    if not args_json(args):
+        args.yes = True
+        return run_apply(args, console)
+    prepared = prepare(args, console)
+    try:
+        report, seconds, _ = execute_run(args, console, prepared, prepared.plan, "apply")
+    except Interrupted as exc:
+        console.error(str(exc))
+        return INTERRUPTED
+    return _json_report(args, console, "create", report.status == "ok", seconds, node_results(report))
+
+
+def run_test(args: argparse.Namespace, console: Console) -> int:
+    """homestak's `test`: create, verify SSH on every node, destroy (also after a failure)."""
+    if args.dry_run:
+        from ._plan import run_dry_run_verb
+
+        return run_dry_run_verb(args, console)
+    prepared = prepare(args, console)
+    started = time.time()
+    try:
+        report, _, verified = execute_run(args, console, prepared, prepared.plan, "apply", after=_verify_ssh)
+    except Interrupted as exc:
+        console.error(str(exc))
+        return INTERRUPTED
+    nodes = node_results(report)
+    for node in nodes:
+        problem = verified.get(node["name"])
+        if problem and node["status"] == "ok":
+            node["status"], node["error"] = "failed", problem
+    created_ok = report.status == "ok" and not any(verified.values())
+    destroyed_ok = True
+    if created_ok or prepared.plan.settings.cleanup_on_failure:
+        fresh = applied_plan(console, prepared.workspace) or prepared.plan
+        destroy = destroy_plan_file(
+            PlanFile(hash=fresh.hash, plan=fresh, header=prepared.plan_file.header), fresh, console
+        ).plan
+        down, _, _ = execute_run(args, console, prepared, destroy, "destroy")
+        destroyed_ok = down.status == "ok"
+    success = created_ok and destroyed_ok
+    if args_json(args):
+        return _json_report(args, console, "test", success, time.time() - started, nodes)
+    _print_failures(console, report)
+    for name, problem in verified.items():
+        if problem:
+            console.error(f"error: {name}: {problem}")
+    console.print(f"Test {'passed' if success else 'failed'}: {len(nodes)} node(s) in {time.time() - started:.1f}s.")
+    return 0 if success else 1
+
+
+async def _verify_ssh(services: Any, report: Any) -> dict[str, str | None]:
+    """SSH to every node that got an address, with its pinned key: `true` must succeed."""
+    from executor.channels import ChannelError
+
+    results: dict[str, str | None] = {}
+    outputs = {o.address: o.outputs for o in report.outcomes}
+    for address, out in outputs.items():
+        if not address.endswith(".wait_ssh"):
+            continue
+        node = address.split(".")[1]
+        ip = outputs.get(f"node.{node}.wait_ip", {}).get("ip")
+        key = outputs.get(f"node.{node}.create", {}).get("host_key")
+        user = (out.get("ssh") or "homestak@").split("@", 1)[0]
+        if not ip or not key:
+            results[node] = "no address or host key recorded"
+            continue
+        target = services.hosts.vm_target(report_host(report, services), str(ip), user, str(key), node)
+        try:
+            channel = await services.pool.channel(target)
+            result = await channel.run(["true"], timeout=30)
+            results[node] = None if result.exit_status == 0 else f"`true` exited {result.exit_status}"
+        except ChannelError as exc:
+            results[node] = str(exc)
+    return results
+
+
+def report_host(report: Any, services: Any) -> str:
+    """The host the report's steps ran on (one host per plan level)."""
+    return next(iter(services.hosts.hosts))

@@ -1,0 +1,156 @@
+"""Wiring a run: the store, the driver's SSH key, host access (starting the simulator for a
+host whose node file says `sim: true`), and the trio side (bridge loop, SSH pool).
+
+This is the composition root's job, so it lives in the CLI: it is the one place that
+sees the site config (planner) and the executor together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._errors import PlanError
+
+if TYPE_CHECKING:
+    from executor import HostInfo, Services
+    from store import Store
+
+    from ..siteconfig import SiteConfig
+    from . import Console
+
+T = TypeVar("T")
+
+
+def sim_root(console: Console, store_path: Path) -> Path:
+    """The simulator's directory: $PVEPLAN_SIM_DIR, else `sim/` inside the store."""
+    override = console.env.get("PVEPLAN_SIM_DIR")
+    return Path(override) if override else store_path / "sim"
+
+
+def driver_key_path(console: Console) -> Path:
+    """Where the driver's SSH key lives: $PVEPLAN_DRIVER_KEY, else the XDG config dir.
+
+    Not in the store: a lost store must not lock pveplan out of the VMs it made (they
+    trust this key), so that apply can adopt them again.
+    """
+    env = console.env
+    if env.get("PVEPLAN_DRIVER_KEY"):
+        return Path(env["PVEPLAN_DRIVER_KEY"])
+    config = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(config) / "pveplan" / "driver_ed25519"
+
+
+def driver_key(console: Console) -> tuple[bytes, str]:
+    """The driver's own SSH key pair, made on first use (private half mode 0600)."""
+    import os
+
+    from executor import generate_ed25519, public_line
+
+    path = driver_key_path(console)
+    try:
+        private = path.read_bytes()
+    except FileNotFoundError:
+        private, _ = generate_ed25519("pveplan-driver")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(private)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise PlanError.at(None, f"cannot read the driver's SSH key {path}: {exc.strerror or exc}") from None
+    try:
+        return private, public_line(private, "pveplan-driver")
+    except ValueError as exc:
+        raise PlanError.at(None, f"{path} is not an ed25519 private key: {exc}") from None
+
+
+def host_info(console: Console, site: SiteConfig, host: str, public_key: str, store: Store) -> HostInfo:
+    """How to reach `host`: the simulator's daemon for a `sim: true` node, else the site
+    config's address and pinned host key."""
+    from executor import HostInfo
+
+    config = site.host(host)
+    if config.sim:
+        from executor.sim import ensure_simulator
+
+        root = sim_root(console, store.path)
+        try:
+            daemon = ensure_simulator(root, [config.pve_node], public_key)
+        except Exception as exc:
+            raise PlanError.at(None, f"cannot start the simulator for {host}: {exc}") from None
+        entry = daemon["hosts"][config.pve_node]
+        return HostInfo(
+            name=host,
+            pve_node=config.pve_node,
+            ssh_host=entry["address"],
+            ssh_port=daemon["port"],
+            host_key=entry["host_key"],
+            vm_ssh_port=daemon["port"],
+        )
+    if not config.ssh_host_key:
+        raise PlanError.at(
+            None,
+            f"host {host} has no pinned SSH host key",
+            f"add `ssh_host_key: <the host's ed25519 public key line>` to {config.file} "
+            "(check it out of band, e.g. on the console: cat /etc/ssh/ssh_host_ed25519_key.pub); "
+            "pveplan never trusts a host key on first use",
+        )
+    return HostInfo(
+        name=host,
+        pve_node=config.pve_node,
+        ssh_host=config.ssh_host,
+        ssh_port=config.ssh_port,
+        ssh_user=config.ssh_user or "root",
+        host_key=config.ssh_host_key,
+    )
+
+
+@contextlib.contextmanager
+def open_run_store(console: Console) -> Iterator[Store]:
+    from store import open_store
+
+    from ._state import store_location
+
+    with open_store(store_location(console)) as store:
+        yield store
+
+
+def run_trio(
+    console: Console,
+    store: Store,
+    workspace: str,
+    hosts: dict[str, HostInfo],
+    site: SiteConfig,
+    body: Callable[[Services], Awaitable[T]],
+) -> T:
+    """Run `body(services)` under trio, inside the asyncio bridge and an SSH pool."""
+    import trio
+
+    from executor import Services, SiteHostAccess
+    from executor._bridge import open_loop
+    from executor.channels import SshPool
+
+    from ..siteconfig import SecretRef
+
+    private, public = driver_key(console)
+
+    def reveal(name: str) -> str:
+        return site.secrets.reveal(SecretRef(name=name))
+
+    async def main() -> Any:
+        async with open_loop(), SshPool(private) as pool:
+            services = Services(
+                store=store,
+                workspace=workspace,
+                hosts=SiteHostAccess(hosts, pool),
+                pool=pool,
+                driver_key=(private, public),
+                reveal=reveal,
+            )
+            return await body(services)
+
+    return trio.run(main)

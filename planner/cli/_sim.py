@@ -1,0 +1,104 @@
+"""`pveplan sim up | down | status | ssh NAME`: the simulator by hand.
+
+`apply` starts the simulator on demand; these are for looking at it, setting its
+latencies and stopping it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+from .._errors import PlanError
+from ._session import driver_key, sim_root
+from ._state import store_location
+
+if TYPE_CHECKING:
+    from . import Console
+
+
+def run_sim(args: argparse.Namespace, console: Console) -> int:
+    from executor.sim import SimRoot
+    from executor.sim._control import daemon_info, stop_daemon
+    from executor.sim._state import read_config, read_state, write_config
+
+    root = SimRoot(args.sim_dir or sim_root(console, store_location(console)))
+    if args.sim_command == "up":
+        from executor.sim import ensure_simulator
+
+        config = read_config(root)
+        if args.latency is not None:
+            config["latency"] = args.latency
+        if args.agent_delay is not None:
+            config["agent_delay"] = args.agent_delay
+        write_config(root, config)
+        public = driver_key(console)[1]
+        info = ensure_simulator(root.path, args.nodes or ["sim"], public)
+        console.print(f"simulator up at {root.path} (pid {info['pid']}, port {info['port']})")
+        for node, entry in sorted(info["hosts"].items()):
+            console.print(f"  host {node}: {entry['address']}")
+        return 0
+    if args.sim_command == "down":
+        stopped = stop_daemon(root)
+        console.print("simulator stopped" if stopped else "simulator was not running")
+        return 0
+    if args.sim_command == "status":
+        info = daemon_info(root)
+        state = read_state(root)
+        summary = {
+            "root": str(root.path),
+            "running": info is not None,
+            "pid": info["pid"] if info else None,
+            "port": info["port"] if info else None,
+            "hosts": sorted(state["nodes"]),
+            "vms": [
+                {"key": key, "name": vm.get("name"), "status": vm.get("status"), "address": vm.get("address")}
+                for key, vm in sorted(state["vms"].items())
+            ],
+        }
+        if args.json:
+            console.print(json.dumps(summary, indent=2, sort_keys=True))
+            return 0
+        console.print(f"simulator at {root.path}: {'running, pid ' + str(summary['pid']) if info else 'stopped'}")
+        for vm in summary["vms"]:
+            console.print(f"  {vm['key']:<16} {vm['name'] or '-':<20} {vm['status']:<8} {vm['address']}")
+        return 0
+    return _ssh(args, console, root)
+
+
+def _ssh(args: argparse.Namespace, console: Console, root: object) -> int:
+    """Run a command on a simulated VM as its cloud-init user, with its pinned key."""
+    import trio
+
+    from executor._bridge import open_loop
+    from executor.channels import ChannelError, SshPool, SshTarget
+    from executor.sim._control import daemon_info
+    from executor.sim._state import read_state
+
+    info = daemon_info(root)  # type: ignore[arg-type]
+    if info is None:
+        raise PlanError.at(None, "the simulator is not running", "start it with `pveplan sim up`")
+    state = read_state(root)  # type: ignore[arg-type]
+    vm = next((v for v in state["vms"].values() if v.get("name") == args.name), None)
+    if vm is None:
+        raise PlanError.at(None, f"no simulated VM named {args.name!r}")
+    key_path = root.vm_dir(vm["node"], vm["vmid"]) / "etc" / "ssh" / "ssh_host_ed25519_key.pub"  # type: ignore[attr-defined]
+    if not key_path.exists():
+        raise PlanError.at(None, f"VM {args.name} has not booted yet")
+    private, _ = driver_key(console)
+    command = [w for w in args.remote_command if w != "--"] or ["hostname"]
+    target = SshTarget(host=vm["address"], port=info["port"], user=args.user, host_key=key_path.read_text().strip(), name=args.name)
+
+    async def main() -> int:
+        async with open_loop(), SshPool(private) as pool:
+            channel = await pool.channel(target)
+            result = await channel.run(command, timeout=60)
+        console.out.write(result.stdout.decode(errors="replace"))
+        console.err.write(result.stderr.decode(errors="replace"))
+        return result.exit_status
+
+    try:
+        return trio.run(main)
+    except ChannelError as exc:
+        raise PlanError.at(None, str(exc)) from None
