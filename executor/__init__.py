@@ -5,16 +5,38 @@ alone. Step kinds (`kinds/`) act through the PVE driver (`pve/`) and command cha
 (`channels`): local processes, and SSH with pinned host keys driven from trio through
 one bridge module (`_bridge`). `sim/` is the simulator of PVE hosts. The executor imports
 the planner's plan model and the store, nothing else of pveplan's.
+
+Exports load lazily (PEP 562): the simulator's `pvesh` runs as a fresh process for every
+call and imports `executor.sim`, which must not pay for trio and asyncssh each time.
 """
 
-from ._context import Services, StepContext
-from ._display import LiveDisplay, PlainDisplay, summary
-from ._hosts import HostInfo, SiteHostAccess
-from ._kinds import TIERS, StepKind, kind_for, register
-from ._keys import generate_ed25519, public_line
-from ._model import Event, Outcome, RunReport, StepFailed
-from ._run import run_workspace
-from ._scheduler import execute, run_key
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TIERS": "._kinds",
+    "Event": "._model",
+    "HostInfo": "._hosts",
+    "LiveDisplay": "._display",
+    "Outcome": "._model",
+    "PlainDisplay": "._display",
+    "RunReport": "._model",
+    "Services": "._context",
+    "SiteHostAccess": "._hosts",
+    "StepContext": "._context",
+    "StepFailed": "._model",
+    "StepKind": "._kinds",
+    "execute": "._scheduler",
+    "generate_ed25519": "._keys",
+    "kind_for": "._kinds",
+    "public_line": "._keys",
+    "register": "._kinds",
+    "run_key": "._scheduler",
+    "run_workspace": "._run",
+    "summary": "._display",
+}
 
 __all__ = [
     "TIERS",
@@ -38,3 +60,12 @@ __all__ = [
     "run_workspace",
     "summary",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'executor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -90,7 +90,9 @@ class StepContext:
 
     def log(self, message: str) -> None:
         """A line for the run record and `--verbose` (never a secret)."""
-        self._emit(Event(address=self.address, kind="log", host=self.host, at=time.time(), message=message))
+        self._emit(
+            Event(address=self.address, kind="log", host=self.host, at=time.time(), message=message)
+        )
 
     async def pve(self) -> PveDriver:
         return await self.services.pve(self.host)

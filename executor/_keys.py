@@ -31,9 +31,11 @@ def public_line(private: bytes, comment: str = "") -> str:
 
 
 def _public_line(key: Ed25519PrivateKey, comment: str) -> str:
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
     return f"{public} {comment}".strip()
 
 

@@ -120,6 +120,10 @@ async def run_workspace(
                 refresh=refresh,
                 running=running,
             )
+            if verb == "destroy":  # what failed runs left behind, never applied
+                removed, removal_errors = await destroy_resources(
+                    services, removed_resources(services, plan), log.emit
+                )
             if removal_errors:
                 report = msgspec.structs.replace(report, status="failed")
             report = msgspec.structs.replace(report, removed=tuple(removed))
@@ -138,4 +142,3 @@ async def run_workspace(
         elif verb == "destroy":
             store.clear_applied(services.workspace)
     return report
-

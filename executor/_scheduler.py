@@ -95,14 +95,28 @@ class _Run:
             await self.done[address].wait()
         blocked = [a for a in upstream if self.outcomes[a].status in ("failed", "skipped")]
         if blocked:
-            self._finish(step, Outcome(address=step.address, status="skipped", error=f"{blocked[0]} did not succeed"))
+            self._finish(
+                step,
+                Outcome(
+                    address=step.address, status="skipped", error=f"{blocked[0]} did not succeed"
+                ),
+            )
             return
         if self.stopping:
-            self._finish(step, Outcome(address=step.address, status="skipped", error="not started: the run is stopping"))
+            self._finish(
+                step,
+                Outcome(
+                    address=step.address, status="skipped", error="not started: the run is stopping"
+                ),
+            )
             return
         kind = kind_for(step.kind)
         if kind is None:
-            self._fail(step, f"unknown step kind {step.kind!r} (this pveplan is too old for the plan?)", 0.0)
+            self._fail(
+                step,
+                f"unknown step kind {step.kind!r} (this pveplan is too old for the plan?)",
+                0.0,
+            )
             return
         try:
             refs = self._resolve(step)
@@ -112,7 +126,14 @@ class _Run:
         key = run_key(step, refs, {a: self.outputs[a] for a in upstream})
         async with self.limiter:
             if self.stopping:
-                self._finish(step, Outcome(address=step.address, status="skipped", error="not started: the run is stopping"))
+                self._finish(
+                    step,
+                    Outcome(
+                        address=step.address,
+                        status="skipped",
+                        error="not started: the run is stopping",
+                    ),
+                )
                 return
             if await self._cached(step, kind, key, refs):
                 return
@@ -147,7 +168,9 @@ class _Run:
                 ctx.log(f"drift: {drift}")
                 return False
         self.outputs[step.address] = dict(result.outputs)
-        self._finish(step, Outcome(address=step.address, status="cached", outputs=dict(result.outputs)))
+        self._finish(
+            step, Outcome(address=step.address, status="cached", outputs=dict(result.outputs))
+        )
         return True
 
     async def _run(self, step: Step, kind: StepKind, key: str, refs: Mapping[str, Any]) -> None:
@@ -197,14 +220,24 @@ class _Run:
             self._fail(step, error, duration, outputs)
         else:
             self.outputs[step.address] = outputs
-            self._finish(step, Outcome(address=step.address, status="ok", outputs=outputs, duration=duration))
+            self._finish(
+                step, Outcome(address=step.address, status="ok", outputs=outputs, duration=duration)
+            )
 
     # --- bookkeeping -----------------------------------------------------------------
 
-    def _fail(self, step: Step, error: str, duration: float, outputs: Outputs | None = None) -> None:
+    def _fail(
+        self, step: Step, error: str, duration: float, outputs: Outputs | None = None
+    ) -> None:
         self._finish(
             step,
-            Outcome(address=step.address, status="failed", error=error, duration=duration, outputs=outputs or {}),
+            Outcome(
+                address=step.address,
+                status="failed",
+                error=error,
+                duration=duration,
+                outputs=outputs or {},
+            ),
         )
         if self.on_error in ("stop", "rollback"):
             self.stopping = True
@@ -231,16 +264,16 @@ class _Run:
             assert kind is not None
             ctx = StepContext(self.services, step, self.emit)
             ctx.log("rollback: destroying what this run created")
+            await trio.to_thread.run_sync(
+                self.services.store.remove_resource, self.services.workspace, step.address
+            )
+            self.live.pop(step.address, None)
             try:
                 with trio.fail_after(kind.timeout(step)):
                     await kind.destroy(ctx, step, outputs)
             except (Exception, trio.TooSlowError) as exc:
                 ctx.log(f"rollback of {step.address} failed: {_describe(exc)}")
                 continue
-            await trio.to_thread.run_sync(
-                self.services.store.remove_resource, self.services.workspace, step.address
-            )
-            self.live.pop(step.address, None)
             undone.append(step.address)
         return undone
 
@@ -307,16 +340,31 @@ async def destroy_resources(
             continue
         ctx = StepContext(services, step, emit)
         started = time.time()
-        emit(Event(address=step.address, kind="started", host=step.host, at=started, message="destroy"))
+        emit(
+            Event(
+                address=step.address, kind="started", host=step.host, at=started, message="destroy"
+            )
+        )
+        # Forgotten first: a destroy cut off half-way leaves no record claiming it is live.
+        await trio.to_thread.run_sync(
+            services.store.remove_resource, services.workspace, step.address
+        )
         try:
             with trio.fail_after(kind.timeout(step)):
                 await kind.destroy(ctx, step, outputs)
         except (Exception, trio.TooSlowError) as exc:
             message = f"{step.address}: destroy failed: {_describe(exc)}"
             errors.append(message)
-            emit(Event(address=step.address, kind="failed", host=step.host, at=time.time(), message=message))
+            emit(
+                Event(
+                    address=step.address,
+                    kind="failed",
+                    host=step.host,
+                    at=time.time(),
+                    message=message,
+                )
+            )
             continue
-        await trio.to_thread.run_sync(services.store.remove_resource, services.workspace, step.address)
         destroyed.append(step.address)
         emit(
             Event(

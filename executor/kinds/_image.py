@@ -44,7 +44,9 @@ class ImageEnsure(StepKind):
         return {"volid": volid}
 
     async def _present(self, pve: Any, storage: str, volid: str) -> bool:
-        return any(item.get("volid") == volid for item in await pve.storage_content(storage, CONTENT))
+        return any(
+            item.get("volid") == volid for item in await pve.storage_content(storage, CONTENT)
+        )
 
     async def probe(
         self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]

@@ -10,6 +10,7 @@ image or vmid replaces the VM while a changed size is reconciled in place.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ MANAGED_TAG = "pveplan"
 SNIPPETS = "snippets"
 POLL_FIRST = 0.05
 POLL_MAX = 2.0
+DESTROYING = "pveplan: destroying"
 _DESCRIPTION = re.compile(r"^pveplan: image=(?P<image>\S+)", re.MULTILINE)
 
 
@@ -53,7 +55,9 @@ def _snippet_name(vmid: int) -> str:
     return f"pveplan-{vmid}-user.yaml"
 
 
-def _user_data(args: Mapping[str, Any], keys: list[str], host_private: bytes, host_public: str) -> str:
+def _user_data(
+    args: Mapping[str, Any], keys: list[str], host_private: bytes, host_public: str
+) -> str:
     """cloud-init user-data: the user with sudo and keys, the pinned host key, the agent."""
     cloud = args.get("cloud_init") or {}
     user = cloud.get("user") or "homestak"
@@ -77,7 +81,9 @@ def _user_data(args: Mapping[str, Any], keys: list[str], host_private: bytes, ho
     return "#cloud-config\n" + yaml.safe_dump(data, sort_keys=True)
 
 
-def _vm_params(step_args: Mapping[str, Any], volid: str, keys: list[str], snippet: str, storage_id: str) -> dict[str, Any]:
+def _vm_params(
+    step_args: Mapping[str, Any], volid: str, keys: list[str], snippet: str, storage_id: str
+) -> dict[str, Any]:
     cloud = step_args.get("cloud_init") or {}
     storage = step_args["storage"]
     return {
@@ -99,8 +105,12 @@ def _vm_params(step_args: Mapping[str, Any], volid: str, keys: list[str], snippe
         "vga": "serial0",
         "boot": "order=scsi0",
         "tags": tags(step_args.get("tags") or [MANAGED_TAG]),
-        "description": f"pveplan: image={step_args.get('image')}",
+        "description": _description(step_args),
     }
+
+
+def _description(args: Mapping[str, Any]) -> str:
+    return f"pveplan: image={args.get('image')}"
 
 
 def _memory_mib(config: Mapping[str, Any]) -> int:
@@ -136,11 +146,25 @@ class VmCreate(StepKind):
                 ctx.log(f"VM {found['vmid']} was built from another image: replacing it")
                 await destroy_vm(ctx, pve, found["vmid"], args["name"])
             else:
-                return await self._adopt(ctx, pve, found["vmid"], config, args)
+                outputs = await self._adopt(ctx, pve, found["vmid"], config, args)
+                if DESTROYING in str(config.get("description", "")):
+                    # A destroy was cut off after it began (the VM may be stopped): give
+                    # the VM a new identity so every step after this one runs again.
+                    ctx.log(
+                        f"VM {found['vmid']} was being destroyed when that stopped: recovering it"
+                    )
+                    await pve.set_config(found["vmid"], {"description": _description(args)})
+                    outputs["recovered"] = time.time_ns()
+                return outputs
         return await self._create(ctx, pve, args, refs)
 
     async def _adopt(
-        self, ctx: StepContext, pve: PveDriver, vmid: int, config: Mapping[str, Any], args: Mapping[str, Any]
+        self,
+        ctx: StepContext,
+        pve: PveDriver,
+        vmid: int,
+        config: Mapping[str, Any],
+        args: Mapping[str, Any],
     ) -> Outputs:
         ctx.log(f"VM {vmid} ({args['name']}) exists: adopting it")
         changes: dict[str, Any] = {}
@@ -175,7 +199,9 @@ class VmCreate(StepKind):
         ctx.services.store.put_secret(ctx.secret_name("hostkey"), private)
         return public_line(private)
 
-    async def _create(self, ctx: StepContext, pve: PveDriver, args: Mapping[str, Any], refs: Mapping[str, Any]) -> Outputs:
+    async def _create(
+        self, ctx: StepContext, pve: PveDriver, args: Mapping[str, Any], refs: Mapping[str, Any]
+    ) -> Outputs:
         vmid = args.get("vmid") or await pve.next_id()
         private, public = generate_ed25519(f"root@{args['name']}")
         # Kept before the VM exists: a kill after creation still finds the key.
@@ -184,7 +210,9 @@ class VmCreate(StepKind):
         keys.append(ctx.services.driver_public_key)
         storage_id, path = ctx.services.hosts.snippet_storage(ctx.host)
         snippet = _snippet_name(vmid)
-        await pve.channel.put_file(f"{path}/{SNIPPETS}/{snippet}", _user_data(args, keys, private, public).encode(), 0o600)
+        await pve.channel.put_file(
+            f"{path}/{SNIPPETS}/{snippet}", _user_data(args, keys, private, public).encode(), 0o600
+        )
         ctx.log(f"creating VM {vmid} ({args['name']}) from {refs['volume']}")
         partial: Outputs = {"vm_id": vmid, "name": args["name"], "node": pve.node}
         try:
@@ -192,7 +220,9 @@ class VmCreate(StepKind):
             await pve.resize(vmid, "scsi0", f"{args['disk']}G")
             config = await pve.config(vmid)
         except PveError as exc:
-            raise StepFailed(f"creating VM {vmid} ({args['name']}) on {pve.node}: {exc}", partial) from None
+            raise StepFailed(
+                f"creating VM {vmid} ({args['name']}) on {pve.node}: {exc}", partial
+            ) from None
         return _outputs(pve, vmid, args["name"], config, public)
 
     async def destroy(self, ctx: StepContext, step: Any, outputs: Mapping[str, Any]) -> None:
@@ -203,7 +233,9 @@ class VmCreate(StepKind):
             await destroy_vm(ctx, pve, found["vmid"], step.args["name"])
         ctx.services.store.delete_secret(ctx.secret_name("hostkey"))
 
-    async def probe(self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str | None:
+    async def probe(
+        self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]
+    ) -> str | None:
         pve = await ctx.pve()
         found = await find_vm(pve, step.args["name"], outputs.get("vm_id"))
         if found is None:
@@ -214,7 +246,9 @@ class VmCreate(StepKind):
         return None
 
 
-def _outputs(pve: PveDriver, vmid: int, name: str, config: Mapping[str, Any], host_key: str) -> Outputs:
+def _outputs(
+    pve: PveDriver, vmid: int, name: str, config: Mapping[str, Any], host_key: str
+) -> Outputs:
     return {
         "vm_id": vmid,
         "name": name,
@@ -233,6 +267,11 @@ async def destroy_vm(ctx: StepContext, pve: PveDriver, vmid: int, name: str) -> 
             return
         raise
     if status.get("status") == "running":
+        # Marked first: if this is cut off, the next apply knows the VM is not as recorded.
+        config = await pve.config(vmid)
+        description = str(config.get("description", ""))
+        if DESTROYING not in description:
+            await pve.set_config(vmid, {"description": f"{description}\n{DESTROYING}".strip()})
         await pve.power(vmid, "stop")
     ctx.log(f"destroying VM {vmid} ({name})")
     try:
@@ -260,7 +299,9 @@ class VmStart(StepKind):
             await pve.power(vmid, "start")
         return {}
 
-    async def probe(self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str | None:
+    async def probe(
+        self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]
+    ) -> str | None:
         pve = await ctx.pve()
         try:
             status = await pve.status(refs["vmid"])
@@ -295,7 +336,9 @@ class VmWaitIp(StepKind):
             await trio.sleep(delay)
             delay = min(delay * 2, POLL_MAX)
 
-    async def probe(self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str | None:
+    async def probe(
+        self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]
+    ) -> str | None:
         pve = await ctx.pve()
         try:
             ip = first_ipv4(await pve.interfaces(refs["vmid"]))
@@ -316,14 +359,14 @@ class VmDestroy(StepKind):
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         pve = await ctx.pve()
+        create = step.address.rsplit(".", 1)[0] + ".create"
+        store = ctx.services.store
+        store.remove_resource(ctx.workspace, create)  # first: a cut-off destroy is no longer "live"
         found = await find_vm(pve, step.args["name"], step.args.get("vmid"))
         if found is not None:
             await destroy_vm(ctx, pve, found["vmid"], step.args["name"])
         else:
             ctx.log(f"VM {step.args['name']} is already gone")
-        create = step.address.rsplit(".", 1)[0] + ".create"
-        store = ctx.services.store
-        store.remove_resource(ctx.workspace, create)
         store.delete_secret(f"hostkey/{ctx.workspace}/{create}")
         return {}
 

@@ -92,7 +92,9 @@ class PveDriver:
                     exit_status = str(status.get("exitstatus", ""))
                     if exit_status == "OK" or exit_status.startswith("WARNINGS"):
                         return
-                    raise PveError(f"task {status.get('type', '')} failed: {exit_status}", status=exit_status)
+                    raise PveError(
+                        f"task {status.get('type', '')} failed: {exit_status}", status=exit_status
+                    )
                 await trio.sleep(delay)
                 delay = min(delay * 2, TASK_POLL_MAX)
 
@@ -119,7 +121,9 @@ class PveDriver:
         await self.pvesh("set", f"/nodes/{self.node}/qemu/{vmid}/config", params)
 
     async def resize(self, vmid: int, disk: str, size: str) -> None:
-        await self.task("set", f"/nodes/{self.node}/qemu/{vmid}/resize", {"disk": disk, "size": size})
+        await self.task(
+            "set", f"/nodes/{self.node}/qemu/{vmid}/resize", {"disk": disk, "size": size}
+        )
 
     async def power(self, vmid: int, action: str) -> None:
         """start | stop | shutdown | reboot | reset, followed to the end of its task."""

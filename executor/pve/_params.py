@@ -48,6 +48,7 @@ def flags(params: Mapping[str, PvesValue | None]) -> list[str]:
 def property_string(first: str | None, **fields: PvesValue | None) -> str:
     """`first,k=v,...` (PVE's property strings, e.g. a drive or a NIC)."""
     parts = [first] if first else []
-    parts.extend(f"{k.replace('_', '-')}={flag_value(v)}" for k, v in fields.items() if v is not None)
+    parts.extend(
+        f"{k.replace('_', '-')}={flag_value(v)}" for k, v in fields.items() if v is not None
+    )
     return ",".join(parts)
-

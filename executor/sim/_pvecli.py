@@ -15,6 +15,7 @@ that `executor.sim._setup` writes into `hosts/NODE/bin/`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -49,6 +50,9 @@ CLI_USER = "root@pam"
 KIB, MIB, GIB, TIB = 1024, 1024**2, 1024**3, 1024**4
 NEXTID_RANGE = (100, 1_000_000)
 SIM_IMAGE_PREFIX = "sim://images/"
+# The same images over HTTPS, as PVE's `download-url` accepts only http(s) URLs: the
+# `.invalid` TLD (RFC 2606) can never be a real host, so the name cannot mean anything else.
+SIM_IMAGE_HTTPS = "https://images.sim.pveplan.invalid/"
 
 
 # --- errors ------------------------------------------------------------------------
@@ -278,11 +282,9 @@ def _perl_pattern(pattern: str) -> re.Pattern[str]:
 def _check_type(kind: str | None, value: str) -> tuple[Any, str | None]:
     if kind == "boolean":
         flag = BOOLEAN_WORDS.get(value.lower())
-        return (
-            (flag, None)
-            if flag is not None
-            else (None, f"type check ('boolean') failed - got '{value}'")
-        )
+        if flag is not None:
+            return flag, None
+        return None, f"type check ('boolean') failed - got '{value}'"
     if kind == "integer":
         if re.fullmatch(r"[+-]?\d+", value):
             return int(value), None
@@ -306,12 +308,9 @@ def check_value(spec: dict[str, Any], value: str) -> tuple[Any, str | None, dict
             return None, f"value must have a minimum value of {spec['minimum']}", {}
     fmt = spec.get("format")
     if fmt in FORMATS:
-        sub_errors = check_propstring(FORMATS[fmt], value)
-        return (
-            (None, "invalid format - format error\n", sub_errors)
-            if sub_errors
-            else (typed, None, {})
-        )
+        if sub_errors := check_propstring(FORMATS[fmt], value):
+            return None, "invalid format - format error\n", sub_errors
+        return typed, None, {}
     if fmt in STRING_FORMATS and (problem := STRING_FORMATS[fmt](value)):
         return None, f"invalid format - {problem}\n", {}
     return typed, _check_string_limits(spec, value), {}
@@ -853,9 +852,11 @@ def _check_download(ctx: Ctx, storage: str, params: dict[str, Any]) -> str:
 
 
 def _fetch(url: str) -> bytes:
-    """The bytes behind a URL: `sim://images/NAME.EXT` is served here; there is no network."""
-    if url.startswith(SIM_IMAGE_PREFIX):
-        name = url[len(SIM_IMAGE_PREFIX) :]
+    """The bytes behind a URL: the simulator's images (`https://images.sim.pveplan.invalid/NAME.EXT`,
+    or `sim://images/NAME.EXT`) are served here; there is no network."""
+    prefix = next((p for p in (SIM_IMAGE_PREFIX, SIM_IMAGE_HTTPS) if url.startswith(p)), None)
+    if prefix is not None:
+        name = url[len(prefix) :]
         if not name or "/" in name:
             raise TaskError(f"download failed: 404 Not Found: {url}")
         return sim_image_bytes(name.rsplit(".", 1)[0] if "." in name else name)
@@ -1364,39 +1365,43 @@ def _source_size(ctx: Ctx, state: dict[str, Any], source: str) -> int:
     return size
 
 
-def _used_volids(state: dict[str, Any], node: str, vmid: int) -> set[str]:
-    vm = state["vms"].get(vm_key(node, vmid))
-    config_values = vm["config"].values() if vm else []
-    used = {split_drive(str(value))[0] for value in config_values}
-    return used | set(state["storage"][node].get("local-lvm", {}))
+def _volid_for(storage: str, vmid: int, name: str) -> str:
+    """The volid a new volume gets: LVM names it, a dir storage files it per VM."""
+    if STORAGES[storage]["type"] == "dir":
+        return f"{storage}:{vmid}/{name}.qcow2"
+    return f"{storage}:{name}"
+
+
+def _volume_taken(ctx: Ctx, state: dict[str, Any], vmid: int, storage: str, name: str) -> bool:
+    volid = _volid_for(storage, vmid, name)
+    vm = state["vms"].get(vm_key(ctx.node, vmid))
+    if vm is not None and any(split_drive(str(v))[0] == volid for v in vm["config"].values()):
+        return True
+    if STORAGES[storage]["type"] == "dir":
+        return (storage_dir(ctx, storage) / "images" / str(vmid) / f"{name}.qcow2").exists()
+    return volid in state["storage"][ctx.node][storage]
 
 
 def _allocate(
     ctx: Ctx, state: dict[str, Any], vmid: int, storage: str, name: str, size: int
 ) -> str:
     """Create a volume (an LVM entry, or a sparse file for a dir storage); its volid."""
-    sdef = STORAGES[storage]
-    now = int(time.time())
-    if sdef["type"] == "dir":
-        fname = f"{name}.qcow2"
-        path = storage_dir(ctx, storage) / "images" / str(vmid) / fname
+    volid = _volid_for(storage, vmid, name)
+    if STORAGES[storage]["type"] == "dir":
+        path = storage_dir(ctx, storage) / "images" / str(vmid) / f"{name}.qcow2"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as handle:
             handle.truncate(size)
-        return f"{storage}:{vmid}/{fname}"
-    volid = f"{storage}:{name}"
-    entry = {"content": "images", "format": "raw", "size": size, "ctime": now, "vmid": vmid}
-    state["storage"][ctx.node][storage][volid] = entry
+        return volid
+    entry = {"content": "images", "format": "raw", "size": size, "ctime": int(time.time())}
+    state["storage"][ctx.node][storage][volid] = {**entry, "vmid": vmid}
     return volid
 
 
 def _free_disk_name(ctx: Ctx, state: dict[str, Any], vmid: int, storage: str) -> str:
-    used = _used_volids(state, ctx.node, vmid)
-    base = storage_dir(ctx, storage) / "images" / str(vmid) if STORAGES[storage]["path"] else None
     for index in range(1000):
         name = f"vm-{vmid}-disk-{index}"
-        taken = f"{storage}:{name}" in used or f"{storage}:{vmid}/{name}.qcow2" in used
-        if not taken and not (base and (base / f"{name}.qcow2").exists()):
+        if not _volume_taken(ctx, state, vmid, storage, name):
             return name
     raise TaskError(f"unable to allocate an image name for VM {vmid} in storage '{storage}'")
 
@@ -1464,6 +1469,8 @@ def config_values(table: dict[str, dict[str, Any]], params: dict[str, Any]) -> d
             value = str(uuid.uuid4())
         elif re.fullmatch(r"net\d+", key):
             value = _net_value(value)
+        elif key == "memory":
+            value = value.removeprefix("current=")  # PVE prints the default key bare
         values[key] = value
     return values
 
@@ -1798,6 +1805,28 @@ for _op in ("reboot", "reset"):
 # --- destroy ---------------------------------------------------------------------------
 
 
+def _doomed_volumes(
+    ctx: Ctx, state: dict[str, Any], vm: dict[str, Any], unreferenced: bool
+) -> list[str]:
+    """What destroy removes: the VM's own disks in its config, and with
+    `destroy-unreferenced-disks` every other volume it owns (never an ISO or another
+    VM's disk that the config merely points at)."""
+    vmid = vm["vmid"]
+    owned = re.compile(rf"^[^:]+:(?:{vmid}/)?vm-{vmid}-")
+    volids = {
+        split_drive(str(value))[0]
+        for key, value in vm["config"].items()
+        if DRIVE_KEY_RE.match(key) or key.startswith("unused")
+    }
+    if unreferenced:
+        for volumes in state["storage"][ctx.node].values():
+            volids.update(v for v, entry in volumes.items() if entry.get("vmid") == vmid)
+        volids.update(
+            v["volid"] for v in _scan_dir_storage(ctx, state, "local") if v.get("vmid") == vmid
+        )
+    return sorted(volid for volid in volids if owned.match(volid))
+
+
 def _destroy_worker(ctx: Ctx, vmid: int, params: dict[str, Any], task: Task) -> None:
     vm = get_vm(read_state(ctx.root), ctx.node, vmid)
     fault = take_fault(ctx.root, "destroy", vmid=vmid, name=vm["config"].get("name"))
@@ -1805,21 +1834,15 @@ def _destroy_worker(ctx: Ctx, vmid: int, params: dict[str, Any], task: Task) -> 
         raise TaskError(fault)
     with locked_state(ctx.root) as state:
         vm = get_vm(state, ctx.node, vmid)
-        volids = {
-            split_drive(str(v))[0]
-            for k, v in vm["config"].items()
-            if DRIVE_KEY_RE.match(k) or k.startswith("unused")
-        }
-        for storage, volumes in state["storage"].get(ctx.node, {}).items():
-            owned = [volid for volid, entry in volumes.items() if entry.get("vmid") == vmid]
-            if storage == "local-lvm" or params.get("destroy-unreferenced-disks"):
-                volids.update(owned)
-        for volid in sorted(volids):
-            if volid.endswith(("cloudinit", "cloudinit.qcow2")) or re.search(r"-disk-\d+", volid):
-                _free_volume(ctx, state, volid)
+        for volid in _doomed_volumes(
+            ctx, state, vm, bool(params.get("destroy-unreferenced-disks"))
+        ):
+            _free_volume(ctx, state, volid)
+            if STORAGES[volid.split(":")[0]]["type"] == "lvmthin":
                 task.log(f'  Logical volume "{volid.split(":", 1)[1]}" successfully removed.')
-        shutil.rmtree(storage_dir(ctx, "local") / "images" / str(vmid), ignore_errors=True)
         del state["vms"][vm_key(ctx.node, vmid)]
+    with contextlib.suppress(OSError):
+        (storage_dir(ctx, "local") / "images" / str(vmid)).rmdir()  # only once empty
     if params.get("purge"):
         task.log(f"purging VM {vmid} from related configurations..")
     shutil.rmtree(ctx.root.vm_dir(ctx.node, vmid), ignore_errors=True)
@@ -2250,9 +2273,8 @@ def pveum_main(ctx: Ctx, argv: list[str]) -> int:
     opts = parse_options(argv[3:], found.table)
     if len(opts.positional) != 2:
         many = len(opts.positional) > 2
-        _err(
-            f"400 {'too many' if many else 'not enough'} arguments\npveum user token add <userid> <tokenid> [OPTIONS] [FORMAT_OPTIONS]"
-        )
+        _err(f"400 {'too many' if many else 'not enough'} arguments")
+        _err("pveum user token add <userid> <tokenid> [OPTIONS] [FORMAT_OPTIONS]")
         return 255
     userid, tokenid = opts.positional
     fmt = opts.output_format

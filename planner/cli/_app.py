@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a plan file it plans first, shows the diff and asks (on a terminal) "
         "unless --yes; a saved plan file (FILE.json) is refused when it is stale.",
     )
-    apply.add_argument("files", nargs="*", metavar="FILE", help="a manifest, or a plan file (.json)")
+    apply.add_argument(
+        "files", nargs="*", metavar="FILE", help="a manifest, or a plan file (.json)"
+    )
     add_manifest_options(apply)
     add_run_options(apply)
     apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from .._diff import diff_plans, summarize
 from .._errors import PlanError
 from .._hashing import canonical
@@ -23,7 +25,7 @@ from .._plan import Plan
 from .._planfile import PlanFile, read_plan_file
 from .._render import render_changes
 from ._plan import destroy_plan_file, make_plan
-from ._select import SiteCache, host_name, site_root
+from ._select import SiteCache, site_root
 from ._session import driver_key, host_info, open_run_store, run_trio
 from ._state import applied_plan
 
@@ -84,7 +86,11 @@ def _confirm(args: argparse.Namespace, console: Console, question: str) -> bool:
 def _display(args: argparse.Namespace, console: Console) -> Any:
     from executor import LiveDisplay, PlainDisplay
 
-    stream = console.err if getattr(args, "json_output", False) or getattr(args, "json", False) else console.out
+    stream = (
+        console.err
+        if getattr(args, "json_output", False) or getattr(args, "json", False)
+        else console.out
+    )
     verbose = bool(getattr(args, "verbose", False))
     if stream.isatty() and not console.env.get("NO_COLOR"):
         return LiveDisplay(stream, verbose=verbose)
@@ -161,7 +167,11 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args, console)
     changes = diff_plans(prepared.plan, prepared.old, prepared.plan_file.header.sources)
     counts = summarize(changes)
-    console.print(console.style.bold(f"pveplan: {prepared.plan.manifest} on {prepared.plan.host} (plan {prepared.plan.hash})"))
+    console.print(
+        console.style.bold(
+            f"pveplan: {prepared.plan.manifest} on {prepared.plan.host} (plan {prepared.plan.hash})"
+        )
+    )
     console.print(render_changes(changes, counts, console.style))
     if counts.changes and not _confirm(args, console, "Apply these changes?"):
         console.print("Apply cancelled.")
@@ -185,38 +195,46 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
 
         return run_dry_run_verb(args, console)
     prepared = prepare(args, console)
-    if getattr(args, "discover", False):
-        return _destroy_discovered(args, console, prepared)
     destroy = destroy_plan_file(prepared.plan_file, prepared.old, console).plan
-    if not destroy.steps and not _has_resources(console, prepared.workspace):
-        console.print(f"Nothing to destroy in {prepared.workspace}.")
-        return _json_report(args, console, "destroy", True, 0.0, []) if args_json(args) else 0
+    if getattr(args, "discover", False):  # the host's tags alone, whatever the store says
+        destroy = Plan(
+            manifest=destroy.manifest, host=destroy.host, action="destroy", hash=destroy.hash
+        )
     if not args_json(args):
-        console.print(f"Destroying {len(destroy.steps)} step(s) of {prepared.workspace}.")
+        console.print(
+            f"Destroying {prepared.workspace}: {len(destroy.steps)} recorded step(s), then "
+            f"anything left on {destroy.host} tagged pveplan-{destroy.manifest}."
+        )
     if not _confirm(args, console, f"Destroy everything in {prepared.workspace}?"):
         console.print("Destroy cancelled.")
         return 1
     try:
-        report, seconds, _ = execute_run(args, console, prepared, destroy, "destroy")
+        report, seconds, (swept, sweep_errors) = execute_run(
+            args, console, prepared, destroy, "destroy", after=sweep_tagged(prepared)
+        )
     except Interrupted as exc:
         console.error(str(exc))
         return INTERRUPTED
+    for error in sweep_errors:
+        console.error(f"error: {error}")
+    if sweep_errors:
+        report = msgspec.structs.replace(report, status="failed")
+    if swept and not args_json(args):
+        console.print(
+            f"Also destroyed {len(swept)} unrecorded VM(s) tagged pveplan-{destroy.manifest}."
+        )
     _print_failures(console, report)
     if args_json(args):
-        return _json_report(args, console, "destroy", report.status == "ok", seconds, node_results(report))
+        return _json_report(
+            args, console, "destroy", report.status == "ok", seconds, node_results(report)
+        )
     console.print(summary(report, seconds, "destroy"))
     return 0 if report.status == "ok" else 1
 
 
-def _has_resources(console: Console, workspace: str) -> bool:
-    from ._state import applied_resources
-
-    return bool(applied_resources(console, workspace))
-
-
-def _destroy_discovered(args: argparse.Namespace, console: Console, prepared: Prepared) -> int:
-    """Destroy the VMs on the host tagged for this manifest, whatever the store says."""
-    from executor import summary
+def sweep_tagged(prepared: Prepared) -> Any:
+    """An `after` hook: destroy what is still on the host with this manifest's tag (VMs
+    whose creation a kill cut off before it was recorded, or a lost store's VMs)."""
     from executor._scheduler import destroy_resources
     from executor.kinds._vm import MANAGED_TAG
 
@@ -224,7 +242,7 @@ def _destroy_discovered(args: argparse.Namespace, console: Console, prepared: Pr
 
     tag = f"{MANAGED_TAG}-{prepared.plan.manifest}".lower()
 
-    async def after(services: Any, report: Any) -> Any:
+    async def after(services: Any, report: Any) -> tuple[list[str], list[str]]:
         pve = await services.pve(prepared.plan.host)
         found = [vm for vm in await pve.vms() if tag in str(vm.get("tags", "")).split(";")]
         steps = [
@@ -243,13 +261,7 @@ def _destroy_discovered(args: argparse.Namespace, console: Console, prepared: Pr
         ]
         return await destroy_resources(services, steps, lambda event: None)
 
-    empty = Plan(manifest=prepared.plan.manifest, host=prepared.plan.host, action="destroy", hash=prepared.plan.hash)
-    report, seconds, (destroyed, errors) = execute_run(args, console, prepared, empty, "destroy", after=after)
-    for error in errors:
-        console.error(f"error: {error}")
-    console.print(f"Discovered and destroyed {len(destroyed)} VM(s) tagged {tag}.")
-    console.print(summary(report, seconds, "destroy"))
-    return 0 if not errors else 1
+    return after
 
 
 def args_json(args: argparse.Namespace) -> bool:
@@ -264,7 +276,15 @@ def node_results(report: RunReport) -> list[dict[str, Any]]:
         if parts[0] != "node" or len(parts) < 3:
             continue
         entry = nodes.setdefault(
-            parts[1], {"name": parts[1], "status": "ok", "vm_id": None, "ip": None, "duration": 0.0, "error": None}
+            parts[1],
+            {
+                "name": parts[1],
+                "status": "ok",
+                "vm_id": None,
+                "ip": None,
+                "duration": 0.0,
+                "error": None,
+            },
         )
         entry["duration"] = round(entry["duration"] + outcome.duration, 3)
         if "vm_id" in outcome.outputs:
@@ -278,9 +298,21 @@ def node_results(report: RunReport) -> list[dict[str, Any]]:
 
 
 def _json_report(
-    args: argparse.Namespace, console: Console, verb: str, success: bool, seconds: float, nodes: list[dict[str, Any]], **extra: Any
+    args: argparse.Namespace,
+    console: Console,
+    verb: str,
+    success: bool,
+    seconds: float,
+    nodes: list[dict[str, Any]],
+    **extra: Any,
 ) -> int:
-    report = {"verb": verb, "success": success, "duration_seconds": round(seconds, 3), "nodes": nodes, **extra}
+    report = {
+        "verb": verb,
+        "success": success,
+        "duration_seconds": round(seconds, 3),
+        "nodes": nodes,
+        **extra,
+    }
     console.print(json.dumps(report, indent=2, sort_keys=True))
     return 0 if success else 1
 
@@ -300,7 +332,9 @@ def run_create(args: argparse.Namespace, console: Console) -> int:
     except Interrupted as exc:
         console.error(str(exc))
         return INTERRUPTED
-    return _json_report(args, console, "create", report.status == "ok", seconds, node_results(report))
+    return _json_report(
+        args, console, "create", report.status == "ok", seconds, node_results(report)
+    )
 
 
 def run_test(args: argparse.Namespace, console: Console) -> int:
@@ -312,7 +346,9 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(args, console)
     started = time.time()
     try:
-        report, _, verified = execute_run(args, console, prepared, prepared.plan, "apply", after=_verify_ssh)
+        report, _, verified = execute_run(
+            args, console, prepared, prepared.plan, "apply", after=_verify_ssh
+        )
     except Interrupted as exc:
         console.error(str(exc))
         return INTERRUPTED
@@ -328,8 +364,10 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
         destroy = destroy_plan_file(
             PlanFile(hash=fresh.hash, plan=fresh, header=prepared.plan_file.header), fresh, console
         ).plan
-        down, _, _ = execute_run(args, console, prepared, destroy, "destroy")
-        destroyed_ok = down.status == "ok"
+        down, _, (_, sweep_errors) = execute_run(
+            args, console, prepared, destroy, "destroy", after=sweep_tagged(prepared)
+        )
+        destroyed_ok = down.status == "ok" and not sweep_errors
     success = created_ok and destroyed_ok
     if args_json(args):
         return _json_report(args, console, "test", success, time.time() - started, nodes)
@@ -337,7 +375,9 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     for name, problem in verified.items():
         if problem:
             console.error(f"error: {name}: {problem}")
-    console.print(f"Test {'passed' if success else 'failed'}: {len(nodes)} node(s) in {time.time() - started:.1f}s.")
+    console.print(
+        f"Test {'passed' if success else 'failed'}: {len(nodes)} node(s) in {time.time() - started:.1f}s."
+    )
     return 0 if success else 1
 
 
@@ -357,11 +397,15 @@ async def _verify_ssh(services: Any, report: Any) -> dict[str, str | None]:
         if not ip or not key:
             results[node] = "no address or host key recorded"
             continue
-        target = services.hosts.vm_target(report_host(report, services), str(ip), user, str(key), node)
+        target = services.hosts.vm_target(
+            report_host(report, services), str(ip), user, str(key), node
+        )
         try:
             channel = await services.pool.channel(target)
             result = await channel.run(["true"], timeout=30)
-            results[node] = None if result.exit_status == 0 else f"`true` exited {result.exit_status}"
+            results[node] = (
+                None if result.exit_status == 0 else f"`true` exited {result.exit_status}"
+            )
         except ChannelError as exc:
             results[node] = str(exc)
     return results

@@ -35,14 +35,22 @@ def run_runs(args: argparse.Namespace, console: Console) -> int:
             return 0
         record = next((r for r in store.runs(None, limit=1_000_000) if r.id == args.id), None)
         if record is None:
-            raise PlanError.at(None, f"no run {args.id} in the store", "list them with `pveplan runs list`")
+            raise PlanError.at(
+                None, f"no run {args.id} in the store", "list them with `pveplan runs list`"
+            )
         events = store.run_events(args.id)
     if args.json:
         console.print(
-            json.dumps({"run": _plain(record), "events": [_plain(e) for e in events]}, indent=2, sort_keys=True)
+            json.dumps(
+                {"run": _plain(record), "events": [_plain(e) for e in events]},
+                indent=2,
+                sort_keys=True,
+            )
         )
         return 0
-    console.print(f"run {record.id}: {record.verb} of {record.workspace}, {record.status} (plan {record.plan_hash})")
+    console.print(
+        f"run {record.id}: {record.verb} of {record.workspace}, {record.status} (plan {record.plan_hash})"
+    )
     for event in events:
         took = f" ({event.duration:.1f}s)" if event.duration is not None else ""
         where = f"[{event.host}] " if event.host else ""

@@ -61,14 +61,18 @@ def driver_key(console: Console) -> tuple[bytes, str]:
             handle.write(private)
         os.replace(tmp, path)
     except OSError as exc:
-        raise PlanError.at(None, f"cannot read the driver's SSH key {path}: {exc.strerror or exc}") from None
+        raise PlanError.at(
+            None, f"cannot read the driver's SSH key {path}: {exc.strerror or exc}"
+        ) from None
     try:
         return private, public_line(private, "pveplan-driver")
     except ValueError as exc:
         raise PlanError.at(None, f"{path} is not an ed25519 private key: {exc}") from None
 
 
-def host_info(console: Console, site: SiteConfig, host: str, public_key: str, store: Store) -> HostInfo:
+def host_info(
+    console: Console, site: SiteConfig, host: str, public_key: str, store: Store
+) -> HostInfo:
     """How to reach `host`: the simulator's daemon for a `sim: true` node, else the site
     config's address and pinned host key."""
     from executor import HostInfo

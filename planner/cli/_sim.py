@@ -53,16 +53,25 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
             "port": info["port"] if info else None,
             "hosts": sorted(state["nodes"]),
             "vms": [
-                {"key": key, "name": vm.get("name"), "status": vm.get("status"), "address": vm.get("address")}
+                {
+                    "key": key,
+                    "name": vm.get("name"),
+                    "status": vm.get("status"),
+                    "address": vm.get("address"),
+                }
                 for key, vm in sorted(state["vms"].items())
             ],
         }
         if args.json:
             console.print(json.dumps(summary, indent=2, sort_keys=True))
             return 0
-        console.print(f"simulator at {root.path}: {'running, pid ' + str(summary['pid']) if info else 'stopped'}")
+        console.print(
+            f"simulator at {root.path}: {'running, pid ' + str(summary['pid']) if info else 'stopped'}"
+        )
         for vm in summary["vms"]:
-            console.print(f"  {vm['key']:<16} {vm['name'] or '-':<20} {vm['status']:<8} {vm['address']}")
+            console.print(
+                f"  {vm['key']:<16} {vm['name'] or '-':<20} {vm['status']:<8} {vm['address']}"
+            )
         return 0
     return _ssh(args, console, root)
 
@@ -88,7 +97,13 @@ def _ssh(args: argparse.Namespace, console: Console, root: object) -> int:
         raise PlanError.at(None, f"VM {args.name} has not booted yet")
     private, _ = driver_key(console)
     command = [w for w in args.remote_command if w != "--"] or ["hostname"]
-    target = SshTarget(host=vm["address"], port=info["port"], user=args.user, host_key=key_path.read_text().strip(), name=args.name)
+    target = SshTarget(
+        host=vm["address"],
+        port=info["port"],
+        user=args.user,
+        host_key=key_path.read_text().strip(),
+        name=args.name,
+    )
 
     async def main() -> int:
         async with open_loop(), SshPool(private) as pool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import msgspec
@@ -29,21 +30,45 @@ manifest "{name}" {{
 """
 
 
-def specless(name: str, count: int, base: int, *, prefix: str = "w", on_error: str = "stop",
-             parallelism: int = 10, extra: str = "") -> str:
-    return SPECLESS.format(name=name, count=count, base=base, prefix=prefix, on_error=on_error,
-                           parallelism=parallelism, extra=extra)
+def specless(
+    name: str,
+    count: int,
+    base: int,
+    *,
+    prefix: str = "w",
+    on_error: str = "stop",
+    parallelism: int = 10,
+    extra: str = "",
+) -> str:
+    return SPECLESS.format(
+        name=name,
+        count=count,
+        base=base,
+        prefix=prefix,
+        on_error=on_error,
+        parallelism=parallelism,
+        extra=extra,
+    )
 
 
 def counts(output: str) -> dict[str, int]:
     """The numbers of the run summary line ("3 ran, 17 cached, 0 failed ...")."""
-    found = dict((k, int(v)) for v, k in re.findall(r"(\d+) (ran|cached|failed|skipped|removed|rolled back)", output))
+    found = dict(
+        (k, int(v))
+        for v, k in re.findall(r"(\d+) (ran|cached|failed|skipped|removed|rolled back)", output)
+    )
     return found
 
 
 def resources(lab: Lab, workspace: str) -> dict[str, dict]:
     with open_store(lab.store) as store:
         return {r.address: dict(r.outputs) for r in store.resources(workspace)}
+
+
+def last_run_events(lab: Lab, workspace: str) -> list:
+    with open_store(lab.store) as store:
+        run = store.runs(workspace, limit=1)[0]
+        return [e for e in store.run_events(run.id) if e.kind != "log"]
 
 
 def ssh_hostname(lab: Lab, workspace: str, node: str) -> str:
@@ -59,7 +84,13 @@ def ssh_hostname(lab: Lab, workspace: str, node: str) -> str:
 
     async def main() -> str:
         async with open_loop(), SshPool(key) as pool:
-            target = SshTarget(host=vm["address"], port=port, user="homestak", host_key=str(res["host_key"]), name=node)
+            target = SshTarget(
+                host=vm["address"],
+                port=port,
+                user="homestak",
+                host_key=str(res["host_key"]),
+                name=node,
+            )
             channel = await pool.channel(target)
             result = await channel.run(["true"], timeout=10)
             assert result.exit_status == 0
@@ -76,8 +107,10 @@ def test_n1_push_apply_reapply_destroy(lab: Lab) -> None:
     vms = lab.vms("n1-push")
     assert [(v["name"], v["status"]) for v in vms] == [("edge", "running")]
     assert vms[0]["address"].startswith("127.")
-    assert resources(lab, "n1-push@sim")["node.edge.config"] if False else True
-    # the config step ran over SSH: the packages the spec names are installed
+    # the config step ran over SSH: the packages the spec names are installed, as is
+    # the timezone of the spec
+    guest = lab.sim.vm_dir("sim", 99001) / "var" / "lib" / "sim"
+    assert {"htop", "curl", "jq"} <= set(json.loads((guest / "packages.json").read_text()))
     code, out2, err2 = run_cli(lab.args("apply", "-M", "n1-push", "-H", "sim", "--yes"))
     assert code == 0, out2 + err2
     assert counts(out2)["ran"] == 0 and counts(out2)["cached"] >= 6
@@ -100,7 +133,7 @@ def test_twenty_workers_change_one_remove_one(lab: Lab) -> None:
     assert code == 0 and counts(out)["ran"] == 0, out + err
 
     # one worker's memory changes: exactly that worker's steps run
-    text = specless("twenty", 20, 91000, extra='memory = if i == 7 then 2048 else 1024')
+    text = specless("twenty", 20, 91000, extra="memory = if i == 7 then 2048 else 1024")
     lab.manifest(name, text)
     code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes", "-v"))
     assert code == 0, out + err
@@ -153,21 +186,29 @@ def test_refresh_repairs_drift(lab: Lab) -> None:
     assert code == 0, out + err
     assert "drift: VM 93001 is stopped" in out
     assert "drift: VM 93002" in out and "no longer exists" in out
-    assert sorted((v["name"], v["status"]) for v in lab.vms(name)) == [("w-1", "running"), ("w-2", "running")]
+    assert sorted((v["name"], v["status"]) for v in lab.vms(name)) == [
+        ("w-1", "running"),
+        ("w-2", "running"),
+    ]
     assert run_cli(lab.args("destroy", "-M", name, "-H", "sim", "--yes"))[0] == 0
 
 
 def test_on_error_stop_rollback_continue(lab: Lab) -> None:
     for policy, base in (("stop", 94000), ("rollback", 94100), ("continue", 94200)):
-        name = lab.manifest(f"err-{policy}", specless(f"err-{policy}", 3, base, on_error=policy, parallelism=1))
-        lab.set_sim_config(faults=[{"op": "start", "vmid": base + 1, "message": "simulated start failure"}])
+        name = lab.manifest(
+            f"err-{policy}", specless(f"err-{policy}", 3, base, on_error=policy, parallelism=1)
+        )
+        lab.set_sim_config(
+            faults=[{"op": "start", "vmid": base + 1, "message": "simulated start failure"}]
+        )
         code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
         assert code == 1, (policy, out, err)
         assert "node.w-1.start: task qmstart failed: simulated start failure" in err, err
         vms = {v["name"]: v["status"] for v in lab.vms(name)}
         if policy == "stop":
-            assert counts(out)["skipped"] > 0
-            assert vms.get("w-1") == "stopped" and "running" not in vms.values(), vms
+            assert counts(out)["skipped"] > 0 and vms.get("w-1") == "stopped", vms
+            kinds = [e.kind for e in last_run_events(lab, f"{name}@sim")]
+            assert "started" not in kinds[kinds.index("failed") :], kinds  # nothing new began
         elif policy == "rollback":
             assert vms == {}, vms
             assert resources(lab, f"{name}@sim") == {}
@@ -180,9 +221,14 @@ def test_on_error_stop_rollback_continue(lab: Lab) -> None:
 
 
 def test_wrong_host_key_is_refused(lab: Lab) -> None:
-    name = lab.manifest("badkey", specless("badkey", 1, 95000).replace('preset = "vm-xsmall"', 'preset = "vm-xsmall"\n      spec = "base"'))
+    name = lab.manifest(
+        "badkey",
+        specless("badkey", 1, 95000).replace(
+            'preset = "vm-xsmall"', 'preset = "vm-xsmall"\n      spec = "base"'
+        ),
+    )
     lab.set_sim_config(faults=[{"op": "host_key", "vmid": 95001}])
-    code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
+    code, _out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
     assert code == 1
     assert "does not match the key pinned at creation" in err, err
     lab.set_sim_config(faults=[])
@@ -198,7 +244,11 @@ def test_test_verb_json_output_and_runs(lab: Lab) -> None:
     assert isinstance(report["duration_seconds"], float)
     assert sorted(n["name"] for n in report["nodes"]) == ["w-1", "w-2"]
     for node in report["nodes"]:
-        assert node["status"] == "ok" and node["vm_id"] in (96001, 96002) and node["ip"].startswith("127.")
+        assert (
+            node["status"] == "ok"
+            and node["vm_id"] in (96001, 96002)
+            and node["ip"].startswith("127.")
+        )
         assert set(node) == {"name", "status", "vm_id", "ip", "duration", "error"}
     assert lab.vms(name) == []  # test destroys what it created
 
@@ -210,7 +260,7 @@ def test_test_verb_json_output_and_runs(lab: Lab) -> None:
 
 
 def test_retired_scenario_names() -> None:
-    code, out, err = run_cli(["nested-pve-roundtrip", "-H", "sim"])
+    code, _, err = run_cli(["nested-pve-roundtrip", "-H", "sim"])
     assert code == 1 and "pveplan test" in err
-    code, out, err = run_cli(["vm-constructor"])
+    code, _, err = run_cli(["vm-constructor"])
     assert code == 1 and "pveplan create" in err

@@ -37,7 +37,9 @@ class Sim:
         launcher = self.root.host_dir(self.node) / "bin" / tool
         return _run([str(launcher), *map(str, args)], {})
 
-    def guest(self, vmid: int, tool: str, *args: Any, user: str = "root") -> subprocess.CompletedProcess[str]:
+    def guest(
+        self, vmid: int, tool: str, *args: Any, user: str = "root"
+    ) -> subprocess.CompletedProcess[str]:
         """Run guest tool `tool` in VM `vmid` as `user` (what the daemon's login sets)."""
         launcher = self.root.vm_dir(self.node, vmid) / "bin" / tool
         return _run([str(launcher), *map(str, args)], {"USER": user, "LOGNAME": user})

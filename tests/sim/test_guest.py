@@ -17,15 +17,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.sim import PUBLIC_KEY, Sim, encoded_key
 
-OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDWnMzPXwnJ8nXvJ8OTKUu4Ag1Yh7zL1S9s0wD0Sm6bM bob@test"
+OTHER_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDWnMzPXwnJ8nXvJ8OTKUu4Ag1Yh7zL1S9s0wD0Sm6bM bob@test"
+)
 
 
 def _host_key() -> tuple[str, str]:
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
     ).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
     return private, public.decode() + " root@edge"
 
 
@@ -92,7 +98,16 @@ def test_cicustom_snippet_is_applied_at_first_boot(edge: tuple[Sim, dict[str, st
     users = json.loads((vm / "var/lib/sim/users.json").read_text())["users"]
     assert users["homestak"]["sudo"] == ["ALL=(ALL) NOPASSWD:ALL"] and users["bob"]["sudo"] == []
     assert users["homestak"]["uid"] == 1000 and "sudo" in users["homestak"]["groups"]
-    for tool in ("sudo", "apt-get", "dpkg-query", "systemctl", "timedatectl", "useradd", "id", "hostnamectl"):
+    for tool in (
+        "sudo",
+        "apt-get",
+        "dpkg-query",
+        "systemctl",
+        "timedatectl",
+        "useradd",
+        "id",
+        "hostnamectl",
+    ):
         assert _mode(vm / "bin" / tool) == 0o755
 
 
@@ -104,39 +119,73 @@ def test_ciuser_and_sshkeys_without_snippet_get_a_generated_host_key(tmp_path: P
     )  # fmt: skip
     assert created.returncode == 255 and "unable to open file '/root/keys.pub'" in created.stderr
     (sim.root.host_dir("sim") / "root/keys.pub").write_text(PUBLIC_KEY + "\n")
-    create_args = ("--name", "ops1", "--ide2", "local-lvm:cloudinit", "--ciuser", "ops", "--sshkeys", "/root/keys.pub")
+    create_args = (
+        "--name",
+        "ops1",
+        "--ide2",
+        "local-lvm:cloudinit",
+        "--ciuser",
+        "ops",
+        "--sshkeys",
+        "/root/keys.pub",
+    )
     _ok(sim.run("qm", "create", "301", *create_args))
     _ok(sim.run("qm", "create", "302", "--name", "bare"))  # no cloud-init drive
     _ok(sim.run("qm", "start", "301"))
     _ok(sim.run("qm", "start", "302"))
     vm = sim.root.vm_dir("sim", 301)
     assert (vm / "home/ops/.ssh/authorized_keys").read_text() == PUBLIC_KEY + "\n"
-    assert (vm / "etc/ssh/ssh_host_ed25519_key").read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert (
+        (vm / "etc/ssh/ssh_host_ed25519_key")
+        .read_text()
+        .startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    )
     assert (vm / "etc/ssh/ssh_host_ed25519_key.pub").read_text().startswith("ssh-ed25519 AAAA")
     assert (vm / "etc/hostname").read_text() == "ops1\n"
     assert _ok(sim.guest(301, "sudo", "-n", "id", "-un", user="ops")) == "root\n"
     bare = sim.root.vm_dir("sim", 302)
-    assert list((bare / "home").iterdir()) == [] and (bare / "etc/ssh/ssh_host_ed25519_key").is_file()
+    assert (
+        list((bare / "home").iterdir()) == [] and (bare / "etc/ssh/ssh_host_ed25519_key").is_file()
+    )
     assert sim.vm(302)["status"] == "running"
 
 
 def test_missing_snippet_fails_the_start_task(tmp_path: Path) -> None:
     sim = Sim(tmp_path)
-    _ok(sim.run("qm", "create", "303", "--ide2", "local-lvm:cloudinit", "--cicustom", "user=local:snippets/gone.yaml"))
+    _ok(
+        sim.run(
+            "qm",
+            "create",
+            "303",
+            "--ide2",
+            "local-lvm:cloudinit",
+            "--cicustom",
+            "user=local:snippets/gone.yaml",
+        )
+    )
     result = sim.run("qm", "start", "303")
     assert result.returncode == 255
-    assert result.stderr == "unable to open file '/var/lib/vz/snippets/gone.yaml' - No such file or directory\n"
+    assert (
+        result.stderr
+        == "unable to open file '/var/lib/vz/snippets/gone.yaml' - No such file or directory\n"
+    )
     assert sim.vm(303)["status"] == "stopped"
 
 
 def test_new_user_data_is_applied_on_the_next_start(edge: tuple[Sim, dict[str, str]]) -> None:
     sim, key = edge
     carol = f"  - name: carol\n    ssh_authorized_keys: [{json.dumps(PUBLIC_KEY)}]\n"
-    (sim.root.host_dir("sim") / "var/lib/vz/snippets/edge.yaml").write_text(_snippet(key["private"], key["public"], carol))
+    (sim.root.host_dir("sim") / "var/lib/vz/snippets/edge.yaml").write_text(
+        _snippet(key["private"], key["public"], carol)
+    )
     _ok(sim.run("qm", "stop", "300"))
     _ok(sim.run("qm", "start", "300"))
-    assert (sim.root.vm_dir("sim", 300) / "home/carol/.ssh/authorized_keys").read_text() == PUBLIC_KEY + "\n"
-    assert _ok(sim.guest(300, "id", "carol")) == "uid=1002(carol) gid=1002(carol) groups=1002(carol)\n"
+    assert (
+        sim.root.vm_dir("sim", 300) / "home/carol/.ssh/authorized_keys"
+    ).read_text() == PUBLIC_KEY + "\n"
+    assert (
+        _ok(sim.guest(300, "id", "carol")) == "uid=1002(carol) gid=1002(carol) groups=1002(carol)\n"
+    )
 
 
 # --- sudo and root-only tools ----------------------------------------------------------------
@@ -145,7 +194,11 @@ def test_new_user_data_is_applied_on_the_next_start(edge: tuple[Sim, dict[str, s
 def test_sudo_needs_a_nopasswd_rule(edge: tuple[Sim, dict[str, str]]) -> None:
     sim, _ = edge
     refused = sim.guest(300, "sudo", "-n", "id", user="bob")
-    assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", "sudo: a password is required\n")
+    assert (refused.returncode, refused.stdout, refused.stderr) == (
+        1,
+        "",
+        "sudo: a password is required\n",
+    )
     assert _ok(sim.guest(300, "sudo", "-n", "id", "-u", user="homestak")) == "0\n"
     missing = sim.guest(300, "sudo", "-n", "frob", user="homestak")
     assert (missing.returncode, missing.stderr) == (1, "sudo: frob: command not found\n")
@@ -155,18 +208,33 @@ def test_apt_get_and_dpkg_query(edge: tuple[Sim, dict[str, str]]) -> None:
     sim, _ = edge
     denied = sim.guest(300, "apt-get", "install", "-y", "htop", user="homestak")
     assert denied.returncode == 100
-    assert denied.stderr.startswith("E: Could not open lock file /var/lib/dpkg/lock-frontend - open (13: Permission denied)\n")
-    installed = _ok(sim.guest(300, "sudo", "apt-get", "install", "-y", "htop", "nginx", user="homestak"))
+    assert denied.stderr.startswith(
+        "E: Could not open lock file /var/lib/dpkg/lock-frontend - open (13: Permission denied)\n"
+    )
+    installed = _ok(
+        sim.guest(300, "sudo", "apt-get", "install", "-y", "htop", "nginx", user="homestak")
+    )
     assert "The following NEW packages will be installed:\n  htop nginx\n" in installed
     assert _ok(sim.guest(300, "dpkg-query", "-W", "-f=${Status}", "htop")) == "install ok installed"
     again = _ok(sim.guest(300, "apt-get", "install", "-y", "htop"))
-    assert "0 upgraded, 0 newly installed" in again and "htop is already the newest version" in again
+    assert (
+        "0 upgraded, 0 newly installed" in again and "htop is already the newest version" in again
+    )
     unknown = sim.guest(300, "dpkg-query", "-W", "-f=${Status}", "nosuchpkg")
-    assert (unknown.returncode, unknown.stderr) == (1, "dpkg-query: no packages found matching nosuchpkg\n")
+    assert (unknown.returncode, unknown.stderr) == (
+        1,
+        "dpkg-query: no packages found matching nosuchpkg\n",
+    )
     _ok(sim.guest(300, "apt-get", "remove", "-y", "htop"))
-    assert _ok(sim.guest(300, "dpkg-query", "-W", "-f=${Status}\\n", "htop")) == "deinstall ok config-files\n"
+    assert (
+        _ok(sim.guest(300, "dpkg-query", "-W", "-f=${Status}\\n", "htop"))
+        == "deinstall ok config-files\n"
+    )
     update = sim.guest(300, "apt-get", "update", user="bob")
-    assert (update.returncode, update.stderr.splitlines()[-1]) == (100, "E: Unable to lock directory /var/lib/apt/lists/")
+    assert (update.returncode, update.stderr.splitlines()[-1]) == (
+        100,
+        "E: Unable to lock directory /var/lib/apt/lists/",
+    )
 
 
 def test_systemctl_units(edge: tuple[Sim, dict[str, str]]) -> None:
@@ -179,12 +247,20 @@ def test_systemctl_units(edge: tuple[Sim, dict[str, str]]) -> None:
     assert disabled.stderr == "Removed /etc/systemd/system/multi-user.target.wants/nginx.service.\n"
     enabled = sim.guest(300, "systemctl", "is-enabled", "nginx")
     active = sim.guest(300, "systemctl", "is-active", "nginx.service")
-    assert (enabled.returncode, enabled.stdout, active.returncode, active.stdout) == (1, "disabled\n", 3, "inactive\n")
+    assert (enabled.returncode, enabled.stdout, active.returncode, active.stdout) == (
+        1,
+        "disabled\n",
+        3,
+        "inactive\n",
+    )
     _ok(sim.guest(300, "systemctl", "enable", "--now", "nginx"))
     assert _ok(sim.guest(300, "systemctl", "is-enabled", "nginx")) == "enabled\n"
     assert sim.guest(300, "systemctl", "is-active", "--quiet", "nginx").stdout == ""
     unknown = sim.guest(300, "systemctl", "enable", "ghost")
-    assert (unknown.returncode, unknown.stderr) == (1, "Failed to enable unit: Unit file ghost.service does not exist.\n")
+    assert (unknown.returncode, unknown.stderr) == (
+        1,
+        "Failed to enable unit: Unit file ghost.service does not exist.\n",
+    )
     (sim.root.vm_dir("sim", 300) / "etc/systemd/system/ghost.service").write_text("[Service]\n")
     _ok(sim.guest(300, "systemctl", "start", "ghost"))
     assert _ok(sim.guest(300, "systemctl", "is-active", "ghost")) == "active\n"
@@ -194,11 +270,18 @@ def test_timedatectl_and_hostnamectl(edge: tuple[Sim, dict[str, str]]) -> None:
     sim, _ = edge
     assert _ok(sim.guest(300, "timedatectl", "show", "-p", "Timezone", "--value")) == "Etc/UTC\n"
     denied = sim.guest(300, "timedatectl", "set-timezone", "Europe/Berlin", user="bob")
-    assert (denied.returncode, denied.stderr) == (1, "Failed to set time zone: Interactive authentication required.\n")
+    assert (denied.returncode, denied.stderr) == (
+        1,
+        "Failed to set time zone: Interactive authentication required.\n",
+    )
     bad = sim.guest(300, "timedatectl", "set-timezone", "Mars/Olympus")
-    assert bad.stderr == "Failed to set time zone: Invalid or not installed time zone 'Mars/Olympus'\n"
+    assert (
+        bad.stderr == "Failed to set time zone: Invalid or not installed time zone 'Mars/Olympus'\n"
+    )
     _ok(sim.guest(300, "sudo", "timedatectl", "set-timezone", "Europe/Berlin", user="homestak"))
-    assert _ok(sim.guest(300, "timedatectl", "show", "-p", "Timezone")) == "Timezone=Europe/Berlin\n"
+    assert (
+        _ok(sim.guest(300, "timedatectl", "show", "-p", "Timezone")) == "Timezone=Europe/Berlin\n"
+    )
     _ok(sim.guest(300, "hostnamectl", "set-hostname", "edge2"))
     assert (sim.root.vm_dir("sim", 300) / "etc/hostname").read_text() == "edge2\n"
     assert _ok(sim.guest(300, "hostnamectl", "hostname")) == "edge2\n"
@@ -208,11 +291,26 @@ def test_useradd_and_id(edge: tuple[Sim, dict[str, str]]) -> None:
     sim, _ = edge
     denied = sim.guest(300, "useradd", "-m", "dave", user="bob")
     assert (denied.returncode, denied.stderr.splitlines()[0]) == (1, "useradd: Permission denied.")
-    _ok(sim.guest(300, "sudo", "useradd", "-m", "-s", "/bin/bash", "-G", "sudo,adm", "dave", user="homestak"))
+    _ok(
+        sim.guest(
+            300,
+            "sudo",
+            "useradd",
+            "-m",
+            "-s",
+            "/bin/bash",
+            "-G",
+            "sudo,adm",
+            "dave",
+            user="homestak",
+        )
+    )
     assert (sim.root.vm_dir("sim", 300) / "home/dave").is_dir()
-    users = json.loads((sim.root.vm_dir("sim", 300) / "var/lib/sim/users.json").read_text())["users"]
+    users = json.loads((sim.root.vm_dir("sim", 300) / "var/lib/sim/users.json").read_text())[
+        "users"
+    ]
     uid = users["dave"]["uid"]
-    assert (uid, users["dave"]["shell"]) > (1000, "/bin/bash")
+    assert uid > 1000 and users["dave"]["shell"] == "/bin/bash"
     expected = f"uid={uid}(dave) gid={uid}(dave) groups={uid}(dave),4(adm),27(sudo)\n"
     assert _ok(sim.guest(300, "id", "dave")) == expected
     exists = sim.guest(300, "useradd", "dave")

@@ -59,7 +59,13 @@ def test_init_root_is_idempotent_and_writes_executable_launchers(tmp_path: Path)
     assert set(first["nodes"]) == {"sim", "pve2"}
     assert first["nodes"]["sim"]["address"] != first["nodes"]["pve2"]["address"]
     assert first["storage"]["sim"] == {"local": {}, "local-lvm": {}}
-    for sub in ("root/.ssh", "etc/ssh", "var/lib/vz/snippets", "var/lib/vz/import", "var/lib/vz/template/iso"):
+    for sub in (
+        "root/.ssh",
+        "etc/ssh",
+        "var/lib/vz/snippets",
+        "var/lib/vz/import",
+        "var/lib/vz/template/iso",
+    ):
         assert (root.host_dir("sim") / sub).is_dir()
     launcher = root.host_dir("sim") / "bin" / "pvesh"
     assert stat.S_IMODE(launcher.stat().st_mode) == 0o755
@@ -83,7 +89,11 @@ def test_nested_host_node_answers_on_its_vms_address(tmp_path: Path) -> None:
 
 def test_version_nextid_and_output_formats(tmp_path: Path) -> None:
     sim = Sim(tmp_path)
-    assert sim.pvesh("get", "/version") == {"release": "9.1", "repoid": "5a2f2f5d2b3c1e07", "version": "9.1.9"}
+    assert sim.pvesh("get", "/version") == {
+        "release": "9.1",
+        "repoid": "5a2f2f5d2b3c1e07",
+        "version": "9.1.9",
+    }
     raw = sim.run("pvesh", "get", "/cluster/nextid", "--output-format", "json")
     assert raw.stdout == '"100"\n'  # a JSON string, as real PVE returns it
     assert sim.run("pvesh", "get", "/cluster/nextid").stdout == "100\n"
@@ -118,8 +128,14 @@ def test_calls_are_recorded_and_latency_is_slept(tmp_path: Path) -> None:
 PARAM_ERRORS = [
     (["--vmid", "99"], "vmid: value must have a minimum value of 100\n"),
     (["--vmid", "abc"], "vmid: type check ('integer') failed - got 'abc'\n"),
-    (["--vmid", "300", "--name", "bad_name"], "name: invalid format - value does not look like a valid DNS name\n\n"),
-    (["--vmid", "300", "--tags", "ok;bad!tag"], "tags: invalid format - invalid characters in tag\n\n"),
+    (
+        ["--vmid", "300", "--name", "bad_name"],
+        "name: invalid format - value does not look like a valid DNS name\n\n",
+    ),
+    (
+        ["--vmid", "300", "--tags", "ok;bad!tag"],
+        "tags: invalid format - invalid characters in tag\n\n",
+    ),
     (
         ["--vmid", "300", "--memory", "8"],
         "memory: invalid format - format error\n\nmemory.current: value must have a minimum value of 16\n",
@@ -140,11 +156,16 @@ PARAM_ERRORS = [
         ["--vmid", "300", "--frobnicate", "1"],
         "frobnicate: property is not defined in schema and the schema does not allow additional properties\n",
     ),
-    (["--vmid", "300", "--scsi31", "local-lvm:1"], "scsi31: property is not defined in schema and the schema does not allow additional properties\n"),
+    (
+        ["--vmid", "300", "--scsi31", "local-lvm:1"],
+        "scsi31: property is not defined in schema and the schema does not allow additional properties\n",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("args", "error"), PARAM_ERRORS, ids=[e.split(":")[0] for _, e in PARAM_ERRORS])
+@pytest.mark.parametrize(
+    ("args", "error"), PARAM_ERRORS, ids=[e.split(":")[0] for _, e in PARAM_ERRORS]
+)
 def test_create_parameter_errors(booted: tuple[Sim, Any], args: list[str], error: str) -> None:
     sim, _ = booted
     result = sim.run("pvesh", "create", "/nodes/sim/qemu", *args)
@@ -157,7 +178,10 @@ def test_create_parameter_errors(booted: tuple[Sim, Any], args: list[str], error
     ("args", "error"),
     [
         (["--vmid", "100"], "unable to create VM 100 - VM 100 already exists on node 'sim'\n"),
-        (["--vmid", "300", "--sshkeys", quote("ssh-ed25519 bm90LWEta2V5", safe="")], "SSH public key validation error\n"),
+        (
+            ["--vmid", "300", "--sshkeys", quote("ssh-ed25519 bm90LWEta2V5", safe="")],
+            "SSH public key validation error\n",
+        ),
         (["--vmid", "300", "--scsi0", "nas:4"], "storage 'nas' does not exist\n"),
     ],
 )
@@ -232,7 +256,9 @@ def test_qm_create_reads_sshkeys_from_a_file(tmp_path: Path) -> None:
     assert sim.vm(101)["config"]["sshkeys"] == quote(PUBLIC_KEY + "\n", safe="")
     usage = sim.run("qm", "create", "102", "--memory", "4")
     assert usage.returncode == 255
-    assert usage.stderr.endswith("memory.current: value must have a minimum value of 16\nqm create <vmid> [OPTIONS]\n")
+    assert usage.stderr.endswith(
+        "memory.current: value must have a minimum value of 16\nqm create <vmid> [OPTIONS]\n"
+    )
 
 
 # --- reading VMs ---------------------------------------------------------------------------
@@ -241,7 +267,10 @@ def test_qm_create_reads_sshkeys_from_a_file(tmp_path: Path) -> None:
 def test_status_current_list_and_resources(booted: tuple[Sim, Any]) -> None:
     sim, _ = booted
     status = sim.pvesh("get", "/nodes/sim/qemu/100/status/current")
-    assert {k: status[k] for k in ("vmid", "name", "status", "qmpstatus", "agent", "cpus", "maxmem", "tags")} == {
+    assert {
+        k: status[k]
+        for k in ("vmid", "name", "status", "qmpstatus", "agent", "cpus", "maxmem", "tags")
+    } == {
         "vmid": 100,
         "name": "web1",
         "status": "running",
@@ -254,10 +283,18 @@ def test_status_current_list_and_resources(booted: tuple[Sim, Any]) -> None:
     assert status["ha"] == {"managed": 0} and status["maxdisk"] == 2 * 1024**3 and status["pid"] > 0
     assert sim.run("qm", "status", "100").stdout == "status: running\n"
     listing = sim.run("qm", "list").stdout.splitlines()
-    assert listing[0] == "      VMID NAME                 STATUS     MEM(MB)    BOOTDISK(GB) PID       "
-    assert listing[1].startswith("       100 web1                 running    2048               2.00 ")
+    assert (
+        listing[0]
+        == "      VMID NAME                 STATUS     MEM(MB)    BOOTDISK(GB) PID       "
+    )
+    assert listing[1].startswith(
+        "       100 web1                 running    2048               2.00 "
+    )
     (resource,) = sim.pvesh("get", "/cluster/resources", "--type", "vm")
-    assert {k: resource[k] for k in ("id", "type", "vmid", "node", "name", "status", "template", "maxcpu", "tags")} == {
+    assert {
+        k: resource[k]
+        for k in ("id", "type", "vmid", "node", "name", "status", "template", "maxcpu", "tags")
+    } == {
         "id": "qemu/100",
         "type": "qemu",
         "vmid": 100,
@@ -271,7 +308,10 @@ def test_status_current_list_and_resources(booted: tuple[Sim, Any]) -> None:
     (vm,) = sim.pvesh("get", "/nodes/sim/qemu")
     assert (vm["vmid"], vm["status"], vm["name"]) == (100, "running", "web1")
     taken = sim.run("pvesh", "get", "/cluster/nextid", "--vmid", "100")
-    assert (taken.returncode, taken.stderr) == (255, "400 Parameter verification failed.\nvmid: VM 100 already exists\n")
+    assert (taken.returncode, taken.stderr) == (
+        255,
+        "400 Parameter verification failed.\nvmid: VM 100 already exists\n",
+    )
     assert sim.pvesh("get", "/cluster/nextid") == "101"
 
 
@@ -279,7 +319,10 @@ def test_agent_network_interfaces(booted: tuple[Sim, Any]) -> None:
     sim, _ = booted
     result = sim.pvesh("get", "/nodes/sim/qemu/100/agent/network-get-interfaces")["result"]
     lo, ens18 = result
-    assert lo["name"] == "lo" and [a["ip-address"] for a in lo["ip-addresses"]] == ["127.0.0.1", "::1"]
+    assert lo["name"] == "lo" and [a["ip-address"] for a in lo["ip-addresses"]] == [
+        "127.0.0.1",
+        "::1",
+    ]
     mac = sim.vm(100)["config"]["net0"].split(",")[0].split("=")[1].lower()
     assert ens18["name"] == "ens18" and ens18["hardware-address"] == mac
     ipv4, ipv6 = ens18["ip-addresses"]
@@ -314,10 +357,16 @@ def test_storage_content_lists_downloads_and_disks(booted: tuple[Sim, Any]) -> N
 
 def test_starting_a_running_vm_fails_in_the_task(booted: tuple[Sim, Any]) -> None:
     sim, _ = booted
-    result = sim.run("pvesh", "create", "/nodes/sim/qemu/100/status/start", "--output-format", "json")
+    result = sim.run(
+        "pvesh", "create", "/nodes/sim/qemu/100/status/start", "--output-format", "json"
+    )
     assert (result.returncode, result.stderr) == (0, "VM 100 already running\n")
     status = sim.task(json.loads(result.stdout.splitlines()[-1]))
-    assert (status["status"], status["exitstatus"], status["type"]) == ("stopped", "VM 100 already running", "qmstart")
+    assert (status["status"], status["exitstatus"], status["type"]) == (
+        "stopped",
+        "VM 100 already running",
+        "qmstart",
+    )
     task_log = sim.pvesh("get", f"/nodes/sim/tasks/{status['upid']}/log")
     assert task_log[-1]["t"] == "TASK ERROR: VM 100 already running"
     qm = sim.run("qm", "start", "100")
@@ -330,9 +379,14 @@ def test_missing_vm_behaviours(tmp_path: Path) -> None:
     start = sim.pvesh("create", "/nodes/sim/qemu/999/status/start")
     assert sim.task(start)["exitstatus"] == CONF_MISSING.format(999).rstrip("\n")
     stop = sim.pvesh("create", "/nodes/sim/qemu/999/status/stop")
-    assert sim.task(stop)["exitstatus"] == "unable to find configuration file for VM 999 on node 'sim'"
+    assert (
+        sim.task(stop)["exitstatus"] == "unable to find configuration file for VM 999 on node 'sim'"
+    )
     for argv, error in [
-        (("create", "/nodes/sim/qemu/999/status/reboot"), "unable to find configuration file for VM 999 on node 'sim'\n"),
+        (
+            ("create", "/nodes/sim/qemu/999/status/reboot"),
+            "unable to find configuration file for VM 999 on node 'sim'\n",
+        ),
         (("get", "/nodes/sim/qemu/999/status/current"), CONF_MISSING.format(999)),
         (("delete", "/nodes/sim/qemu/999"), CONF_MISSING.format(999)),
         (("get", "/nodes/sim/qemu/999/agent/network-get-interfaces"), CONF_MISSING.format(999)),
@@ -344,8 +398,15 @@ def test_missing_vm_behaviours(tmp_path: Path) -> None:
 def test_task_lookup_errors(tmp_path: Path) -> None:
     sim = Sim(tmp_path)
     bad = sim.run("pvesh", "get", "/nodes/sim/tasks/UPID:nonsense/status")
-    assert (bad.returncode, bad.stderr) == (255, "400 Parameter verification failed.\nupid: unable to parse worker upid\n")
-    unknown = sim.run("pvesh", "get", "/nodes/sim/tasks/UPID:sim:0000AAAA:0000BBBB:6B000000:qmstart:100:root@pam:/status")
+    assert (bad.returncode, bad.stderr) == (
+        255,
+        "400 Parameter verification failed.\nupid: unable to parse worker upid\n",
+    )
+    unknown = sim.run(
+        "pvesh",
+        "get",
+        "/nodes/sim/tasks/UPID:sim:0000AAAA:0000BBBB:6B000000:qmstart:100:root@pam:/status",
+    )
     assert (unknown.returncode, unknown.stderr) == (255, "no such task\n")
 
 
@@ -364,7 +425,9 @@ def test_power_cycle_resize_and_destroy(tmp_path: Path) -> None:
     grown = sim.pvesh("set", "/nodes/sim/qemu/150/resize", "--disk", "scsi0", "--size", "+6G")
     assert sim.task(grown)["exitstatus"] == "OK"
     assert sim.vm(150)["config"]["scsi0"] == "local-lvm:vm-150-disk-0,size=10G"
-    shrink = sim.run("pvesh", "set", "/nodes/sim/qemu/150/resize", "--disk", "scsi0", "--size", "2G")
+    shrink = sim.run(
+        "pvesh", "set", "/nodes/sim/qemu/150/resize", "--disk", "scsi0", "--size", "2G"
+    )
     assert (shrink.returncode, shrink.stderr) == (0, "shrinking disks is not supported\n")
     destroyed = sim.run("qm", "destroy", "150", "--purge", "--destroy-unreferenced-disks", "1")
     assert destroyed.returncode == 0, destroyed.stderr
@@ -377,16 +440,33 @@ def test_config_set_delete_and_digest(tmp_path: Path) -> None:
     sim = Sim(tmp_path)
     assert sim.create_vm(160, "--tags", "a", "--onboot", "1").returncode == 0
     digest = sim.pvesh("get", "/nodes/sim/qemu/160/config")["digest"]
-    changed = sim.run("pvesh", "set", "/nodes/sim/qemu/160/config", "--tags", "Z y", "--delete", "onboot", "--digest", digest)
+    changed = sim.run(
+        "pvesh",
+        "set",
+        "/nodes/sim/qemu/160/config",
+        "--tags",
+        "Z y",
+        "--delete",
+        "onboot",
+        "--digest",
+        digest,
+    )
     assert (changed.returncode, changed.stdout, changed.stderr) == (0, "", "")
     config = sim.vm(160)["config"]
     assert config["tags"] == "y;z" and "onboot" not in config
-    stale = sim.run("pvesh", "set", "/nodes/sim/qemu/160/config", "--cores", "4", "--digest", digest)
-    assert (stale.returncode, stale.stderr) == (255, "checksum mismatch (file change by other user?)\n")
+    stale = sim.run(
+        "pvesh", "set", "/nodes/sim/qemu/160/config", "--cores", "4", "--digest", digest
+    )
+    assert (stale.returncode, stale.stderr) == (
+        255,
+        "checksum mismatch (file change by other user?)\n",
+    )
     nothing = sim.run("qm", "set", "160")
     assert (nothing.returncode, nothing.stderr) == (255, "no options specified\n")
     both = sim.run("qm", "set", "160", "--cores", "2", "--delete", "cores")
-    assert both.stderr.startswith("400 Parameter verification failed.\ndelete: you can't use '-cores' and -delete cores' at the same time\n")
+    assert both.stderr.startswith(
+        "400 Parameter verification failed.\ndelete: you can't use '-cores' and -delete cores' at the same time\n"
+    )
 
 
 # --- faults, agent ----------------------------------------------------------------------------
@@ -402,10 +482,15 @@ def test_task_faults_fail_the_worker_not_the_call(tmp_path: Path) -> None:
     )
     failed_create = sim.create_vm(171)
     assert (failed_create.returncode, failed_create.stderr) == (0, "create failed: simulated\n")
-    assert sim.task(json.loads(failed_create.stdout.splitlines()[-1]))["exitstatus"] == "create failed: simulated"
+    assert (
+        sim.task(json.loads(failed_create.stdout.splitlines()[-1]))["exitstatus"]
+        == "create failed: simulated"
+    )
     assert "sim/171" not in sim.state()["vms"]
     assert sim.create_vm(170).returncode == 0
-    failed = sim.run("pvesh", "create", "/nodes/sim/qemu/170/status/start", "--output-format", "json")
+    failed = sim.run(
+        "pvesh", "create", "/nodes/sim/qemu/170/status/start", "--output-format", "json"
+    )
     assert (failed.returncode, failed.stderr) == (0, "start failed: simulated\n")
     assert sim.task(json.loads(failed.stdout))["exitstatus"] == "start failed: simulated"
     assert sim.vm(170)["status"] == "stopped"
@@ -448,13 +533,44 @@ def test_download_rules_and_checksum(tmp_path: Path) -> None:
     assert wrong.stderr == f"checksum mismatch: got '{IMAGE_SHA256}' != expect '{'0' * 64}'\n"
     assert not (sim.root.host_dir("sim") / "var/lib/vz/import/debian-12.qcow2").exists()
     for args, error in [
-        (("--content", "import", "--filename", "d.img", "--url", "https://x/d.img"), "filename: invalid filename or wrong extension"),
-        (("--content", "import", "--filename", "d.qcow2", "--url", "ftp://x/d.qcow2"), "url: value does not match the regex pattern"),
-        (("--content", "import", "--filename", "d.qcow2", "--url", "https://x", "--checksum", "ab"), "checksum-algorithm: missing property required by 'checksum'"),
+        (
+            ("--content", "import", "--filename", "d.img", "--url", "https://x/d.img"),
+            "filename: invalid filename or wrong extension",
+        ),
+        (
+            ("--content", "import", "--filename", "d.qcow2", "--url", "ftp://x/d.qcow2"),
+            "url: value does not match the regex pattern",
+        ),
+        (
+            (
+                "--content",
+                "import",
+                "--filename",
+                "d.qcow2",
+                "--url",
+                "https://x",
+                "--checksum",
+                "ab",
+            ),
+            "checksum-algorithm: missing property required by 'checksum'",
+        ),
     ]:
         result = sim.run("pvesh", "create", base, *args)
-        assert (result.returncode, result.stderr) == (255, f"400 Parameter verification failed.\n{error}\n")
-    lvm = sim.run("pvesh", "create", "/nodes/sim/storage/local-lvm/download-url", "--content", "import", "--filename", "d.qcow2", "--url", "https://x/d.qcow2")
+        assert (result.returncode, result.stderr) == (
+            255,
+            f"400 Parameter verification failed.\n{error}\n",
+        )
+    lvm = sim.run(
+        "pvesh",
+        "create",
+        "/nodes/sim/storage/local-lvm/download-url",
+        "--content",
+        "import",
+        "--filename",
+        "d.qcow2",
+        "--url",
+        "https://x/d.qcow2",
+    )
     assert lvm.stderr == "can't upload to storage type 'lvmthin', not a file based storage!\n"
     sim.download_debian()
     image = sim.root.host_dir("sim") / "var/lib/vz/import/debian-12.qcow2"
@@ -463,15 +579,36 @@ def test_download_rules_and_checksum(tmp_path: Path) -> None:
 
 def test_pveum_token_add(tmp_path: Path) -> None:
     sim = Sim(tmp_path)
-    added = sim.run("pveum", "user", "token", "add", "root@pam", "pveplan", "--privsep", "0", "--output-format", "json")
+    added = sim.run(
+        "pveum",
+        "user",
+        "token",
+        "add",
+        "root@pam",
+        "pveplan",
+        "--privsep",
+        "0",
+        "--output-format",
+        "json",
+    )
     token = json.loads(added.stdout)
     assert set(token) == {"full-tokenid", "info", "value"}
     assert (token["full-tokenid"], token["info"]) == ("root@pam!pveplan", {"privsep": "0"})
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", token["value"])
-    assert sim.state()["tokens"]["sim"]["root@pam!pveplan"] == {"privsep": 0, "value": token["value"]}
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", token["value"]
+    )
+    assert sim.state()["tokens"]["sim"]["root@pam!pveplan"] == {
+        "privsep": 0,
+        "value": token["value"],
+    }
     again = sim.run("pveum", "user", "token", "add", "root@pam", "pveplan")
-    assert (again.returncode, again.stderr) == (255, "400 Parameter verification failed.\ntokenid: Token already exists.\n")
-    text = sim.run("pvesh", "create", "/access/users/root@pam/token/sample", "--privsep", "0").stdout
+    assert (again.returncode, again.stderr) == (
+        255,
+        "400 Parameter verification failed.\ntokenid: Token already exists.\n",
+    )
+    text = sim.run(
+        "pvesh", "create", "/access/users/root@pam/token/sample", "--privsep", "0"
+    ).stdout
     value = re.search(r"│ value        │ (\S+) │", text)[1]
     assert text == CAPTURED_TOKEN_TABLE.replace("ed1c77c5-3738-43d0-bd07-ffc7b25977fd", value)
 

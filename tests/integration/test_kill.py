@@ -1,0 +1,63 @@
+"""SIGKILL an apply (and a destroy) at random points; re-runs converge with no duplicate
+VM and no orphan. Real `pveplan` processes, the real simulator, real SQLite."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from tests.cli_runner import run_cli
+
+from .conftest import Lab
+from .test_apply import specless
+
+TRIALS = 20
+
+
+def _pveplan(lab: Lab, *words: str) -> subprocess.Popen:
+    env = {**os.environ}
+    return subprocess.Popen(
+        [sys.executable, "-m", "planner.cli", *lab.args(*words)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _assert_no_duplicates(lab: Lab, name: str) -> None:
+    vms = lab.vms(name)
+    names = Counter(v["name"] for v in vms)
+    assert all(n == 1 for n in names.values()), names
+    assert set(names) <= {"k-1", "k-2", "k-3"}, names
+
+
+def test_sigkill_at_random_points_converges(lab: Lab) -> None:
+    name = lab.manifest("killed", specless("killed", 3, 97000, prefix="k"))
+    rng = random.Random(20261122)
+    lab.set_sim_config(latency=0.02)  # stretch the run so kills land inside it
+    for trial in range(TRIALS):
+        verb = "destroy" if trial % 4 == 3 else "apply"
+        proc = _pveplan(lab, verb, "-M", name, "-H", "sim", "--yes")
+        time.sleep(rng.uniform(0.1, 2.5))
+        proc.kill()
+        proc.wait(timeout=30)
+        _assert_no_duplicates(lab, name)
+    lab.set_sim_config(latency=0.0)
+    code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    _assert_no_duplicates(lab, name)
+    assert sorted((v["name"], v["status"]) for v in lab.vms(name)) == [
+        ("k-1", "running"),
+        ("k-2", "running"),
+        ("k-3", "running"),
+    ]
+    code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
+    assert code == 0 and " 0 ran" in out, out + err
+    code, out, err = run_cli(lab.args("destroy", "-M", name, "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    assert lab.vms(name) == []  # no orphan survives
