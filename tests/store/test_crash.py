@@ -74,7 +74,9 @@ def _run_rounds(root: Path, tmp_path: Path, rounds: int, budget: float) -> list[
             time.sleep(rng.uniform(0.02, 0.1) if round_ < 2 else rng.uniform(0.15, 0.7))
             proc.send_signal(signal.SIGKILL)
             assert proc.wait(timeout=5) == -signal.SIGKILL
-        printed.append(out.read_text().splitlines())
+        # A kill can land mid-print: only newline-terminated lines were printed in full.
+        text = out.read_text()
+        printed.append(text[: text.rfind("\n") + 1].splitlines())
     return printed
 
 
