@@ -53,13 +53,7 @@ class PveDriver:
         result = await self._run(argv, timeout)
         if result.exit_status != 0:
             raise PveError(f"{verb} {path}: {_error_text(result)}")
-        lines = result.stdout.decode(errors="replace").strip().splitlines()
-        if not lines:
-            return None
-        try:
-            return json.loads(lines[-1])  # task-returning calls print the task log first
-        except ValueError:
-            raise PveError(f"{verb} {path}: unexpected output {lines[-1][:200]!r}") from None
+        return _data(result.stdout.decode(errors="replace"), verb, path)
 
     async def _run(self, argv: Sequence[str], timeout: float) -> CommandResult:
         try:
@@ -157,6 +151,23 @@ class PveDriver:
         if sha256:
             params.update({"checksum": sha256, "checksum-algorithm": "sha256"})
         await self.task("create", f"/nodes/{self.node}/storage/{storage}/download-url", params)
+
+
+def _data(stdout: str, verb: str, path: str) -> Any:
+    """The JSON data at the end of pvesh's output.
+
+    Task-returning calls print the task log first, and a `set` that allocates a disk prints
+    the allocation; the data is the last line. A `set`/`delete` may print no data at all.
+    """
+    lines = stdout.strip().splitlines()
+    if not lines:
+        return None
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        if verb in ("set", "delete"):
+            return None
+        raise PveError(f"{verb} {path}: unexpected output {lines[-1][:200]!r}") from None
 
 
 def _error_text(result: CommandResult) -> str:

@@ -137,7 +137,9 @@ def execute_run(
 
         try:
             report, extra = run_trio(console, store, prepared.workspace, hosts, prepared.site, body)
-        except KeyboardInterrupt:
+        except BaseException as exc:
+            if not _is_interrupt(exc):
+                raise
             if hasattr(display, "close"):
                 display.close()
             what = ", ".join(sorted(running)) or "nothing"
@@ -149,6 +151,15 @@ def execute_run(
             if hasattr(display, "close"):
                 display.close()
     return report, time.time() - started, extra
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C, possibly wrapped in exception groups by trio's nurseries."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(KeyboardInterrupt) is not None
+    return False
 
 
 class Interrupted(Exception):

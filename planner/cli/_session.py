@@ -157,4 +157,28 @@ def run_trio(
             )
             return await body(services)
 
-    return trio.run(main)
+    try:
+        return trio.run(main)
+    except BaseExceptionGroup as group:
+        raise _single(group) from None
+
+
+def _single(group: BaseExceptionGroup) -> BaseException:
+    """The one error inside nested nursery groups (so the CLI can render it), else the group.
+
+    Ctrl-C wins over anything else it caused on the way out.
+    """
+    interrupt = group.subgroup(KeyboardInterrupt)
+    if interrupt is not None:
+        return KeyboardInterrupt()
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                collect(inner)
+        else:
+            leaves.append(exc)
+
+    collect(group)
+    return leaves[0] if len(leaves) == 1 else group

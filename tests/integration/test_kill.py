@@ -61,3 +61,40 @@ def test_sigkill_at_random_points_converges(lab: Lab) -> None:
     code, out, err = run_cli(lab.args("destroy", "-M", name, "-H", "sim", "--yes"))
     assert code == 0, out + err
     assert lab.vms(name) == []  # no orphan survives
+
+
+def test_ctrl_c_says_what_was_running_and_keeps_the_store(lab: Lab) -> None:
+    import signal
+
+    from store import open_store
+
+    name = lab.manifest("interrupted", specless("interrupted", 2, 98000, prefix="i"))
+    lab.set_sim_config(latency=0.3)  # every PVE command is slow: Ctrl-C lands mid-step
+    env = {**os.environ}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "planner.cli", *lab.args("apply", "-M", name, "-H", "sim", "--yes")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    lab.set_sim_config(latency=0.0)
+    assert proc.returncode == 130, out + err
+    assert "interrupted: every finished step is recorded; was running:" in err, err
+    assert "Traceback" not in err
+    with open_store(lab.store) as store:
+        assert store.verify().damage == ()
+        run = store.runs(f"{name}@sim", limit=1)[0]
+        assert run.status == "interrupted"
+    code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
+    assert code == 0 and " 0 failed" in out, out + err
+    _assert_unique(lab, name)
+    assert run_cli(lab.args("destroy", "-M", name, "-H", "sim", "--yes"))[0] == 0
+
+
+def _assert_unique(lab: Lab, name: str) -> None:
+    names = Counter(v["name"] for v in lab.vms(name))
+    assert all(n == 1 for n in names.values()), names
