@@ -320,25 +320,11 @@ def _ensure_host_key(guest: Guest, keys: Any, hostname: str) -> None:
         return
     if private.exists():
         return
-    key_text, public_text = _generate_ed25519(f"root@{hostname}")
-    _write_secret(private, key_text)
-    private.with_suffix(".pub").write_text(public_text)
+    from executor._keys import generate_ed25519  # as sshd would: a fresh key at first boot
 
-
-def _generate_ed25519(comment: str) -> tuple[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return private, f"{public.decode()} {comment}\n"
+    key, public_line = generate_ed25519(f"root@{hostname}")
+    _write_secret(private, key.decode())
+    private.with_suffix(".pub").write_text(public_line + "\n")
 
 
 def _write_secret(path: Path, text: str) -> None:
