@@ -36,6 +36,7 @@ _EXPORTS = {
     "run_key": "._scheduler",
     "run_workspace": "._run",
     "summary": "._display",
+    "sweep_tagged": "._run",
 }
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "run_key",
     "run_workspace",
     "summary",
+    "sweep_tagged",
 ]
 
 

@@ -97,6 +97,7 @@ class StepContext:
     async def pve(self) -> PveDriver:
         return await self.services.pve(self.host)
 
-    def secret_name(self, purpose: str) -> str:
-        """The store's name for a run-time secret this step owns (e.g. a VM's host key)."""
-        return f"{purpose}/{self.workspace}/{self.address}"
+    def secret_name(self, purpose: str, address: str | None = None) -> str:
+        """The store's name for a run-time secret owned by `address` (default: this step),
+        e.g. a VM's host key, owned by its create step."""
+        return f"{purpose}/{self.workspace}/{address or self.address}"

@@ -34,6 +34,9 @@ class PlainDisplay:
             self.out.write(line + "\n")
             self.out.flush()
 
+    def close(self) -> None:
+        """Nothing is left on screen to clear (see LiveDisplay)."""
+
     def line(self, event: Event) -> str | None:
         if event.kind == "cached" or (event.kind == "started" and not self.verbose):
             return None

@@ -9,8 +9,8 @@ everything succeeded, records the plan as the workspace's applied state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import msgspec
 import trio
@@ -19,7 +19,7 @@ from planner import Plan, Step
 from store import RunEvent
 
 from ._context import Services
-from ._model import Event, RunReport
+from ._model import Event, Outputs, RunReport
 from ._scheduler import destroy_resources, execute
 
 FLUSH_EVERY = 0.25
@@ -61,25 +61,51 @@ class EventLog:
             await trio.to_thread.run_sync(self.flush)
 
 
-def removed_resources(services: Services, plan: Plan) -> list[tuple[Step, dict]]:
-    """Live resources of the workspace that `plan` no longer has, newest first, as steps
-    their kind can destroy (rebuilt from what the store recorded)."""
+def resource_step(
+    host: str, address: str, kind: str, outputs: Mapping[str, Any]
+) -> tuple[Step, Outputs]:
+    """A live resource as a step its kind can destroy, rebuilt from its outputs (name, vm_id)."""
+    step = Step(
+        address=address,
+        kind=kind,
+        kind_version=1,
+        host=host,
+        args={"name": outputs.get("name"), "vmid": outputs.get("vm_id")},
+        hash="",
+    )
+    return step, dict(outputs)
+
+
+def removed_resources(services: Services, plan: Plan) -> list[tuple[Step, Outputs]]:
+    """Live resources of the workspace that `plan` no longer has, newest first."""
     wanted = {step.address for step in plan.steps}
-    out = []
-    for resource in reversed(services.store.resources(services.workspace)):
-        if resource.address in wanted:
-            continue
-        outputs = dict(resource.outputs)
-        step = Step(
-            address=resource.address,
-            kind=resource.kind,
-            kind_version=1,
-            host=plan.host,
-            args={"name": outputs.get("name"), "vmid": outputs.get("vm_id")},
-            hash="",
+    return [
+        resource_step(plan.host, r.address, r.kind, r.outputs)
+        for r in reversed(services.store.resources(services.workspace))
+        if r.address not in wanted
+    ]
+
+
+async def sweep_tagged(
+    services: Services, host: str, manifest: str, emit: Callable[[Event], None]
+) -> tuple[list[str], list[str]]:
+    """Destroy every VM on `host` still tagged for `manifest` (one whose creation a kill cut
+    off before it was recorded, or a lost store's); (destroyed, failure messages)."""
+    from .kinds._vm import MANAGED_TAG
+
+    tag = f"{MANAGED_TAG}-{manifest}".lower()
+    pve = await services.pve(host)
+    found = [vm for vm in await pve.vms() if tag in str(vm.get("tags", "")).split(";")]
+    steps = [
+        resource_step(
+            host,
+            f"node.{vm.get('name')}.create",
+            "pve.vm.create",
+            {"vm_id": vm.get("vmid"), "name": vm.get("name")},
         )
-        out.append((step, outputs))
-    return out
+        for vm in sorted(found, key=lambda v: -int(v.get("vmid", 0)))
+    ]
+    return await destroy_resources(services, steps, emit)
 
 
 async def run_workspace(

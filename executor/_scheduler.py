@@ -279,8 +279,8 @@ class _Run:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, StepFailed | OSError) else f"{text}"
+    """An error as one line for the user (its message, else its type's name)."""
+    return str(exc) or type(exc).__name__
 
 
 async def execute(

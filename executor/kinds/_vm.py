@@ -226,12 +226,8 @@ class VmCreate(StepKind):
         return _outputs(pve, vmid, args["name"], config, public)
 
     async def destroy(self, ctx: StepContext, step: Any, outputs: Mapping[str, Any]) -> None:
-        pve = await ctx.pve()
         vmid = outputs.get("vm_id") or step.args.get("vmid")
-        found = await find_vm(pve, step.args["name"], vmid)
-        if found is not None:
-            await destroy_vm(ctx, pve, found["vmid"], step.args["name"])
-        ctx.services.store.delete_secret(ctx.secret_name("hostkey"))
+        await destroy_node(ctx, step.args["name"], vmid, step.address)
 
     async def probe(
         self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]
@@ -256,6 +252,18 @@ def _outputs(
         "uuid": str(config.get("vmgenid", "")),
         "host_key": host_key,
     }
+
+
+async def destroy_node(ctx: StepContext, name: str, vmid: int | None, create: str) -> None:
+    """Destroy the VM made by step `create` (found by vmid or name; absent is fine) and
+    forget its host key."""
+    pve = await ctx.pve()
+    found = await find_vm(pve, name, vmid)
+    if found is not None:
+        await destroy_vm(ctx, pve, found["vmid"], name)
+    else:
+        ctx.log(f"VM {name} is already gone")
+    ctx.services.store.delete_secret(ctx.secret_name("hostkey", create))
 
 
 async def destroy_vm(ctx: StepContext, pve: PveDriver, vmid: int, name: str) -> None:
@@ -358,16 +366,10 @@ class VmDestroy(StepKind):
     cacheable = False
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
-        pve = await ctx.pve()
         create = step.address.rsplit(".", 1)[0] + ".create"
-        store = ctx.services.store
-        store.remove_resource(ctx.workspace, create)  # first: a cut-off destroy is no longer "live"
-        found = await find_vm(pve, step.args["name"], step.args.get("vmid"))
-        if found is not None:
-            await destroy_vm(ctx, pve, found["vmid"], step.args["name"])
-        else:
-            ctx.log(f"VM {step.args['name']} is already gone")
-        store.delete_secret(f"hostkey/{ctx.workspace}/{create}")
+        # Forgotten first: a destroy cut off half-way leaves no record claiming it is live.
+        ctx.services.store.remove_resource(ctx.workspace, create)
+        await destroy_node(ctx, step.args["name"], step.args.get("vmid"), create)
         return {}
 
 

@@ -43,10 +43,16 @@ class Prepared:
 
     def __init__(self, plan_file: PlanFile, site: SiteConfig, old: Plan | None) -> None:
         self.plan_file = plan_file
-        self.plan = plan_file.plan
         self.site = site
         self.old = old
-        self.workspace = plan_file.header.workspace
+
+    @property
+    def plan(self) -> Plan:
+        return self.plan_file.plan
+
+    @property
+    def workspace(self) -> str:
+        return self.plan_file.header.workspace
 
 
 def _is_plan_file(path: str) -> bool:
@@ -86,11 +92,7 @@ def _confirm(args: argparse.Namespace, console: Console, question: str) -> bool:
 def _display(args: argparse.Namespace, console: Console) -> Any:
     from executor import LiveDisplay, PlainDisplay
 
-    stream = (
-        console.err
-        if getattr(args, "json_output", False) or getattr(args, "json", False)
-        else console.out
-    )
+    stream = console.err if args_json(args) else console.out  # stdout holds the JSON
     verbose = bool(getattr(args, "verbose", False))
     if stream.isatty() and not console.env.get("NO_COLOR"):
         return LiveDisplay(stream, verbose=verbose)
@@ -140,16 +142,13 @@ def execute_run(
         except BaseException as exc:
             if not _is_interrupt(exc):
                 raise
-            if hasattr(display, "close"):
-                display.close()
             what = ", ".join(sorted(running)) or "nothing"
             raise Interrupted(
                 f"interrupted: every finished step is recorded; was running: {what}. "
                 "Run the same command again to resume."
             ) from None
         finally:
-            if hasattr(display, "close"):
-                display.close()
+            display.close()
     return report, time.time() - started, extra
 
 
@@ -244,33 +243,11 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
 
 
 def sweep_tagged(prepared: Prepared) -> Any:
-    """An `after` hook: destroy what is still on the host with this manifest's tag (VMs
-    whose creation a kill cut off before it was recorded, or a lost store's VMs)."""
-    from executor._scheduler import destroy_resources
-    from executor.kinds._vm import MANAGED_TAG
-
-    from .._plan import Step
-
-    tag = f"{MANAGED_TAG}-{prepared.plan.manifest}".lower()
+    """An `after` hook: destroy what is still on the host with this manifest's tag."""
+    from executor import sweep_tagged as sweep
 
     async def after(services: Any, report: Any) -> tuple[list[str], list[str]]:
-        pve = await services.pve(prepared.plan.host)
-        found = [vm for vm in await pve.vms() if tag in str(vm.get("tags", "")).split(";")]
-        steps = [
-            (
-                Step(
-                    address=f"node.{vm.get('name')}.create",
-                    kind="pve.vm.create",
-                    kind_version=1,
-                    host=prepared.plan.host,
-                    args={"name": vm.get("name"), "vmid": vm.get("vmid")},
-                    hash="",
-                ),
-                {"vm_id": vm.get("vmid"), "name": vm.get("name")},
-            )
-            for vm in sorted(found, key=lambda v: -int(v.get("vmid", 0)))
-        ]
-        return await destroy_resources(services, steps, lambda event: None)
+        return await sweep(services, prepared.plan.host, prepared.plan.manifest, lambda e: None)
 
     return after
 
@@ -358,7 +335,7 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     started = time.time()
     try:
         report, _, verified = execute_run(
-            args, console, prepared, prepared.plan, "apply", after=_verify_ssh
+            args, console, prepared, prepared.plan, "apply", after=verify_ssh(prepared.plan.host)
         )
     except Interrupted as exc:
         console.error(str(exc))
@@ -392,36 +369,35 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     return 0 if success else 1
 
 
-async def _verify_ssh(services: Any, report: Any) -> dict[str, str | None]:
-    """SSH to every node that got an address, with its pinned key: `true` must succeed."""
-    from executor.channels import ChannelError
+def verify_ssh(host: str) -> Any:
+    """An `after` hook: SSH to every node that got an address on `host`, with its pinned
+    key; `true` must succeed. Node name -> problem (None: fine)."""
 
-    results: dict[str, str | None] = {}
-    outputs = {o.address: o.outputs for o in report.outcomes}
-    for address, out in outputs.items():
-        if not address.endswith(".wait_ssh"):
-            continue
-        node = address.split(".")[1]
-        ip = outputs.get(f"node.{node}.wait_ip", {}).get("ip")
-        key = outputs.get(f"node.{node}.create", {}).get("host_key")
-        user = (out.get("ssh") or "homestak@").split("@", 1)[0]
-        if not ip or not key:
-            results[node] = "no address or host key recorded"
-            continue
-        target = services.hosts.vm_target(
-            report_host(report, services), str(ip), user, str(key), node
-        )
-        try:
-            channel = await services.pool.channel(target)
-            result = await channel.run(["true"], timeout=30)
+    async def after(services: Any, report: Any) -> dict[str, str | None]:
+        from executor.channels import ChannelError
+
+        results: dict[str, str | None] = {}
+        outputs = {o.address: o.outputs for o in report.outcomes}
+        for address, out in outputs.items():
+            if not address.endswith(".wait_ssh"):
+                continue
+            node = address.split(".")[1]
+            ip = outputs.get(f"node.{node}.wait_ip", {}).get("ip")
+            key = outputs.get(f"node.{node}.create", {}).get("host_key")
+            user = (out.get("ssh") or "homestak@").split("@", 1)[0]
+            if not ip or not key:
+                results[node] = "no address or host key recorded"
+                continue
+            target = services.hosts.vm_target(host, str(ip), user, str(key), node)
+            try:
+                channel = await services.pool.channel(target)
+                result = await channel.run(["true"], timeout=30)
+            except ChannelError as exc:
+                results[node] = str(exc)
+                continue
             results[node] = (
                 None if result.exit_status == 0 else f"`true` exited {result.exit_status}"
             )
-        except ChannelError as exc:
-            results[node] = str(exc)
-    return results
+        return results
 
-
-def report_host(report: Any, services: Any) -> str:
-    """The host the report's steps ran on (one host per plan level)."""
-    return next(iter(services.hosts.hosts))
+    return after

@@ -165,13 +165,7 @@ def _check(plan_file: PlanFile, path: Path, console: Console) -> int:
 
 
 def run_dry_run_verb(args: argparse.Namespace, console: Console) -> int:
-    """homestak's `create|destroy|test -M NAME -H HOST`: with --dry-run, the plan diff."""
-    if not args.dry_run:
-        raise PlanError.at(
-            None,
-            f"`{args.command}` needs the executor, which is not in this release",
-            "run it with --dry-run to see the plan, or use `pveplan plan`",
-        )
+    """homestak's `create|destroy|test -M NAME -H HOST --dry-run`: the plan diff."""
     plan_file, old, _ = make_plan(args, console)
     plan_file, changes = plan_and_changes(plan_file, old, args.command == "destroy", console)
     summary = summarize(changes)

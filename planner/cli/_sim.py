@@ -15,6 +15,8 @@ from ._session import driver_key, sim_root
 from ._state import store_location
 
 if TYPE_CHECKING:
+    from executor.sim import SimRoot
+
     from . import Console
 
 
@@ -76,7 +78,7 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
     return _ssh(args, console, root)
 
 
-def _ssh(args: argparse.Namespace, console: Console, root: object) -> int:
+def _ssh(args: argparse.Namespace, console: Console, root: SimRoot) -> int:
     """Run a command on a simulated VM as its cloud-init user, with its pinned key."""
     import trio
 
@@ -85,14 +87,14 @@ def _ssh(args: argparse.Namespace, console: Console, root: object) -> int:
     from executor.sim._control import daemon_info
     from executor.sim._state import read_state
 
-    info = daemon_info(root)  # type: ignore[arg-type]
+    info = daemon_info(root)
     if info is None:
         raise PlanError.at(None, "the simulator is not running", "start it with `pveplan sim up`")
-    state = read_state(root)  # type: ignore[arg-type]
+    state = read_state(root)
     vm = next((v for v in state["vms"].values() if v.get("name") == args.name), None)
     if vm is None:
         raise PlanError.at(None, f"no simulated VM named {args.name!r}")
-    key_path = root.vm_dir(vm["node"], vm["vmid"]) / "etc" / "ssh" / "ssh_host_ed25519_key.pub"  # type: ignore[attr-defined]
+    key_path = root.vm_dir(vm["node"], vm["vmid"]) / "etc" / "ssh" / "ssh_host_ed25519_key.pub"
     if not key_path.exists():
         raise PlanError.at(None, f"VM {args.name} has not booted yet")
     private, _ = driver_key(console)
