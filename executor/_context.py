@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING, Protocol
 from ._model import Event
 
 if TYPE_CHECKING:
-    from planner import Step
+    from pathlib import Path
+
+    from planner import Plan, Step
     from store import Store
 
     from .channels import Channel, SshPool, SshTarget
     from .pve import PveDriver
+    from .remote import Bundle
 
 
 class HostAccess(Protocol):
@@ -54,6 +57,9 @@ class Services:
         pool: SshPool,
         driver_key: tuple[bytes, str],
         reveal: Callable[[str], str],
+        bundle: Callable[[], Bundle] | None = None,
+        extra_keys: tuple[str, ...] = (),
+        site_root: Path | None = None,
     ) -> None:
         self.store = store
         self.workspace = workspace
@@ -61,7 +67,24 @@ class Services:
         self.pool = pool
         self.driver_private_key, self.driver_public_key = driver_key
         self.reveal = reveal
+        self._bundle = bundle
+        self.extra_keys = extra_keys
+        """Public keys of the executors above this one (and the driver): every VM this run
+        creates trusts them too, so the driver reaches any node through the chain."""
+        self.site_root = site_root
+        """The site config this run came from (what nested hosts get a copy of)."""
         self._drivers: dict[str, PveDriver] = {}
+
+    def bundle(self) -> Bundle:
+        """The pveplan bundle nested hosts run (built or found on first use)."""
+        if self._bundle is None:
+            raise RuntimeError("this run has no pveplan bundle to ship to nested hosts")
+        return self._bundle()
+
+    @property
+    def trusted_keys(self) -> list[str]:
+        """The keys every VM of this run trusts: ours, and those of the levels above."""
+        return [self.driver_public_key, *self.extra_keys]
 
     async def pve(self, host: str) -> PveDriver:
         """The PVE driver of `host` (one per host, over its channel)."""
@@ -77,9 +100,16 @@ class Services:
 class StepContext:
     """One step's handle on the run: services, and a log that becomes events."""
 
-    def __init__(self, services: Services, step: Step, emit: Callable[[Event], None]) -> None:
+    def __init__(
+        self,
+        services: Services,
+        step: Step,
+        emit: Callable[[Event], None],
+        plan: Plan | None = None,
+    ) -> None:
         self.services = services
         self.step = step
+        self.plan = plan
         self.host = step.host
         self.address = step.address
         self._emit = emit
@@ -93,6 +123,10 @@ class StepContext:
         self._emit(
             Event(address=self.address, kind="log", host=self.host, at=time.time(), message=message)
         )
+
+    def forward(self, event: Event) -> None:
+        """Pass on an event of a remote run (a delegate's), unchanged."""
+        self._emit(event)
 
     async def pve(self) -> PveDriver:
         return await self.services.pve(self.host)

@@ -18,7 +18,12 @@ _MARKS = {"finished": "✓", "failed": "✗", "skipped": "-", "started": "…", 
 
 
 def _label(event: Event) -> str:
-    return " › ".join((*event.path, event.host, event.address)) if event.path else event.address
+    """`node.w-1.create`, or for a nested host's step `root-pve › edge › wait_ip`."""
+    if not event.path:
+        return event.address
+    parts = event.address.split(".")
+    short = parts[1:] if len(parts) > 2 and parts[0] == "node" else [event.address]
+    return " › ".join((*event.path, *short))
 
 
 class PlainDisplay:

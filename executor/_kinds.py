@@ -39,6 +39,11 @@ class StepKind:
     cacheable: ClassVar[bool] = True
     """False for kinds whose effect can be undone behind the record's back (a destroy)."""
 
+    def unchanged(self, outputs: Mapping[str, Any]) -> bool:
+        """Whether a successful (uncacheable) run changed nothing, so it reports as cached:
+        a delegate whose remote level ran no step."""
+        return False
+
     def timeout(self, step: Step) -> float:
         """The step's own `timeout` arg (a wait), else its kind's tier."""
         value = step.args.get("timeout")

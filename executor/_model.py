@@ -19,8 +19,10 @@ Status = Literal["ok", "cached", "failed", "skipped"]
 class Event(msgspec.Struct, frozen=True, kw_only=True):
     """Something that happened to a step, as it happened.
 
-    `path` is the chain of hosts above `host` for a step run by a remote executor (empty
-    here; the remote protocol fills it), so a display can nest `root-pve › edge › wait_ip`.
+    `path` is, for a step run by a remote executor, the chain of nested hosts from the
+    driver's down to the one it ran on (which is `host`): empty for the driver's own steps.
+    Each delegate prepends its host as events pass up, so a display can show
+    `root-pve › leaf-pve › edge › wait_ip`.
     """
 
     address: str

@@ -46,7 +46,7 @@ class EventLog:
                 message=message,
                 at=event.at,
                 duration=event.duration,
-                host=" › ".join((*event.path, event.host)),
+                host=" › ".join(event.path) or event.host,
             )
         )
 

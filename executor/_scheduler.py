@@ -158,7 +158,7 @@ class _Run:
         if kind.resource and step.address not in self.live:
             return False  # destroyed since (or rolled back): the record is history
         if self.refresh:
-            ctx = StepContext(self.services, step, self.emit)
+            ctx = StepContext(self.services, step, self.emit, self.plan)
             try:
                 with trio.fail_after(kind.timeout(step)):
                     drift = await kind.probe(ctx, step, refs, result.outputs)
@@ -174,7 +174,7 @@ class _Run:
         return True
 
     async def _run(self, step: Step, kind: StepKind, key: str, refs: Mapping[str, Any]) -> None:
-        ctx = StepContext(self.services, step, self.emit)
+        ctx = StepContext(self.services, step, self.emit, self.plan)
         started = time.time()
         self.running[step.address] = started
         self.emit(Event(address=step.address, kind="started", host=step.host, at=started))
@@ -220,8 +220,11 @@ class _Run:
             self._fail(step, error, duration, outputs)
         else:
             self.outputs[step.address] = outputs
+            # A delegate whose remote level changed nothing counts as cached, like its steps.
+            status = "cached" if kind.unchanged(outputs) else "ok"
             self._finish(
-                step, Outcome(address=step.address, status="ok", outputs=outputs, duration=duration)
+                step,
+                Outcome(address=step.address, status=status, outputs=outputs, duration=duration),
             )
 
     # --- bookkeeping -----------------------------------------------------------------
@@ -262,7 +265,7 @@ class _Run:
         for step, outputs in reversed(self.created):
             kind = kind_for(step.kind)
             assert kind is not None
-            ctx = StepContext(self.services, step, self.emit)
+            ctx = StepContext(self.services, step, self.emit, self.plan)
             ctx.log("rollback: destroying what this run created")
             await trio.to_thread.run_sync(
                 self.services.store.remove_resource, self.services.workspace, step.address

@@ -225,19 +225,22 @@ class SshTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     user: str
     host_key: str
     name: str
+    via: SshTarget | None = None
+    """A machine to tunnel through (a nested host in front of its VMs), itself pinned."""
 
     @property
     def where(self) -> str:
         return f"{self.name} ({self.host}:{self.port})"
 
 
-_PoolKey = tuple[str, int, str, str]
+_PoolKey = tuple[object, ...]
 
 
 def _pool_key(target: SshTarget) -> _PoolKey:
     # The pinned key is part of the identity: a connection verified against one key must
-    # never serve a target that pins another.
-    return (target.host, target.port, target.user, target.host_key)
+    # never serve a target that pins another. So is the route: a tunnel is another path.
+    via = _pool_key(target.via) if target.via is not None else None
+    return (target.host, target.port, target.user, target.host_key, via)
 
 
 def _pinned_key(target: SshTarget) -> asyncssh.SSHKey:
@@ -253,6 +256,9 @@ async def _sftp_put(conn: asyncssh.SSHClientConnection, path: str, data: bytes, 
     """(asyncio side) write path.tmp, chmod, rename over path."""
     tmp = path + ".tmp"
     async with conn.start_sftp_client() as sftp:
+        parent = path.rsplit("/", 1)[0]
+        if parent and not await sftp.exists(parent):  # as `mkdir -p`, private by default
+            await sftp.makedirs(parent, attrs=asyncssh.SFTPAttrs(permissions=0o700))
         async with sftp.open(tmp, "wb", asyncssh.SFTPAttrs(permissions=mode)) as handle:
             await handle.write(data)
         await sftp.chmod(tmp, mode)
@@ -338,6 +344,9 @@ class SshPool:
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
         pinned = _pinned_key(target)
         where = target.where
+        # Through the jump host's pooled connection (asyncssh opens a direct-tcpip
+        # channel on it); its own failures are its own ChannelError, naming it.
+        route = {"tunnel": await self._connection(target.via)} if target.via is not None else {}
         try:
             # asyncssh's own connect_timeout covers TCP + key exchange + auth; ours is the
             # backstop should it not fire.
@@ -357,6 +366,7 @@ class SshPool:
                     connect_timeout=self._connect_timeout,
                     keepalive_interval=self._keepalive_interval,
                     keepalive_count_max=self._keepalive_count_max,
+                    **route,
                 )
         except asyncssh.HostKeyNotVerifiable:
             message = (
@@ -455,6 +465,21 @@ class SshChannel:
             raise self._lost(args[0])
         return CommandResult(argv=args, exit_status=status, stdout=stdout, stderr=stderr)
 
+    async def start(self, argv: Sequence[str]) -> SshStream:
+        """Start argv remotely and return its stdio as streams; the caller must `aclose` it."""
+        args = _checked_argv(argv)
+        conn = await self._pool._connection(self.target)
+        try:
+            process = await run_aio(conn.create_process, shlex.join(args), encoding=None)
+        except asyncssh.ChannelOpenError as exc:
+            if conn.is_closed():
+                raise self._lost(args[0], exc) from None
+            message = f"cannot start {args[0]} on {self.target.where}: {exc.reason}"
+            raise ChannelError(self.name, exc.reason, message=message, kind="start") from None
+        except (OSError, asyncssh.Error) as exc:
+            raise self._lost(args[0], exc) from None
+        return SshStream(self, process, args[0])
+
     async def put_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
         conn = await self._pool._connection(self.target)
         try:
@@ -474,6 +499,58 @@ class SshChannel:
             raise ChannelError(self.name, exc.reason, message=message, kind="file") from None
         except (OSError, asyncssh.Error) as exc:
             raise self._lost(f"sftp get {path}", exc) from None
+
+
+class SshStream:
+    """A long-running remote command as a pair of byte streams (a remote executor's stdio).
+
+    `receive_some` returns b"" at the end of its output; `send_all` writes to its stdin.
+    A connection lost while streaming is a ChannelError of kind "lost". `aclose` closes the
+    SSH channel (the far side then loses its stdin and its session) and is always safe.
+    """
+
+    def __init__(
+        self, channel: SshChannel, process: asyncssh.SSHClientProcess[bytes], what: str
+    ) -> None:
+        self._channel = channel
+        self._process = process
+        self._what = what
+
+    @property
+    def exit_status(self) -> int | None:
+        """The command's exit status once it ended (None while it runs, or if the link died)."""
+        return self._process.returncode
+
+    @property
+    def exit_signal(self) -> str | None:
+        signal_info = self._process.exit_signal
+        return signal_info[0] if signal_info else None
+
+    async def receive_some(self, max_bytes: int = 65536) -> bytes:
+        try:
+            return await run_aio(self._process.stdout.read, max_bytes)
+        except (OSError, asyncssh.Error) as exc:
+            raise self._channel._lost(self._what, exc) from None
+
+    async def send_all(self, data: bytes) -> None:
+        try:
+            self._process.stdin.write(data)
+            await run_aio(self._process.stdin.drain)
+        except (OSError, asyncssh.Error) as exc:
+            raise self._channel._lost(self._what, exc) from None
+
+    async def stderr_tail(self, limit: int = 4000) -> str:
+        """What the command wrote to stderr, if it has ended (bounded; for error messages)."""
+        with trio.move_on_after(CLOSE_GRACE):
+            try:
+                data = await run_aio(self._process.stderr.read, limit)
+            except (OSError, asyncssh.Error):
+                return ""
+            return data.decode(errors="replace").strip()
+        return ""
+
+    async def aclose(self) -> None:
+        await _close_process(self._process)
 
 
 async def _close_process(process: asyncssh.SSHClientProcess[bytes]) -> None:

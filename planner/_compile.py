@@ -71,6 +71,9 @@ PVE_LIFECYCLE: tuple[tuple[str, str, dict[str, Any]], ...] = (
 WAIT_IP_TIMEOUT = 300
 WAIT_SSH_TIMEOUT = 120
 DEFAULT_STORAGE = "local-lvm"
+# PVE installed on Debian (how a nested host gets it) has one storage: `local`, a
+# directory, which holds imported images and VM disks alike.
+NESTED_STORAGE = "local"
 DEFAULT_PARALLELISM = 10
 SIGNING_KEY = ("auth", "signing_key")
 
@@ -308,17 +311,40 @@ class _Builder:
         children = self.children.get(node.name, [])
         if node.type != "pve" or not children:
             return
+        subplan = self.plan(node.name, parent=node.name, datastore=NESTED_STORAGE)
+        # What the lifecycle steps read besides the address and pinned key.
+        extra_refs = {
+            "bridge": {"pve_node": f"{prefix}.pve_install#pve_node"},
+            "node_file": {"pve_node": f"{prefix}.pve_install#pve_node"},
+            "own_key": {"public_key": f"{prefix}.next_hop_key#public_key"},
+        }
         for name, kind, extra in PVE_LIFECYCLE:
             address = f"{prefix}.{name}"
-            steps.add(address, kind, dict(extra), refs=ssh, deps=(last,))
+            secrets: tuple[SecretUse, ...] = ()
+            if name == "site_config":  # the subtree's secrets, never the API tokens
+                excluded = tuple(f"{p}." for p in extra["exclude"])
+                names = {
+                    use.name
+                    for _, step in subplan.walk()
+                    for use in step.secrets
+                    if not use.name.startswith(excluded)
+                }
+                secrets = tuple(self.secret_use(n) for n in sorted(names))
+            steps.add(
+                address,
+                kind,
+                dict(extra),
+                refs={**ssh, **extra_refs.get(name, {})},
+                secrets=secrets,
+                deps=(last,),
+            )
             last = address
-        subplan = self.plan(node.name, parent=node.name, datastore=DEFAULT_STORAGE)
         delegate = f"{prefix}.delegate"
         steps.add(
             delegate,
             "subplan.delegate",
             {"host": node.name, "subplan": subplan.hash, "children": [c.name for c in children]},
-            refs=ip,
+            refs=ssh,
             deps=(last,),
         )
         subplans[delegate] = subplan

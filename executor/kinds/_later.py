@@ -1,7 +1,6 @@
 """Kinds a plan may hold that this release cannot run yet: each fails with a clear reason.
 
-Nested PVE hosts (the PVE lifecycle and `subplan.delegate`) arrive with remote executors;
-pull-mode nodes (`config.await_report`) with the spec server.
+Pull-mode nodes (`config.await_report`) arrive with the spec server.
 """
 
 from __future__ import annotations
@@ -13,21 +12,7 @@ from .._context import StepContext
 from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
 
-LATER = {
-    "nested PVE hosts (remote executors)": (
-        "pveplan.bootstrap",
-        "pveplan.site_config",
-        "ssh.authorize_driver_key",
-        "ssh.install_next_hop_key",
-        "pve.install",
-        "pve.bridge",
-        "pveplan.node_file",
-        "pve.api_token",
-        "ssh.authorize_own_key",
-        "subplan.delegate",
-    ),
-    "pull-mode nodes (the spec server)": ("config.await_report",),
-}
+LATER = {"pull-mode nodes (the spec server)": ("config.await_report",)}
 
 
 class _NotYet(StepKind):

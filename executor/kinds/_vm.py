@@ -56,9 +56,17 @@ def _snippet_name(vmid: int) -> str:
 
 
 def _user_data(
-    args: Mapping[str, Any], keys: list[str], host_private: bytes, host_public: str
+    args: Mapping[str, Any],
+    keys: list[str],
+    host_private: bytes,
+    host_public: str,
+    root_keys: list[str] | None = None,
 ) -> str:
-    """cloud-init user-data: the user with sudo and keys, the pinned host key, the agent."""
+    """cloud-init user-data: the user with sudo and keys, the pinned host key, the agent.
+
+    `root_keys` (a `pve` node's: its lifecycle and executor run as root) go to root's
+    authorized_keys, which cloud-init does for top-level keys with `disable_root: false`.
+    """
     cloud = args.get("cloud_init") or {}
     user = cloud.get("user") or "homestak"
     data: dict[str, Any] = {
@@ -78,6 +86,9 @@ def _user_data(
     }
     if cloud.get("timezone"):
         data["timezone"] = cloud["timezone"]
+    if root_keys:
+        data["disable_root"] = False
+        data["ssh_authorized_keys"] = root_keys
     return "#cloud-config\n" + yaml.safe_dump(data, sort_keys=True)
 
 
@@ -206,13 +217,14 @@ class VmCreate(StepKind):
         private, public = generate_ed25519(f"root@{args['name']}")
         # Kept before the VM exists: a kill after creation still finds the key.
         ctx.services.store.put_secret(ctx.secret_name("hostkey"), private)
+        trusted = ctx.services.trusted_keys
         keys = [ctx.services.reveal(s.name) for s in ctx.step.secrets]
-        keys.append(ctx.services.driver_public_key)
+        keys.extend(k for k in trusted if k not in keys)
+        root_keys = list(trusted) if args.get("type") == "pve" else None
         storage_id, path = ctx.services.hosts.snippet_storage(ctx.host)
         snippet = _snippet_name(vmid)
-        await pve.channel.put_file(
-            f"{path}/{SNIPPETS}/{snippet}", _user_data(args, keys, private, public).encode(), 0o600
-        )
+        user_data = _user_data(args, keys, private, public, root_keys)
+        await pve.channel.put_file(f"{path}/{SNIPPETS}/{snippet}", user_data.encode(), 0o600)
         ctx.log(f"creating VM {vmid} ({args['name']}) from {refs['volume']}")
         partial: Outputs = {"vm_id": vmid, "name": args["name"], "node": pve.node}
         try:

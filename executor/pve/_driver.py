@@ -152,6 +152,27 @@ class PveDriver:
             params.update({"checksum": sha256, "checksum-algorithm": "sha256"})
         await self.task("create", f"/nodes/{self.node}/storage/{storage}/download-url", params)
 
+    # --- host network --------------------------------------------------------------------
+
+    async def networks(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The node's interfaces (`/nodes/{node}/network`), of one `type` if given."""
+        data = await self.pvesh(
+            "get", f"/nodes/{self.node}/network", {"type": kind} if kind else None
+        )
+        return list(data or [])
+
+    async def create_bridge(self, bridge: str, ports: str) -> None:
+        """Stage a Linux bridge over `ports` (pending until `apply_network`)."""
+        await self.pvesh(
+            "create",
+            f"/nodes/{self.node}/network",
+            {"iface": bridge, "type": "bridge", "bridge_ports": ports, "autostart": True},
+        )
+
+    async def apply_network(self) -> None:
+        """Apply the pending network changes (PVE's reload, a task)."""
+        await self.task("set", f"/nodes/{self.node}/network", timeout=120.0)
+
 
 def _data(stdout: str, verb: str, path: str) -> Any:
     """The JSON data at the end of pvesh's output.

@@ -5,6 +5,8 @@ that), on plain asyncio + asyncssh: no trio, so nothing of the client side's bri
 here. It binds one port, chosen ephemeral on the first host's address, on every machine's
 loopback address; writes ROOT/daemon.json once the hosts listen; then reconciles listeners
 with state.json every TICK seconds until SIGTERM/SIGINT (docs/simulator.md, "The daemon").
+A nested PVE host has no listener of its own: it is its VM, served by the VM's listener,
+and a VM is served only while every host up its chain runs (`host_chain_running`).
 
 A session is the real thing: `/bin/sh -c COMMAND` in the machine's tree, in a process group
 of its own that is killed when the client goes away first. Only what pveplan needs is served:
@@ -35,7 +37,14 @@ from typing import Any
 import asyncssh
 
 from executor.sim._control import pid_is_daemon
-from executor.sim._state import SimRoot, append_record, read_config, read_state, write_json_atomic
+from executor.sim._state import (
+    SimRoot,
+    append_record,
+    host_chain_running,
+    read_config,
+    read_state,
+    write_json_atomic,
+)
 
 LOG = logging.getLogger("pveplan.sim.daemon")
 
@@ -320,36 +329,26 @@ class Daemon:
         return listener
 
     def _host_specs(self, state: dict[str, Any]) -> dict[str, Spec]:
+        """Top-level hosts only: a nested one is its VM, which `_vm_specs` serves."""
         specs: dict[str, Spec] = {}
         for node, info in sorted(state.get("nodes", {}).items()):
             address = info.get("address")
-            if not address:
+            if not address or info.get("vmid") is not None:
                 continue
             root = self.root.host_dir(node)
-            key = self._nested_key(state, info) or ensure_host_key(root / HOST_KEY)
+            key = ensure_host_key(root / HOST_KEY)
             machine = Machine(address=address, root=root, sim=self.root, node=node)
             specs[address] = Spec(machine, key, public_line(key))
         return specs
 
-    def _nested_key(self, state: dict[str, Any], info: dict[str, Any]) -> asyncssh.SSHKey | None:
-        """A nested PVE host *is* its VM: it presents the host key cloud-init gave that VM."""
-        if info.get("vmid") is None:
-            return None
-        for vm in state.get("vms", {}).values():
-            if vm.get("vmid") == info["vmid"] and vm.get("address") == info.get("address"):
-                path = self.root.vm_dir(vm["node"], vm["vmid"]) / HOST_KEY
-                with contextlib.suppress(OSError, ValueError):
-                    return asyncssh.read_private_key(str(path))
-        return None
-
-    def _vm_specs(
-        self, state: dict[str, Any], config: dict[str, Any], taken: set[str]
-    ) -> dict[str, Spec]:
+    def _vm_specs(self, state: dict[str, Any], config: dict[str, Any]) -> dict[str, Spec]:
         specs: dict[str, Spec] = {}
         for vm in state.get("vms", {}).values():
             address = vm.get("address")
-            if vm.get("status") != "running" or not address or address in taken:
-                continue  # a nested PVE host's own node listener wins its address
+            if vm.get("status") != "running" or not address:
+                continue
+            if not host_chain_running(state, vm["node"]):
+                continue  # its host (or one above) is stopped: the guest is unreachable
             root = self.root.vm_dir(vm["node"], vm["vmid"])
             machine = Machine(address, root, self.root, vm["node"], vm["vmid"])
             if _host_key_fault(config, vm):
@@ -374,8 +373,7 @@ class Daemon:
     def desired(self) -> dict[str, Spec]:
         state, config = read_state(self.root), read_config(self.root)
         self._pending = False
-        hosts = self._host_specs(state)
-        return {**hosts, **self._vm_specs(state, config, set(hosts))}
+        return {**self._host_specs(state), **self._vm_specs(state, config)}
 
     async def bind_hosts(self) -> None:
         """Bind every host node (port 0 on the first, that port on the rest), retrying on a

@@ -7,7 +7,8 @@ SSH host key, the hostname. Afterwards pveplan configures the guest over SSH wit
 the launchers in the VM's `bin/` run `main` here, which answers with the stdout, stderr
 and exit codes of the Debian commands and records the effect in `var/lib/sim/*.json`.
 The caller is `$USER` (the daemon sets it per SSH login); `sudo` runs its command with
-USER=root, which is what the root-only commands check.
+USER=root, which is what the root-only commands check. Installing `proxmox-ve` makes the
+VM a simulated PVE host in its own right (`executor.sim._setup.make_nested_host`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from executor.sim._setup import PVE_VERSION, NodeNameTaken, make_nested_host
 from executor.sim._state import SimRoot, write_json_atomic
 
 DEFAULT_USER = "debian"  # the default user of Debian's cloud images
@@ -71,23 +73,44 @@ BASE_PACKAGES = (
     "systemd-timesyncd",
 )
 BASE_SERVICES = ("cloud-init", "cron", "qemu-guest-agent", "ssh", "systemd-timesyncd")
-# Packages whose unit is not named like the package (Debian enables units on install).
-PACKAGE_UNITS = {
-    "openssh-server": "ssh",
-    "docker.io": "docker",
-    "docker-ce": "docker",
-    "apache2": "apache2",
-    "nginx": "nginx",
-    "chrony": "chrony",
-    "cron": "cron",
-    "fail2ban": "fail2ban",
-    "mariadb-server": "mariadb",
-    "postgresql": "postgresql",
-    "redis-server": "redis-server",
-    "nfs-kernel-server": "nfs-server",
-    "unattended-upgrades": "unattended-upgrades",
-    "qemu-guest-agent": "qemu-guest-agent",
-    "prometheus-node-exporter": "prometheus-node-exporter",
+# The units a package ships (Debian enables and starts them on install).
+PACKAGE_UNITS: dict[str, tuple[str, ...]] = {
+    "openssh-server": ("ssh",),
+    "docker.io": ("docker",),
+    "docker-ce": ("docker",),
+    "apache2": ("apache2",),
+    "nginx": ("nginx",),
+    "chrony": ("chrony",),
+    "cron": ("cron",),
+    "fail2ban": ("fail2ban",),
+    "mariadb-server": ("mariadb",),
+    "postgresql": ("postgresql",),
+    "redis-server": ("redis-server",),
+    "nfs-kernel-server": ("nfs-server",),
+    "unattended-upgrades": ("unattended-upgrades",),
+    "qemu-guest-agent": ("qemu-guest-agent",),
+    "prometheus-node-exporter": ("prometheus-node-exporter",),
+    "pve-manager": ("pveproxy", "pvedaemon", "pvestatd", "pvescheduler", "spiceproxy"),
+    "pve-cluster": ("pve-cluster",),
+    "pve-firewall": ("pve-firewall",),
+    "pve-ha-manager": ("pve-ha-crm", "pve-ha-lrm"),
+    "qemu-server": ("qmeventd",),
+}
+PVE_PACKAGE = "proxmox-ve"
+# What apt pulls in with a package (only where the simulator needs it: PVE's services).
+PACKAGE_DEPENDS: dict[str, tuple[str, ...]] = {
+    PVE_PACKAGE: (
+        "pve-manager",
+        "qemu-server",
+        "pve-cluster",
+        "pve-firewall",
+        "pve-ha-manager",
+        "proxmox-default-kernel",
+    ),
+}
+PACKAGE_VERSIONS = {
+    PVE_PACKAGE: f"{PVE_VERSION['release']}.0",
+    "pve-manager": PVE_VERSION["version"],
 }
 PACKAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.\-]+(=[\w.:~+\-]+)?$")
 USER_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\$?$")
@@ -154,6 +177,8 @@ def _err(text: str) -> None:
 
 
 def _package_version(name: str) -> str:
+    if name in PACKAGE_VERSIONS:
+        return PACKAGE_VERSIONS[name]
     digest = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16)
     return f"{digest % 9 + 1}.{digest % 17}.{digest % 5}-{digest % 3 + 1}"
 
@@ -185,6 +210,7 @@ def apply_cloud_init(
         return
     cloud = _parse_cloud_config(user_data)
     _apply_users(guest, cloud)
+    _apply_root_keys(guest, cloud)
     _ensure_host_key(guest, cloud.get("ssh_keys"), hostname)
     _apply_system(guest, cloud, hostname)
     marker.write_text(instance)
@@ -285,6 +311,25 @@ def _apply_users(guest: Guest, cloud: dict[str, Any]) -> None:
             record["sudo"] = _sudo_rules(entry.get("sudo")) or record["sudo"]
             keys = [str(key).strip() for key in entry.get("ssh_authorized_keys") or []]
             _write_authorized_keys(guest, name, keys)
+
+
+def _apply_root_keys(guest: Guest, cloud: dict[str, Any]) -> None:
+    """cloud-init's `disable_root: false`: the top-level `ssh_authorized_keys` (the default
+    user's) let root in as well. With `disable_root` true, its default, real cloud-init adds
+    them behind a command that only says to log in as the default user; here root gets none.
+    """
+    if _cloud_bool(cloud.get("disable_root", True)):
+        return
+    keys = [str(key).strip() for key in cloud.get("ssh_authorized_keys") or []]
+    if keys:
+        _write_authorized_keys(guest, "root", keys)
+
+
+def _cloud_bool(value: Any) -> bool:
+    """A cloud-config boolean as cloud-init reads it (YAML booleans or their spellings)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "no", "off", "0")
+    return bool(value)
 
 
 def _new_user(users: dict[str, Any], name: str, shell: str) -> dict[str, Any]:
@@ -506,12 +551,30 @@ def _apt_install(guest: Guest, packages: list[str]) -> int:
 
 
 def _install_packages(guest: Guest, names: list[str]) -> list[str] | None:
-    """Mark `names` installed (enabling and starting their units, as Debian does)."""
+    """Mark `names` and what they pull in installed (enabling and starting their units, as
+    Debian does); the packages new to the VM, or None (after an `E:` line) on failure.
+
+    `proxmox-ve` makes the VM a PVE host first, so a host that cannot be (its name is
+    taken) leaves nothing half-installed.
+    """
+    wanted = list(dict.fromkeys(names))
+    pulled = [d for name in wanted for d in PACKAGE_DEPENDS.get(name, ()) if d not in wanted]
+    if PVE_PACKAGE in wanted and not _become_pve_host(guest):
+        return None
     with guest.edit("packages") as data:
-        new = [n for n in dict.fromkeys(names) if data.get(n, {}).get("status") != "installed"]
-        for name in names:
+        new = [
+            n
+            for n in dict.fromkeys(wanted + pulled)
+            if data.get(n, {}).get("status") != "installed"
+        ]
+        for name in wanted:
             if name not in new:
                 _out(f"{name} is already the newest version ({data[name]['version']}).\n")
+        extra = [name for name in pulled if name in new]
+        if extra:
+            _out(
+                "The following additional packages will be installed:\n  " + " ".join(extra) + "\n"
+            )
         if new:
             _out("The following NEW packages will be installed:\n  " + " ".join(new) + "\n")
         _out(f"0 upgraded, {len(new)} newly installed, 0 to remove and 0 not upgraded.\n")
@@ -522,8 +585,22 @@ def _install_packages(guest: Guest, names: list[str]) -> list[str] | None:
     return new
 
 
+def _become_pve_host(guest: Guest) -> bool:
+    """Make this VM a PVE host named after its hostname; False (said on stderr) if it can't."""
+    hostname = guest.read("system").get("hostname")
+    try:
+        make_nested_host(guest.root, guest.node, guest.vmid, hostname)
+    except NodeNameTaken as exc:
+        _err(f"E: {exc}")
+        return False
+    except ValueError as exc:
+        _err(f"E: cannot set up {PVE_PACKAGE}: {exc}")
+        return False
+    return True
+
+
 def _package_units(guest: Guest, packages: list[str], *, present: bool) -> None:
-    units = [f"{PACKAGE_UNITS[name]}.service" for name in packages if name in PACKAGE_UNITS]
+    units = [f"{unit}.service" for name in packages for unit in PACKAGE_UNITS.get(name, ())]
     with guest.edit("services") as data:
         for unit in units:
             if present:

@@ -10,18 +10,19 @@ root's `state.json` (see docs/simulator.md); guest-side effects of a VM's boot a
 delegated to `executor.sim._guest`.
 
 Run as `python -m executor.sim._pvecli TOOL ROOT NODE ARGS...`, or through the launchers
-that `executor.sim._setup` writes into `hosts/NODE/bin/`.
+that `executor.sim._setup` writes into `hosts/NODE/bin/` (`pveversion` too, which is no
+API call: it is neither delayed nor recorded).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import os
 import re
 import secrets
-import shutil
 import sys
 import time
 import uuid
@@ -31,19 +32,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from executor.sim._setup import STORAGES
+from executor.sim import _network
+from executor.sim._setup import (
+    KERNEL_RELEASE,
+    PVE_VERSION,
+    STORAGES,
+    delete_trees,
+    remove_host_node,
+)
 from executor.sim._state import (
     SimRoot,
     allocate_address,
     append_record,
     locked_state,
+    nested_host,
     read_config,
     read_state,
     take_fault,
     vm_key,
 )
 
-PVE_VERSION = {"release": "9.1", "repoid": "5a2f2f5d2b3c1e07", "version": "9.1.9"}
 QEMU_VERSION = "10.1.2"
 RUNNING_MACHINE = "pc-i440fx-10.1+pve0"
 CLI_USER = "root@pam"
@@ -215,6 +223,7 @@ URLENCODED_RE = re.compile(r"^[-%a-zA-Z0-9_.!~*'()]*$")
 STORAGE_ID_RE = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
 CONFIGID_RE = re.compile(r"^[a-z][a-z0-9_-]+$", re.IGNORECASE)
 NODE_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$")
+IFACE_RE = re.compile(r"^[a-z][a-z0-9_]{1,20}([:.]\d+)?$", re.IGNORECASE)
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 DISK_SIZE_RE = re.compile(r"^(\d+(\.\d+)?)([KMGT])?$")
 USERID_RE = re.compile(r"^[^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+$")
@@ -258,6 +267,47 @@ def _regex_check(regex: re.Pattern[str], message: str) -> Callable[[str], str | 
     return lambda text: None if regex.match(text) else message
 
 
+def _check_iface(text: str) -> str | None:
+    """pve-common's `pve-iface`."""
+    return None if IFACE_RE.match(text) else f"invalid network interface name '{text}'"
+
+
+def _check_iface_list(text: str) -> str | None:
+    return next((p for p in map(_check_iface, split_list(text)) if p), None)
+
+
+def _ip_check(version: int, cidr: bool, message: str) -> Callable[[str], str | None]:
+    """`ipv4`, `ipv6`, `CIDRv4`, `CIDRv6`: PVE's CIDR formats want a prefix above 7."""
+
+    def check(text: str) -> str | None:
+        address, slash, prefix = text.partition("/")
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            return message
+        if parsed.version != version or bool(slash) != cidr:
+            return message
+        if cidr and not (prefix.isdigit() and 7 < int(prefix) <= parsed.max_prefixlen):
+            return message
+        return None
+
+    return check
+
+
+def _check_ipv4_mask(text: str) -> str | None:
+    """`ipv4mask`: a dotted mask with contiguous ones (`255.255.255.0`)."""
+    try:
+        bits = int(ipaddress.IPv4Address(text))
+    except ValueError:
+        return "value does not look like a valid IP address mask"
+    inverted = ~bits & 0xFFFFFFFF
+    return (
+        None
+        if inverted & (inverted + 1) == 0
+        else "value does not look like a valid IP address mask"
+    )
+
+
 STRING_FORMATS: dict[str, Callable[[str], str | None]] = {
     "pve-vmid": _regex_check(VMID_RE, "value does not look like a valid VM ID"),
     "dns-name": _regex_check(DNS_NAME_RE, "value does not look like a valid DNS name"),
@@ -271,6 +321,13 @@ STRING_FORMATS: dict[str, Callable[[str], str | None]] = {
     "pve-node": _regex_check(NODE_RE, "value does not look like a valid node name"),
     "mac-addr": _check_mac,
     "disk-size": _regex_check(DISK_SIZE_RE, "unable to parse disk size"),
+    "pve-iface": _check_iface,
+    "pve-iface-list": _check_iface_list,
+    "ipv4": _ip_check(4, False, "value does not look like a valid IPv4 address"),
+    "ipv6": _ip_check(6, False, "value does not look like a valid IPv6 address"),
+    "CIDRv4": _ip_check(4, True, "value does not look like a valid IPv4 CIDR network"),
+    "CIDRv6": _ip_check(6, True, "value does not look like a valid IPv6 CIDR network"),
+    "ipv4mask": _check_ipv4_mask,
 }
 
 
@@ -551,6 +608,8 @@ def _path_values(path: dict[str, str]) -> dict[str, Any]:
         )
     if "storage" in path and (problem := _check_storage_id(path["storage"])):
         raise param_error({"storage": f"invalid format - {problem}\n"})
+    if "iface" in path and (problem := _check_iface(path["iface"])):
+        raise param_error({"iface": f"invalid format - {problem}\n"})
     return values
 
 
@@ -1008,6 +1067,52 @@ def cluster_resources(
     if wanted in (None, "storage"):
         resources += [_storage_resource(ctx, s) for s in sorted(state["storage"].get(ctx.node, {}))]
     return resources
+
+
+# --- host networking ------------------------------------------------------------------
+
+
+@route("GET", "/nodes/{node}/network")
+def list_network(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The interfaces as PVE reads them: pending changes included, `active` when up."""
+    network = _network.node_network(read_state(ctx.root), ctx.node)
+    return _network.list_interfaces(network, params.get("type"))
+
+
+@route("GET", "/nodes/{node}/network/{iface}")
+def get_interface(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    network = _network.node_network(read_state(ctx.root), ctx.node)
+    entry = _network.interfaces(network).get(path["iface"])
+    if entry is None:
+        raise param_error({"iface": "interface does not exist"})
+    return entry
+
+
+@route("POST", "/nodes/{node}/network", returns_null=True)
+def create_interface(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> None:
+    """A new interface, pending until the network is reloaded (PVE's interfaces.new)."""
+    with locked_state(ctx.root) as state:
+        network = _network.node_network(state, ctx.node)
+        errors = _network.create_interface(network, params["iface"], params)
+        if errors:
+            raise param_error(errors)
+
+
+@route("PUT", "/nodes/{node}/network")
+def reload_network(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> str:
+    """Apply the pending changes: a `srvreload` task, after which `auto` interfaces are up."""
+
+    def worker(task: Task) -> None:
+        with locked_state(ctx.root) as state:
+            _network.apply_pending(_network.node_network(state, ctx.node))
+
+    return run_task(ctx, "srvreload", "networking", worker)
+
+
+@route("DELETE", "/nodes/{node}/network", returns_null=True)
+def revert_network(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> None:
+    with locked_state(ctx.root) as state:
+        _network.revert(_network.node_network(state, ctx.node))
 
 
 # --- VM views ---------------------------------------------------------------------------
@@ -1737,6 +1842,9 @@ def boot(ctx: Ctx, vmid: int, task: Task) -> None:
     user_data = cloud_init_user_data(ctx, state, vm)
     if user_data is not None:
         task.log("generating cloud-init ISO")
+    bridge = _network.missing_bridge(_network.node_network(state, ctx.node), vm["config"])
+    if bridge is not None:
+        raise TaskError(f"bridge '{bridge}' does not exist")
     from executor.sim._guest import apply_cloud_init
 
     apply_cloud_init(
@@ -1840,12 +1948,14 @@ def _destroy_worker(ctx: Ctx, vmid: int, params: dict[str, Any], task: Task) -> 
             _free_volume(ctx, state, volid)
             if STORAGES[volid.split(":")[0]]["type"] == "lvmthin":
                 task.log(f'  Logical volume "{volid.split(":", 1)[1]}" successfully removed.')
+        inner = nested_host(state, ctx.node, vmid)  # a PVE host: its guests die with it
+        doomed = remove_host_node(ctx.root, state, inner) if inner is not None else []
         del state["vms"][vm_key(ctx.node, vmid)]
     with contextlib.suppress(OSError):
         (storage_dir(ctx, "local") / "images" / str(vmid)).rmdir()  # only once empty
     if params.get("purge"):
         task.log(f"purging VM {vmid} from related configurations..")
-    shutil.rmtree(ctx.root.vm_dir(ctx.node, vmid), ignore_errors=True)
+    delete_trees([*doomed, ctx.root.vm_dir(ctx.node, vmid)])
 
 
 @route("DELETE", "/nodes/{node}/qemu/{vmid}")
@@ -2285,6 +2395,29 @@ def pveum_main(ctx: Ctx, argv: list[str]) -> int:
     return 0
 
 
+# --- pveversion ---------------------------------------------------------------------------
+
+
+def pveversion_main(ctx: Ctx, argv: list[str]) -> int:
+    """`pveversion [-v|--verbose]`: the manager's version line, or the package list."""
+    unknown = [arg for arg in argv if arg not in ("-v", "--verbose")]
+    if unknown:
+        _err(f"Unknown option: {unknown[0].lstrip('-')}\n400 unable to parse option")
+        _err("pveversion [OPTIONS]")
+        return 255
+    release, version, repoid = PVE_VERSION["release"], PVE_VERSION["version"], PVE_VERSION["repoid"]
+    if not argv:
+        _out(f"pve-manager/{version}/{repoid} (running kernel: {KERNEL_RELEASE})\n")
+        return 0
+    _out(
+        f"proxmox-ve: {release}.0 (running kernel: {KERNEL_RELEASE})\n"
+        f"pve-manager: {version} (running version: {version}/{repoid})\n"
+        f"qemu-server: {release}.2\n"
+        f"pve-qemu-kvm: {QEMU_VERSION}-1\n"
+    )
+    return 0
+
+
 # --- entry points ------------------------------------------------------------------------
 
 TOOLS: dict[str, Callable[[Ctx, list[str]], int]] = {
@@ -2292,6 +2425,8 @@ TOOLS: dict[str, Callable[[Ctx, list[str]], int]] = {
     "qm": qm_main,
     "pveum": pveum_main,
 }
+LOCAL_TOOLS: dict[str, Callable[[Ctx, list[str]], int]] = {"pveversion": pveversion_main}
+"""Host commands that read local files only: no API call, so no latency and no record."""
 
 
 def _run_tool(tool: str, ctx: Ctx, argv: list[str]) -> int:
@@ -2312,6 +2447,8 @@ def main(tool: str, argv: list[str], root: str, node: str) -> int:
     the call in `calls.jsonl`, whatever its outcome.
     """
     sim = SimRoot(root)
+    if tool in LOCAL_TOOLS:
+        return LOCAL_TOOLS[tool](Ctx(sim, node), list(argv))
     code = 1
     try:
         time.sleep(float(read_config(sim).get("latency") or 0))
@@ -2682,6 +2819,44 @@ PARAMS: dict[str, dict[str, dict[str, Any]]] = {
         "expire": {"type": "integer", "minimum": 0},
         "privsep": {"type": "boolean"},
     },
+    "GET /nodes/{node}/network": {
+        "type": {"type": "string", "enum": ["bridge", "bond", "eth", "alias", "vlan", "fabric", "OVSBridge", "OVSBond", "OVSPort", "OVSIntPort", "vnet", "any_bridge", "any_local_bridge", "include_sdn"]},
+    },
+    "POST /nodes/{node}/network": {
+        "address": {"type": "string", "format": "ipv4", "requires": "netmask"},
+        "address6": {"type": "string", "format": "ipv6", "requires": "netmask6"},
+        "autostart": {"type": "boolean"},
+        "bond-primary": {"type": "string", "format": "pve-iface"},
+        "bond_mode": {"type": "string", "enum": ["balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb", "balance-slb", "lacp-balance-slb", "lacp-balance-tcp"]},
+        "bond_xmit_hash_policy": {"type": "string", "enum": ["layer2", "layer2+3", "layer3+4"]},
+        "bridge_ports": {"type": "string", "format": "pve-iface-list"},
+        "bridge_vids": {"type": "string", "format": "pve-vlan-id-or-range-list"},
+        "bridge_vlan_aware": {"type": "boolean"},
+        "cidr": {"type": "string", "format": "CIDRv4"},
+        "cidr6": {"type": "string", "format": "CIDRv6"},
+        "comments": {"type": "string"},
+        "comments6": {"type": "string"},
+        "gateway": {"type": "string", "format": "ipv4"},
+        "gateway6": {"type": "string", "format": "ipv6"},
+        "iface": {"type": "string", "format": "pve-iface", "maxLength": 20, "required": True},
+        "mtu": {"type": "integer", "minimum": 1280, "maximum": 65520},
+        "netmask": {"type": "string", "format": "ipv4mask", "requires": "address"},
+        "netmask6": {"type": "integer", "minimum": 0, "maximum": 128, "requires": "address6"},
+        "ovs_bonds": {"type": "string", "format": "pve-iface-list"},
+        "ovs_bridge": {"type": "string", "format": "pve-iface"},
+        "ovs_options": {"type": "string", "maxLength": 1024},
+        "ovs_ports": {"type": "string", "format": "pve-iface-list"},
+        "ovs_tag": {"type": "integer", "minimum": 1, "maximum": 4094},
+        "slaves": {"type": "string", "format": "pve-iface-list"},
+        "type": {"type": "string", "enum": ["bridge", "bond", "eth", "alias", "vlan", "fabric", "OVSBridge", "OVSBond", "OVSPort", "OVSIntPort", "vnet", "unknown"], "required": True},
+        "vlan-id": {"type": "integer", "minimum": 1, "maximum": 4094},
+        "vlan-raw-device": {"type": "string", "format": "pve-iface"},
+    },
+    "PUT /nodes/{node}/network": {
+        "regenerate-frr": {"type": "boolean"},
+    },
+    "DELETE /nodes/{node}/network": {},
+    "GET /nodes/{node}/network/{iface}": {},
 }
 # fmt: on
 

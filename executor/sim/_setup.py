@@ -1,22 +1,36 @@
 """Create a simulator root: its state, its simulated PVE hosts and their launchers.
 
 A simulated host is a directory tree (`hosts/NODE/`) plus an entry in `state.json`; its
-`bin/` holds `pvesh`, `qm` and `pveum` launchers, so a command that pveplan runs over SSH
-on that host finds "its" PVE tools on PATH. A simulated VM gets the guest tools the same
-way once it first boots. See docs/simulator.md for the layout.
+`bin/` holds `pvesh`, `qm`, `pveum` and `pveversion` launchers, so a command that pveplan
+runs over SSH on that host finds "its" PVE tools on PATH. A simulated VM gets the guest
+tools the same way once it first boots. A VM in which proxmox-ve gets installed becomes a
+host in turn (`make_nested_host`): `hosts/NAME` is then a symlink to the VM's own tree, so
+the host and the VM are one machine. See docs/simulator.md for the layout.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from executor.sim._state import SimRoot, allocate_address, locked_state
+from executor.sim._network import default_network
+from executor.sim._state import (
+    SimRoot,
+    allocate_address,
+    locked_state,
+    nested_host,
+    vm_key,
+)
 
-HOST_TOOLS = ("pvesh", "qm", "pveum")
+PVE_VERSION = {"release": "9.1", "repoid": "5a2f2f5d2b3c1e07", "version": "9.1.9"}
+KERNEL_RELEASE = "6.17.2-1-pve"
+HOST_TOOLS = ("pvesh", "qm", "pveum", "pveversion")
+NODE_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$")
 GUEST_TOOLS = (
     "sudo",
     "apt-get",
@@ -64,6 +78,9 @@ def init_root(root: SimRoot, nodes: Iterable[str] = ("sim",)) -> None:
                 add_host_node(root, state, node)
             else:
                 _make_host_tree(root, node)
+        for node, info in state["nodes"].items():
+            if info.get("vmid") is not None and root.host_dir(node).is_dir():
+                write_host_launchers(root, node)  # nested hosts: for this interpreter too
 
 
 def add_host_node(
@@ -77,28 +94,110 @@ def add_host_node(
     """Add host `node` to `state` (in place) with its tree and launchers; return its address.
 
     `vmid` names the VM that this host runs in (a nested PVE host): the host then answers
-    on that VM's address, because it *is* that machine. `parent` (the node the VM runs
-    on) disambiguates when two levels reuse a vmid. A top-level host gets a fresh address.
+    on that VM's address and its tree is the VM's tree, because it *is* that machine.
+    `parent` (the node the VM runs on) disambiguates when two levels reuse a vmid. A
+    top-level host gets a fresh address. Raises ValueError for a taken name or an unknown VM.
     """
-    address = _nested_address(state, vmid, parent) if vmid is not None else None
-    if address is None:
+    if node in state["nodes"]:
+        raise ValueError(f"the simulator already has a node named '{node}'")
+    if vmid is None:
         address = allocate_address(state)
-    state["nodes"][node] = {"address": address, "vmid": vmid}
+    else:
+        vm = _host_vm_record(state, vmid, parent)
+        parent, address = vm["node"], vm["address"]
+        _link_host_tree(root, node, parent, vmid)
+    state["nodes"][node] = {"address": address, "vmid": vmid, "parent": parent}
     volumes = state["storage"].setdefault(node, {})
     for storage in STORAGES:
         volumes.setdefault(storage, {})
+    state.setdefault("network", {})[node] = default_network(address, nested=vmid is not None)
     _make_host_tree(root, node)
     return address
 
 
-def _nested_address(state: dict[str, Any], vmid: int, parent: str | None) -> str | None:
-    """The address of the VM `vmid` (on `parent`, or the only VM with that vmid)."""
+def _host_vm_record(state: dict[str, Any], vmid: int, parent: str | None) -> dict[str, Any]:
+    """The VM `vmid` (on `parent`, or the only VM with that vmid) that is to become a host."""
     matches = [
         vm
         for vm in state["vms"].values()
         if vm["vmid"] == vmid and (parent is None or vm["node"] == parent)
     ]
-    return matches[0].get("address") if len(matches) == 1 else None
+    if len(matches) != 1:
+        where = f" on node '{parent}'" if parent else ""
+        raise ValueError(f"no single VM {vmid}{where} to make a PVE host of")
+    return matches[0]
+
+
+def _link_host_tree(root: SimRoot, node: str, parent: str, vmid: int) -> None:
+    """`hosts/NODE` -> `../vms/PARENT/VMID` (relative: the root may move), replacing what
+    a stale run left there: the name is no node's, so nothing there is anyone's tree."""
+    link, target = root.host_dir(node), root.vm_dir(parent, vmid)
+    target.mkdir(parents=True, exist_ok=True)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink():
+        link.unlink()
+    elif link.exists():
+        shutil.rmtree(link)
+    link.symlink_to(os.path.relpath(target, link.parent), target_is_directory=True)
+
+
+class NodeNameTaken(ValueError):
+    """A VM cannot become PVE host NAME: the simulator has a node of that name already."""
+
+
+def make_nested_host(root: SimRoot, node: str, vmid: int, hostname: str | None) -> str:
+    """Make VM `vmid` of `node` a PVE host (what installing proxmox-ve does); its name.
+
+    The node is named after the VM's hostname (short form; the VM's name when it has
+    none), as PVE names a node after the machine's hostname. A VM that already is a host
+    stays the host it is. Raises NodeNameTaken when another node has that name (node
+    names are the simulator's keys, so they are unique across all levels), ValueError
+    when the hostname is no valid node name.
+    """
+    with locked_state(root) as state:
+        existing = nested_host(state, node, vmid)
+        if existing is not None:
+            return existing
+        vm = state["vms"].get(vm_key(node, vmid)) or {}
+        name = str(hostname or vm.get("name") or f"VM{vmid}").split(".")[0]
+        if not NODE_NAME_RE.match(name):
+            raise ValueError(f"'{name}' is not a valid PVE node name")
+        if name in state["nodes"]:
+            raise NodeNameTaken(
+                f"cannot make VM {vmid} on node '{node}' the PVE node '{name}': the simulator "
+                f"already has a node named '{name}' (give this VM another hostname)"
+            )
+        add_host_node(root, state, name, vmid, parent=node)
+    return name
+
+
+def remove_host_node(root: SimRoot, state: dict[str, Any], node: str) -> list[Path]:
+    """Drop nested host `node` from `state` (in place) with everything on it: its VMs (and
+    the hosts they became, recursively), volumes, tokens, tasks and network. Returns the
+    paths to delete once the state is written (`delete_trees`): guests die with their host.
+    """
+    doomed = [root.host_dir(node), root.path / "vms" / node]
+    for key, vm in list(state["vms"].items()):
+        if vm["node"] != node:
+            continue
+        inner = nested_host(state, node, vm["vmid"])
+        if inner is not None:
+            doomed += remove_host_node(root, state, inner)
+        del state["vms"][key]
+    del state["nodes"][node]
+    for table in ("storage", "tokens", "network"):
+        state.get(table, {}).pop(node, None)
+    state["tasks"] = {u: t for u, t in state["tasks"].items() if t.get("node") != node}
+    return doomed
+
+
+def delete_trees(paths: Iterable[Path]) -> None:
+    """Remove each path: a symlink itself (never what it points to), a directory tree."""
+    for path in paths:
+        if path.is_symlink():
+            path.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _make_host_tree(root: SimRoot, node: str) -> None:
@@ -118,12 +217,27 @@ def write_host_launchers(root: SimRoot, node: str) -> None:
 
 
 def write_guest_launchers(root: SimRoot, node: str, vmid: int) -> None:
-    """Write the guest tools into `vms/NODE/VMID/bin/` for this interpreter."""
+    """Write the guest tools and `python3` into `vms/NODE/VMID/bin/` for this interpreter."""
     bindir = root.vm_dir(node, vmid) / "bin"
     for tool in GUEST_TOOLS:
         call = f"main({tool!r}, sys.argv[1:], {str(root.path)!r}, {node!r}, {int(vmid)!r})"
         where = f"{tool} in VM {vmid} on {node}"
         _write_launcher(bindir / tool, "executor.sim._guest", call, where)
+    _link_python(bindir / "python3")
+
+
+def _link_python(path: Path) -> None:
+    """`python3` -> the base interpreter behind this one (a Debian image ships python3).
+
+    The base one, not a virtualenv's: `python3 -I -S` in the VM must see no site-packages
+    of the simulator's environment, only the standard library, as on a fresh image. A
+    symlink, so the interpreter finds its prefix from its real location.
+    """
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(base)
+    os.replace(tmp, path)
 
 
 SIM_PACKAGE = Path(__file__).resolve().parent

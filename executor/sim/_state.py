@@ -86,7 +86,62 @@ def empty_state(root: SimRoot) -> dict[str, Any]:
         "tasks": {},
         "storage": {},
         "tokens": {},
+        "network": {},
     }
+
+
+def host_vm(state: dict[str, Any], node: str) -> dict[str, Any] | None:
+    """The VM that nested PVE host `node` runs in (None for a top-level host).
+
+    `parent` names the node the VM runs on; a node recorded without one (an older state)
+    is matched by its vmid and address, which it shares with its VM.
+    """
+    info = state["nodes"].get(node) or {}
+    vmid = info.get("vmid")
+    if vmid is None:
+        return None
+    parent = info.get("parent")
+    if parent is not None:
+        return state["vms"].get(vm_key(parent, vmid))
+    return next(
+        (
+            vm
+            for vm in state["vms"].values()
+            if vm["vmid"] == vmid and vm.get("address") == info.get("address")
+        ),
+        None,
+    )
+
+
+def nested_host(state: dict[str, Any], node: str, vmid: int) -> str | None:
+    """The name of the PVE host that VM `vmid` on `node` has become, if any."""
+    vm = state["vms"].get(vm_key(node, vmid))
+    for name in state["nodes"]:
+        if vm is not None and host_vm(state, name) is vm:
+            return name
+    return None
+
+
+def host_chain_running(state: dict[str, Any], node: str) -> bool:
+    """Whether host `node` is up: a top-level host always is, a nested one while its VM
+    runs and the host of that VM is up, to the top.
+
+    A guest is reachable only while this holds for its node: stopping a VM that is a PVE
+    host takes its guests off the network without changing their recorded status, as if
+    the whole nested world were suspended with it.
+    """
+    seen: set[str] = set()
+    while node not in seen:
+        seen.add(node)
+        if node not in state["nodes"]:
+            return False
+        if state["nodes"][node].get("vmid") is None:
+            return True
+        vm = host_vm(state, node)
+        if vm is None or vm.get("status") != "running":
+            return False
+        node = vm["node"]
+    return False  # a cycle: no host at the top
 
 
 def allocate_address(state: dict[str, Any]) -> str:

@@ -50,6 +50,7 @@ COMMANDS = {
     "test": ("._apply", "run_test"),
     "runs": ("._runs", "run_runs"),
     "sim": ("._sim", "run_sim"),
+    "executor": ("._executor", "run_executor"),
 }
 
 # homestak's retired scenario names, and the verb that replaced each.
@@ -229,6 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     sim_ssh.add_argument(
         "remote_command", nargs=argparse.REMAINDER, metavar="COMMAND", help="default: hostname"
     )
+
+    executor = commands.add_parser(
+        "executor",
+        help="run subplans for a driver (started over SSH on nested PVE hosts)",
+        description="The remote executor: speaks pveplan's frame protocol on stdin/stdout. "
+        "A driver starts it on a nested PVE host; see docs/remote.md.",
+    )
+    executor.add_argument("--stdio", action="store_true", help="serve one session on stdio")
+    executor.add_argument("--home", metavar="DIR", help="root's home to use (default: $HOME)")
 
     for verb, what in (
         ("create", "create the manifest's nodes (homestak's verb)"),

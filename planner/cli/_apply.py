@@ -257,16 +257,18 @@ def args_json(args: argparse.Namespace) -> bool:
 
 
 def node_results(report: RunReport) -> list[dict[str, Any]]:
-    """Per node, the seeds' `--json-output` entry: name, status, vm_id, ip, duration, error."""
+    """Per node, the seeds' `--json-output` entry: name, status, vm_id, ip, duration, error.
+
+    Nodes of nested hosts come from their delegate step's outputs (`node.NAME.FIELD`); when
+    that step failed, they share its status and error.
+    """
     nodes: dict[str, dict[str, Any]] = {}
-    for outcome in report.outcomes:
-        parts = outcome.address.split(".")
-        if parts[0] != "node" or len(parts) < 3:
-            continue
-        entry = nodes.setdefault(
-            parts[1],
+
+    def entry(name: str) -> dict[str, Any]:
+        return nodes.setdefault(
+            name,
             {
-                "name": parts[1],
+                "name": name,
                 "status": "ok",
                 "vm_id": None,
                 "ip": None,
@@ -274,14 +276,25 @@ def node_results(report: RunReport) -> list[dict[str, Any]]:
                 "error": None,
             },
         )
-        entry["duration"] = round(entry["duration"] + outcome.duration, 3)
+
+    for outcome in report.outcomes:
+        parts = outcome.address.split(".")
+        if parts[0] != "node" or len(parts) < 3:
+            continue
+        node = entry(parts[1])
+        node["duration"] = round(node["duration"] + outcome.duration, 3)
         if "vm_id" in outcome.outputs:
-            entry["vm_id"] = outcome.outputs["vm_id"]
+            node["vm_id"] = outcome.outputs["vm_id"]
         if "ip" in outcome.outputs:
-            entry["ip"] = outcome.outputs["ip"]
-        if outcome.status in ("failed", "skipped") and entry["status"] == "ok":
-            entry["status"] = "failed" if outcome.status == "failed" else "skipped"
-            entry["error"] = outcome.error
+            node["ip"] = outcome.outputs["ip"]
+        if outcome.status in ("failed", "skipped") and node["status"] == "ok":
+            node["status"] = "failed" if outcome.status == "failed" else "skipped"
+            node["error"] = outcome.error
+        if parts[2] in ("delegate", "destroy_subtree"):
+            for key, value in outcome.outputs.items():
+                inner = key.split(".")
+                if len(inner) == 3 and inner[0] == "node" and inner[2] in ("vm_id", "ip"):
+                    entry(inner[1])[inner[2]] = value
     return list(nodes.values())
 
 
@@ -335,7 +348,7 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     started = time.time()
     try:
         report, _, verified = execute_run(
-            args, console, prepared, prepared.plan, "apply", after=verify_ssh(prepared.plan.host)
+            args, console, prepared, prepared.plan, "apply", after=verify_ssh(prepared.plan)
         )
     except Interrupted as exc:
         console.error(str(exc))
@@ -369,35 +382,57 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     return 0 if success else 1
 
 
-def verify_ssh(host: str) -> Any:
-    """An `after` hook: SSH to every node that got an address on `host`, with its pinned
-    key; `true` must succeed. Node name -> problem (None: fine)."""
+def verify_ssh(plan: Plan) -> Any:
+    """An `after` hook: SSH to every node of the tree (nested ones through the chain of
+    their hosts, as root on each), each with its pinned key; `true` must succeed.
+    Node name -> problem (None: fine)."""
 
     async def after(services: Any, report: Any) -> dict[str, str | None]:
-        from executor.channels import ChannelError
+        from executor.channels import ChannelError, SshTarget
+
+        known: dict[str, Any] = {}
+        for outcome in report.outcomes:
+            for key, value in outcome.outputs.items():
+                known[f"{outcome.address}#{key}"] = value
+                if key.startswith("node."):  # a nested node, from its delegate
+                    name, field = key[5:].rsplit(".", 1)
+                    known[f"node.{name}.{_FIELD_STEP[field]}#{field}"] = value
+
+        def target(node: str, user: str, via: SshTarget | None) -> SshTarget | None:
+            ip = known.get(f"node.{node}.wait_ip#ip")
+            key = known.get(f"node.{node}.create#host_key")
+            if not ip or not key:
+                return None
+            found = services.hosts.vm_target(plan.host, str(ip), user, str(key), node)
+            return msgspec.structs.replace(found, via=via)
 
         results: dict[str, str | None] = {}
-        outputs = {o.address: o.outputs for o in report.outcomes}
-        for address, out in outputs.items():
-            if not address.endswith(".wait_ssh"):
-                continue
-            node = address.split(".")[1]
-            ip = outputs.get(f"node.{node}.wait_ip", {}).get("ip")
-            key = outputs.get(f"node.{node}.create", {}).get("host_key")
-            user = (out.get("ssh") or "homestak@").split("@", 1)[0]
-            if not ip or not key:
-                results[node] = "no address or host key recorded"
-                continue
-            target = services.hosts.vm_target(host, str(ip), user, str(key), node)
-            try:
-                channel = await services.pool.channel(target)
-                result = await channel.run(["true"], timeout=30)
-            except ChannelError as exc:
-                results[node] = str(exc)
-                continue
-            results[node] = (
-                None if result.exit_status == 0 else f"`true` exited {result.exit_status}"
-            )
+
+        async def level(level_plan: Plan, via: SshTarget | None) -> None:
+            for step in level_plan.steps:
+                if step.kind != "ssh.wait":
+                    continue
+                node = step.address.split(".")[1]
+                found = target(node, str(step.args.get("user") or "homestak"), via)
+                if found is None:
+                    results[node] = "no address or host key recorded"
+                    continue
+                try:
+                    channel = await services.pool.channel(found)
+                    result = await channel.run(["true"], timeout=30)
+                except ChannelError as exc:
+                    results[node] = str(exc)
+                    continue
+                status = result.exit_status
+                results[node] = None if status == 0 else f"`true` exited {status}"
+            for address, subplan in level_plan.subplans.items():
+                host = address.split(".")[1]
+                await level(subplan, target(host, "root", via))
+
+        await level(plan, None)
         return results
 
     return after
+
+
+_FIELD_STEP = {"vm_id": "create", "host_key": "create", "ip": "wait_ip"}

@@ -8,6 +8,7 @@ sees the site config (planner) and the executor together.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,6 +17,7 @@ from .._errors import PlanError
 
 if TYPE_CHECKING:
     from executor import HostInfo, Services
+    from executor.remote import Bundle
     from store import Store
 
     from ..siteconfig import SiteConfig
@@ -110,6 +112,7 @@ def host_info(
         ssh_port=config.ssh_port,
         ssh_user=config.ssh_user or "root",
         host_key=config.ssh_host_key,
+        vm_ssh_port=config.vm_ssh_port,
     )
 
 
@@ -145,6 +148,11 @@ def run_trio(
     def reveal(name: str) -> str:
         return site.secrets.reveal(SecretRef(name=name))
 
+    def bundle() -> Bundle:
+        from executor.remote._bundle import current_bundle
+
+        return current_bundle(store.path / "bundles")
+
     async def main() -> Any:
         async with open_loop(), SshPool(private) as pool:
             services = Services(
@@ -154,6 +162,8 @@ def run_trio(
                 pool=pool,
                 driver_key=(private, public),
                 reveal=reveal,
+                bundle=functools.cache(bundle),
+                site_root=site.root,
             )
             return await body(services)
 

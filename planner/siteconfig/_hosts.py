@@ -47,6 +47,7 @@ class HostConfig(Frozen):
     sim: bool = False
     ssh_port: int = 22
     ssh_host_key: str | None = None
+    vm_ssh_port: int = 22
 
     @property
     def is_pve(self) -> bool:
@@ -105,6 +106,7 @@ class Hosts:
                 sim=node.sim,
                 ssh_port=node.ssh_port,
                 ssh_host_key=node.ssh_host_key,
+                vm_ssh_port=node.vm_ssh_port,
             ), smap
         if name in self._names["hosts"]:
             path = self._dirs["hosts"] / f"{name}.yaml"

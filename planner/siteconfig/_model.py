@@ -209,6 +209,7 @@ class NodeFile(Frozen):
     sim: bool = False
     ssh_port: int = 22
     ssh_host_key: str | None = None
+    vm_ssh_port: int = 22  # the port this host's VMs answer SSH on (nested hosts' node files)
 
 
 class HostInterface(Frozen):

@@ -32,6 +32,12 @@ class Sim:
         self.node = node
         init_root(self.root, [node])
 
+    def at(self, node: str) -> Sim:
+        """The same simulator seen from host `node` (a nested one: no `init_root` for it)."""
+        view = object.__new__(Sim)
+        view.root, view.node = self.root, node
+        return view
+
     def run(self, tool: str, *args: Any) -> subprocess.CompletedProcess[str]:
         """Run host tool `tool` (pvesh, qm, pveum) on the node."""
         launcher = self.root.host_dir(self.node) / "bin" / tool

@@ -19,7 +19,8 @@ import trio
 
 from executor.channels import ChannelError, CommandResult, SshTarget, wait_for_ssh
 from executor.sim._control import SimError, daemon_info, start_daemon, stop_daemon
-from executor.sim._state import locked_state, write_json_atomic
+from executor.sim._setup import add_host_node
+from executor.sim._state import allocate_address, locked_state, vm_key, write_json_atomic
 from tests.executor import (
     NODE,
     VM_USER,
@@ -266,17 +267,57 @@ def test_start_failure_names_the_cause(tmp_path: Path) -> None:
     assert f"cannot start the daemon for {sim.root.path}: Expecting" in str(caught.value)
 
 
-def test_a_nested_host_answers_on_its_vm_address_with_the_vm_key(sim: Sim) -> None:
-    vm = sim.add_vm(405, status="running")
-    inner = sim.root.host_dir("inner")
-    authorized = inner / "root/.ssh/authorized_keys"
+def add_guest(sim: Sim, node: str, vmid: int) -> SshTarget:
+    """A running VM on (nested) host `node` whose root takes the client key; its target."""
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    tree = sim.root.vm_dir(node, vmid)
+    key_path = tree / "etc/ssh/ssh_host_ed25519_key"
+    key_path.parent.mkdir(parents=True)
+    key_path.write_bytes(host_key.export_private_key("openssh"))
+    authorized = tree / "root/.ssh/authorized_keys"
     authorized.parent.mkdir(parents=True)
     authorized.write_bytes(sim.client_key.export_public_key("openssh"))
     with locked_state(sim.root) as state:
-        state["nodes"]["inner"] = {"address": vm.host, "vmid": 405}
-    wait_until(lambda: "inner" in (daemon_info(sim.root) or {}).get("hosts", {}), what="inner")
-    host = daemon_info(sim.root)["hosts"]["inner"]  # type: ignore[index]
-    assert host == {"address": vm.host, "host_key": vm.host_key}
-    target = SshTarget(host=vm.host, port=vm.port, user="root", host_key=vm.host_key, name="inner")
-    done = run_trio(lambda: run_on(sim, target, ["sh", "-c", 'echo "$HOME $PVEPLAN_SIM_NODE"']))
-    assert done.stdout == f"{inner / 'root'} inner\n".encode()
+        address = allocate_address(state)
+        state["vms"][vm_key(node, vmid)] = {
+            "vmid": vmid,
+            "node": node,
+            "name": f"guest{vmid}",
+            "status": "running",
+            "config": {},
+            "lock": None,
+            "started_at": None,
+            "address": address,
+        }
+    public = host_key.export_public_key("openssh").decode().strip()
+    return SshTarget(host=address, port=sim.port, user="root", host_key=public, name="guest")
+
+
+def test_a_nested_host_is_served_by_its_vm_listener(sim: Sim) -> None:
+    vm = sim.add_vm(405, status="running")
+    with locked_state(sim.root) as state:
+        add_host_node(sim.root, state, "inner", 405, parent=NODE)
+    guest = add_guest(sim, "inner", 100)
+    wait_until(lambda: listening(guest.host, guest.port), what="the nested guest's listener")
+    assert "inner" not in daemon_info(sim.root)["hosts"]  # type: ignore[index]
+    host = SshTarget(host=vm.host, port=vm.port, user="root", host_key=vm.host_key, name="inner")
+    script = 'echo "$HOME"; pvesh get /nodes/inner/version --output-format json'
+    done = run_trio(lambda: run_on(sim, host, ["sh", "-c", script]))
+    home, version = done.stdout.decode().splitlines()
+    assert home == str(sim.root.vm_dir(NODE, 405) / "root")
+    assert json.loads(version)["release"] == "9.1"
+    on_guest = run_trio(lambda: run_on(sim, guest, ["sh", "-c", "echo $PVEPLAN_SIM_NODE"]))
+    assert on_guest.stdout == b"inner\n"
+
+
+def test_stopping_a_host_vm_takes_its_guests_off_the_network(sim: Sim) -> None:
+    vm = sim.add_vm(406, status="running")
+    with locked_state(sim.root) as state:
+        add_host_node(sim.root, state, "inner2", 406, parent=NODE)
+    guest = add_guest(sim, "inner2", 100)
+    wait_until(lambda: listening(guest.host, guest.port), what="the nested guest's listener")
+    sim.set_status(406, "stopped")
+    wait_until(lambda: not listening(guest.host, guest.port), what="the guest to go away")
+    assert not listening(vm.host, vm.port)
+    sim.set_status(406, "running")
+    wait_until(lambda: listening(guest.host, guest.port), what="the guest to come back")

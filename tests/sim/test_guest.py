@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from executor.sim._guest import apply_cloud_init
+from executor.sim._state import SimRoot
 from tests.sim import PUBLIC_KEY, Sim, encoded_key
 
 OTHER_KEY = (
@@ -109,6 +113,36 @@ def test_cicustom_snippet_is_applied_at_first_boot(edge: tuple[Sim, dict[str, st
         "hostnamectl",
     ):
         assert _mode(vm / "bin" / tool) == 0o755
+
+
+@pytest.mark.parametrize(
+    ("setting", "root_keys"),
+    [("disable_root: false\n", PUBLIC_KEY + "\n"), ("disable_root: true\n", None), ("", None)],
+    ids=["false", "true", "absent"],
+)
+def test_disable_root_false_lets_the_default_keys_in_as_root(
+    tmp_path: Path, setting: str, root_keys: str | None
+) -> None:
+    user_data = f"#cloud-config\n{setting}ssh_authorized_keys: [{json.dumps(PUBLIC_KEY)}]\n"
+    root = SimRoot(tmp_path)
+    apply_cloud_init(root, "sim", 310, user_data, hostname="pve1")
+    vm = root.vm_dir("sim", 310)
+    assert (vm / "home/debian/.ssh/authorized_keys").read_text() == PUBLIC_KEY + "\n"
+    keys = vm / "root/.ssh/authorized_keys"
+    assert (keys.read_text() if keys.exists() else None) == root_keys
+    if root_keys is not None:
+        assert (_mode(keys), _mode(keys.parent)) == (0o600, 0o700)
+
+
+def test_python3_is_the_base_interpreter(edge: tuple[Sim, dict[str, str]]) -> None:
+    sim, _ = edge
+    python = sim.root.vm_dir("sim", 300) / "bin" / "python3"
+    code = "import sys; print(sys.prefix); print(sys.version)"
+    for flags in (["-I", "-S"], []):
+        result = subprocess.run(
+            [str(python), *flags, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert result.stdout == f"{sys.base_prefix}\n{sys.version}\n"  # never the venv's
 
 
 def test_ciuser_and_sshkeys_without_snippet_get_a_generated_host_key(tmp_path: Path) -> None:

@@ -74,14 +74,28 @@ def test_init_root_is_idempotent_and_writes_executable_launchers(tmp_path: Path)
     assert repr(str(root.path)) in text and "'sim'" in text
 
 
-def test_nested_host_node_answers_on_its_vms_address(tmp_path: Path) -> None:
+def test_nested_host_node_is_its_vm(tmp_path: Path) -> None:
     sim = Sim(tmp_path)
     assert sim.create_vm(200).returncode == 0
     with locked_state(sim.root) as state:
         address = add_host_node(sim.root, state, "pve-nested", 200, parent="sim")
     assert address == sim.vm(200)["address"]
-    assert sim.state()["nodes"]["pve-nested"] == {"address": address, "vmid": 200}
-    assert (sim.root.host_dir("pve-nested") / "bin" / "qm").is_file()
+    state = sim.state()
+    assert state["nodes"]["pve-nested"] == {"address": address, "vmid": 200, "parent": "sim"}
+    assert state["nodes"]["sim"]["parent"] is None
+    assert state["storage"]["pve-nested"] == {"local": {}, "local-lvm": {}}
+    link = sim.root.host_dir("pve-nested")
+    assert os.readlink(link) == "../vms/sim/200"  # relative: the root may move
+    assert link.resolve() == sim.root.vm_dir("sim", 200).resolve()
+    assert (sim.root.vm_dir("sim", 200) / "bin" / "qm").is_file()
+    assert (sim.root.vm_dir("sim", 200) / "var/lib/vz/snippets").is_dir()
+    taken = pytest.raises(ValueError, match="already has a node named 'pve-nested'")
+    with taken, locked_state(sim.root) as state:
+        add_host_node(sim.root, state, "pve-nested", 200, parent="sim")
+    unknown = pytest.raises(ValueError, match="no single VM 201 on node 'sim'")
+    with unknown, locked_state(sim.root) as state:
+        add_host_node(sim.root, state, "other", 201, parent="sim")
+    assert set(sim.state()["nodes"]) == {"sim", "pve-nested"}
 
 
 # --- conventions ---------------------------------------------------------------------------

@@ -1,0 +1,154 @@
+"""The driver end of the protocol: run a subplan on a nested host's executor.
+
+`run_remote` starts `python3 -I -S <bundle>/run.py executor --stdio` over an SSH channel,
+says hello, ships the subplan, passes every event it receives to `forward`, and returns
+the `result`. It never waits on silence: the executor sends a heartbeat every
+HEARTBEAT_EVERY seconds while it runs, so a dead link or a killed executor is an error
+within SILENCE_LIMIT seconds, whatever TCP thinks. Leaving (result, error or cancel)
+closes the SSH channel, which ends the remote session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import trio
+
+from executor._model import Event
+from executor.channels import ChannelError
+
+from ._protocol import (
+    PROTOCOL_VERSION,
+    SILENCE_LIMIT,
+    ErrorFrame,
+    EventFrame,
+    Heartbeat,
+    Hello,
+    PlanFrame,
+    ProtocolError,
+    ResultFrame,
+    RunOptions,
+    check_hello,
+)
+from ._serve import FrameStream
+
+if TYPE_CHECKING:
+    from executor.channels import SshChannel
+    from planner import Plan
+
+HELLO_TIMEOUT = 60.0
+"""Seconds a fresh executor may take to start (a cold Python on a slow nested host)."""
+
+
+class RemoteError(Exception):
+    """The remote run could not be carried out or followed; the message names the host."""
+
+
+def executor_argv(launcher: str) -> list[str]:
+    """The command that starts a remote executor from an installed bundle's launcher."""
+    return ["python3", "-I", "-S", launcher, "executor", "--stdio"]
+
+
+async def run_remote(
+    channel: SshChannel,
+    argv: Sequence[str],
+    subplan: Plan,
+    *,
+    host: str,
+    version: str,
+    bundle: str,
+    options: RunOptions,
+    forward: Callable[[Event], None],
+) -> ResultFrame:
+    """Run `subplan` on `host` through `channel`; its result (RemoteError if none came)."""
+    from planner import canonical
+
+    try:
+        stream = await channel.start(argv)
+    except ChannelError as exc:
+        raise RemoteError(f"cannot start the executor on {host}: {exc}") from None
+    frames = FrameStream(stream, stream)  # type: ignore[arg-type]
+    try:
+        with trio.fail_after(HELLO_TIMEOUT):
+            await frames.send(
+                Hello(protocol=PROTOCOL_VERSION, pveplan=version, role="driver", bundle=bundle)
+            )
+            first = await frames.next()
+            if first is None:
+                raise RemoteError(await _ended(stream, host, "before it said hello"))
+            hello = check_hello(first, "executor", version)
+            if bundle and hello.bundle and hello.bundle != bundle:
+                raise RemoteError(
+                    f"the executor on {host} runs bundle {hello.bundle[:12]}, not the "
+                    f"{bundle[:12]} this driver shipped"
+                )
+            await frames.send(
+                PlanFrame(plan=canonical(subplan), hash=subplan.hash, options=options)
+            )
+        return await _follow(frames, stream, host, forward)
+    except trio.TooSlowError:
+        raise RemoteError(
+            f"the executor on {host} did not answer within {HELLO_TIMEOUT:g}s"
+        ) from None
+    except ProtocolError as exc:
+        raise RemoteError(f"executor on {host}: {exc}") from None
+    except ChannelError as exc:
+        raise RemoteError(
+            f"lost the executor on {host}: {exc}; re-run to resume (its store keeps "
+            "every step that finished)"
+        ) from None
+    finally:
+        await stream.aclose()
+
+
+async def _follow(
+    frames: FrameStream, stream: object, host: str, forward: Callable[[Event], None]
+) -> ResultFrame:
+    """Pass events on until the result; silence longer than SILENCE_LIMIT is an error."""
+    while True:
+        try:
+            with trio.fail_after(SILENCE_LIMIT):
+                frame = await frames.next()
+        except trio.TooSlowError:
+            raise RemoteError(
+                f"no word from the executor on {host} for {SILENCE_LIMIT:g}s: the connection "
+                "or the executor is gone; re-run to resume (its store keeps every step that "
+                "finished)"
+            ) from None
+        if frame is None:
+            raise RemoteError(await _ended(stream, host, "before reporting a result"))
+        if isinstance(frame, EventFrame):
+            forward(_nested(frame.event, host))
+        elif isinstance(frame, ResultFrame):
+            return frame
+        elif isinstance(frame, ErrorFrame):
+            raise RemoteError(f"executor on {host}: {frame.message}")
+        elif not isinstance(frame, Heartbeat):
+            raise RemoteError(f"executor on {host} sent an unexpected {type(frame).__name__}")
+
+
+def _nested(event: Event, host: str) -> Event:
+    """`event` as seen from one level up: `host` goes in front of its path."""
+    import msgspec
+
+    return msgspec.structs.replace(event, path=(host, *event.path))
+
+
+async def _ended(stream: object, host: str, when: str) -> str:
+    """Why the executor's output ended early, from its exit status and stderr."""
+    from executor.channels import SshStream
+
+    assert isinstance(stream, SshStream)
+    with trio.move_on_after(2.0):
+        while stream.exit_status is None and stream.exit_signal is None:
+            await trio.sleep(0.05)
+    if stream.exit_signal:
+        how = f"was killed (SIG{stream.exit_signal})"
+    elif stream.exit_status is not None:
+        how = f"exited with status {stream.exit_status}"
+    else:
+        how = "stopped (the connection closed)"
+    tail = await stream.stderr_tail()
+    detail = f": {tail.splitlines()[-1]}" if tail else ""
+    return f"the executor on {host} {how} {when}{detail}; re-run to resume"

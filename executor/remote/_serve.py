@@ -1,0 +1,263 @@
+"""The executor end of the protocol: `pveplan executor --stdio` on a nested host.
+
+One session runs one subplan: read the driver's `hello`, answer with ours, read the `plan`,
+re-hash it (a plan that does not match its hash is refused: whatever changed it in transit
+or on disk, it is not what was reviewed), then run it against this host's own store with the
+same scheduler and caching as the driver, streaming every event back. The run ends with a
+`result` frame. If the driver goes away (stdin ends) the run is cancelled: what finished is
+already recorded, so the next session resumes from this store's cache.
+
+The composition root (planner/cli/_executor.py) hands in the byte streams, the open store,
+and a factory for `Services` (SSH pool, host access, keys): this module only speaks the
+protocol and drives `run_workspace`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from executor._model import Event, RunReport
+from executor._run import run_workspace
+
+from ._protocol import (
+    HEARTBEAT_EVERY,
+    PROTOCOL_VERSION,
+    ErrorFrame,
+    EventFrame,
+    Failure,
+    Frame,
+    FrameDecoder,
+    Heartbeat,
+    Hello,
+    PlanFrame,
+    ProtocolError,
+    ResultFrame,
+    RunOptions,
+    check_hello,
+    encode_frame,
+)
+
+if TYPE_CHECKING:
+    from executor._context import Services
+    from planner import Plan
+    from store import Store
+
+HELLO_TIMEOUT = 30.0
+"""Seconds the executor waits for the driver's first frames before giving up."""
+LOCK_WAIT = 15.0
+"""Seconds to wait for the workspace lock: a session the driver just lost may still be
+winding down (its process group is being killed) when the re-run arrives."""
+CHUNK = 65536
+
+OpenServices = Callable[["Plan", RunOptions], AbstractAsyncContextManager["Services"]]
+
+
+class FrameStream:
+    """Frames over a pair of trio byte streams (send is serialised by a lock)."""
+
+    def __init__(self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream) -> None:
+        self._receive = receive
+        self._send = send
+        self._decoder = FrameDecoder()
+        self._ready: list[Frame] = []
+        self._lock = trio.Lock()
+
+    async def next(self) -> Frame | None:
+        """The next frame, or None at the end of the stream (ProtocolError if truncated)."""
+        while not self._ready:
+            data = await self._receive.receive_some(CHUNK)
+            if not data:
+                if self._decoder.pending:
+                    raise ProtocolError("the stream ended in the middle of a frame")
+                return None
+            self._ready.extend(self._decoder.feed(data))
+        return self._ready.pop(0)
+
+    async def send(self, frame: Frame) -> None:
+        data = encode_frame(frame)
+        async with self._lock:
+            await self._send.send_all(data)
+
+
+def decode_plan(frame: PlanFrame) -> Plan:
+    """The plan in `frame`, re-hashed: any difference from its claimed hash is refused."""
+    from planner import Plan
+    from planner._hashing import verify_plan
+
+    try:
+        plan = msgspec.json.decode(frame.plan, type=Plan)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"the subplan does not decode: {exc}") from None
+    problems = verify_plan(plan)
+    if problems:
+        raise ProtocolError(
+            "refusing the subplan: it does not match its hashes (changed in transit?): "
+            + "; ".join(problems[:3])
+        )
+    if plan.hash != frame.hash:
+        raise ProtocolError(
+            f"refusing the subplan: its hash is {plan.hash}, the driver sent {frame.hash}"
+        )
+    return plan
+
+
+async def serve(
+    stream: FrameStream,
+    store: Store,
+    open_services: OpenServices,
+    *,
+    version: str,
+    bundle: str = "",
+) -> int:
+    """Run one session on `stream`; the exit status for the process (0: the run was ok)."""
+    try:
+        with trio.fail_after(HELLO_TIMEOUT):
+            first = await stream.next()
+            if first is None:
+                return 2  # the driver left before saying anything: nothing to do
+            check_hello(first, "driver", version)
+            await stream.send(
+                Hello(
+                    protocol=PROTOCOL_VERSION,
+                    pveplan=version,
+                    role="executor",
+                    store_id=store.store_id,
+                    bundle=bundle,
+                )
+            )
+            frame = await stream.next()
+        if not isinstance(frame, PlanFrame):
+            got = "the end of the stream" if frame is None else type(frame).__name__
+            raise ProtocolError(f"expected the plan, got {got}")
+        plan = decode_plan(frame)
+    except trio.TooSlowError:
+        await _say_error(stream, f"no plan from the driver within {HELLO_TIMEOUT:g}s")
+        return 2
+    except ProtocolError as exc:
+        await _say_error(stream, str(exc))
+        return 2
+    return await _run(stream, store, open_services, plan, frame.options)
+
+
+async def _say_error(stream: FrameStream, message: str) -> None:
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        await stream.send(ErrorFrame(message=message))
+
+
+@contextlib.asynccontextmanager
+async def _workspace_lock(store: Store, workspace: str) -> AsyncIterator[None]:
+    from store import WorkspaceLocked
+
+    deadline = trio.current_time() + LOCK_WAIT
+    while True:
+        lock = store.lock_workspace(workspace)
+        try:
+            lock.__enter__()
+            break
+        except WorkspaceLocked:
+            if trio.current_time() >= deadline:
+                raise
+            await trio.sleep(0.2)
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
+async def _run(
+    stream: FrameStream,
+    store: Store,
+    open_services: OpenServices,
+    plan: Plan,
+    options: RunOptions,
+) -> int:
+    from planner import canonical
+    from planner._planning import workspace_name
+    from store import StoreError
+
+    workspace = workspace_name(plan.manifest, plan.host)
+    send_events, receive_events = trio.open_memory_channel[Event](math.inf)
+    report: RunReport | None = None
+    run_id = 0
+
+    def emit(event: Event) -> None:
+        send_events.send_nowait(event)
+
+    async def forward_events() -> None:
+        async with receive_events:
+            async for event in receive_events:
+                await stream.send(EventFrame(event=event))
+
+    async def heartbeat() -> None:
+        while True:
+            await trio.sleep(HEARTBEAT_EVERY)
+            await stream.send(Heartbeat(at=time.time()))
+
+    async def watch_driver(cancel: trio.CancelScope) -> None:
+        """Anything but silence from the driver now means it is gone: stop the run."""
+        with contextlib.suppress(ProtocolError, trio.BrokenResourceError, OSError):
+            await stream.next()
+        cancel.cancel()
+
+    try:
+        async with _workspace_lock(store, workspace), open_services(plan, options) as services:
+            plan_object = store.put_object(canonical(plan)) if plan.action == "apply" else None
+            verb = "destroy" if plan.action == "destroy" else options.verb
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(forward_events)
+                with trio.CancelScope() as run_scope:
+                    async with trio.open_nursery() as helpers:
+                        helpers.start_soon(heartbeat)
+                        helpers.start_soon(watch_driver, run_scope)
+                        report = await run_workspace(
+                            plan,
+                            plan_object,
+                            services,
+                            emit,
+                            verb=verb,
+                            parallelism=options.parallelism,
+                            refresh=options.refresh,
+                        )
+                        helpers.cancel_scope.cancel()
+                send_events.close()  # forward_events drains what is left, then ends
+            runs = store.runs(workspace, limit=1)
+            run_id = runs[0].id if runs else 0
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return 1  # the driver is gone; the run record says "interrupted"
+    except (StoreError, OSError, Exception) as exc:  # set-up: config, store, keys
+        await _say_error(stream, f"{plan.host}: {exc}")
+        return 1
+    if report is None:
+        return 1  # cancelled because the driver left
+    await stream.send(result_frame(report, plan, run_id))
+    return 0 if report.status == "ok" else 1
+
+
+def result_frame(report: RunReport, plan: Plan, run_id: int) -> ResultFrame:
+    """The frame that ends a session: counts, outputs of what succeeded, what failed."""
+    outputs = {o.address: o.outputs for o in report.outcomes if o.status in ("ok", "cached")}
+    failures = tuple(
+        Failure(address=o.address, host=plan.host, message=o.error)
+        for o in report.outcomes
+        if o.status == "failed"
+    )
+    return ResultFrame(
+        status=report.status,
+        run_id=run_id,
+        ran=report.count("ok"),
+        cached=report.count("cached"),
+        failed=report.count("failed"),
+        skipped=report.count("skipped"),
+        outputs=outputs,
+        failures=failures,
+        rolled_back=report.rolled_back,
+        removed=report.removed,
+    )
