@@ -255,7 +255,10 @@ class _Run:
                 host=step.host,
                 at=time.time(),
                 message=outcome.error,
-                duration=outcome.duration if outcome.status in ("ok", "failed") else None,
+                duration=outcome.duration
+                if outcome.status in ("ok", "failed")
+                or (outcome.status == "cached" and outcome.duration)
+                else None,
             )
         )
 
