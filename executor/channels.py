@@ -256,9 +256,6 @@ async def _sftp_put(conn: asyncssh.SSHClientConnection, path: str, data: bytes, 
     """(asyncio side) write path.tmp, chmod, rename over path."""
     tmp = path + ".tmp"
     async with conn.start_sftp_client() as sftp:
-        parent = path.rsplit("/", 1)[0]
-        if parent and not await sftp.exists(parent):  # as `mkdir -p`, private by default
-            await sftp.makedirs(parent, attrs=asyncssh.SFTPAttrs(permissions=0o700))
         async with sftp.open(tmp, "wb", asyncssh.SFTPAttrs(permissions=mode)) as handle:
             await handle.write(data)
         await sftp.chmod(tmp, mode)

@@ -74,7 +74,14 @@ async def converge_file(channel: Channel, relative: str, data: bytes, mode: int 
     try:
         if await channel.get_file(path) == data:
             return False
-        await channel.put_file(path, data, mode)
+        try:
+            await channel.put_file(path, data, mode)
+        except ChannelError as exc:
+            if exc.kind != "file":
+                raise
+            # First write into a directory of our layout: make it (private), then retry.
+            await run(channel, "mkdir", "-p", "-m", "700", relative.rsplit("/", 1)[0])
+            await channel.put_file(path, data, mode)
     except ChannelError as exc:
         raise StepFailed(str(exc)) from None
     return True

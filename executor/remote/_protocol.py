@@ -118,7 +118,10 @@ _decoder = msgspec.msgpack.Decoder(Frame)
 
 def encode_frame(frame: Frame) -> bytes:
     """The bytes of one frame: its length, then its msgpack body."""
-    body = _encoder.encode(frame)
+    try:
+        body = _encoder.encode(frame)
+    except (msgspec.EncodeError, OverflowError) as exc:
+        raise ProtocolError(f"cannot encode a {type(frame).__name__} frame: {exc}") from None
     if len(body) > MAX_FRAME:
         raise ProtocolError(f"a {type(frame).__name__} frame of {len(body)} bytes is too large")
     return _LENGTH.pack(len(body)) + body

@@ -10,7 +10,8 @@ and a VM is served only while every host up its chain runs (`host_chain_running`
 
 A session is the real thing: `/bin/sh -c COMMAND` in the machine's tree, in a process group
 of its own that is killed when the client goes away first. Only what pveplan needs is served:
-public-key logins, exec and SFTP (chrooted to the machine's root); no shells, no forwarding.
+public-key logins, exec, SFTP (chrooted to the machine's root) and tunnels to the simulator's
+own addresses (how the driver reaches a nested host's guests); no shells, no other forwarding.
 The daemon never writes state.json: it only follows it. It holds ROOT/daemon.lock (flock)
 for its lifetime, so two daemons never serve one root, whatever happened to daemon.json.
 """
@@ -39,6 +40,7 @@ import asyncssh
 from executor.sim._control import pid_is_daemon
 from executor.sim._state import (
     SimRoot,
+    address_prefix,
     append_record,
     host_chain_running,
     read_config,
@@ -204,6 +206,14 @@ class _Server(asyncssh.SSHServer):
 
     def host_based_auth_supported(self) -> bool:
         return False
+
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> bool:
+        """A tunnel (`ssh -J`, asyncssh's `tunnel=`) through this machine: allowed only to
+        this simulator's own addresses, as a nested host reaches only its own guests."""
+        prefix = address_prefix(self._listener.spec.machine.sim) + "."
+        return dest_host.startswith(prefix)
 
 
 async def _feed(source: asyncssh.SSHReader[bytes], sink: asyncio.StreamWriter) -> None:
@@ -379,8 +389,11 @@ class Daemon:
         """Bind every host node (port 0 on the first, that port on the rest), retrying on a
         port clash a few times."""
         hosts = self._host_specs(read_state(self.root))
+        previous = _last_port(self.root)
         for attempt in range(BIND_ATTEMPTS):
-            self.port = 0
+            # The port of the previous daemon first: nested hosts wrote it into their node
+            # files (a real host's SSH port does not change when sshd restarts either).
+            self.port = previous if attempt == 0 else 0
             try:
                 for address, spec in hosts.items():
                     self.listeners[address] = await self._listen(spec, self.port)
@@ -394,6 +407,8 @@ class Daemon:
             raise SystemExit(f"pveplan sim: cannot bind the host addresses of {self.root.path}")
         if not self.port:  # no host node yet: still fix a port for the VMs to come
             self.port = _free_port(read_state(self.root)["prefix"] + ".255.254")
+        with contextlib.suppress(OSError):
+            (self.root.path / PORT_FILE).write_text(f"{self.port}\n")
         self._update_hosts()
 
     def _update_hosts(self) -> None:
@@ -460,6 +475,17 @@ class Daemon:
             for listener in listeners:
                 listener.kill_sessions()
             await asyncio.sleep(TICK)
+
+
+PORT_FILE = "daemon.port"
+"""The port the last daemon of this root served; the next one tries it first."""
+
+
+def _last_port(root: SimRoot) -> int:
+    try:
+        return int((root.path / PORT_FILE).read_text())
+    except (OSError, ValueError):
+        return 0
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

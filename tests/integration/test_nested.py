@@ -226,6 +226,8 @@ def _apply_in_background(lab: Lab, name: str) -> subprocess.Popen:
 
 
 def _executor_pids(lab: Lab, since: int) -> list[int]:
+    if not lab.sim.processes.exists():
+        return []
     lines = lab.sim.processes.read_text().splitlines()[since:]
     return [
         json.loads(line)["pid"]

@@ -57,7 +57,10 @@ frames = st.one_of(
         run_id=st.integers(0, 10**6),
         outputs=st.dictionaries(
             st.text(max_size=10),
-            st.dictionaries(st.text(max_size=5), st.one_of(st.integers(), st.text(), st.none())),
+            st.dictionaries(
+                st.text(max_size=5),
+                st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(), st.none()),
+            ),
             max_size=3,
         ),
     ),
