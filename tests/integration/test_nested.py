@@ -129,7 +129,17 @@ def test_n3_deep_reapply_is_cached_and_a_leaf_change_runs_only_down_its_chain(la
 
     write_yaml(lab, name, deep("deep3", 2, 97010, leaf_memory=1536))
     code, plan_out, err = run_cli(lab.args("plan", "-M", name, "-H", "sim"))
-    assert "node.leaf.create" in plan_out, plan_out
+    assert code == 0, plan_out + err
+    # the changed leaf shows under the two delegates above it, and nothing else changes
+    changed = [
+        line.strip() for line in plan_out.splitlines() if line.strip()[:2] in ("~ ", "+ ", "- ")
+    ]
+    assert changed[:2] == [
+        "~ node.pve1.delegate  subplan.delegate",
+        "~ node.pve2.delegate  subplan.delegate",
+    ], plan_out
+    assert "pve1 ›" in plan_out and "pve2 ›" in plan_out
+    assert all("node.leaf." in line for line in changed[2:]) and len(changed) > 2, plan_out
     code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
     assert code == 0, out + err
     ran = ran_steps(lab, f"{name}@sim")
@@ -142,11 +152,32 @@ def test_n3_deep_reapply_is_cached_and_a_leaf_change_runs_only_down_its_chain(la
     assert all(a.startswith("node.leaf.") for a in ran["pve1 › pve2"]), ran
     leaf = next(v for v in lab.vms(name) if v["name"] == "leaf")
     assert str(leaf["config"]["memory"]).endswith("1536")
+    # the remote levels' logs are in the driver's run record
+    with open_store(lab.store) as store:
+        run_id = store.runs(f"{name}@sim", limit=1)[0].id
+    code, shown, err = run_cli(["runs", "show", str(run_id)])
+    assert code == 0 and "pve1 › pve2" in shown and "node.leaf.create" in shown, shown + err
 
     code, out, err = run_cli(lab.args("destroy", "-M", name, "-H", "sim", "--yes"))
     assert code == 0, out + err
     assert lab.vms(name) == []
     assert not {"pve1", "pve2"} & nested_hosts(lab)
+
+
+def test_seed_n3_deep_yaml_test_verb(lab: Lab) -> None:
+    manifest = str(lab.site / "manifests" / "n3-deep.yaml")
+    code, out, err = run_cli(
+        lab.args("test", "--manifest-file", manifest, "-H", "sim", "--json-output", "--yes")
+    )
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert {n["name"]: n["status"] for n in report["nodes"]} == {
+        "root-pve": "ok",
+        "leaf-pve": "ok",
+        "edge": "ok",
+    }
+    assert lab.vms("n3-deep") == []
+    assert not {"root-pve", "leaf-pve"} & nested_hosts(lab)
 
 
 def test_four_levels_work_like_two(lab: Lab) -> None:
