@@ -19,8 +19,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import PlanError
-
 if TYPE_CHECKING:
     from planner import Plan
 
@@ -73,30 +71,18 @@ def _serve(home: Path, frames_fd: int) -> int:
 @contextlib.asynccontextmanager
 async def _services(home: Path, store: Any, plan: Plan, options: Any) -> AsyncIterator[Any]:
     """Services for running `plan` on this host: its node file, key, secrets, bundle."""
-    from executor import HostInfo, Services, SiteHostAccess
+    from executor import Services, SiteHostAccess, public_line
     from executor.channels import SshPool
     from executor.remote._bundle import current_bundle
     from executor.remote._layout import NEXT_HOP_KEY, SITE_CONFIG
 
     from .._planning import workspace_name
     from ..siteconfig import SecretRef, load_site_config
+    from ._session import pinned_host_info
 
     site_root = home / SITE_CONFIG
     site = load_site_config(site_root)
-    config = site.host(plan.host)
-    if not config.ssh_host_key:
-        raise PlanError.at(None, f"{config.file} pins no ssh_host_key for {plan.host}")
-    info = HostInfo(
-        name=plan.host,
-        pve_node=config.pve_node,
-        ssh_host=config.ssh_host,
-        ssh_port=config.ssh_port,
-        ssh_user=config.ssh_user or "root",
-        host_key=config.ssh_host_key,
-        vm_ssh_port=config.vm_ssh_port,
-    )
-    from executor import public_line
-
+    info = pinned_host_info(site.host(plan.host))
     private = (home / NEXT_HOP_KEY).read_bytes()
     public = public_line(private, f"pveplan@{plan.host}")
 

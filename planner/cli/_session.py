@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from executor.remote import Bundle
     from store import Store
 
-    from ..siteconfig import SiteConfig
+    from ..siteconfig import HostConfig, SiteConfig
     from . import Console
 
 T = TypeVar("T")
@@ -97,6 +97,15 @@ def host_info(
             host_key=entry["host_key"],
             vm_ssh_port=daemon["port"],
         )
+    return pinned_host_info(config)
+
+
+def pinned_host_info(config: HostConfig) -> HostInfo:
+    """A real host from its node file, which must pin its SSH host key (no trust on first
+    use): the driver's targets, and a nested host's own executor reaching itself."""
+    from executor import HostInfo
+
+    host = config.name
     if not config.ssh_host_key:
         raise PlanError.at(
             None,
