@@ -22,7 +22,7 @@ from .._context import StepContext
 from .._keys import generate_ed25519, public_line, same_key
 from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
-from ..channels import Channel, ChannelError, SshChannel
+from ..channels import Channel, ChannelError, CommandResult, SshChannel
 from ..pve import PveDriver, PveError
 from ..remote._layout import (
     AUTHORIZED_KEYS,
@@ -60,12 +60,17 @@ async def run(channel: Channel, *argv: str, timeout: float = COMMAND_TIMEOUT) ->
     except ChannelError as exc:
         raise StepFailed(str(exc)) from None
     if result.exit_status != 0:
-        lines = result.stderr.decode(errors="replace").strip().splitlines()
-        raise StepFailed(
-            f"{channel.name}: `{' '.join(argv[:3])}` failed (exit {result.exit_status}): "
-            f"{lines[-1] if lines else 'no message'}"
-        )
+        raise command_failed(channel, result)
     return result.stdout.decode(errors="replace")
+
+
+def command_failed(channel: Channel, result: CommandResult) -> StepFailed:
+    """The error for a command that ran and failed: which, its status, its last line."""
+    lines = result.stderr.decode(errors="replace").strip().splitlines()
+    return StepFailed(
+        f"{channel.name}: `{' '.join(result.argv[:3])}` failed (exit {result.exit_status}): "
+        f"{lines[-1] if lines else 'no message'}"
+    )
 
 
 async def converge_file(channel: Channel, relative: str, data: bytes, mode: int = 0o600) -> bool:
@@ -211,9 +216,6 @@ class InstallNextHopKey(StepKind):
         await converge_file(channel, NEXT_HOP_KEY + ".pub", (public + "\n").encode(), 0o644)
         return {"public_key": public}
 
-    async def destroy(self, ctx: StepContext, step: Any, outputs: Mapping[str, Any]) -> None:
-        ctx.services.store.delete_secret(ctx.secret_name("nexthop"))
-
 
 @register
 class PveInstall(StepKind):
@@ -331,10 +333,7 @@ class ApiToken(StepKind):
                 f"{user} {token}`) and apply again"
             )
         if result.exit_status != 0:
-            lines = result.stderr.decode(errors="replace").strip().splitlines()
-            raise StepFailed(
-                f"{node_name(ctx)}: pveum user token add failed: {lines[-1] if lines else ''}"
-            )
+            raise command_failed(channel, result)
         try:
             created = json.loads(result.stdout.decode(errors="replace").strip().splitlines()[-1])
             value = str(created["value"])
@@ -342,9 +341,6 @@ class ApiToken(StepKind):
             raise StepFailed(f"pveum on {node_name(ctx)} returned no token value") from None
         ctx.services.store.put_secret(secret, value.encode())
         return {"token_id": str(created.get("full-tokenid") or token_id)}
-
-    async def destroy(self, ctx: StepContext, step: Any, outputs: Mapping[str, Any]) -> None:
-        ctx.services.store.delete_secret(ctx.secret_name("apitoken"))
 
 
 @register

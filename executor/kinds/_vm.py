@@ -51,6 +51,10 @@ async def find_vm(pve: PveDriver, name: str, vmid: int | None) -> dict[str, Any]
     return None
 
 
+NODE_SECRETS = (("hostkey", "create"), ("nexthop", "next_hop_key"), ("apitoken", "api_token"))
+"""(purpose, step) of the run-time secrets a node's steps keep in the store."""
+
+
 def _snippet_name(vmid: int) -> str:
     return f"pveplan-{vmid}-user.yaml"
 
@@ -268,14 +272,17 @@ def _outputs(
 
 async def destroy_node(ctx: StepContext, name: str, vmid: int | None, create: str) -> None:
     """Destroy the VM made by step `create` (found by vmid or name; absent is fine) and
-    forget its host key."""
+    forget the secrets made for that node at run time (its host key; a nested host's
+    next-hop key and API token)."""
     pve = await ctx.pve()
     found = await find_vm(pve, name, vmid)
     if found is not None:
         await destroy_vm(ctx, pve, found["vmid"], name)
     else:
         ctx.log(f"VM {name} is already gone")
-    ctx.services.store.delete_secret(ctx.secret_name("hostkey", create))
+    node = create.rsplit(".", 1)[0]
+    for purpose, step in NODE_SECRETS:
+        ctx.services.store.delete_secret(ctx.secret_name(purpose, f"{node}.{step}"))
 
 
 async def destroy_vm(ctx: StepContext, pve: PveDriver, vmid: int, name: str) -> None:
