@@ -15,7 +15,7 @@ _EXPORTS = {
     "Bundle": "._bundle",
     "BundleError": "._bundle",
     "ensure_bundle": "._bundle",
-    "FrameStream": "._serve",
+    "FrameStream": "._protocol",
     "ProtocolError": "._protocol",
     "RemoteError": "._client",
     "run_remote": "._client",

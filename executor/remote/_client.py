@@ -23,6 +23,7 @@ from ._protocol import (
     SILENCE_LIMIT,
     ErrorFrame,
     EventFrame,
+    FrameStream,
     Heartbeat,
     Hello,
     PlanFrame,
@@ -31,10 +32,9 @@ from ._protocol import (
     RunOptions,
     check_hello,
 )
-from ._serve import FrameStream
 
 if TYPE_CHECKING:
-    from executor.channels import SshChannel
+    from executor.channels import SshChannel, SshStream
     from planner import Plan
 
 HELLO_TIMEOUT = 60.0
@@ -68,7 +68,7 @@ async def run_remote(
         stream = await channel.start(argv)
     except ChannelError as exc:
         raise RemoteError(f"cannot start the executor on {host}: {exc}") from None
-    frames = FrameStream(stream, stream)  # type: ignore[arg-type]
+    frames = FrameStream(stream, stream)
     try:
         with trio.fail_after(HELLO_TIMEOUT):
             await frames.send(
@@ -103,7 +103,7 @@ async def run_remote(
 
 
 async def _follow(
-    frames: FrameStream, stream: object, host: str, forward: Callable[[Event], None]
+    frames: FrameStream, stream: SshStream, host: str, forward: Callable[[Event], None]
 ) -> ResultFrame:
     """Pass events on until the result; silence longer than SILENCE_LIMIT is an error."""
     while True:
@@ -135,11 +135,8 @@ def _nested(event: Event, host: str) -> Event:
     return msgspec.structs.replace(event, path=(host, *event.path))
 
 
-async def _ended(stream: object, host: str, when: str) -> str:
+async def _ended(stream: SshStream, host: str, when: str) -> str:
     """Why the executor's output ended early, from its exit status and stderr."""
-    from executor.channels import SshStream
-
-    assert isinstance(stream, SshStream)
     with trio.move_on_after(2.0):
         while stream.exit_status is None and stream.exit_signal is None:
             await trio.sleep(0.05)

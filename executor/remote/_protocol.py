@@ -9,16 +9,18 @@ tagged Struct; a frame longer than MAX_FRAME or one that does not decode is a
 `ProtocolError`, never a crash or a hang.
 
 The codec knows nothing of the transport: `encode_frame` gives bytes, `FrameDecoder.feed`
-takes whatever chunks arrive and returns the whole frames among them. The driver feeds it
-from an SSH channel, the executor from its stdin.
+takes whatever chunks arrive and returns the whole frames among them. `FrameStream` reads and
+writes frames over any pair of byte streams: an SSH channel on the driver's end, stdin and
+stdout on the executor's.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
+import trio
 
 from executor._model import Event, Outputs
 
@@ -29,6 +31,7 @@ HEARTBEAT_EVERY = 2.0
 SILENCE_LIMIT = 8.0
 """Seconds without any frame after which the driver calls the executor gone."""
 _LENGTH = struct.Struct(">I")
+CHUNK = 65536
 
 
 class ProtocolError(Exception):
@@ -179,3 +182,38 @@ def check_hello(frame: Frame, expect: Literal["driver", "executor"], version: st
             f"{frame.pveplan}; the driver ships its own version to nested hosts"
         )
     return frame
+
+
+class ByteReceiver(Protocol):
+    async def receive_some(self, max_bytes: int) -> bytes: ...
+
+
+class ByteSender(Protocol):
+    async def send_all(self, data: bytes) -> None: ...
+
+
+class FrameStream:
+    """Frames over a pair of trio byte streams (send is serialised by a lock)."""
+
+    def __init__(self, receive: ByteReceiver, send: ByteSender) -> None:
+        self._receive = receive
+        self._send = send
+        self._decoder = FrameDecoder()
+        self._ready: list[Frame] = []
+        self._lock = trio.Lock()
+
+    async def next(self) -> Frame | None:
+        """The next frame, or None at the end of the stream (ProtocolError if truncated)."""
+        while not self._ready:
+            data = await self._receive.receive_some(CHUNK)
+            if not data:
+                if self._decoder.pending:
+                    raise ProtocolError("the stream ended in the middle of a frame")
+                return None
+            self._ready.extend(self._decoder.feed(data))
+        return self._ready.pop(0)
+
+    async def send(self, frame: Frame) -> None:
+        data = encode_frame(frame)
+        async with self._lock:
+            await self._send.send_all(data)

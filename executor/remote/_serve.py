@@ -33,8 +33,7 @@ from ._protocol import (
     ErrorFrame,
     EventFrame,
     Failure,
-    Frame,
-    FrameDecoder,
+    FrameStream,
     Heartbeat,
     Hello,
     PlanFrame,
@@ -42,7 +41,6 @@ from ._protocol import (
     ResultFrame,
     RunOptions,
     check_hello,
-    encode_frame,
 )
 
 if TYPE_CHECKING:
@@ -55,36 +53,7 @@ HELLO_TIMEOUT = 30.0
 LOCK_WAIT = 15.0
 """Seconds to wait for the workspace lock: a session the driver just lost may still be
 winding down (its process group is being killed) when the re-run arrives."""
-CHUNK = 65536
-
 OpenServices = Callable[["Plan", RunOptions], AbstractAsyncContextManager["Services"]]
-
-
-class FrameStream:
-    """Frames over a pair of trio byte streams (send is serialised by a lock)."""
-
-    def __init__(self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream) -> None:
-        self._receive = receive
-        self._send = send
-        self._decoder = FrameDecoder()
-        self._ready: list[Frame] = []
-        self._lock = trio.Lock()
-
-    async def next(self) -> Frame | None:
-        """The next frame, or None at the end of the stream (ProtocolError if truncated)."""
-        while not self._ready:
-            data = await self._receive.receive_some(CHUNK)
-            if not data:
-                if self._decoder.pending:
-                    raise ProtocolError("the stream ended in the middle of a frame")
-                return None
-            self._ready.extend(self._decoder.feed(data))
-        return self._ready.pop(0)
-
-    async def send(self, frame: Frame) -> None:
-        data = encode_frame(frame)
-        async with self._lock:
-            await self._send.send_all(data)
 
 
 def decode_plan(frame: PlanFrame) -> Plan:
@@ -181,7 +150,6 @@ async def _run(
 ) -> int:
     from planner import canonical
     from planner._planning import workspace_name
-    from store import StoreError
 
     workspace = workspace_name(plan.manifest, plan.host)
     send_events, receive_events = trio.open_memory_channel[Event](math.inf)
@@ -232,7 +200,7 @@ async def _run(
             run_id = runs[0].id if runs else 0
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         return 1  # the driver is gone; the run record says "interrupted"
-    except (StoreError, OSError, Exception) as exc:  # set-up: config, store, keys
+    except Exception as exc:  # setting up: site config, node file, keys, store
         await _say_error(stream, f"{plan.host}: {exc}")
         return 1
     if report is None:

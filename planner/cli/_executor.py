@@ -74,7 +74,7 @@ async def _services(home: Path, store: Any, plan: Plan, options: Any) -> AsyncIt
     from executor import Services, SiteHostAccess, public_line
     from executor.channels import SshPool
     from executor.remote._bundle import current_bundle
-    from executor.remote._layout import NEXT_HOP_KEY, SITE_CONFIG
+    from executor.remote._layout import BASE, NEXT_HOP_KEY, SITE_CONFIG
 
     from .._planning import workspace_name
     from ..siteconfig import SecretRef, load_site_config
@@ -97,7 +97,7 @@ async def _services(home: Path, store: Any, plan: Plan, options: Any) -> AsyncIt
             pool=pool,
             driver_key=(private, public),
             reveal=reveal,
-            bundle=lambda: current_bundle(home / ".pveplan" / "cache"),
+            bundle=lambda: current_bundle(home / BASE / "cache"),
             extra_keys=tuple(k for k in options.authorized_keys if k != public),
             site_root=site_root,
         )
