@@ -248,6 +248,8 @@ class _Run:
     def _finish(self, step: Step, outcome: Outcome) -> None:
         self.outcomes[step.address] = outcome
         kind = {"ok": "finished"}.get(outcome.status, outcome.status)
+        # Steps that ran were timed; so was a delegate reported cached (its level ran).
+        timed = outcome.status in ("ok", "failed") or outcome.duration > 0
         self.emit(
             Event(
                 address=step.address,
@@ -255,10 +257,7 @@ class _Run:
                 host=step.host,
                 at=time.time(),
                 message=outcome.error,
-                duration=outcome.duration
-                if outcome.status in ("ok", "failed")
-                or (outcome.status == "cached" and outcome.duration)
-                else None,
+                duration=outcome.duration if timed else None,
             )
         )
 

@@ -76,7 +76,7 @@ class SubplanDelegate(StepKind):
         if subplan is None or subplan.hash != step.args["subplan"]:
             raise StepFailed(f"the plan holds no subplan {step.args['subplan']} for {host}")
         destroying = step.args.get("action") == "destroy"
-        target = await (_destroy_target(ctx, step) if destroying else _apply_target(ctx, refs))
+        target = await _destroy_target(ctx, step) if destroying else _apply_target(ctx, refs)
         if target is None:
             return {"subplan": subplan.hash, "gone": True}
         try:
@@ -117,7 +117,7 @@ class SubplanDelegate(StepKind):
         return outputs
 
 
-async def _apply_target(ctx: StepContext, refs: Mapping[str, Any]) -> SshTarget:
+def _apply_target(ctx: StepContext, refs: Mapping[str, Any]) -> SshTarget:
     host = ctx.step.args["host"]
     return ctx.services.hosts.vm_target(ctx.host, refs["ip"], REMOTE_USER, refs["host_key"], host)
 

@@ -389,14 +389,16 @@ def verify_ssh(plan: Plan) -> Any:
 
     async def after(services: Any, report: Any) -> dict[str, str | None]:
         from executor.channels import ChannelError, SshTarget
+        from executor.kinds._delegate import NODE_FIELDS
 
+        field_step = {field: step for step, fields in NODE_FIELDS.items() for field in fields}
         known: dict[str, Any] = {}
         for outcome in report.outcomes:
             for key, value in outcome.outputs.items():
                 known[f"{outcome.address}#{key}"] = value
                 if key.startswith("node."):  # a nested node, from its delegate
                     name, field = key[5:].rsplit(".", 1)
-                    known[f"node.{name}.{_FIELD_STEP[field]}#{field}"] = value
+                    known[f"node.{name}.{field_step[field]}#{field}"] = value
 
         def target(node: str, user: str, via: SshTarget | None) -> SshTarget | None:
             ip = known.get(f"node.{node}.wait_ip#ip")
@@ -433,6 +435,3 @@ def verify_ssh(plan: Plan) -> Any:
         return results
 
     return after
-
-
-_FIELD_STEP = {"vm_id": "create", "host_key": "create", "ip": "wait_ip"}

@@ -259,12 +259,8 @@ def _apply_in_background(lab: Lab, name: str) -> subprocess.Popen:
 def _executor_pids(lab: Lab, since: int) -> list[int]:
     if not lab.sim.processes.exists():
         return []
-    lines = lab.sim.processes.read_text().splitlines()[since:]
-    return [
-        json.loads(line)["pid"]
-        for line in lines
-        if "executor --stdio" in json.loads(line)["command"]
-    ]
+    records = [json.loads(line) for line in lab.sim.processes.read_text().splitlines()[since:]]
+    return [r["pid"] for r in records if "executor --stdio" in r["command"]]
 
 
 @pytest.mark.parametrize("cut", ["kill-executor", "drop-ssh"])
