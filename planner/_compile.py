@@ -19,15 +19,15 @@ deep in the tree changes every delegate above it and nothing else.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import dsl
 
 from ._errors import PlanError
-from ._hashing import has_float, plan_hash, secret_digest, step_hash
+from ._hashing import plan_hash, secret_digest, step_hash
 from ._plan import Plan, PlanSettings, SecretUse, Step
+from ._pullspec import AUTH_SECRETS, auth_method, await_args, pulled_spec, spec_args
 from .siteconfig import ResolvedManifest, ResolvedNode, SecretRef
 
 # Bump a kind's version whenever the meaning of its args changes, so old results are
@@ -175,6 +175,22 @@ class _Builder:
             )
         return use
 
+    def credential(self, node: ResolvedNode) -> tuple[SecretUse, ...]:
+        """The secret a pull node's credential comes from (none for `network`)."""
+        name = AUTH_SECRETS.get(auth_method(node))
+        if name is None:
+            return ()
+        try:
+            return (self.secret_use(name),)
+        except PlanError:
+            raise PlanError.at(
+                None,
+                f"pull node {node.name!r} has posture {node.posture_name!r}, whose auth method "
+                f"{auth_method(node)} needs secret {name!r}, which secrets.yaml does not define",
+                f"add it to secrets.yaml ({name.replace('.', ': ')}: <random text>), or use a "
+                "posture whose auth.method is network",
+            ) from None
+
     # --- plans ---------------------------------------------------------------------------
 
     def plan(self, host: str, parent: str | None, datastore: str) -> Plan:
@@ -249,12 +265,30 @@ class _Builder:
             refs["volume"] = f"image.{node.image.name}.ensure#volid"
         else:
             args["template"] = node.template
+        credential: tuple[SecretUse, ...] = ()
+        if node.mode == "pull" and node.spec is not None:
+            if family == "ct":
+                raise PlanError.at(
+                    None,
+                    f"node {node.name!r} is a container in pull mode",
+                    "pull mode boots a VM with cloud-init, which containers do not have: "
+                    "use execution.mode push for ct nodes",
+                )
+            # What first boot needs to fetch the spec (the server's address and certificate
+            # are the running server's, filled in at apply: they differ between machines).
+            args["cloud_init"]["pull"] = {
+                "identity": node.name,
+                "spec": node.spec_name,
+                "auth": auth_method(node),
+                "server": self.resolved.server_url or None,
+            }
+            credential = self.credential(node)
         steps.add(
             create,
             f"pve.{family}.create",
             args,
             refs=refs,
-            secrets=self.secret_uses(node.authorized_keys),
+            secrets=(*self.secret_uses(node.authorized_keys), *credential),
         )
         self.record_sources(
             create,
@@ -292,8 +326,8 @@ class _Builder:
             )
             last = f"{prefix}.wait_ssh"
         if node.spec is not None:
-            spec = _spec_args(node)
             if node.mode == "push":
+                spec = spec_args(node)
                 users = node.spec.users
                 keys = [key for user in users for key in user.ssh_keys]
                 steps.add(
@@ -305,7 +339,15 @@ class _Builder:
                     deps=(last,),
                 )
             else:
-                steps.add(f"{prefix}.config", "config.await_report", spec, deps=(last,))
+                pulled = pulled_spec(node, self.secret_use)
+                steps.add(
+                    f"{prefix}.config",
+                    "config.await_report",
+                    await_args(pulled, self.resolved.server_url or None),
+                    refs={"instance": f"{create}#pull_instance"},
+                    secrets=(*pulled.secrets, *self.credential(node)),
+                    deps=(last,),
+                )
             self.record_sources(f"{prefix}.config", node, {"spec": "spec"})
             last = f"{prefix}.config"
         children = self.children.get(node.name, [])
@@ -359,56 +401,6 @@ class _Builder:
                 found[arg] = self.locate(pos)
         if found:
             self.sources[address] = found
-
-
-def _plain(value: Any) -> Any:
-    """A Struct as JSON-native data (lists, not tuples), as it reads back from a plan file."""
-    import msgspec
-
-    return msgspec.json.decode(msgspec.json.encode(value))
-
-
-@functools.lru_cache(maxsize=64)
-def _posture_cached(posture: Any) -> dict[str, Any]:
-    return _plain(posture)
-
-
-def _posture_settings(posture: Any) -> dict[str, Any] | None:
-    """A posture as plain data, converted once per posture (Structs are hashable).
-
-    Steps share the dict: a plan is immutable, and nothing mutates args after compiling.
-    """
-    return None if posture is None else _posture_cached(posture)
-
-
-def _spec_args(node: ResolvedNode) -> dict[str, Any]:
-    """What the config phase needs: the resolved spec, posture and packages (no secrets)."""
-
-    spec = node.spec
-    assert spec is not None
-    if has_float(spec.config_extra):
-        raise PlanError.at(
-            None,
-            f"spec {node.spec_name!r} has a number with a fraction in its config",
-            "plans hold no floats (their text is not canonical); write the value as a string",
-        )
-    return {
-        "spec": node.spec_name,
-        "hostname": spec.hostname,
-        "domain": spec.domain,
-        "users": [
-            {"name": u.name, "sudo": u.sudo, "ssh_keys": [k.name for k in u.ssh_keys]}
-            for u in spec.users
-        ],
-        "packages": list(node.packages),
-        "services": {"enable": list(spec.services_enable), "disable": list(spec.services_disable)},
-        "timezone": node.timezone,
-        "posture": node.posture_name,
-        "posture_settings": _posture_settings(node.posture),
-        "network": _plain(spec.network) if spec.network is not None else None,
-        "pve": _plain(spec.pve) if spec.pve is not None else None,
-        "config": dict(spec.config_extra),
-    }
 
 
 class _Steps:

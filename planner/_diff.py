@@ -40,6 +40,8 @@ class Change(Frozen, kw_only=True):
     kind: str
     action: Action
     reasons: tuple[Reason, ...] = ()
+    note: str | None = None
+    """What the step does beyond its kind, where a reviewer needs it (a pull node's fetch)."""
 
 
 class Summary(Frozen, kw_only=True):
@@ -97,6 +99,7 @@ def _diff_level(
                 kind=step.kind,
                 action=action,
                 reasons=tuple(reasons),
+                note=_note(step),
             )
         )
         if step.kind == "subplan.delegate":
@@ -114,6 +117,19 @@ def _diff_level(
             )
             if step.kind == "subplan.delegate" and step.address in old.subplans:
                 _destroy_all(old.subplans[step.address], (*path, step.address), out)
+
+
+def _note(step: Step) -> str | None:
+    if step.kind != "config.await_report":
+        return None
+    args = step.args
+    spec = args.get("spec") or {}
+    packages = len(spec.get("packages") or [])
+    users = ", ".join(u["name"] for u in spec.get("users") or []) or "none"
+    return (
+        f"pull: {args['identity']} fetches spec {args['spec_name']} ({args['spec_hash'][:12]}) "
+        f"from the spec server with auth {args['auth']}: {packages} packages, users {users}"
+    )
 
 
 def _destroy_all(plan: Plan, path: tuple[str, ...], out: list[Change]) -> None:

@@ -64,6 +64,8 @@ def render_changes(changes: Iterable[Change], summary: Summary, style: Styler) -
         symbol = SYMBOLS[change.action]
         head = f"{pad}{_colour(change.action, symbol.rjust(3), style)} {change.address}"
         lines.append(f"{head}  {style.dim(change.kind)}")
+        if change.note and change.action != "destroy":
+            lines.append(f"{pad}      {change.note}")
         for reason in change.reasons:
             where = f"  {style.dim('(' + reason.source + ')')}" if reason.source else ""
             lines.append(f"{pad}      {reason.text}{where}")

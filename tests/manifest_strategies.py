@@ -37,7 +37,10 @@ def manifests(draw: st.DrawFn) -> Manifest:
                 disk=draw(st.one_of(st.none(), st.integers(1, 1_000_000))),
                 cores=draw(st.one_of(st.none(), st.integers(1, 1024))),
                 parent=parent,
-                execution=NodeExecution(mode=draw(st.sampled_from([None, "push", "pull"]))),
+                # Containers have no cloud-init, so pull mode is refused for them.
+                execution=NodeExecution(
+                    mode="push" if kind == "ct" else draw(st.sampled_from([None, "push", "pull"]))
+                ),
             )
         )
     return Manifest(

@@ -72,6 +72,7 @@ class _Resolver:
             host_config=host_config,
             pattern=self.manifest.pattern,
             settings=self.manifest.settings,
+            server_url=self.defaults.server_url,
             nodes=tuple(n for n in nodes if n is not None),
             warnings=tuple(self.warnings),
         )

@@ -95,6 +95,9 @@ class ResolvedManifest(Frozen, kw_only=True):
     host_config: HostConfig | None = None
     pattern: Literal["flat", "tiered"] = "flat"
     settings: dsl.Settings = dsl.Settings()
+    server_url: str = ""
+    """site.yaml's `defaults.server_url`: where pull nodes reach the spec server ("" means
+    the URL of the server the driver runs)."""
     nodes: tuple[ResolvedNode, ...]
     warnings: tuple[dsl.Diagnostic, ...] = ()
 
