@@ -1,0 +1,167 @@
+"""A node's spec as a plan of node-local steps: one per aspect, and per user.
+
+The plan is built on the node from the spec document, hashed exactly like the driver's
+plans (`planner._hashing`), and run by the same executor against the node's own store. So
+a step's hash changes exactly when its part of the spec does (a new package changes
+`config.packages`, nothing else), an unchanged spec re-runs nothing, and a run with
+`refresh` probes every cached step and re-runs exactly those whose part of the world
+drifted. Addresses are what the node reports as changed and drifted:
+
+    config.timezone  config.packages  config.user.NAME  config.ssh_keys.NAME
+    config.sudo.NAME  config.services  config.sshd  config.fail2ban  config.converge_timer
+
+Steps that share a resource wait for each other: a user's keys and sudo rule for the user,
+and every apt-get for the one before it (dpkg takes one at a time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from planner import Plan, PlanSettings, SecretUse, Step
+from planner._hashing import plan_hash, secret_digest, step_hash
+
+from ._node_spec import DEFAULT_INTERVAL, SpecDocument, SpecError, node_spec, systemd_interval
+
+HOST = "local"
+MANIFEST = "config"
+KIND_VERSION = 1
+BOOT_DELAY = "5min"
+"""How long after boot a scheduled node converges first (then every interval)."""
+SETTINGS = PlanSettings(on_error="continue")
+"""A failed aspect stops only what depends on it: converge as much as can be."""
+
+
+def workspace(identity: str) -> str:
+    """The node store's workspace of a node's convergence."""
+    return f"{MANIFEST}@{identity}"
+
+
+class _Steps:
+    """Steps in the order added, each hashed from the hashes of those it waits for."""
+
+    def __init__(self, document: SpecDocument) -> None:
+        self.document = document
+        self.steps: list[Step] = []
+        self.hashes: dict[str, str] = {}
+
+    def add(
+        self,
+        address: str,
+        kind: str,
+        args: dict[str, Any],
+        *,
+        deps: tuple[str, ...] = (),
+        secrets: list[str] | None = None,
+    ) -> str:
+        deps = tuple(d for d in deps if d in self.hashes)
+        uses = tuple(self._use(name) for name in secrets or ())
+        digest = step_hash(
+            kind=kind,
+            kind_version=KIND_VERSION,
+            host=HOST,
+            args=args,
+            secrets=uses,
+            ref_hashes={},
+            dep_hashes=[self.hashes[d] for d in deps],
+        )
+        self.steps.append(
+            Step(
+                address=address,
+                kind=kind,
+                kind_version=KIND_VERSION,
+                host=HOST,
+                args=args,
+                secrets=uses,
+                deps=deps,
+                hash=digest,
+            )
+        )
+        self.hashes[address] = digest
+        return address
+
+    def _use(self, name: str) -> SecretUse:
+        """A secret by name with a digest of its value, so a changed key changes its step.
+        Keyed by the identity only: the store holding it sits next to spec.yaml, which
+        holds the values themselves, so a site key would protect nothing here."""
+        value = self.document.secrets.get(name)
+        digest = secret_digest(self.document.identity, value) if value is not None else "missing"
+        return SecretUse(name=name, digest=digest)
+
+
+def build_plan(document: SpecDocument, *, bundle: str | None = None) -> Plan:
+    """The node-local plan of `document`; `bundle` is the installed bundle's hash (what a
+    converge timer runs). SpecError when the spec asks for something it cannot have."""
+    spec = node_spec(document)
+    steps = _Steps(document)
+    if spec.timezone:
+        steps.add("config.timezone", "node.timezone", {"timezone": spec.timezone})
+    apt = ""
+    if spec.packages:
+        apt = steps.add("config.packages", "node.packages", {"packages": list(spec.packages)})
+    posture = spec.posture_settings
+    if posture is not None and posture.fail2ban.enabled:
+        apt = steps.add("config.fail2ban", "node.fail2ban", {}, deps=(apt,))
+    nopasswd = posture is not None and posture.sudo.nopasswd
+    for user in spec.users:
+        name = user.name
+        address = steps.add(f"config.user.{name}", "node.user", {"name": name, "sudo": user.sudo})
+        if user.ssh_keys:
+            keys = list(user.ssh_keys)
+            steps.add(
+                f"config.ssh_keys.{name}",
+                "node.ssh_keys",
+                {"user": name, "keys": keys},
+                deps=(address,),
+                secrets=sorted(set(keys)),
+            )
+        if user.sudo:
+            steps.add(
+                f"config.sudo.{name}",
+                "node.sudo",
+                {"user": name, "nopasswd": nopasswd},
+                deps=(address,),
+            )
+    services = spec.services
+    if services.enable or services.disable:
+        steps.add(
+            "config.services",
+            "node.services",
+            {"enable": list(services.enable), "disable": list(services.disable)},
+            deps=("config.packages", "config.fail2ban"),
+        )
+    if posture is not None:
+        ssh = {
+            key: value
+            for key, value in (
+                ("port", posture.ssh.port),
+                ("permit_root_login", posture.ssh.permit_root_login),
+                ("password_authentication", posture.ssh.password_authentication),
+            )
+            if value is not None
+        }
+        if ssh:
+            steps.add("config.sshd", "node.sshd", ssh)
+    if spec.run is not None and spec.run.trigger == "schedule":
+        if bundle is None:
+            raise SpecError(
+                "the spec runs on a schedule, but no installed pveplan bundle is known to "
+                "schedule (pull.json names none)"
+            )
+        steps.add(
+            "config.converge_timer",
+            "node.converge_timer",
+            {
+                "interval": systemd_interval(spec.run.interval or DEFAULT_INTERVAL),
+                "boot": BOOT_DELAY,
+                "bundle": bundle,
+            },
+        )
+    built = tuple(steps.steps)
+    return Plan(
+        manifest=MANIFEST,
+        host=HOST,
+        settings=SETTINGS,
+        steps=built,
+        hash=plan_hash(MANIFEST, HOST, "apply", SETTINGS, [(s.address, s.hash) for s in built]),
+    )

@@ -1,0 +1,1 @@
+"""Pull mode: tokens, the certificate pin, the spec server and its client (see _support)."""
