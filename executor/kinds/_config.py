@@ -4,11 +4,16 @@ Each item is checked before it is changed, with the commands a Debian guest has,
 second run changes nothing and `--refresh` can tell what drifted (a removed package, a
 disabled service) and repair exactly that. Everything runs as the VM's cloud-init user
 through `sudo -n`: a password prompt would hang, so it fails instead.
+
+The per-aspect functions (`converge_timezone`, `converge_packages`, `ensure_user`,
+`converge_services`) are shared with the node-local kinds of pull mode (`_node`), which
+run the same checks and changes as root on the node itself, without sudo: a `Guest` says
+which of the two it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._context import StepContext
@@ -18,21 +23,29 @@ from ..channels import Channel, ChannelError
 from ._ssh import vm_target
 
 COMMAND_TIMEOUT = 120.0
+INSTALL_TIMEOUT = 900.0
+"""apt-get install of a spec's packages may download a lot on a slow mirror."""
 
 
-class _Guest:
-    """Commands on one VM; a failing change is a StepFailed naming the command."""
+class Guest:
+    """Commands on one machine; a failing change is a StepFailed naming the command.
 
-    def __init__(self, channel: Channel, name: str) -> None:
+    `sudo`: changes run through `sudo -n` (a login user over SSH); False when the caller
+    is root already (a node converging itself). Checks never need it.
+    """
+
+    def __init__(self, channel: Channel, name: str, *, sudo: bool = True) -> None:
         self.channel = channel
         self.name = name
+        self.sudo = sudo
 
     async def check(self, *argv: str) -> tuple[int, str]:
         result = await self.channel.run(argv, timeout=COMMAND_TIMEOUT)
         return result.exit_status, result.stdout.decode(errors="replace")
 
-    async def change(self, *argv: str) -> None:
-        result = await self.channel.run(["sudo", "-n", *argv], timeout=COMMAND_TIMEOUT)
+    async def change(self, *argv: str, timeout: float = COMMAND_TIMEOUT) -> None:
+        prefix = ["sudo", "-n"] if self.sudo else []
+        result = await self.channel.run([*prefix, *argv], timeout=timeout)
         if result.exit_status != 0:
             err = result.stderr.decode(errors="replace").strip().splitlines()
             raise StepFailed(
@@ -41,36 +54,66 @@ class _Guest:
             )
 
 
-async def converge(guest: _Guest, spec: Mapping[str, Any], *, repair: bool) -> list[str]:
-    """What differs from `spec` on the guest (changed too, when `repair`)."""
+async def converge_timezone(guest: Guest, timezone: str | None, *, repair: bool) -> list[str]:
+    """The system time zone is `timezone` (None: not managed)."""
+    if not timezone:
+        return []
+    _, current = await guest.check("timedatectl", "show", "-p", "Timezone", "--value")
+    if current.strip() == timezone:
+        return []
+    if repair:
+        await guest.change("timedatectl", "set-timezone", timezone)
+    return [f"timezone is {current.strip() or 'unset'}, not {timezone}"]
+
+
+async def converge_packages(
+    guest: Guest, packages: Sequence[str], *, repair: bool, update_lists: bool = False
+) -> list[str]:
+    """Every package is installed. `update_lists`: when the install fails, refresh the
+    package lists once and retry (a fresh cloud image may have none yet)."""
+    missing = [p for p in packages if not await installed(guest, p)]
+    if not missing:
+        return []
+    if repair:
+        install = ("apt-get", "install", "-y", *missing)
+        try:
+            await guest.change(*install, timeout=INSTALL_TIMEOUT)
+        except StepFailed:
+            if not update_lists:
+                raise
+            await guest.change("apt-get", "update", timeout=INSTALL_TIMEOUT)
+            await guest.change(*install, timeout=INSTALL_TIMEOUT)
+    return [f"packages missing: {', '.join(missing)}"]
+
+
+async def installed(guest: Guest, package: str) -> bool:
+    status, out = await guest.check("dpkg-query", "-W", "-f=${Status}", package)
+    return status == 0 and out.strip().endswith("installed") and "not-installed" not in out
+
+
+async def ensure_user(guest: Guest, name: str, sudo: bool, *, repair: bool) -> list[str]:
+    """The user exists (created with a home, bash, and the sudo group when `sudo`)."""
+    status, _ = await guest.check("id", name)
+    if status == 0:
+        return []
+    if repair:
+        groups = ["-G", "sudo"] if sudo else []
+        await guest.change("useradd", "-m", "-s", "/bin/bash", *groups, name)
+    return [f"user {name} missing"]
+
+
+async def converge_services(
+    guest: Guest, enable: Sequence[str], disable: Sequence[str], *, repair: bool
+) -> list[str]:
+    """`enable` units are enabled (and started), `disable` ones disabled (and stopped)."""
     drift: list[str] = []
-    timezone = spec.get("timezone")
-    if timezone:
-        _, current = await guest.check("timedatectl", "show", "-p", "Timezone", "--value")
-        if current.strip() != timezone:
-            drift.append(f"timezone is {current.strip() or 'unset'}, not {timezone}")
-            if repair:
-                await guest.change("timedatectl", "set-timezone", timezone)
-    missing = [p for p in spec.get("packages") or [] if not await _installed(guest, p)]
-    if missing:
-        drift.append(f"packages missing: {', '.join(missing)}")
-        if repair:
-            await guest.change("apt-get", "install", "-y", *missing)
-    for user in spec.get("users") or []:
-        status, _ = await guest.check("id", user["name"])
-        if status != 0:
-            drift.append(f"user {user['name']} missing")
-            if repair:
-                groups = ["-G", "sudo"] if user.get("sudo") else []
-                await guest.change("useradd", "-m", "-s", "/bin/bash", *groups, user["name"])
-    services = spec.get("services") or {}
-    for unit in services.get("enable") or []:
+    for unit in enable:
         status, _ = await guest.check("systemctl", "is-enabled", unit)
         if status != 0:
             drift.append(f"service {unit} not enabled")
             if repair:
                 await guest.change("systemctl", "enable", "--now", unit)
-    for unit in services.get("disable") or []:
+    for unit in disable:
         status, _ = await guest.check("systemctl", "is-enabled", unit)
         if status == 0:
             drift.append(f"service {unit} enabled")
@@ -79,9 +122,17 @@ async def converge(guest: _Guest, spec: Mapping[str, Any], *, repair: bool) -> l
     return drift
 
 
-async def _installed(guest: _Guest, package: str) -> bool:
-    status, out = await guest.check("dpkg-query", "-W", "-f=${Status}", package)
-    return status == 0 and out.strip().endswith("installed") and "not-installed" not in out
+async def converge(guest: Guest, spec: Mapping[str, Any], *, repair: bool) -> list[str]:
+    """What differs from `spec` on the guest (changed too, when `repair`)."""
+    drift = await converge_timezone(guest, spec.get("timezone"), repair=repair)
+    drift += await converge_packages(guest, spec.get("packages") or [], repair=repair)
+    for user in spec.get("users") or []:
+        drift += await ensure_user(guest, user["name"], bool(user.get("sudo")), repair=repair)
+    services = spec.get("services") or {}
+    drift += await converge_services(
+        guest, services.get("enable") or [], services.get("disable") or [], repair=repair
+    )
+    return drift
 
 
 @register
@@ -89,9 +140,9 @@ class ConfigPush(StepKind):
     name = "config.push"
     tier = "long"
 
-    async def _guest(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> _Guest:
+    async def _guest(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Guest:
         target = vm_target(ctx, refs, step.args.get("ssh_user") or "homestak")
-        return _Guest(await ctx.services.pool.channel(target), target.name)
+        return Guest(await ctx.services.pool.channel(target), target.name)
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         try:
