@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+import msgspec
+
 from ._model import Event
 
 if TYPE_CHECKING:
@@ -45,6 +47,15 @@ class HostAccess(Protocol):
         ...
 
 
+class SpecServerRef(msgspec.Struct, frozen=True, kw_only=True):
+    """The spec server pull nodes fetch from: its URL and its certificate's SHA-256
+    fingerprint, which the nodes pin. Known only at run time (the certificate is made on
+    the machine that serves), so it is passed to the run, never written into a plan."""
+
+    url: str
+    fingerprint: str
+
+
 class Services:
     """The long-lived parts a run uses; built once per command."""
 
@@ -60,6 +71,7 @@ class Services:
         bundle: Callable[[], Bundle] | None = None,
         extra_keys: tuple[str, ...] = (),
         site_root: Path | None = None,
+        spec_server: SpecServerRef | None = None,
     ) -> None:
         self.store = store
         self.workspace = workspace
@@ -73,6 +85,8 @@ class Services:
         creates trusts them too, so the driver reaches any node through the chain."""
         self.site_root = site_root
         """The site config this run came from (what nested hosts get a copy of)."""
+        self.spec_server = spec_server
+        """Where this run's pull nodes fetch their specs (None: no server is running)."""
         self._drivers: dict[str, PveDriver] = {}
 
     def bundle(self) -> Bundle:

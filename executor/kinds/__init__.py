@@ -1,5 +1,14 @@
 """The built-in step kinds; importing this package registers them (see `_kinds`)."""
 
-from . import _config, _delegate, _image, _later, _pve_host, _ssh, _vm
+from . import _config, _delegate, _image, _node, _pull, _pve_host, _ssh, _vm
 
-__all__ = ["_config", "_delegate", "_image", "_later", "_pve_host", "_ssh", "_vm"]
+__all__ = [
+    "_config",
+    "_delegate",
+    "_image",
+    "_node",
+    "_pull",
+    "_pve_host",
+    "_ssh",
+    "_vm",
+]

@@ -93,6 +93,7 @@ class SubplanDelegate(StepKind):
                 options=RunOptions(
                     verb="destroy" if destroying else "apply",
                     authorized_keys=tuple(ctx.services.trusted_keys),
+                    spec_server=ctx.services.spec_server,
                 ),
                 forward=ctx.forward,
             )

@@ -22,6 +22,7 @@ from .._keys import generate_ed25519, public_line
 from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
 from ..pve import PveDriver, PveError, encode_sshkeys, first_ipv4, property_string, tags
+from ._pull import pull_boot, pull_instance
 
 MANAGED_TAG = "pveplan"
 SNIPPETS = "snippets"
@@ -65,11 +66,14 @@ def _user_data(
     host_private: bytes,
     host_public: str,
     root_keys: list[str] | None = None,
+    pull: Mapping[str, Any] | None = None,
 ) -> str:
     """cloud-init user-data: the user with sudo and keys, the pinned host key, the agent.
 
     `root_keys` (a `pve` node's: its lifecycle and executor run as root) go to root's
     authorized_keys, which cloud-init does for top-level keys with `disable_root: false`.
+    `pull` (a pull node's `write_files` and `runcmd`, from `_pull.pull_boot`) is added last:
+    its runcmd runs after the agent is enabled.
     """
     cloud = args.get("cloud_init") or {}
     user = cloud.get("user") or "homestak"
@@ -93,6 +97,9 @@ def _user_data(
     if root_keys:
         data["disable_root"] = False
         data["ssh_authorized_keys"] = root_keys
+    if pull:
+        data["write_files"] = list(pull["write_files"])
+        data["runcmd"] = [*data["runcmd"], *pull["runcmd"]]
     return "#cloud-config\n" + yaml.safe_dump(data, sort_keys=True)
 
 
@@ -193,19 +200,37 @@ class VmCreate(StepKind):
         if _disk_gib(config) < args["disk"]:
             await pve.resize(vmid, "scsi0", f"{args['disk']}G")
         host_key = await self._host_key(ctx, pve, vmid)
-        return _outputs(pve, vmid, args["name"], config, host_key)
+        instance = None
+        if (args.get("cloud_init") or {}).get("pull"):
+            # The instance its first boot reports under: in the user-data it booted with.
+            instance = pull_instance(await self._snippet(ctx, pve, vmid))
+            if instance is None:
+                raise StepFailed(
+                    f"pull node VM {vmid} ({args['name']}) exists, but its cloud-init snippet "
+                    "does not say which instance it reports as: destroy the VM and apply again"
+                )
+        return _outputs(pve, vmid, args["name"], config, host_key, instance)
+
+    async def _snippet(self, ctx: StepContext, pve: PveDriver, vmid: int) -> dict[str, Any]:
+        """The user-data the VM was created with ({} if its snippet is gone or unreadable)."""
+        _, path = ctx.services.hosts.snippet_storage(ctx.host)
+        data = await pve.channel.get_file(f"{path}/{SNIPPETS}/{_snippet_name(vmid)}")
+        try:
+            doc = yaml.safe_load(data or b"") or {}
+        except yaml.YAMLError:
+            return {}
+        return doc if isinstance(doc, dict) else {}
 
     async def _host_key(self, ctx: StepContext, pve: PveDriver, vmid: int) -> str:
         """The VM's pinned host key: from the store, else from the snippet on the host."""
         stored = ctx.services.store.get_secret(ctx.secret_name("hostkey"))
         if stored is not None:
             return public_line(stored)
-        storage_id, path = ctx.services.hosts.snippet_storage(ctx.host)
-        data = await pve.channel.get_file(f"{path}/{SNIPPETS}/{_snippet_name(vmid)}")
+        storage_id, _ = ctx.services.hosts.snippet_storage(ctx.host)
+        doc = await self._snippet(ctx, pve, vmid)
         try:
-            doc = yaml.safe_load(data or b"") or {}
             private = doc["ssh_keys"]["ed25519_private"].encode()
-        except (yaml.YAMLError, KeyError, TypeError, AttributeError):
+        except (KeyError, TypeError, AttributeError):
             raise StepFailed(
                 f"VM {vmid} exists but its cloud-init snippet on {ctx.host} ({storage_id}:"
                 f"{SNIPPETS}/{_snippet_name(vmid)}) is gone, so its host key cannot be pinned: "
@@ -222,12 +247,18 @@ class VmCreate(StepKind):
         # Kept before the VM exists: a kill after creation still finds the key.
         ctx.services.store.put_secret(ctx.secret_name("hostkey"), private)
         trusted = ctx.services.trusted_keys
-        keys = [ctx.services.reveal(s.name) for s in ctx.step.secrets]
+        # The step's secrets are the user's keys, and a pull node's credential (auth.*).
+        keys = [
+            ctx.services.reveal(s.name) for s in ctx.step.secrets if not s.name.startswith("auth.")
+        ]
         keys.extend(k for k in trusted if k not in keys)
         root_keys = list(trusted) if args.get("type") == "pve" else None
+        pull, instance = None, None
+        if (args.get("cloud_init") or {}).get("pull"):
+            pull, instance = pull_boot(ctx, args["cloud_init"]["pull"])
         storage_id, path = ctx.services.hosts.snippet_storage(ctx.host)
         snippet = _snippet_name(vmid)
-        user_data = _user_data(args, keys, private, public, root_keys)
+        user_data = _user_data(args, keys, private, public, root_keys, pull)
         await pve.channel.put_file(f"{path}/{SNIPPETS}/{snippet}", user_data.encode(), 0o600)
         ctx.log(f"creating VM {vmid} ({args['name']}) from {refs['volume']}")
         partial: Outputs = {"vm_id": vmid, "name": args["name"], "node": pve.node}
@@ -239,7 +270,7 @@ class VmCreate(StepKind):
             raise StepFailed(
                 f"creating VM {vmid} ({args['name']}) on {pve.node}: {exc}", partial
             ) from None
-        return _outputs(pve, vmid, args["name"], config, public)
+        return _outputs(pve, vmid, args["name"], config, public, instance)
 
     async def destroy(self, ctx: StepContext, step: Any, outputs: Mapping[str, Any]) -> None:
         vmid = outputs.get("vm_id") or step.args.get("vmid")
@@ -259,15 +290,23 @@ class VmCreate(StepKind):
 
 
 def _outputs(
-    pve: PveDriver, vmid: int, name: str, config: Mapping[str, Any], host_key: str
+    pve: PveDriver,
+    vmid: int,
+    name: str,
+    config: Mapping[str, Any],
+    host_key: str,
+    pull_instance: str | None = None,
 ) -> Outputs:
-    return {
+    outputs: Outputs = {
         "vm_id": vmid,
         "name": name,
         "node": pve.node,
         "uuid": str(config.get("vmgenid", "")),
         "host_key": host_key,
     }
+    if pull_instance is not None:
+        outputs["pull_instance"] = pull_instance
+    return outputs
 
 
 async def destroy_node(ctx: StepContext, name: str, vmid: int | None, create: str) -> None:

@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 import msgspec
 import trio
 
+from executor._context import SpecServerRef
 from executor._model import Event, Outputs
 
 PROTOCOL_VERSION = 1
@@ -65,6 +66,8 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
     parallelism: int | None = None
     refresh: bool = False
     authorized_keys: tuple[str, ...] = ()
+    spec_server: SpecServerRef | None = None
+    """The driver's spec server, for the pull nodes of this level (None: no pull nodes)."""
 
 
 class PlanFrame(_Frame, tag="plan"):

@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from .._version import __version__
+from ._node import add_node_parsers
 
 if TYPE_CHECKING:
     from . import Console
@@ -51,6 +52,9 @@ COMMANDS = {
     "runs": ("._runs", "run_runs"),
     "sim": ("._sim", "run_sim"),
     "executor": ("._executor", "run_executor"),
+    "spec": ("._node", "run_spec"),
+    "config": ("._node", "run_config"),
+    "serve": ("._serve", "run_serve"),
 }
 
 # homestak's retired scenario names, and the verb that replaced each.
@@ -239,6 +243,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     executor.add_argument("--stdio", action="store_true", help="serve one session on stdio")
     executor.add_argument("--home", metavar="DIR", help="root's home to use (default: $HOME)")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve pull nodes their specs over HTTPS (the spec server)",
+        description="Publish the spec of every pull-mode node in the site config's manifests "
+        "over HTTPS, for nodes that configure themselves (docs/pull.md). The certificate is "
+        "made on first start and kept in the store; its fingerprint is printed, and nodes pin "
+        "it. SIGHUP reloads the site config; SIGTERM or Ctrl-C stops. `apply` starts a server "
+        "by itself when a plan has pull nodes and none is running.",
+    )
+    serve.add_argument(
+        "-M", "--manifest", action="append", metavar="NAME", help="also a manifest by name"
+    )
+    serve.add_argument(
+        "--manifest-file", action="append", metavar="FILE", help="also a manifest file"
+    )
+    serve.add_argument("--site-config", metavar="DIR", help="site config directory")
+    serve.add_argument(
+        "--bind",
+        metavar="ADDRESS",
+        help="address to listen on (default: the host of site.yaml's server_url, else 127.0.0.1)",
+    )
+    serve.add_argument("--port", type=int, metavar="PORT", help="port (default: 44443)")
+    serve.add_argument("--cert", metavar="FILE", help="your own certificate (PEM)")
+    serve.add_argument("--key", metavar="FILE", help="its private key (PEM)")
+
+    add_node_parsers(commands)  # `spec get`, `config apply`: run on pull-mode nodes
 
     for verb, what in (
         ("create", "create the manifest's nodes (homestak's verb)"),

@@ -10,6 +10,7 @@ Exit codes: 0 success (or nothing to do), 1 a failed step or a refusal, 130 inte
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -26,6 +27,7 @@ from .._planfile import PlanFile, read_plan_file
 from .._render import render_changes
 from ._plan import destroy_plan_file, make_plan
 from ._select import SiteCache, site_root
+from ._serve import pull_identities, serve_for_run
 from ._session import driver_key, host_info, open_run_store, run_trio
 from ._state import applied_plan
 
@@ -138,7 +140,12 @@ def execute_run(
             return report, extra
 
         try:
-            report, extra = run_trio(console, store, prepared.workspace, hosts, prepared.site, body)
+            serve = None
+            if verb == "apply" and pull_identities(plan):
+                serve = functools.partial(serve_for_run, console, store, prepared.site, plan)
+            report, extra = run_trio(
+                console, store, prepared.workspace, hosts, prepared.site, body, serve
+            )
         except BaseException as exc:
             if not _is_interrupt(exc):
                 raise

@@ -100,4 +100,5 @@ async def _services(home: Path, store: Any, plan: Plan, options: Any) -> AsyncIt
             bundle=lambda: current_bundle(home / BASE / "cache"),
             extra_keys=tuple(k for k in options.authorized_keys if k != public),
             site_root=site_root,
+            spec_server=options.spec_server,
         )

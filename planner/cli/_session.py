@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._errors import PlanError
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     from executor import HostInfo, Services
     from executor.remote import Bundle
     from store import Store
@@ -142,8 +144,13 @@ def run_trio(
     hosts: dict[str, HostInfo],
     site: SiteConfig,
     body: Callable[[Services], Awaitable[T]],
+    spec_server: Callable[[Callable[[], Bundle]], AbstractAsyncContextManager[Any]] | None = None,
 ) -> T:
-    """Run `body(services)` under trio, inside the asyncio bridge and an SSH pool."""
+    """Run `body(services)` under trio, inside the asyncio bridge and an SSH pool.
+
+    `spec_server(bundle)`, when given, is entered first and yields the spec server this
+    run's pull nodes use (or None); it lives exactly as long as the run.
+    """
     import trio
 
     from executor import Services, SiteHostAccess
@@ -162,8 +169,15 @@ def run_trio(
 
         return current_bundle(store.path / "bundles")
 
+    shared_bundle = functools.cache(bundle)
+
     async def main() -> Any:
-        async with open_loop(), SshPool(private) as pool:
+        async with contextlib.AsyncExitStack() as stack:
+            server = None
+            if spec_server is not None:
+                server = await stack.enter_async_context(spec_server(shared_bundle))
+            await stack.enter_async_context(open_loop())
+            pool = await stack.enter_async_context(SshPool(private))
             services = Services(
                 store=store,
                 workspace=workspace,
@@ -171,8 +185,9 @@ def run_trio(
                 pool=pool,
                 driver_key=(private, public),
                 reveal=reveal,
-                bundle=functools.cache(bundle),
+                bundle=shared_bundle,
                 site_root=site.root,
+                spec_server=server,
             )
             return await body(services)
 

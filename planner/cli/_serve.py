@@ -1,0 +1,276 @@
+"""`pveplan serve`, and the spec server an apply starts for its pull nodes.
+
+The server's certificate is made on first start and kept in the store's secrets, so its
+fingerprint (what every pull node pins) stays the same across restarts; `--cert/--key`
+use your own. A running server records itself in the store (`serve.json`: URL,
+fingerprint, pid), which is how an apply finds it: an apply whose plan has pull nodes uses
+that server when it answers with the recorded fingerprint and publishes every pull node
+of the plan, and otherwise serves the plan's specs itself for the length of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .._errors import PlanError
+from ._select import SiteCache, find_manifest, site_root
+
+if TYPE_CHECKING:
+    from executor import SpecServerRef
+    from executor.remote import Bundle
+    from store import Store
+
+    from .._plan import Plan
+    from ..siteconfig import SiteConfig
+    from . import Console
+
+DEFAULT_PORT = 44443
+SERVER_FILE = "serve.json"
+
+
+def pull_identities(plan: Plan) -> list[str]:
+    """The pull nodes of `plan` and its subplans (whose reports an apply waits for)."""
+    return sorted(
+        step.args["identity"] for _, step in plan.walk() if step.kind == "config.await_report"
+    )
+
+
+def certificate(store: Store, cert: str | None, key: str | None) -> tuple[bytes, bytes]:
+    """The server's certificate and key: the files given, else the store's (made once)."""
+    from executor.pull._tls import load_or_create_certificate
+
+    if cert or key:
+        if not (cert and key):
+            raise PlanError.at(None, "--cert and --key go together: give both, or neither")
+        try:
+            return Path(cert).read_bytes(), Path(key).read_bytes()
+        except OSError as exc:
+            raise PlanError.at(None, f"cannot read {exc.filename}: {exc.strerror}") from None
+    pem, private, _ = load_or_create_certificate(store.get_secret, store.put_secret)
+    return pem, private
+
+
+def listen_address(site: SiteConfig, bind: str | None, port: int | None) -> tuple[str, int]:
+    """Where to listen: the flags, else the host and port of site.yaml's `server_url`, else
+    127.0.0.1 and the default port."""
+    url = urlsplit(site.site.defaults.server_url or "")
+    return (
+        bind or url.hostname or "127.0.0.1",
+        port if port is not None else url.port or DEFAULT_PORT,
+    )
+
+
+def _bundle_lookup(bundle: Callable[[], Bundle]) -> Callable[[str], Path | None]:
+    def lookup(digest: str) -> Path | None:
+        current = bundle()
+        return current.path if digest == current.hash else None
+
+    return lookup
+
+
+def _log_line(stream: Any = None) -> Callable[[str], None]:
+    def log(line: str) -> None:
+        out = stream or sys.stderr
+        out.write(line + "\n")
+        out.flush()
+
+    return log
+
+
+@contextlib.asynccontextmanager
+async def serve_for_run(
+    console: Console,
+    store: Store,
+    site: SiteConfig,
+    plan: Plan,
+    bundle: Callable[[], Bundle],
+) -> AsyncIterator[SpecServerRef | None]:
+    """The spec server for a run of `plan` (None if it has no pull nodes): the running one
+    if there is one that serves them all, else one of our own until the run ends."""
+    import trio
+
+    from executor import SpecServerRef
+    from executor.specserver import serve_specs
+
+    from ._catalog import catalog_for_plan
+
+    identities = pull_identities(plan)
+    if not identities:
+        yield None
+        return
+    running = await trio.to_thread.run_sync(_running_server, store, identities)
+    if running is not None:
+        console.error(f"using the running spec server at {running.url}")
+        yield running
+        return
+    config = site.host(plan.host)
+    if site.site.defaults.server_url:
+        host, port = listen_address(site, None, None)
+    elif config.sim:
+        host, port = "127.0.0.1", 0  # an ephemeral port: runs never collide
+    else:
+        raise PlanError.at(
+            None,
+            f"pull nodes ({', '.join(identities)}) fetch their specs from the spec server, and "
+            "site.yaml sets no defaults.server_url",
+            "set defaults.server_url to an https:// address of this machine that the VMs can "
+            "reach (the server listens there), or run `pveplan serve` with --bind",
+        )
+    cert, key = certificate(store, None, None)
+    catalog = catalog_for_plan(plan, site)
+    log_file = store.path / "serve.log"
+    with log_file.open("a") as log_stream:
+        async with trio.open_nursery() as nursery:
+            try:
+                info = await nursery.start(
+                    lambda task_status: serve_specs(
+                        load_catalog=lambda: catalog,
+                        bundle_path=_bundle_lookup(bundle),
+                        cert_pem=cert,
+                        key_pem=key,
+                        bind=host,
+                        port=port,
+                        log=_log_line(log_stream),
+                        task_status=task_status,
+                    )
+                )
+            except OSError as exc:
+                raise PlanError.at(
+                    None, f"cannot start the spec server on {host}:{port}: {exc.strerror}"
+                ) from None
+            url = site.site.defaults.server_url.rstrip("/") or info.url
+            yield SpecServerRef(url=url, fingerprint=info.fingerprint)
+            nursery.cancel_scope.cancel()
+
+
+def _running_server(store: Store, identities: list[str]) -> SpecServerRef | None:
+    """The server recorded in the store, if it answers with its recorded certificate
+    (else None). One that answers but misses some of `identities` is an error: it would
+    make those nodes wait for specs it does not have."""
+    from executor import SpecServerRef
+    from executor.pull._client import PullClient, PullError
+
+    try:
+        record = json.loads((store.path / SERVER_FILE).read_text())
+        url, fingerprint, pid = record["url"], record["fingerprint"], int(record["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        with PullClient(url, fingerprint, timeout=3.0) as client:
+            published = set(client.get_json("/specs")["specs"])
+    except (PullError, KeyError, TypeError):
+        return None
+    missing = [name for name in identities if name not in published]
+    if missing:
+        raise PlanError.at(
+            None,
+            f"the running spec server (pid {pid}, {url}) does not publish {', '.join(missing)}",
+            f"reload it with `kill -HUP {pid}` after changing its manifests, or stop it and "
+            "let apply serve the plan itself",
+        )
+    return SpecServerRef(url=url, fingerprint=fingerprint)
+
+
+def run_serve(args: argparse.Namespace, console: Console) -> int:
+    """`pveplan serve`: publish the site config's pull nodes until stopped."""
+    import signal
+
+    import trio
+
+    from executor.specserver import serve_specs
+
+    from ._catalog import catalog_for_site
+    from ._session import open_run_store
+
+    root = site_root(args, console, None)
+    extra = [Path(p) for p in args.manifest_file or []]
+    extra += [find_manifest(root, name) for name in args.manifest or []]
+    log = _log_line()
+
+    def load() -> Any:
+        import dsl
+        from executor.specserver import CatalogError
+
+        try:
+            site = SiteCache().get(root)  # a fresh read each time: SIGHUP picks up edits
+            return catalog_for_site(site, extra, warn=lambda text: log(f"warning: {text}"))
+        except (dsl.DslError, PlanError) as exc:  # their messages name files, never values
+            raise CatalogError(str(exc).strip().splitlines()[0]) from None
+
+    site = SiteCache().get(root)  # a broken site config fails here, before anything listens
+    catalog = catalog_for_site(site, extra, warn=lambda text: log(f"warning: {text}"))
+    host, port = listen_address(site, args.bind, args.port)
+
+    with open_run_store(console) as store:
+        cert, key = certificate(store, args.cert, args.key)
+
+        async def main() -> None:
+            from executor.remote._bundle import current_bundle
+
+            bundle_cache: dict[str, Any] = {}
+
+            def bundle() -> Any:
+                if "b" not in bundle_cache:
+                    bundle_cache["b"] = current_bundle(store.path / "bundles")
+                return bundle_cache["b"]
+
+            first = [catalog]
+
+            def load_catalog() -> Any:
+                return first.pop() if first else load()
+
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async with trio.open_nursery() as nursery:
+                    try:
+                        info = await nursery.start(
+                            lambda task_status: serve_specs(
+                                load_catalog=load_catalog,
+                                bundle_path=_bundle_lookup(bundle),
+                                cert_pem=cert,
+                                key_pem=key,
+                                bind=host,
+                                port=port,
+                                log=log,
+                                reload_on_sighup=True,
+                                task_status=task_status,
+                            )
+                        )
+                    except OSError as exc:
+                        raise PlanError.at(
+                            None, f"cannot listen on {host}:{port}: {exc.strerror}"
+                        ) from None
+                    record = store.path / SERVER_FILE
+                    record.write_text(
+                        json.dumps(
+                            {"url": info.url, "fingerprint": info.fingerprint, "pid": os.getpid()}
+                        )
+                    )
+                    try:
+                        names = ", ".join(sorted(catalog.specs)) or "none"
+                        console.print(f"spec server on {info.url} (pid {os.getpid()})")
+                        console.print(f"certificate SHA-256 fingerprint {info.fingerprint}")
+                        console.print(f"serving {len(catalog.specs)} specs: {names}")
+                        console.out.flush()
+                        async for signum in signals:
+                            log(
+                                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
+                                f"stopping on {signal.Signals(signum).name}"
+                            )
+                            nursery.cancel_scope.cancel()
+                            break
+                    finally:
+                        with contextlib.suppress(FileNotFoundError):
+                            record.unlink()
+
+        trio.run(main)
+    return 0
