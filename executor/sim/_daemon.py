@@ -38,6 +38,7 @@ from typing import Any
 import asyncssh
 
 from executor.sim._control import pid_is_daemon
+from executor.sim._setup import session_env
 from executor.sim._state import (
     SimRoot,
     address_prefix,
@@ -82,18 +83,7 @@ class Machine:
         return self.root / "home" / user
 
     def env(self, user: str, home: Path) -> dict[str, str]:
-        env = {
-            "HOME": str(home),
-            "USER": user,
-            "LOGNAME": user,
-            "PATH": f"{self.root / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "PVEPLAN_SIM_ROOT": str(self.sim.path),
-            "PVEPLAN_SIM_NODE": self.node,
-        }
-        if self.vmid is not None:
-            env["PVEPLAN_SIM_VMID"] = str(self.vmid)
-        return env
+        return session_env(self.sim, self.root, self.node, self.vmid, user, home)
 
 
 @dataclass(frozen=True)

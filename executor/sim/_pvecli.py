@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from executor.sim import _network
+from executor.sim._runcmd import kill_runcmd, launch
 from executor.sim._setup import (
     KERNEL_RELEASE,
     PVE_VERSION,
@@ -1852,6 +1853,7 @@ def boot(ctx: Ctx, vmid: int, task: Task) -> None:
     )
     with locked_state(ctx.root) as state:
         get_vm(state, ctx.node, vmid).update(status="running", started_at=time.time())
+    launch(ctx.root, ctx.node, vmid)  # cloud-init's final stage: runcmd, after the boot
 
 
 def _stop_worker(ctx: Ctx, vmid: int, op: str, params: dict[str, Any], task: Task) -> None:
@@ -1866,6 +1868,7 @@ def _stop_worker(ctx: Ctx, vmid: int, op: str, params: dict[str, Any], task: Tas
         raise TaskError(fault)
     with locked_state(ctx.root) as state:
         get_vm(state, ctx.node, vmid).update(status="stopped", started_at=None)
+    kill_runcmd(ctx.root, ctx.node, vmid, op)  # after the status: a runner starting now exits
 
 
 def _power_route(op: str) -> Handler:
@@ -1951,6 +1954,7 @@ def _destroy_worker(ctx: Ctx, vmid: int, params: dict[str, Any], task: Task) -> 
         inner = nested_host(state, ctx.node, vmid)  # a PVE host: its guests die with it
         doomed = remove_host_node(ctx.root, state, inner) if inner is not None else []
         del state["vms"][vm_key(ctx.node, vmid)]
+        kill_runcmd(ctx.root, ctx.node, vmid, "destroyed")
     with contextlib.suppress(OSError):
         (storage_dir(ctx, "local") / "images" / str(vmid)).rmdir()  # only once empty
     if params.get("purge"):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.sim._network import default_network
+from executor.sim._runcmd import kill_runcmd
 from executor.sim._state import (
     SimRoot,
     allocate_address,
@@ -40,7 +41,12 @@ GUEST_TOOLS = (
     "useradd",
     "id",
     "hostnamectl",
+    "getent",
+    "usermod",
+    "cloud-init",
 )
+FORWARDED_ENV = ("PVEPLAN_SIM_RUNCMD_LIMIT",)
+"""Simulator settings a session (and a runcmd) inherits from the daemon's environment."""
 
 # Every simulated host has the two storages of a fresh PVE install. `state.json` holds
 # their volumes; what each storage is (type, allowed content, where a dir storage keeps
@@ -183,6 +189,7 @@ def remove_host_node(root: SimRoot, state: dict[str, Any], node: str) -> list[Pa
         inner = nested_host(state, node, vm["vmid"])
         if inner is not None:
             doomed += remove_host_node(root, state, inner)
+        kill_runcmd(root, node, vm["vmid"], "destroyed with its host")
         del state["vms"][key]
     del state["nodes"][node]
     for table in ("storage", "tokens", "network"):
@@ -206,6 +213,35 @@ def _make_host_tree(root: SimRoot, node: str) -> None:
         (host / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(host / "root" / ".ssh", 0o700)
     write_host_launchers(root, node)
+
+
+def session_env(
+    sim: SimRoot, tree: Path, node: str, vmid: int | None, user: str, home: Path
+) -> dict[str, str]:
+    """The environment of a command run in machine `tree` as `user`: an SSH session's
+    (the daemon) and a cloud-init `runcmd`'s (`executor.sim._runcmd`).
+
+    PATH has the machine's `bin/` first, so its simulated tools shadow the real ones;
+    `PVEPLAN_SYSROOT` is the tree, which stands for the machine's `/` (pveplan's node-side
+    code resolves its system paths under it, so it writes into the tree, never the real
+    machine's /etc); `PVEPLAN_SIM_*` tell the simulated tools where they are.
+    """
+    env = {
+        "HOME": str(home),
+        "USER": user,
+        "LOGNAME": user,
+        "PATH": f"{tree / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PVEPLAN_SYSROOT": str(tree),
+        "PVEPLAN_SIM_ROOT": str(sim.path),
+        "PVEPLAN_SIM_NODE": node,
+    }
+    if vmid is not None:
+        env["PVEPLAN_SIM_VMID"] = str(vmid)
+    for name in FORWARDED_ENV:
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
 
 
 def write_host_launchers(root: SimRoot, node: str) -> None:
@@ -243,17 +279,11 @@ def _link_python(path: Path) -> None:
 SIM_PACKAGE = Path(__file__).resolve().parent
 
 
-def _write_launcher(path: Path, module: str, call: str, what: str) -> None:
-    """One executable script; written by rename so a running launcher is never torn.
-
-    The script registers `executor` and `executor.sim` as bare packages before importing
-    the simulator module: `executor/__init__` loads the whole executor (trio, asyncssh),
-    about ten times the cost of the command itself, and a launcher runs once per call.
-    """
+def bootstrap_code(module: str, call: str) -> str:
+    """Python source that imports `main` from simulator module `module` without loading
+    `executor/__init__` (bare packages registered first), then exits with `call`."""
     packages = (("executor", str(SIM_PACKAGE.parent)), ("executor.sim", str(SIM_PACKAGE)))
-    text = (
-        f"#!{sys.executable}\n"
-        f'"""Simulated {what} (written by executor.sim._setup)."""\n'
+    return (
         "import sys\n"
         "import types\n\n"
         f"for _name, _path in {packages!r}:\n"
@@ -264,6 +294,17 @@ def _write_launcher(path: Path, module: str, call: str, what: str) -> None:
         f"from {module} import main  # noqa: E402\n\n"
         f"sys.exit({call})\n"
     )
+
+
+def _write_launcher(path: Path, module: str, call: str, what: str) -> None:
+    """One executable script; written by rename so a running launcher is never torn.
+
+    The script registers `executor` and `executor.sim` as bare packages before importing
+    the simulator module: `executor/__init__` loads the whole executor (trio, asyncssh),
+    about ten times the cost of the command itself, and a launcher runs once per call.
+    """
+    text = f"#!{sys.executable}\n" + f'"""Simulated {what} (written by executor.sim._setup)."""\n'
+    text += bootstrap_code(module, call)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)

@@ -96,13 +96,13 @@ def test_vm_listener_follows_the_vm_status(sim: Sim) -> None:
 def test_exec_environment_and_record(sim: Sim) -> None:
     target = sim.add_vm(402, status="running")
     tree = sim.root.vm_dir(NODE, 402)
-    script = 'pwd; echo "$HOME|$USER|$LOGNAME|$PATH|$LANG"; echo "$PVEPLAN_SIM_ROOT|$PVEPLAN_SIM_NODE|$PVEPLAN_SIM_VMID"'
+    script = 'pwd; echo "$HOME|$USER|$LOGNAME|$PATH|$LANG"; echo "$PVEPLAN_SIM_ROOT|$PVEPLAN_SIM_NODE|$PVEPLAN_SIM_VMID|$PVEPLAN_SYSROOT"'
     as_user = run_trio(lambda: run_on(sim, target, ["sh", "-c", script]))
     home = tree / "home" / VM_USER
     assert as_user.stdout.decode().splitlines() == [
         str(home),
         f"{home}|{VM_USER}|{VM_USER}|{tree}/bin:/usr/local/bin:/usr/bin:/bin|C.UTF-8",
-        f"{sim.root.path}|{NODE}|402",
+        f"{sim.root.path}|{NODE}|402|{tree}",  # the VM's tree stands for its /
     ]
     root_target = SshTarget(
         host=target.host, port=target.port, user="root", host_key=target.host_key, name="vm402"
@@ -117,9 +117,11 @@ def test_exec_environment_and_record(sim: Sim) -> None:
         ("root", "sh -c 'echo \"$HOME\"; pwd'"),
     ]
     on_host = run_trio(
-        lambda: run_on(sim, sim.host_target(), ["sh", "-c", "echo $PVEPLAN_SIM_VMID-"])
+        lambda: run_on(
+            sim, sim.host_target(), ["sh", "-c", "echo $PVEPLAN_SIM_VMID-$PVEPLAN_SYSROOT"]
+        )
     )
-    assert on_host.stdout == b"-\n"
+    assert on_host.stdout == f"-{sim.root.host_dir(NODE)}\n".encode()  # the host's tree too
 
 
 def test_exit_signal_and_unknown_user(sim: Sim) -> None:
