@@ -137,3 +137,35 @@ def test_a_spec_change_moves_the_spec_hash_and_only_that_nodes_steps(service: st
     changed = sorted(a for a in new if new[a].hash != old[a].hash)
     assert changed == ["node.edge.config", "node.root-pve.delegate"]
     assert new["node.edge.config"].args["spec_hash"] != old["node.edge.config"].args["spec_hash"]
+
+
+def test_each_node_is_served_only_the_secrets_its_own_spec_names(site_copy: Path) -> None:
+    import json
+
+    from planner.cli._catalog import catalog_for_site
+
+    alice, bob = "ssh-ed25519 AAAA-alice-CANARY alice@x", "ssh-ed25519 AAAA-bob-CANARY bob@x"
+    secrets = site_copy / "secrets.yaml"
+    secrets.write_text(
+        secrets.read_text().replace(
+            "ssh_keys:\n", f'ssh_keys:\n  alice: "{alice}"\n  bob: "{bob}"\n'
+        )
+    )
+    base = (site_copy / "specs" / "base.yaml").read_text()
+    for who in ("alice", "bob"):
+        (site_copy / "specs" / f"{who}.yaml").write_text(
+            base.replace("      sudo: true\n", f"      sudo: true\n      ssh_keys: [{who}]\n")
+        )
+    (site_copy / "manifests" / "pair.yaml").write_text(
+        "schema_version: 2\nname: pair\nexecution: {default_mode: pull}\nnodes:\n"
+        "  - {name: node-a, type: vm, spec: alice, image: debian-12}\n"
+        "  - {name: node-b, type: vm, spec: bob, image: debian-12}\n"
+    )
+    catalog = catalog_for_site(load_site_config(site_copy))
+    served = {name: json.loads(catalog.specs[name].document) for name in ("node-a", "node-b")}
+    assert served["node-a"]["secrets"] == {"ssh_keys.alice": alice}
+    assert served["node-b"]["secrets"] == {"ssh_keys.bob": bob}
+    # Neither document carries a credential or another secret, by name or by value.
+    for document in served.values():
+        text = json.dumps(document)
+        assert "signing_key" not in text and "example-signing-key" not in text
