@@ -15,65 +15,35 @@ Prints figures; asserts nothing. Uses a temporary store, config and simulator.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SITE = ROOT / "examples" / "site-config"
+from _lab import Lab, lab
 
 
-def pveplan(env: dict[str, str], *words: str) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "planner.cli", *words], env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        sys.exit(f"pveplan {' '.join(words)} failed:\n{done.stdout}{done.stderr}")
-    return time.perf_counter() - started
-
-
-def delegate_durations(store_path: Path, workspace: str) -> dict[str, float]:
+def delegate_durations(here: Lab, workspace: str) -> dict[str, float]:
     """Per level, the duration of its delegate step in the latest run."""
-    sys.path.insert(0, str(ROOT))
-    from store import open_store
-
-    with open_store(store_path) as store:
-        run = store.runs(workspace, limit=1)[0]
-        return {
-            f"{e.host} › {e.address}": e.duration or 0.0
-            for e in store.run_events(run.id)
-            if e.address.endswith(".delegate") and e.kind in ("finished", "cached")
-        }
+    return {
+        f"{e.host} › {e.address}": e.duration or 0.0
+        for e in here.finished_events(workspace)
+        if e.address.endswith(".delegate")
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="cached re-applies to time")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        shutil.copytree(SITE, base / "site")
-        env = {
-            **os.environ,
-            "PVEPLAN_STORE": str(base / "store"),
-            "XDG_CONFIG_HOME": str(base / "config"),
-        }
-        words = ("-M", "n3-deep", "-H", "sim", "--site-config", str(base / "site"), "--yes")
+    with lab() as here:
+        words = ("-M", "n3-deep", "-H", "sim", "--site-config", str(here.site), "--yes")
         try:
-            cold = pveplan(env, "apply", *words)
+            cold = here.pveplan("apply", *words)
             print(f"(a) n3-deep cold apply, zero latency: {cold:.2f} s")
-            for where, seconds in delegate_durations(base / "store", "n3-deep@sim").items():
+            for where, seconds in delegate_durations(here, "n3-deep@sim").items():
                 print(f"    {where}: {seconds:.2f} s")
             walls, hops = [], []
             for _ in range(args.repeat):
-                walls.append(pveplan(env, "apply", *words))
-                durations = delegate_durations(base / "store", "n3-deep@sim")
+                walls.append(here.pveplan("apply", *words))
+                durations = delegate_durations(here, "n3-deep@sim")
                 hops.append(min(durations.values()))
             print(
                 f"(b) n3-deep cached re-apply (median of {args.repeat}): {statistics.median(walls):.2f} s"
@@ -82,14 +52,7 @@ def main() -> None:
                 print(f"    {where}: {seconds:.3f} s")
             print(f"    one hop (innermost delegate, median): {statistics.median(hops):.3f} s")
         finally:
-            subprocess.run(
-                [sys.executable, "-m", "planner.cli", "destroy", *words],
-                env=env,
-                capture_output=True,
-            )
-            subprocess.run(
-                [sys.executable, "-m", "planner.cli", "sim", "down"], env=env, capture_output=True
-            )
+            here.pveplan("destroy", *words, check=False)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ from typing import Any
 import dsl
 
 from ._errors import PlanError
-from ._hashing import plan_hash, secret_digest, step_hash
-from ._plan import Plan, PlanSettings, SecretUse, Step
+from ._hashing import plan_hash, secret_digest
+from ._plan import Plan, PlanSettings, SecretUse
 from ._pullspec import AUTH_SECRETS, auth_method, await_args, pulled_spec, spec_args
+from ._steps import StepList
 from .siteconfig import ResolvedManifest, ResolvedNode, SecretRef
 
 # Bump a kind's version whenever the meaning of its args changes, so old results are
@@ -194,7 +195,7 @@ class _Builder:
     # --- plans ---------------------------------------------------------------------------
 
     def plan(self, host: str, parent: str | None, datastore: str) -> Plan:
-        steps = _Steps(host)
+        steps = StepList(host, KIND_VERSIONS.__getitem__)
         roots = self.children.get(parent, [])
         for image in sorted(
             {n.image.name: n.image for n in roots if n.image is not None}.values(),
@@ -233,7 +234,7 @@ class _Builder:
         )
 
     def node_steps(
-        self, steps: _Steps, node: ResolvedNode, datastore: str, subplans: dict[str, Plan]
+        self, steps: StepList, node: ResolvedNode, datastore: str, subplans: dict[str, Plan]
     ) -> None:
         prefix = f"node.{node.name}"
         family = "ct" if node.type == "ct" else "vm"
@@ -401,57 +402,3 @@ class _Builder:
                 found[arg] = self.locate(pos)
         if found:
             self.sources[address] = found
-
-
-class _Steps:
-    """Steps of one plan in the order added; each hashed from the hashes it depends on."""
-
-    def __init__(self, host: str) -> None:
-        self.host = host
-        self.steps: list[Step] = []
-        self.hashes: dict[str, str] = {}
-
-    def add(
-        self,
-        address: str,
-        kind: str,
-        args: dict[str, Any],
-        *,
-        refs: dict[str, str] | None = None,
-        secrets: tuple[SecretUse, ...] = (),
-        deps: tuple[str, ...] = (),
-        hints: dict[str, Any] | None = None,
-    ) -> None:
-        refs = refs or {}
-        ref_hashes = {}
-        for name, ref in refs.items():
-            target, _, output = ref.partition("#")
-            ref_hashes[name] = f"{self.hashes[target]}#{output}"
-        kind_version = KIND_VERSIONS[kind]
-        digest = step_hash(
-            kind=kind,
-            kind_version=kind_version,
-            host=self.host,
-            args=args,
-            secrets=secrets,
-            ref_hashes=ref_hashes,
-            dep_hashes=[self.hashes[d] for d in deps],
-        )
-        self.steps.append(
-            Step(
-                address=address,
-                kind=kind,
-                kind_version=kind_version,
-                host=self.host,
-                args=args,
-                refs=refs,
-                secrets=secrets,
-                deps=deps,
-                hints=hints or {},
-                hash=digest,
-            )
-        )
-        self.hashes[address] = digest
-
-    def done(self) -> tuple[Step, ...]:
-        return tuple(self.steps)

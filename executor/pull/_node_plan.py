@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from planner import Plan, PlanSettings, SecretUse, Step
-from planner._hashing import plan_hash, secret_digest, step_hash
+from planner import Plan, PlanSettings, SecretUse
+from planner._hashing import plan_hash, secret_digest
+from planner._steps import StepList
 
 from ._node_spec import DEFAULT_INTERVAL, SpecDocument, SpecError, node_spec, systemd_interval
 
@@ -37,15 +38,15 @@ def workspace(identity: str) -> str:
     return f"{MANIFEST}@{identity}"
 
 
-class _Steps:
-    """Steps in the order added, each hashed from the hashes of those it waits for."""
+class _Steps(StepList):
+    """The node's steps; deps on steps the spec did not need are dropped, and secrets are
+    named, digested here from the document's values."""
 
     def __init__(self, document: SpecDocument) -> None:
+        super().__init__(HOST, lambda _kind: KIND_VERSION)
         self.document = document
-        self.steps: list[Step] = []
-        self.hashes: dict[str, str] = {}
 
-    def add(
+    def add(  # type: ignore[override]
         self,
         address: str,
         kind: str,
@@ -54,31 +55,13 @@ class _Steps:
         deps: tuple[str, ...] = (),
         secrets: list[str] | None = None,
     ) -> str:
-        deps = tuple(d for d in deps if d in self.hashes)
-        uses = tuple(self._use(name) for name in secrets or ())
-        digest = step_hash(
-            kind=kind,
-            kind_version=KIND_VERSION,
-            host=HOST,
-            args=args,
-            secrets=uses,
-            ref_hashes={},
-            dep_hashes=[self.hashes[d] for d in deps],
+        return super().add(
+            address,
+            kind,
+            args,
+            deps=tuple(d for d in deps if d in self.hashes),
+            secrets=tuple(self._use(name) for name in secrets or ()),
         )
-        self.steps.append(
-            Step(
-                address=address,
-                kind=kind,
-                kind_version=KIND_VERSION,
-                host=HOST,
-                args=args,
-                secrets=uses,
-                deps=deps,
-                hash=digest,
-            )
-        )
-        self.hashes[address] = digest
-        return address
 
     def _use(self, name: str) -> SecretUse:
         """A secret by name with a digest of its value, so a changed key changes its step.
