@@ -145,7 +145,10 @@ async def serve_for_run(
                 )
             except OSError as exc:
                 raise PlanError.at(
-                    None, f"cannot start the spec server on {host}:{port}: {exc.strerror}"
+                    None,
+                    f"the spec server for this apply: {exc.strerror or exc}",
+                    "another process holds the port: stop it, or set another port in "
+                    "site.yaml's defaults.server_url",
                 ) from None
             url = site.site.defaults.server_url.rstrip("/") or info.url
             yield SpecServerRef(url=url, fingerprint=info.fingerprint)
@@ -190,7 +193,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     from executor.specserver import serve_specs
 
     from ._catalog import catalog_for_site
-    from ._session import open_run_store
+    from ._session import open_run_store, single_error
 
     root = site_root(args, console, None)
     extra = [Path(p) for p in args.manifest_file or []]
@@ -247,7 +250,10 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
                         )
                     except OSError as exc:
                         raise PlanError.at(
-                            None, f"cannot listen on {host}:{port}: {exc.strerror}"
+                            None,
+                            f"{exc.strerror or exc}",
+                            "another process holds the port (a spec server already running?): "
+                            "stop it, or pick another with --port",
                         ) from None
                     record = store.path / SERVER_FILE
                     record.write_text(
@@ -272,5 +278,8 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
                         with contextlib.suppress(FileNotFoundError):
                             record.unlink()
 
-        trio.run(main)
+        try:
+            trio.run(main)
+        except BaseExceptionGroup as group:
+            raise single_error(group) from None
     return 0

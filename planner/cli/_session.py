@@ -194,10 +194,10 @@ def run_trio(
     try:
         return trio.run(main)
     except BaseExceptionGroup as group:
-        raise _single(group) from None
+        raise single_error(group) from None
 
 
-def _single(group: BaseExceptionGroup) -> BaseException:
+def single_error(group: BaseExceptionGroup) -> BaseException:
     """The one error inside nested nursery groups (so the CLI can render it), else the group.
 
     Ctrl-C wins over anything else it caused on the way out.
