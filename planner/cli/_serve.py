@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -86,6 +87,39 @@ def _log_line(stream: Any = None) -> Callable[[str], None]:
     return log
 
 
+async def _start(
+    nursery: Any,
+    *,
+    load_catalog: Callable[[], Any],
+    bundle: Callable[[], Bundle],
+    cert: tuple[bytes, bytes],
+    address: tuple[str, int],
+    log: Callable[[str], None],
+    busy: str,
+    reload_on_sighup: bool = False,
+) -> Any:
+    """Start the spec server in `nursery`; its `ServerInfo`. A port that cannot be bound
+    is one `PlanError`, with `busy` as the hint."""
+    from executor.specserver import serve_specs
+
+    try:
+        return await nursery.start(
+            lambda task_status: serve_specs(
+                load_catalog=load_catalog,
+                bundle_path=_bundle_lookup(bundle),
+                cert_pem=cert[0],
+                key_pem=cert[1],
+                bind=address[0],
+                port=address[1],
+                log=log,
+                reload_on_sighup=reload_on_sighup,
+                task_status=task_status,
+            )
+        )
+    except OSError as exc:
+        raise PlanError.at(None, f"spec server: {exc.strerror or exc}", busy) from None
+
+
 @contextlib.asynccontextmanager
 async def serve_for_run(
     console: Console,
@@ -99,7 +133,6 @@ async def serve_for_run(
     import trio
 
     from executor import SpecServerRef
-    from executor.specserver import serve_specs
 
     from ._catalog import catalog_for_plan
 
@@ -130,26 +163,16 @@ async def serve_for_run(
     log_file = store.path / "serve.log"
     with log_file.open("a") as log_stream:
         async with trio.open_nursery() as nursery:
-            try:
-                info = await nursery.start(
-                    lambda task_status: serve_specs(
-                        load_catalog=lambda: catalog,
-                        bundle_path=_bundle_lookup(bundle),
-                        cert_pem=cert,
-                        key_pem=key,
-                        bind=host,
-                        port=port,
-                        log=_log_line(log_stream),
-                        task_status=task_status,
-                    )
-                )
-            except OSError as exc:
-                raise PlanError.at(
-                    None,
-                    f"the spec server for this apply: {exc.strerror or exc}",
-                    "another process holds the port: stop it, or set another port in "
-                    "site.yaml's defaults.server_url",
-                ) from None
+            info = await _start(
+                nursery,
+                load_catalog=lambda: catalog,
+                bundle=bundle,
+                cert=(cert, key),
+                address=(host, port),
+                log=_log_line(log_stream),
+                busy="another process holds the port: stop it, or set another port in "
+                "site.yaml's defaults.server_url",
+            )
             url = site.site.defaults.server_url.rstrip("/") or info.url
             yield SpecServerRef(url=url, fingerprint=info.fingerprint)
             nursery.cancel_scope.cancel()
@@ -190,8 +213,6 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
 
     import trio
 
-    from executor.specserver import serve_specs
-
     from ._catalog import catalog_for_site
     from ._session import open_run_store, single_error
 
@@ -220,41 +241,25 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         async def main() -> None:
             from executor.remote._bundle import current_bundle
 
-            bundle_cache: dict[str, Any] = {}
-
-            def bundle() -> Any:
-                if "b" not in bundle_cache:
-                    bundle_cache["b"] = current_bundle(store.path / "bundles")
-                return bundle_cache["b"]
-
-            first = [catalog]
+            bundle = functools.cache(lambda: current_bundle(store.path / "bundles"))
+            unused = [catalog]  # the start uses the catalog loaded above; reloads read anew
 
             def load_catalog() -> Any:
-                return first.pop() if first else load()
+                return unused.pop() if unused else load()
 
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async with trio.open_nursery() as nursery:
-                    try:
-                        info = await nursery.start(
-                            lambda task_status: serve_specs(
-                                load_catalog=load_catalog,
-                                bundle_path=_bundle_lookup(bundle),
-                                cert_pem=cert,
-                                key_pem=key,
-                                bind=host,
-                                port=port,
-                                log=log,
-                                reload_on_sighup=True,
-                                task_status=task_status,
-                            )
-                        )
-                    except OSError as exc:
-                        raise PlanError.at(
-                            None,
-                            f"{exc.strerror or exc}",
-                            "another process holds the port (a spec server already running?): "
-                            "stop it, or pick another with --port",
-                        ) from None
+                    info = await _start(
+                        nursery,
+                        load_catalog=load_catalog,
+                        bundle=bundle,
+                        cert=(cert, key),
+                        address=(host, port),
+                        log=log,
+                        busy="another process holds the port (a spec server already running?): "
+                        "stop it, or pick another with --port",
+                        reload_on_sighup=True,
+                    )
                     record = store.path / SERVER_FILE
                     record.write_text(
                         json.dumps(
