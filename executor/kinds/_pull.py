@@ -21,6 +21,8 @@ from typing import Any
 
 import trio
 
+from planner._pullspec import AUTH_SECRETS
+
 from .._context import SpecServerRef, StepContext
 from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
@@ -46,11 +48,11 @@ def credential(ctx: StepContext, identity: str, spec: str, auth: str) -> str | N
     """The token node `identity` presents under posture auth method `auth`."""
     from executor.pull._tokens import mint_token
 
-    if auth == "site_token":
-        return ctx.services.reveal("auth.site_token")
-    if auth == "node_token":
-        return mint_token(identity, spec, ctx.services.reveal("auth.signing_key"))
-    return None
+    secret = AUTH_SECRETS.get(auth)
+    if secret is None:  # network: the boundary is trusted
+        return None
+    value = ctx.services.reveal(secret)
+    return mint_token(identity, spec, value) if auth == "node_token" else value
 
 
 def pull_boot(ctx: StepContext, pull: Mapping[str, Any]) -> tuple[dict[str, Any], str]:

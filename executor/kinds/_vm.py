@@ -17,6 +17,8 @@ from typing import Any
 import trio
 import yaml
 
+from planner._pullspec import AUTH_SECRETS
+
 from .._context import StepContext
 from .._keys import generate_ed25519, public_line
 from .._kinds import StepKind, register
@@ -247,10 +249,9 @@ class VmCreate(StepKind):
         # Kept before the VM exists: a kill after creation still finds the key.
         ctx.services.store.put_secret(ctx.secret_name("hostkey"), private)
         trusted = ctx.services.trusted_keys
-        # The step's secrets are the user's keys, and a pull node's credential (auth.*).
-        keys = [
-            ctx.services.reveal(s.name) for s in ctx.step.secrets if not s.name.startswith("auth.")
-        ]
+        # The step's secrets are the user's keys, and a pull node's credential.
+        credentials = set(AUTH_SECRETS.values())
+        keys = [ctx.services.reveal(s.name) for s in ctx.step.secrets if s.name not in credentials]
         keys.extend(k for k in trusted if k not in keys)
         root_keys = list(trusted) if args.get("type") == "pve" else None
         pull, instance = None, None
