@@ -27,6 +27,13 @@ from ._plan import Frozen, Plan
 FORMAT = "pveplan-plan/1"
 
 
+class PlanSignature(Frozen, kw_only=True):
+    """One signer's approval (planner._signing): the key's fingerprint, the signature."""
+
+    key: str
+    signature: str
+
+
 class Header(Frozen, kw_only=True):
     """What a reviewer (and `apply`) needs to know about a plan, outside its identity."""
 
@@ -38,6 +45,7 @@ class Header(Frozen, kw_only=True):
     site_config_digest: str = ""
     planned_against: str | None = None
     sources: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
+    signatures: tuple[PlanSignature, ...] = ()
 
 
 class PlanFile(Frozen, kw_only=True):

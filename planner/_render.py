@@ -106,6 +106,7 @@ def render_plan(plan_file: PlanFile, style: Styler) -> str:
         f"  made by {header.tool}; workspace {header.workspace}",
         f"  manifest digest {header.manifest_digest or '-'}; site config digest {header.site_config_digest or '-'}",
         f"  planned against: {header.planned_against or 'nothing applied yet'}",
+        *(f"  signed by {signature.key}" for signature in header.signatures),
         "",
     ]
     _render_level(plan_file.plan, (), lines, style)

@@ -55,6 +55,9 @@ COMMANDS = {
     "spec": ("._node", "run_spec"),
     "config": ("._node", "run_config"),
     "serve": ("._serve", "run_serve"),
+    "keygen": ("._keys", "run_keygen"),
+    "sign": ("._keys", "run_sign"),
+    "schema": ("._schema", "run_schema"),
 }
 
 # homestak's retired scenario names, and the verb that replaced each.
@@ -136,9 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--out", metavar="FILE", help="save the plan file (canonical JSON, for review)"
     )
     plan.add_argument(
-        "--check", metavar="FILE", help="exit 1 if FILE is not what the manifest compiles to now"
+        "--sign", metavar="KEYFILE", help="sign the saved plan with this ed25519 key (with -o)"
     )
-    plan.add_argument("--json", action="store_true", help="print the diff as JSON")
+    plan.add_argument(
+        "--check",
+        nargs="+",
+        metavar="PLANFILE",
+        help="exit 1 if a saved plan is not what its manifest compiles to now "
+        "(manifest and host from the file unless -M / -H name them)",
+    )
+    plan.add_argument(
+        "--against",
+        metavar="PLANFILE",
+        help="diff against this plan (the one last applied, e.g. as committed) instead of the store",
+    )
+    add_format_options(plan)
     plan.add_argument(
         "--destroy",
         action="store_true",
@@ -151,12 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     show = commands.add_parser(
-        "show", help="render a saved plan file", description="Render a plan file."
+        "show",
+        help="render a saved plan file",
+        description="Render a plan file: its steps (text, --json), or, with --format "
+        "markdown, its diff against what the store records as applied (or --against "
+        "another plan file) for a pull-request comment.",
     )
     show.add_argument("file", metavar="FILE")
     show.add_argument(
-        "--json", action="store_true", help="the plan as JSON, one flat list of steps"
+        "--against", metavar="PLANFILE", help="markdown: diff against this plan, not the store"
     )
+    add_format_options(show)
 
     graph = commands.add_parser(
         "graph",
@@ -198,6 +218,43 @@ def build_parser() -> argparse.ArgumentParser:
     add_manifest_options(apply)
     add_run_options(apply)
     apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    apply.add_argument(
+        "--require-signature",
+        action="append",
+        metavar="PUBKEY",
+        help="refuse a plan file not signed by this key (an ssh-ed25519 line, or a file of "
+        "them; repeatable; site.yaml's trusted_plan_keys count too)",
+    )
+
+    keygen = commands.add_parser(
+        "keygen",
+        help="make an ed25519 key pair for signing plans",
+        description="Write a new ed25519 private key to FILE (0600, OpenSSH format) and its "
+        "public key to FILE.pub. Reviewers sign approved plan files with the private key; "
+        "`apply --require-signature FILE.pub` (or site.yaml's trusted_plan_keys) accepts "
+        "only plans it signed. Never overwrites.",
+    )
+    keygen.add_argument("file", metavar="FILE", help="where to write the private key")
+    keygen.add_argument(
+        "-C", "--comment", default="pveplan-plan-signing", help="comment on the public key"
+    )
+    sign = commands.add_parser(
+        "sign",
+        help="sign a saved plan file (after review)",
+        description="Add your ed25519 signature over the plan's hash and body to the plan "
+        "file's header. The plan and its hash do not change; an older signature by the "
+        "same key is replaced.",
+    )
+    sign.add_argument("file", metavar="PLANFILE")
+    sign.add_argument("--key", required=True, metavar="KEYFILE", help="your private key")
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of YAML manifests (for editors)",
+        description="Print the JSON Schema (draft 2020-12) of YAML v2 manifests, generated "
+        "from pveplan's own model, for YAML language servers: completion, hover "
+        "descriptions and inline errors. See docs/manifest.md.",
+    )
+    schema.add_argument("document", choices=("manifest",), help="which schema")
 
     runs = commands.add_parser(
         "runs", help="list recorded runs, or show one's events", description="Runs in the store."
@@ -298,6 +355,29 @@ def build_parser() -> argparse.ArgumentParser:
                 help="find the manifest's VMs on the host by their pveplan tag (no store needed)",
             )
     return parser
+
+
+def add_format_options(parser: argparse.ArgumentParser) -> None:
+    """Output formats of `plan` and `show`; markdown is for pull-request comments."""
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="text (default), json, or markdown (collapsible sections, split into parts)",
+    )
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
+    parser.add_argument(
+        "--max-chars",
+        type=int,
+        default=65_000,
+        metavar="N",
+        help="markdown: split into self-contained parts of at most N characters (65000)",
+    )
+    parser.add_argument(
+        "--parts-dir",
+        metavar="DIR",
+        help="markdown: write each part to DIR/MANIFEST-HOST-part-NN.md instead of stdout",
+    )
 
 
 def add_run_options(parser: argparse.ArgumentParser, *, verbose: bool = True) -> None:

@@ -62,24 +62,76 @@ def _is_plan_file(path: str) -> bool:
 
 
 def prepare(args: argparse.Namespace, console: Console) -> Prepared:
-    """The plan to apply: from a saved plan file (checked for staleness), or compiled now."""
+    """The plan to apply: a saved plan file (checked for signatures, moved inputs and
+    staleness), or one compiled now (refused where the site requires signed plans)."""
     files = list(getattr(args, "files", None) or [])
     if len(files) == 1 and _is_plan_file(files[0]):
-        plan_file = read_plan_file(Path(files[0]))
-        site = SiteCache().get(site_root(args, console, None))
-        old = applied_plan(console, plan_file.header.workspace)
-        current = old.hash if old else None
-        if plan_file.header.planned_against != current:
-            raise PlanError.at(
-                None,
-                f"plan file {files[0]} is stale: it was planned against "
-                f"{plan_file.header.planned_against or 'nothing applied'}, and the store now "
-                f"records {current or 'nothing'} as applied to {plan_file.header.workspace}",
-                "something was applied since: re-run `pveplan plan ... -o FILE`, review, apply that",
-            )
-        return Prepared(plan_file, site, old)
+        return _prepare_plan_file(args, console, files[0])
     plan_file, old, site = make_plan(args, console)
+    if site.site.trusted_plan_keys and args.command != "destroy":
+        raise PlanError.at(
+            None,
+            f"the site config {site.root} lists trusted_plan_keys, so it runs signed plans only",
+            "save the plan (`pveplan plan ... -o FILE`), have it reviewed and signed "
+            "(`pveplan sign FILE --key KEYFILE`), then `pveplan apply FILE`",
+        )
     return Prepared(plan_file, site, old)
+
+
+def _prepare_plan_file(args: argparse.Namespace, console: Console, name: str) -> Prepared:
+    """A saved plan, refused unless signed as required, made from the inputs on disk,
+    and planned against what the store records as applied now."""
+    from dsl import load_manifest
+
+    from .._provenance import moved_inputs
+    from .._signing import require_signature, trusted_keys
+
+    plan_file = read_plan_file(Path(name))
+    site = SiteCache().get(site_root(args, console, None))
+    keys = trusted_keys(getattr(args, "require_signature", None) or (), site.site.trusted_plan_keys)
+    if keys:
+        signer = require_signature(plan_file, keys, name)
+        console.print(f"Plan {plan_file.hash} is signed by trusted key {signer}.")
+    manifest = _manifest_of(args, console, plan_file, site.root)
+    moved = moved_inputs(plan_file, load_manifest(str(manifest)), site)
+    if moved:
+        raise PlanError.at(
+            None,
+            f"plan file {name} no longer matches its inputs: " + "; ".join(moved),
+            f"re-plan from what is on disk now (`pveplan plan -M {plan_file.plan.manifest} "
+            f"-H {plan_file.plan.host} -o {name}`), review the diff, and apply that",
+        )
+    old = applied_plan(console, plan_file.header.workspace)
+    current = old.hash if old else None
+    if plan_file.header.planned_against != current:
+        raise PlanError.at(
+            None,
+            f"plan file {name} is stale: it was planned against "
+            f"{plan_file.header.planned_against or 'nothing applied'}, and the store now "
+            f"records {current or 'nothing'} as applied to {plan_file.header.workspace}",
+            "something was applied since: re-run `pveplan plan ... -o FILE`, review, apply that",
+        )
+    return Prepared(plan_file, site, old)
+
+
+def _manifest_of(
+    args: argparse.Namespace, console: Console, plan_file: PlanFile, root: Path
+) -> Path:
+    """The manifest a plan file was made from: named by -M / --manifest-file, else the
+    site config's manifest of the plan's name."""
+    from ._select import find_manifest
+
+    if getattr(args, "manifest_file", None):
+        return Path(args.manifest_file)
+    name = getattr(args, "manifest", None) or plan_file.plan.manifest
+    try:
+        return find_manifest(root, name)
+    except PlanError as exc:
+        raise PlanError.at(
+            None,
+            f"cannot check the plan file against its manifest: {exc.summary}",
+            "name the manifest it was made from with --manifest-file FILE",
+        ) from None
 
 
 def _confirm(args: argparse.Namespace, console: Console, question: str) -> bool:

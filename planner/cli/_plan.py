@@ -25,6 +25,7 @@ from .._planfile import PlanFile, encode_plan_file, read_plan_file
 from .._planning import build_plan_file, workspace_name
 from .._render import changes_json, render_changes
 from ._fmt import write_atomic
+from ._output import output_format, print_markdown
 from ._select import SiteCache, host_name, manifest_paths, site_root
 from ._state import applied_plan, applied_resources
 
@@ -65,11 +66,24 @@ def make_plan(args: argparse.Namespace, console: Console) -> Planned:
     resolved = resolve_manifest(loaded, site, host)
     console.diagnostics([*loaded.warnings, *resolved.warnings])
     workspace = workspace_name(resolved.name, host)
-    old = applied_plan(console, workspace)
+    against = getattr(args, "against", None)
+    old = against_plan(Path(against), workspace) if against else applied_plan(console, workspace)
     plan_file = build_plan_file(
         loaded, resolved, site, host, planned_against=old.hash if old else None
     )
     return Planned(plan_file, old, site)
+
+
+def against_plan(path: Path, workspace: str) -> Plan:
+    """The plan in the file at `path`, as the one to diff against (same workspace only)."""
+    other = read_plan_file(path)
+    if other.header.workspace != workspace:
+        raise PlanError.at(
+            None,
+            f"--against {path} is a plan for {other.header.workspace}, not {workspace}",
+            "diff against an earlier plan of the same manifest and host",
+        )
+    return other.plan
 
 
 def destroy_plan_file(plan_file: PlanFile, old: Plan | None, console: Console) -> PlanFile:
@@ -103,22 +117,31 @@ def plan_and_changes(
 
 
 def run_plan(args: argparse.Namespace, console: Console) -> int:
-    plan_file, old, _ = make_plan(args, console)
     if args.check:
-        return _check(plan_file, Path(args.check), console)
+        return _check_all(args, console)
+    plan_file, old, _ = make_plan(args, console)
     plan_file, changes = plan_and_changes(plan_file, old, args.destroy, console)
     summary = summarize(changes)
+    if args.sign and not args.out:
+        raise PlanError.at(None, "--sign signs the saved plan file", "add -o FILE")
     if args.out:
+        if args.sign:
+            from .._signing import load_private_key, sign
+
+            plan_file = sign(plan_file, load_private_key(Path(args.sign)))
         try:
             write_atomic(Path(args.out), encode_plan_file(plan_file).decode())
         except OSError as exc:
             raise PlanError.at(
                 None, f"cannot write the plan file {args.out}: {exc.strerror or exc}"
             ) from None
-    if args.json:
+    form = output_format(args)
+    if form == "json":
         console.print(
             json.dumps(changes_json(plan_file, changes, summary), indent=2, sort_keys=True)
         )
+    elif form == "markdown":
+        print_markdown(args, console, plan_file, changes, summary)
     else:
         title = (
             f"pveplan: {plan_file.plan.manifest} on {plan_file.plan.host} (plan {plan_file.hash})"
@@ -127,15 +150,42 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         console.print()
         console.print(render_changes(changes, summary, console.style))
         if args.out:
-            console.print(f"\nSaved the plan to {args.out}.")
+            signed = " (signed)" if args.sign else ""
+            console.print(f"\nSaved the plan to {args.out}{signed}.")
     if args.detailed_exitcode and summary.changes:
         return 2
     return 0
 
 
-def _check(plan_file: PlanFile, path: Path, console: Console) -> int:
-    """Is the committed plan at `path` what the manifest compiles to now?"""
-    saved = read_plan_file(path)
+def _check_all(args: argparse.Namespace, console: Console) -> int:
+    """`plan --check FILE...`: each saved plan against what its manifest compiles to
+    now. The manifest and host come from the file (its name in the site config, its
+    host) unless the command line names them; every file is checked, and any stale one
+    makes the exit code 1."""
+    explicit = bool(
+        getattr(args, "files", None) or getattr(args, "manifest", None) or args.manifest_file
+    )
+    if explicit and len(args.check) > 1:
+        raise PlanError.at(
+            None,
+            "with a manifest named, --check takes one plan file",
+            "or leave out -M / FILE: each plan file names its manifest and host",
+        )
+    stale = 0
+    for name in args.check:
+        path = Path(name)
+        saved = read_plan_file(path)
+        per_file = argparse.Namespace(**vars(args))
+        if not explicit:
+            per_file.manifest = saved.plan.manifest
+        per_file.host = args.host or saved.plan.host
+        plan_file = make_plan(per_file, console).plan_file
+        stale += _check(plan_file, saved, path, console)
+    return 1 if stale else 0
+
+
+def _check(plan_file: PlanFile, saved: PlanFile, path: Path, console: Console) -> int:
+    """Is the committed plan at `path` what the manifest compiles to now? (1 if not)"""
     current = msgspec.json.format(msgspec.json.encode(plan_file.plan, order="sorted"), indent=2)
     before = msgspec.json.format(msgspec.json.encode(saved.plan, order="sorted"), indent=2)
     if current == before:

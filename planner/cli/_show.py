@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._graph import plan_to_dot
+from .._plan import Plan
 from .._planfile import read_plan_file
 from .._render import plan_json, render_plan
+from ._output import output_format, print_markdown
 
 if TYPE_CHECKING:
     from . import Console
@@ -17,8 +19,26 @@ if TYPE_CHECKING:
 
 def run_show(args: argparse.Namespace, console: Console) -> int:
     plan_file = read_plan_file(Path(args.file))
-    if args.json:
+    form = output_format(args)
+    if form == "json":
         console.print(json.dumps(plan_json(plan_file), indent=2, sort_keys=True))
+    elif form == "markdown":
+        from .._diff import diff_plans, summarize
+        from ._plan import against_plan
+        from ._state import applied_plan
+
+        workspace = plan_file.header.workspace
+        old = (
+            against_plan(Path(args.against), workspace)
+            if args.against
+            else applied_plan(console, workspace)
+        )
+        plan = plan_file.plan
+        if plan.action == "destroy":  # what it destroys: every step of the applied plan
+            changes = diff_plans(Plan(manifest=plan.manifest, host=plan.host, hash=""), old)
+        else:
+            changes = diff_plans(plan, old, plan_file.header.sources)
+        print_markdown(args, console, plan_file, changes, summarize(changes))
     else:
         console.print(render_plan(plan_file, console.style))
     return 0

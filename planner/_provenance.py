@@ -1,0 +1,76 @@
+"""Has anything a saved plan was made from moved since? The check `apply FILE` makes.
+
+A reviewed plan is only worth applying while it still describes the inputs: the
+manifest (compared by the digest of the canonical `Manifest`, so reformatting or a new
+comment moves nothing), the site-config files (by their bytes), and the secrets its
+steps use (by the same keyed digests the plan holds, so no value is ever shown). Each
+difference is named, file by file or secret by secret, so the message says what moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import dsl
+
+from ._compile import SIGNING_KEY
+from ._errors import PlanError
+from ._hashing import canonical, digest, secret_digest
+from ._planfile import PlanFile, file_digests, relative_to
+from ._planning import site_config_files
+from .siteconfig import SecretRef, SiteConfig
+
+
+def moved_inputs(plan_file: PlanFile, loaded: dsl.LoadedManifest, site: SiteConfig) -> list[str]:
+    """What differs from when `plan_file` was made, one sentence each (empty: nothing)."""
+    header = plan_file.header
+    moved: list[str] = []
+    if header.manifest_digest and digest(canonical(loaded.manifest)) != header.manifest_digest:
+        base = Path(loaded.files[0]).parent
+        now = {
+            relative_to(name, base): text.encode() for name, text in loaded.source_map.texts.items()
+        }
+        files = _file_changes(header.manifest_files, file_digests(now)[0])
+        moved.append(
+            f"the manifest {plan_file.plan.manifest!r} changed"
+            + (f" ({files})" if files else " (its files read differently now)")
+        )
+    if header.site_config_digest:
+        per_file, combined = file_digests(site_config_files(site.root))
+        if combined != header.site_config_digest:
+            moved.append(
+                f"the site config changed ({_file_changes(header.site_config_files, per_file)})"
+            )
+    secrets = _secret_changes(plan_file, site)
+    if secrets:
+        moved.append(f"secrets changed: {secrets} (values are never shown)")
+    return moved
+
+
+def _file_changes(before: Mapping[str, str], now: Mapping[str, str]) -> str:
+    changed = [name for name in sorted(before.keys() & now.keys()) if before[name] != now[name]]
+    parts = [f"{name} edited" for name in changed]
+    parts += [f"{name} added" for name in sorted(now.keys() - before.keys())]
+    parts += [f"{name} removed" for name in sorted(before.keys() - now.keys())]
+    return ", ".join(parts)
+
+
+def _secret_changes(plan_file: PlanFile, site: SiteConfig) -> str:
+    uses = {use.name: use.digest for _, step in plan_file.plan.walk() for use in step.secrets}
+    if not uses:
+        return ""
+    try:
+        key = site.secrets.reveal(SecretRef(name=".".join(SIGNING_KEY)))
+    except PlanError:
+        return "auth.signing_key is gone"
+    changed = []
+    for name in sorted(uses):
+        try:
+            now = secret_digest(key, site.secrets.reveal(SecretRef(name=name)))
+        except PlanError:
+            changed.append(f"{name} removed")
+            continue
+        if now != uses[name]:
+            changed.append(f"{name} changed")
+    return ", ".join(changed)
