@@ -3,7 +3,7 @@
 One JSON object with exactly four keys: `format` ("pveplan-plan/1"), `hash` (the plan's
 hash), `plan` (the hashed body: steps and subplans) and `header` (not hashed: tool
 version, digests of the manifest and site-config files, the store state planned
-against, and where each step arg came from in the manifest).
+against, where each step arg came from in the manifest, and approvers' signatures).
 
 Pretty and canonical: sorted keys, two-space indents, one key per line, steps in plan
 order, `\\n` line ends, a final newline. Nothing in the file depends on the machine, the
