@@ -45,6 +45,8 @@ def test_no_secret_value_reaches_any_output(site: Path, tmp_path: Path) -> None:
         ["plan", *plan_args(site), "--json"],
         ["show", str(out_file)],
         ["show", "--json", str(out_file)],
+        ["show", "--format", "markdown", str(out_file)],
+        ["plan", *plan_args(site), "--format", "markdown"],
         ["graph", "--plan", str(out_file)],
         ["create", *plan_args(site), "--dry-run"],
         ["test", *plan_args(site), "--dry-run", "--json-output"],
