@@ -34,6 +34,7 @@ _EXPORTS = {
     "decode_source": "._positions",
     "convert_checked": "._schema",
     "format_source": "._formatter",
+    "manifest_json_schema": "._jsonschema",
     "load_yaml": "._yaml",
 }
 
@@ -57,6 +58,7 @@ __all__ = [
     "load_manifest",
     "load_yaml",
     "manifest_from_data",
+    "manifest_json_schema",
     "read_file",
 ]
 
@@ -77,6 +79,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from ._errors import Diagnostic, DiagnosticError, DslError, Location, closest, did_you_mean
     from ._formatter import format_source
+    from ._jsonschema import manifest_json_schema
     from ._load import LoadedManifest, load_manifest, manifest_from_data, read_file
     from ._model import Execution, Manifest, Node, NodeExecution, Settings
     from ._positions import SourceMap, decode_source

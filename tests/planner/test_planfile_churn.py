@@ -506,6 +506,16 @@ EDGE_CHAIN = {
     "header: manifest_digest",
     "header: manifest_files.n3-deep.yaml",
 }
+# The steps an edit of edge touches: its own, and the delegates above it.
+EDGE_STEPS = {
+    "node.edge.create",
+    "node.edge.start",
+    "node.edge.wait_ip",
+    "node.edge.wait_ssh",
+    "node.edge.config",
+    "node.leaf-pve.delegate",
+    "node.root-pve.delegate",
+}
 
 
 def n3_deep(index: int = 2, **fields: Any) -> dict[str, Any]:
@@ -541,15 +551,7 @@ def test_n3_deep_edge_edit_exact_lines(
     expected = EDGE_CHAIN | {f"node.edge.create: {arg}" for arg in edge_args}
     assert diff.changed == expected, diff.unified()
     assert len(diff.removed) == len(diff.added) == len(expected)  # one line each, in place
-    assert diff.changed_steps() == {
-        "node.edge.create",
-        "node.edge.start",
-        "node.edge.wait_ip",
-        "node.edge.wait_ssh",
-        "node.edge.config",
-        "node.leaf-pve.delegate",
-        "node.root-pve.delegate",
-    }
+    assert diff.changed_steps() == EDGE_STEPS
 
 
 def test_n3_deep_edge_spec_edit_inserts_lines_only_in_edges_steps(planner: Planner) -> None:
@@ -557,15 +559,7 @@ def test_n3_deep_edge_spec_edit_inserts_lines_only_in_edges_steps(planner: Plann
     edge's create (cloud-init packages) and config steps grow; every inserted line is inside
     them, and above edge only the Merkle path changes."""
     diff = check_edit(planner, n3_deep(), 2, "spec", "pve")
-    assert diff.changed_steps() == {
-        "node.edge.create",
-        "node.edge.start",
-        "node.edge.wait_ip",
-        "node.edge.wait_ssh",
-        "node.edge.config",
-        "node.leaf-pve.delegate",
-        "node.root-pve.delegate",
-    }
+    assert diff.changed_steps() == EDGE_STEPS
     assert diff.changed >= EDGE_CHAIN
     added = {d for _, d in diff.added} - EDGE_CHAIN
     assert "node.edge.create: args.cloud_init.packages.12" in added  # proxmox-ve
