@@ -22,12 +22,15 @@ DESCRIPTION = """\
 pveplan: a Nix-like plan/apply orchestrator for Proxmox VE, nested PVE labs included.
 
 Describe a tree of VMs and nested PVE hosts in a manifest (the .pvp language, or
-homestak's YAML v2), check it, and (as later releases land) plan and apply it."""
+homestak's YAML v2), check it, plan it, review the plan, and apply it."""
 
 EPILOG = """\
 examples:
   pveplan plan -M n2-tiered -H sim --site-config examples/site-config -o plans/n2.json
   pveplan show plans/n2.json
+  pveplan show --format markdown plans/n2.json --parts-dir comments/
+  pveplan sign plans/n2.json --key ~/.config/pveplan/approver
+  pveplan apply plans/n2.json --require-signature approver.pub
   pveplan validate examples/site-config/manifests/n2-tiered.pvp
   pveplan validate -M n3-deep --site-config examples/site-config
   pveplan fmt --check examples/

@@ -91,7 +91,7 @@ def _prepare_plan_file(args: argparse.Namespace, console: Console, name: str) ->
     keys = trusted_keys(getattr(args, "require_signature", None) or (), site.site.trusted_plan_keys)
     if keys:
         signer = require_signature(plan_file, keys, name)
-        console.print(f"Plan {plan_file.hash} is signed by trusted key {signer}.")
+        console.error(f"Plan {plan_file.hash} is signed by trusted key {signer}.")
     manifest = _manifest_of(args, console, plan_file, site.root)
     moved = moved_inputs(plan_file, load_manifest(str(manifest)), site)
     if moved:
@@ -134,6 +134,21 @@ def _manifest_of(
         ) from None
 
 
+def _still_current(store: Any, prepared: Prepared) -> None:
+    """Under the workspace lock: nothing was applied since the plan was diffed (another
+    run may have held the lock while this one planned, asked, or waited for it)."""
+    state = store.applied(prepared.workspace)
+    now = state.plan_hash if state is not None else None
+    expected = prepared.old.hash if prepared.old is not None else None
+    if now != expected:
+        raise PlanError.at(
+            None,
+            f"another run applied {now or 'a destroy'} to {prepared.workspace} since this "
+            f"plan was made against {expected or 'nothing applied'}",
+            "re-plan against what is applied now, review, and apply that",
+        )
+
+
 def _confirm(args: argparse.Namespace, console: Console, question: str) -> bool:
     """Ask on a terminal unless --yes; elsewhere (CI, pipes) go ahead."""
     if getattr(args, "yes", False) or not sys.stdin.isatty() or not console.out.isatty():
@@ -173,6 +188,8 @@ def execute_run(
     running: dict[str, float] = {}
     started = time.time()
     with open_run_store(console) as store, store.lock_workspace(prepared.workspace):
+        if verb == "apply":
+            _still_current(store, prepared)
         public = driver_key(console)[1]
         hosts = {plan.host: host_info(console, prepared.site, plan.host, public, store)}
         plan_object = store.put_object(canonical(plan)) if verb == "apply" else None

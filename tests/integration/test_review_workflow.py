@@ -123,7 +123,7 @@ def test_the_example_workflow_reviews_then_applies_a_signed_plan(lab: Lab, tmp_p
     repo.commit("review-demo: one VM")
     applied = repo.run(apply_job["apply"], PVEPLAN_APPROVER_KEYS=approvers)
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert "signed by trusted key" in applied.stdout
+    assert "signed by trusted key" in applied.stderr
     assert [v["config"]["memory"] for v in lab.vms("review-demo")] == ["2048"]
 
     # A pull request: more memory, re-planned against the committed plan.

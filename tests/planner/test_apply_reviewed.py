@@ -126,3 +126,21 @@ def test_plan_check_takes_several_files_and_names_each_stale_one(
     assert f"{files['n1-push']} is stale" in err
     assert f"{files['n2-tiered']}: up to date" in out
     assert '-        "vmid": 99001' in out and '+        "vmid": 99005' in out
+
+
+def test_a_run_applied_while_this_one_waited_is_caught_under_the_lock(
+    saved: Path, tmp_path: Path
+) -> None:
+    """The stale check is made again once the workspace lock is held: between planning
+    (or the prompt) and the lock, another run may have applied to the workspace."""
+    from planner._errors import PlanError
+    from planner.cli._apply import Prepared, _still_current
+    from store import open_store
+
+    plan_file = read_plan_file(saved)
+    prepared = Prepared(plan_file, None, None)  # type: ignore[arg-type]
+    with open_store(tmp_path / "race-store") as store:
+        _still_current(store, prepared)  # nothing applied, as when it was planned
+        store.set_applied(plan_file.header.workspace, "f" * 32, {})
+        with pytest.raises(PlanError, match=f"another run applied {'f' * 32} to n2-tiered@sim"):
+            _still_current(store, prepared)
