@@ -44,7 +44,7 @@ def moved_inputs(plan_file: PlanFile, loaded: dsl.LoadedManifest, site: SiteConf
             )
     secrets = _secret_changes(plan_file, site)
     if secrets:
-        moved.append(f"secrets changed: {secrets} (values are never shown)")
+        moved.append(f"secrets it uses changed: {secrets}")
     return moved
 
 
@@ -63,14 +63,14 @@ def _secret_changes(plan_file: PlanFile, site: SiteConfig) -> str:
     try:
         key = site.secrets.reveal(SecretRef(name=".".join(SIGNING_KEY)))
     except PlanError:
-        return "auth.signing_key is gone"
+        return "auth.signing_key (removed)"
     changed = []
     for name in sorted(uses):
         try:
             now = secret_digest(key, site.secrets.reveal(SecretRef(name=name)))
         except PlanError:
-            changed.append(f"{name} removed")
+            changed.append(f"{name} (removed)")
             continue
         if now != uses[name]:
-            changed.append(f"{name} changed")
+            changed.append(f"{name} (new value)")
     return ", ".join(changed)

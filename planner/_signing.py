@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -106,7 +106,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
             "keep plan-signing keys unencrypted in a file only you can read (0600), "
             "or in your CI's secret store",
         ) from None
-    except (ValueError, binascii.Error, msgspec.ValidationError):
+    except (ValueError, UnsupportedAlgorithm):
         raise PlanError.at(None, f"{path} is not a private key pveplan can read", hint) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise PlanError.at(None, f"{path} is not an ed25519 key", hint)
@@ -122,7 +122,7 @@ def parse_public_keys(text: str, source: str) -> list[Ed25519PublicKey]:
             continue
         try:
             key = serialization.load_ssh_public_key(line.encode())
-        except (ValueError, binascii.Error, msgspec.ValidationError):
+        except (ValueError, UnsupportedAlgorithm):
             key = None
         if not isinstance(key, Ed25519PublicKey):
             raise PlanError.at(
@@ -140,7 +140,7 @@ def trusted_keys(sources: Iterable[str], site_keys: Iterable[str]) -> list[Ed255
     them) and site.yaml's `trusted_plan_keys`."""
     keys: list[Ed25519PublicKey] = []
     for source in sources:
-        if source.lstrip().startswith("ssh-"):
+        if source.lstrip().startswith("ssh-") and " " in source.strip():  # a key, not a path
             keys.extend(parse_public_keys(source, "--require-signature"))
             continue
         try:

@@ -82,7 +82,7 @@ def test_a_changed_secret_is_named_never_shown(saved: Path, site: Path) -> None:
     )
     code, out = _apply(saved, site)
     assert code == 1
-    assert "secrets changed: ssh_keys.alice changed" in out
+    assert "secrets it uses changed: ssh_keys.alice (new value)" in out
     assert "AAAANEWKEY" not in out and SECRET_VALUES[1] not in out
 
 

@@ -289,3 +289,19 @@ def _signed_sample(factory: pytest.TempPathFactory):
         key = Ed25519PrivateKey.generate()
         _SAMPLE.append((sign(read_plan_file(out), key), key))
     return _SAMPLE[0]
+
+
+def test_require_signature_takes_a_key_line_or_a_file_even_one_named_ssh_something(
+    signed: Path, keys, tmp_path: Path
+) -> None:
+    from planner._signing import trusted_keys
+
+    line = Path(f"{keys[0]}.pub").read_text().strip()
+    folder = tmp_path / "ssh-keys"
+    folder.mkdir()
+    (folder / "approvers.pub").write_text(f"# approvers\n\n{line}\n")
+    approver = fingerprint(load_private_key(keys[0]).public_key())
+    for source in (line, str(folder / "approvers.pub")):
+        found = trusted_keys([source], [])
+        assert [fingerprint(k) for k in found] == [approver]
+        assert require_signature(read_plan_file(signed), found, "f") == approver
