@@ -292,7 +292,7 @@ def _signed_sample(factory: pytest.TempPathFactory):
 
 
 def test_require_signature_takes_a_key_line_or_a_file_even_one_named_ssh_something(
-    signed: Path, keys, tmp_path: Path
+    signed: Path, keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from planner._signing import trusted_keys
 
@@ -301,7 +301,8 @@ def test_require_signature_takes_a_key_line_or_a_file_even_one_named_ssh_somethi
     folder.mkdir()
     (folder / "approvers.pub").write_text(f"# approvers\n\n{line}\n")
     approver = fingerprint(load_private_key(keys[0]).public_key())
-    for source in (line, str(folder / "approvers.pub")):
+    monkeypatch.chdir(tmp_path)
+    for source in (line, "ssh-keys/approvers.pub"):
         found = trusted_keys([source], [])
         assert [fingerprint(k) for k in found] == [approver]
         assert require_signature(read_plan_file(signed), found, "f") == approver
