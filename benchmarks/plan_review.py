@@ -24,27 +24,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.plan_scale import SITE, three_levels  # noqa: E402
+from benchmarks.plan_scale import SITE, three_levels, yaml_manifest  # noqa: E402
 
 
 def manifest(count: int, resized: set[int]) -> str:
-    parents = three_levels(count)
-    has_children = {p for p in parents if p is not None}
-    lines = ["schema_version: 2", "name: review", "pattern: tiered", "nodes:"]
-    for i, parent in enumerate(parents):
-        pve = i in has_children
-        lines += [
-            f"  - name: n-{i}",
-            f"    type: {'pve' if pve else 'vm'}",
-            "    spec: base",
-            "    preset: vm-small",
-            f"    image: {'pve-9' if pve else 'debian-12'}",
-            f"    vmid: {1000 + i}",
-            f"    memory: {4096 if i in resized else 2048}",
-        ]
-        if parent is not None:
-            lines.append(f"    parent: n-{parent}")
-    return "\n".join(lines) + "\n"
+    return yaml_manifest("review", three_levels(count), {i: 4096 for i in resized})
 
 
 def best(repeat: int, work: Callable[[], Any]) -> tuple[float, Any]:

@@ -24,7 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "examples" / "site-config"
 
 
-def yaml_manifest(name: str, parents: list[int | None]) -> str:
+def yaml_manifest(
+    name: str, parents: list[int | None], memory: dict[int, int] | None = None
+) -> str:
+    """A YAML v2 manifest: node i under parents[i], a PVE host if it has children;
+    `memory` sets some nodes' memory (MB)."""
     has_children = {p for p in parents if p is not None}
     lines = ["schema_version: 2", f"name: {name}", "pattern: tiered", "nodes:"]
     for i, parent in enumerate(parents):
@@ -37,6 +41,8 @@ def yaml_manifest(name: str, parents: list[int | None]) -> str:
             f"    image: {'pve-9' if pve else 'debian-12'}",
             f"    vmid: {1000 + i}",
         ]
+        if memory and i in memory:
+            lines.append(f"    memory: {memory[i]}")
         if parent is not None:
             lines.append(f"    parent: n-{parent}")
     return "\n".join(lines) + "\n"
