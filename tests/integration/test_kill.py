@@ -70,7 +70,7 @@ def test_ctrl_c_says_what_was_running_and_keeps_the_store(lab: Lab) -> None:
 
     name = lab.manifest("interrupted", specless("interrupted", 2, 98000, prefix="i"))
     lab.set_sim_config(latency=0.3)  # every PVE command is slow: Ctrl-C lands mid-step
-    env = {**os.environ}
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}  # SIGABRT dumps every thread's stack
     proc = subprocess.Popen(
         [sys.executable, "-m", "planner.cli", *lab.args("apply", "-M", name, "-H", "sim", "--yes")],
         env=env,
@@ -80,7 +80,12 @@ def test_ctrl_c_says_what_was_running_and_keeps_the_store(lab: Lab) -> None:
     )
     time.sleep(3.0)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # seen once under load: say where it hangs
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate(timeout=30)
+        raise AssertionError(f"apply did not stop within 60 s of SIGINT:\n{out}\n{err}") from None
     lab.set_sim_config(latency=0.0)
     assert proc.returncode == 130, out + err
     assert "interrupted: every finished step is recorded; was running:" in err, err
