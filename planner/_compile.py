@@ -25,9 +25,10 @@ from typing import Any
 import dsl
 
 from ._errors import PlanError
-from ._hashing import plan_hash, secret_digest
+from ._hashing import plan_hash
 from ._plan import Plan, PlanSettings, SecretUse
 from ._pullspec import AUTH_SECRETS, auth_method, await_args, pulled_spec, spec_args
+from ._secretuse import Reveal, SecretDigests
 from ._steps import StepList
 from .siteconfig import ResolvedManifest, ResolvedNode, SecretRef
 
@@ -76,9 +77,6 @@ DEFAULT_STORAGE = "local-lvm"
 # directory, which holds imported images and VM disks alike.
 NESTED_STORAGE = "local"
 DEFAULT_PARALLELISM = 10
-SIGNING_KEY = ("auth", "signing_key")
-
-Reveal = Callable[[SecretRef], str]
 
 
 class CompileResult:
@@ -143,38 +141,16 @@ class _Builder:
             timeout_buffer=settings.timeout_buffer,
         )
         self.sources: dict[str, dict[str, str]] = {}
-        self._signing_key: str | None = None
-        self._uses: dict[str, SecretUse] = {}
+        self.digests = SecretDigests(reveal)
 
     # --- secrets -------------------------------------------------------------------------
-
-    def signing_key(self) -> str:
-        if self._signing_key is None:
-            ref = SecretRef(name=".".join(SIGNING_KEY))
-            try:
-                self._signing_key = self.reveal(ref)
-            except PlanError:
-                raise PlanError.at(
-                    None,
-                    "secrets.yaml has no auth.signing_key, which plans need to digest secrets",
-                    "add one: auth: {signing_key: <random text>}, e.g. from "
-                    "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
-                ) from None
-        return self._signing_key
 
     def secret_uses(self, refs: Iterable[SecretRef]) -> tuple[SecretUse, ...]:
         names = sorted({ref.name for ref in refs})
         return tuple(self.secret_use(name) for name in names)
 
     def secret_use(self, name: str) -> SecretUse:
-        """One digest per secret per plan: many nodes share the same keys."""
-        use = self._uses.get(name)
-        if use is None:
-            value = self.reveal(SecretRef(name=name))
-            use = self._uses[name] = SecretUse(
-                name=name, digest=secret_digest(self.signing_key(), value)
-            )
-        return use
+        return self.digests.use(name)
 
     def credential(self, node: ResolvedNode) -> tuple[SecretUse, ...]:
         """The secret a pull node's credential comes from (none for `network`)."""

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import dsl
 
-from ._compile import SIGNING_KEY
 from ._errors import PlanError
-from ._hashing import canonical, digest, secret_digest
+from ._hashing import canonical, digest
 from ._planfile import PlanFile, file_digests, relative_to
 from ._planning import site_config_files
-from .siteconfig import SecretRef, SiteConfig
+from ._secretuse import SIGNING_KEY, SecretDigests
+from .siteconfig import SiteConfig
 
 
 def moved_inputs(plan_file: PlanFile, loaded: dsl.LoadedManifest, site: SiteConfig) -> list[str]:
@@ -60,14 +60,15 @@ def _secret_changes(plan_file: PlanFile, site: SiteConfig) -> str:
     uses = {use.name: use.digest for _, step in plan_file.plan.walk() for use in step.secrets}
     if not uses:
         return ""
+    digests = SecretDigests(site.secrets.reveal)
     try:
-        key = site.secrets.reveal(SecretRef(name=".".join(SIGNING_KEY)))
+        digests.signing_key()
     except PlanError:
-        return "auth.signing_key (removed)"
+        return f"{SIGNING_KEY} (removed)"
     changed = []
     for name in sorted(uses):
         try:
-            now = secret_digest(key, site.secrets.reveal(SecretRef(name=name)))
+            now = digests.use(name).digest
         except PlanError:
             changed.append(f"{name} (removed)")
             continue

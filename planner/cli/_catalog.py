@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 import dsl
 
 from .._errors import PlanError
-from .._hashing import secret_digest
-from .._plan import Plan, SecretUse
+from .._plan import Plan
 from .._pullspec import PulledSpec, from_await_step, pulled_spec
+from .._secretuse import SecretDigests
 from ..siteconfig import SecretRef, SiteConfig, resolve_manifest
 from ._select import MANIFEST_SUFFIXES
 
@@ -48,7 +48,7 @@ def catalog_for_site(
     """
     folder = site.root / "manifests"
     files = sorted(p for p in folder.glob("*") if p.suffix in MANIFEST_SUFFIXES and p.is_file())
-    secret_use = _secret_use(site)
+    secret_use = SecretDigests(site.secrets.reveal).use
     pulled: list[PulledSpec] = []
     for path in [*files, *extra]:
         try:
@@ -113,18 +113,6 @@ def _published(spec: PulledSpec, site: SiteConfig) -> PublishedSpec:
         spec_hash=spec.hash,
         document=json.dumps(document, sort_keys=True).encode(),
     )
-
-
-def _secret_use(site: SiteConfig) -> Callable[[str], SecretUse]:
-    key = _optional(site, "auth", "signing_key") or ""
-
-    def use(name: str) -> SecretUse:
-        if not key:
-            raise PlanError.at(None, "secrets.yaml has no auth.signing_key, which specs need")
-        value = site.secrets.reveal(SecretRef(name=name))
-        return SecretUse(name=name, digest=secret_digest(key, value))
-
-    return use
 
 
 def _optional(site: SiteConfig, section: str, key: str) -> str | None:
