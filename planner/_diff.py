@@ -65,6 +65,16 @@ def diff_plans(
     return out
 
 
+def plan_changes(
+    plan: Plan, old: Plan | None, sources: dict[str, dict[str, str]] | None = None
+) -> list[Change]:
+    """What applying `plan` changes: for a destroy plan, every step of the applied plan
+    destroyed (its own steps are how, not what); otherwise the diff against `old`."""
+    if plan.action == "destroy":
+        return diff_plans(Plan(manifest=plan.manifest, host=plan.host, hash=""), old)
+    return diff_plans(plan, old, sources)
+
+
 def summarize(changes: list[Change]) -> Summary:
     counts = {"create": 0, "update": 0, "replace": 0, "destroy": 0, "unchanged": 0}
     for change in changes:

@@ -47,6 +47,19 @@ def site_config_files(root: Path) -> dict[str, bytes]:
     return files
 
 
+def manifest_digest(manifest: dsl.Manifest) -> str:
+    """The digest of the canonical manifest value: formatting and comments do not move it."""
+    return digest(canonical(manifest))
+
+
+def manifest_file_digests(loaded: dsl.LoadedManifest) -> dict[str, str]:
+    """The digest of each file the manifest was read from, by path relative to its own
+    directory (so the same checkout gives the same header anywhere)."""
+    base = Path(loaded.files[0]).parent
+    texts = loaded.source_map.texts
+    return file_digests({relative_to(name, base): text.encode() for name, text in texts.items()})[0]
+
+
 def build_plan_file(
     loaded: dsl.LoadedManifest,
     resolved: ResolvedManifest,
@@ -69,16 +82,13 @@ def build_plan_file(
         return f"{name}:{line}:{col}"
 
     result = compile_plan(resolved, loaded, host, site.secrets.reveal, locate=locate)
-    manifest_files = {
-        relative_to(name, base): text.encode() for name, text in loaded.source_map.texts.items()
-    }
-    per_manifest_file, _ = file_digests(manifest_files)
+    per_manifest_file = manifest_file_digests(loaded)
     per_site_file, site_digest = file_digests(site_config_files(site.root))
     header = Header(
         tool=f"pveplan {__version__}",
         workspace=workspace_name(resolved.name, host),
         manifest_files=per_manifest_file,
-        manifest_digest=digest(canonical(loaded.manifest)),
+        manifest_digest=manifest_digest(loaded.manifest),
         site_config_files=per_site_file,
         site_config_digest=site_digest,
         planned_against=planned_against,

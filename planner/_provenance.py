@@ -10,14 +10,12 @@ difference is named, file by file or secret by secret, so the message says what 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import dsl
 
 from ._errors import PlanError
-from ._hashing import canonical, digest
-from ._planfile import PlanFile, file_digests, relative_to
-from ._planning import site_config_files
+from ._planfile import PlanFile, file_digests
+from ._planning import manifest_digest, manifest_file_digests, site_config_files
 from ._secretuse import SIGNING_KEY, SecretDigests
 from .siteconfig import SiteConfig
 
@@ -26,12 +24,8 @@ def moved_inputs(plan_file: PlanFile, loaded: dsl.LoadedManifest, site: SiteConf
     """What differs from when `plan_file` was made, one sentence each (empty: nothing)."""
     header = plan_file.header
     moved: list[str] = []
-    if header.manifest_digest and digest(canonical(loaded.manifest)) != header.manifest_digest:
-        base = Path(loaded.files[0]).parent
-        now = {
-            relative_to(name, base): text.encode() for name, text in loaded.source_map.texts.items()
-        }
-        files = _file_changes(header.manifest_files, file_digests(now)[0])
+    if header.manifest_digest and manifest_digest(loaded.manifest) != header.manifest_digest:
+        files = _file_changes(header.manifest_files, manifest_file_digests(loaded))
         moved.append(
             f"the manifest {plan_file.plan.manifest!r} changed"
             + (f" ({files})" if files else " (its files read differently now)")

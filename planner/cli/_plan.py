@@ -17,7 +17,7 @@ import msgspec
 from dsl import Diagnostic, load_manifest, load_yaml, manifest_from_data
 
 from .._destroy import destroy_plan
-from .._diff import Change, diff_plans, summarize
+from .._diff import Change, diff_plans, plan_changes, summarize
 from .._errors import PlanError
 from .._hashing import plan_hash
 from .._plan import Plan, PlanSettings
@@ -107,13 +107,9 @@ def plan_and_changes(
     plan_file: PlanFile, old: Plan | None, destroy: bool, console: Console
 ) -> tuple[PlanFile, list[Change]]:
     """The plan to show (the destroy plan, when destroying) and its changes against `old`."""
-    if not destroy:
-        return plan_file, diff_plans(plan_file.plan, old, plan_file.header.sources)
-    plan_file = destroy_plan_file(plan_file, old, console)
-    if old is None:
-        return plan_file, []
-    nothing = Plan(manifest=old.manifest, host=old.host, hash="")
-    return plan_file, diff_plans(nothing, old)  # every applied step: destroy
+    if destroy:
+        plan_file = destroy_plan_file(plan_file, old, console)
+    return plan_file, plan_changes(plan_file.plan, old, plan_file.header.sources)
 
 
 def run_plan(args: argparse.Namespace, console: Console) -> int:

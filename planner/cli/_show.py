@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._graph import plan_to_dot
-from .._plan import Plan
 from .._planfile import read_plan_file
 from .._render import plan_json, render_plan
 from ._output import output_format, print_markdown
@@ -23,7 +22,7 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
     if form == "json":
         console.print(json.dumps(plan_json(plan_file), indent=2, sort_keys=True))
     elif form == "markdown":
-        from .._diff import diff_plans, summarize
+        from .._diff import plan_changes, summarize
         from ._plan import against_plan
         from ._state import applied_plan
 
@@ -33,11 +32,7 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
             if args.against
             else applied_plan(console, workspace)
         )
-        plan = plan_file.plan
-        if plan.action == "destroy":  # what it destroys: every step of the applied plan
-            changes = diff_plans(Plan(manifest=plan.manifest, host=plan.host, hash=""), old)
-        else:
-            changes = diff_plans(plan, old, plan_file.header.sources)
+        changes = plan_changes(plan_file.plan, old, plan_file.header.sources)
         print_markdown(args, console, plan_file, changes, summarize(changes))
     else:
         console.print(render_plan(plan_file, console.style))
