@@ -48,10 +48,16 @@ def manifests(draw: st.DrawFn) -> Manifest:
         name=draw(labels),
         # Without YAML 1.1's extra line breaks (NEL, LS, PS): PyYAML's emitter writes them
         # raw inside quotes with allow_unicode, and its reader then folds them to spaces.
+        # Without lone surrogates: no file can hold them (UTF-8 cannot encode them).
         description=draw(
             st.one_of(
                 st.none(),
-                st.text(st.characters(blacklist_characters="\x85\u2028\u2029"), max_size=20),
+                st.text(
+                    st.characters(
+                        exclude_categories=("Cs",), exclude_characters="\x85\u2028\u2029"
+                    ),
+                    max_size=20,
+                ),
             )
         ),
         pattern="tiered"
