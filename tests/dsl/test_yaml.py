@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dsl import DslError, load_yaml
-from dsl._yaml import MAX_DEPTH, MAX_EXPANDED_VALUES
+from dsl._yaml import MAX_EXPANDED_VALUES
 
 from .conftest import HOMESTAK_MANIFESTS, errors_of, load_text
 
@@ -215,11 +215,28 @@ def test_empty_file(tmp_path: Path) -> None:
     assert errors_of(tmp_path, "m.yaml", "")[0].startswith("1:1: a manifest must be a mapping")
 
 
-def test_deep_nesting_is_refused_before_libyaml_recurses() -> None:
-    # libyaml's composer segfaults around 100,000 levels; we must stop long before.
+@pytest.mark.parametrize("opener", ["[", "{a: ", "- "])
+def test_deep_nesting_is_refused_safely_with_a_position(opener: str) -> None:
+    # libyaml's composer segfaults around 100,000 levels. Whoever refuses the input first
+    # (our depth bound, or a libyaml new enough to bound depth itself), it must be a
+    # located DslError, never a crash, and the position must lie inside the input.
+    closer = {"[": "]", "{a: ": "}", "- ": ""}[opener]
+    depth = 200_000 if opener != "- " else 2_000
+    if opener == "- ":
+        text = "".join("  " * i + "-\n" for i in range(depth)) + "  " * depth + "x\n"
+    else:
+        text = opener * depth + "x" + closer * depth
     with pytest.raises(DslError) as info:
-        load_yaml("[" * 200_000 + "]" * 200_000, "deep.yaml")
-    assert f"nested more than {MAX_DEPTH} levels" in info.value.summary
+        load_yaml(text, "deep.yaml")
+    (diagnostic,) = info.value.diagnostics
+    location = diagnostic.location
+    assert location is not None and location.file == "deep.yaml"
+    lines = text.split("\n")
+    assert 1 <= location.line <= len(lines)
+    assert 1 <= location.col <= len(lines[location.line - 1]) + 1
+    # Refused near the top, long before the depth that overflows libyaml's stack.
+    offset = sum(len(line) + 1 for line in lines[: location.line - 1]) + location.col - 1
+    assert offset < len(text) // 20
 
 
 def test_alias_bomb_is_refused() -> None:
