@@ -46,6 +46,9 @@ class Header(Frozen, kw_only=True):
     planned_against: str | None = None
     sources: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
     signatures: tuple[PlanSignature, ...] = ()
+    site_config: str | None = None
+    """Where the site config was, relative to the plan file's folder (set by `plan -o`),
+    so `apply FILE` finds it without --site-config; its digests above are what count."""
 
 
 class PlanFile(Frozen, kw_only=True):

@@ -1,10 +1,13 @@
 """`pveplan apply | destroy` and homestak's `create | destroy | test`: plans, run.
 
-`apply` without a plan file plans first, shows the diff and (on a terminal, unless
-`--yes`) asks; with a plan file it refuses one that is stale against the store. Every
-run holds the workspace lock, so two applies of one workspace never interleave.
+`apply` without a plan file plans first, shows the diff and asks for consent
+(`_consent`: on a terminal, else `--yes` or a refusal); with a plan file (the reviewed
+consent) it refuses one that is unsigned where signatures are required, stale against
+the store, or made from inputs that moved. Every run holds the workspace lock, so two
+applies of one workspace never interleave.
 
-Exit codes: 0 success (or nothing to do), 1 a failed step or a refusal, 130 interrupted.
+Exit codes: 0 success (or nothing to do), 1 a failed step or a refusal, 130 interrupted;
+`apply --detailed-exitcode`: 2 when changes were applied and all succeeded.
 """
 
 from __future__ import annotations
@@ -12,19 +15,19 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._diff import diff_plans, summarize
+from .._diff import diff_plans, plan_changes, summarize
 from .._errors import PlanError
 from .._hashing import canonical
 from .._plan import Plan
 from .._planfile import PlanFile, read_plan_file
 from .._render import render_changes
+from ._consent import at_risk, confirm
 from ._plan import destroy_plan_file, make_plan
 from ._select import SiteCache, site_root
 from ._serve import pull_identities, serve_for_run
@@ -43,10 +46,14 @@ INTERRUPTED = 130
 class Prepared:
     """What a run needs: the plan (and its file), the site, the workspace."""
 
-    def __init__(self, plan_file: PlanFile, site: SiteConfig, old: Plan | None) -> None:
+    def __init__(
+        self, plan_file: PlanFile, site: SiteConfig, old: Plan | None, *, saved: bool = False
+    ) -> None:
         self.plan_file = plan_file
         self.site = site
         self.old = old
+        self.saved = saved
+        """A saved (reviewed) plan file: it is the consent, nobody is asked again."""
 
     @property
     def plan(self) -> Plan:
@@ -87,10 +94,21 @@ def _prepare_plan_file(args: argparse.Namespace, console: Console, name: str) ->
     from .._signing import require_signature, trusted_keys
 
     plan_file = read_plan_file(Path(name))
-    site = SiteCache().get(site_root(args, console, None))
-    keys = trusted_keys(getattr(args, "require_signature", None) or (), site.site.trusted_plan_keys)
-    if keys:
-        signer = require_signature(plan_file, keys, name)
+    required = getattr(args, "require_signature", None) or ()
+    signer, refusal = None, None
+    if required:  # before anything else reads the plan's inputs
+        try:
+            signer = require_signature(plan_file, trusted_keys(required, ()), name)
+        except PlanError as exc:
+            refusal = exc
+    site = SiteCache().get(plan_site_root(args, console, Path(name), plan_file))
+    if signer is None and site.site.trusted_plan_keys:
+        signer = require_signature(
+            plan_file, trusted_keys(required, site.site.trusted_plan_keys), name
+        )
+    elif refusal is not None:
+        raise refusal
+    if signer is not None:
         console.error(f"Plan {plan_file.hash} is signed by trusted key {signer}.")
     manifest = _manifest_of(args, console, plan_file, site.root)
     moved = moved_inputs(plan_file, load_manifest(str(manifest)), site)
@@ -111,7 +129,22 @@ def _prepare_plan_file(args: argparse.Namespace, console: Console, name: str) ->
             f"records {current or 'nothing'} as applied to {plan_file.header.workspace}",
             "something was applied since: re-run `pveplan plan ... -o FILE`, review, apply that",
         )
-    return Prepared(plan_file, site, old)
+    return Prepared(plan_file, site, old, saved=True)
+
+
+def plan_site_root(
+    args: argparse.Namespace, console: Console, path: Path, plan_file: PlanFile
+) -> Path:
+    """The site config a saved plan was made with: --site-config, else where its header
+    says (relative to the plan file's folder, then to the working directory), else the
+    usual discovery. Its digests are checked after, so a wrong guess is refused."""
+    recorded = plan_file.header.site_config
+    if getattr(args, "site_config", None) is None and recorded:
+        for base in (path.parent, console.cwd):
+            candidate = base / recorded
+            if (candidate / "site.yaml").is_file() or candidate.is_dir():
+                return candidate
+    return site_root(args, console, None)
 
 
 def _manifest_of(
@@ -147,15 +180,6 @@ def _still_current(store: Any, prepared: Prepared) -> None:
             f"plan was made against {expected or 'nothing applied'}",
             "re-plan against what is applied now, review, and apply that",
         )
-
-
-def _confirm(args: argparse.Namespace, console: Console, question: str) -> bool:
-    """Ask on a terminal unless --yes; elsewhere (CI, pipes) go ahead."""
-    if getattr(args, "yes", False) or not sys.stdin.isatty() or not console.out.isatty():
-        return True
-    console.out.write(f"{question} [y/N] ")
-    console.out.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _display(args: argparse.Namespace, console: Console) -> Any:
@@ -259,7 +283,10 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
         )
     )
     console.print(render_changes(changes, counts, console.style))
-    if counts.changes and not _confirm(args, console, "Apply these changes?"):
+    risks = at_risk(changes)
+    # homestak's `create` never asked (it never destroyed): it asks only when it would.
+    ask = risks if args.command == "create" else counts.changes and not prepared.saved
+    if ask and not confirm(args, console, "Apply these changes?", risks):
         console.print("Apply cancelled.")
         return 1
     try:
@@ -269,7 +296,9 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
         return INTERRUPTED
     _print_failures(console, report)
     console.print(summary(report, seconds, "apply"))
-    return 0 if report.status == "ok" else 1
+    if report.status != "ok":
+        return 1
+    return 2 if getattr(args, "detailed_exitcode", False) and counts.changes else 0
 
 
 def run_destroy(args: argparse.Namespace, console: Console) -> int:
@@ -291,7 +320,10 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
             f"Destroying {prepared.workspace}: {len(destroy.steps)} recorded step(s), then "
             f"anything left on {destroy.host} tagged pveplan-{destroy.manifest}."
         )
-    if not _confirm(args, console, f"Destroy everything in {prepared.workspace}?"):
+    risks = at_risk(plan_changes(destroy, prepared.old))
+    if getattr(args, "discover", False) or not risks:
+        risks = [*risks, f"any VM on {destroy.host} tagged pveplan-{destroy.manifest}"]
+    if not confirm(args, console, f"Destroy everything in {prepared.workspace}?", risks):
         console.print("Destroy cancelled.")
         return 1
     try:
@@ -395,15 +427,18 @@ def _json_report(
 
 
 def run_create(args: argparse.Namespace, console: Console) -> int:
-    """homestak's `create`: apply without asking (the seeds never asked)."""
+    """homestak's `create`: apply without asking (the seeds never asked), unless the
+    plan would destroy or replace a VM, which the seeds' create never did."""
     if args.dry_run:
         from ._plan import run_dry_run_verb
 
         return run_dry_run_verb(args, console)
     if not args_json(args):
-        args.yes = True
         return run_apply(args, console)
     prepared = prepare(args, console)
+    risks = at_risk(diff_plans(prepared.plan, prepared.old))
+    if risks and not confirm(args, console, "Apply these changes?", risks):
+        return _json_report(args, console, "create", False, 0.0, [], error="cancelled")
     try:
         report, seconds, _ = execute_run(args, console, prepared, prepared.plan, "apply")
     except Interrupted as exc:

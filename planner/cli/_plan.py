@@ -21,7 +21,7 @@ from .._diff import Change, diff_plans, plan_changes, summarize
 from .._errors import PlanError
 from .._hashing import plan_hash
 from .._plan import Plan, PlanSettings
-from .._planfile import PlanFile, encode_plan_file, read_plan_file
+from .._planfile import PlanFile, encode_plan_file, read_plan_file, relative_to
 from .._planning import build_plan_file, workspace_name
 from .._render import changes_json, render_changes
 from ._fmt import write_atomic
@@ -115,12 +115,15 @@ def plan_and_changes(
 def run_plan(args: argparse.Namespace, console: Console) -> int:
     if args.check:
         return _check_all(args, console)
-    plan_file, old, _ = make_plan(args, console)
+    plan_file, old, site = make_plan(args, console)
     plan_file, changes = plan_and_changes(plan_file, old, args.destroy, console)
     summary = summarize(changes)
     if args.sign and not args.out:
         raise PlanError.at(None, "--sign signs the saved plan file", "add -o FILE")
     if args.out:
+        where = relative_to(site.root, (console.cwd / args.out).parent)
+        header = msgspec.structs.replace(plan_file.header, site_config=where)
+        plan_file = msgspec.structs.replace(plan_file, header=header)
         if args.sign:
             from .._signing import load_private_key, sign
 
