@@ -28,10 +28,13 @@ FORMAT = "pveplan-plan/1"
 
 
 class PlanSignature(Frozen, kw_only=True):
-    """One signer's approval (planner._signing): the key's fingerprint, the signature."""
+    """One signer's approval (planner._signing): the key's fingerprint, the signature, and
+    the digest of each bound header field as signed, so a field edited afterwards is named
+    (the signature itself covers the values; `scope` only says which one moved)."""
 
     key: str
     signature: str
+    scope: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class Header(Frozen, kw_only=True):
@@ -49,6 +52,28 @@ class Header(Frozen, kw_only=True):
     site_config: str | None = None
     """Where the site config was, relative to the plan file's folder (set by `plan -o`),
     so `apply FILE` finds it without --site-config; its digests above are what count."""
+
+
+BOUND_HEADER_FIELDS = (
+    "workspace",
+    "planned_against",
+    "manifest_digest",
+    "manifest_files",
+    "site_config_digest",
+    "site_config_files",
+)
+"""Header fields `apply FILE` acts on: what it compares against (workspace, prior state)
+and what it checks the inputs on disk against. Signatures cover them with the body."""
+
+FREE_HEADER_FIELDS = ("tool", "sources", "site_config", "signatures")
+"""Header fields that never decide what runs: who wrote the file, where arg values came
+from (shown in diffs), where to look for the site config (its digests are bound), and
+the signatures themselves. Every header field is in exactly one of the two tuples."""
+
+
+def workspace_name(manifest: str, host: str) -> str:
+    """A workspace is (manifest x host): the same manifest on two hosts never collides."""
+    return f"{manifest}@{host}"
 
 
 class PlanFile(Frozen, kw_only=True):
@@ -87,6 +112,15 @@ def decode_plan_file(data: bytes, name: str) -> PlanFile:
             "; ".join(problems[:5])
             + ("; ..." if len(problems) > 5 else "")
             + " — re-plan to get a sound file",
+        )
+    own = workspace_name(plan_file.plan.manifest, plan_file.plan.host)
+    if plan_file.header.workspace != own:
+        raise PlanError.at(
+            Location(file=name, line=1, col=1),
+            f"header field `workspace` says {plan_file.header.workspace!r}, but the plan is "
+            f"for manifest {plan_file.plan.manifest!r} on host {plan_file.plan.host!r}",
+            f"a plan only ever applies to its own workspace ({own}): the file was edited; "
+            "re-plan to get a sound file",
         )
     return plan_file
 

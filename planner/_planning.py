@@ -16,16 +16,11 @@ import dsl
 
 from ._compile import compile_plan
 from ._hashing import canonical, digest
-from ._planfile import Header, PlanFile, file_digests, relative_to
+from ._planfile import Header, PlanFile, file_digests, relative_to, workspace_name
 from ._version import __version__
 from .siteconfig import ResolvedManifest, SiteConfig
 
 SITE_CONFIG_PARTS = ("site.yaml", "nodes", "hosts", "presets", "specs", "postures", "v2")
-
-
-def workspace_name(manifest: str, host: str) -> str:
-    """A workspace is (manifest x host): the same manifest on two hosts never collides."""
-    return f"{manifest}@{host}"
 
 
 def site_config_files(root: Path) -> dict[str, bytes]:

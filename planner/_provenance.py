@@ -24,18 +24,18 @@ def moved_inputs(plan_file: PlanFile, loaded: dsl.LoadedManifest, site: SiteConf
     """What differs from when `plan_file` was made, one sentence each (empty: nothing)."""
     header = plan_file.header
     moved: list[str] = []
-    if header.manifest_digest and manifest_digest(loaded.manifest) != header.manifest_digest:
+    # An empty digest (a doctored header) is a mismatch, never a reason to skip the check.
+    if manifest_digest(loaded.manifest) != header.manifest_digest:
         files = _file_changes(header.manifest_files, manifest_file_digests(loaded))
         moved.append(
             f"the manifest {plan_file.plan.manifest!r} changed"
             + (f" ({files})" if files else " (its files read differently now)")
         )
-    if header.site_config_digest:
-        per_file, combined = file_digests(site_config_files(site.root))
-        if combined != header.site_config_digest:
-            moved.append(
-                f"the site config changed ({_file_changes(header.site_config_files, per_file)})"
-            )
+    per_file, combined = file_digests(site_config_files(site.root))
+    if combined != header.site_config_digest:
+        moved.append(
+            f"the site config changed ({_file_changes(header.site_config_files, per_file)})"
+        )
     secrets = _secret_changes(plan_file, site)
     if secrets:
         moved.append(f"secrets it uses changed: {secrets}")

@@ -1,13 +1,16 @@
 """Signed plans: an approver's ed25519 signature, which `apply` can insist on.
 
-The point is that what runs is exactly what was reviewed. A signature sits in the plan
-file's header (which is not hashed), so signing never changes the plan or its hash, and
-several people can sign one file. What is signed is the plan hash *and* the SHA-256 of
-the plan's canonical body: the plan hash (xxh3-128) is a content address, fast and
-stable, but not made to stand up to someone crafting a second body with the same hash;
-SHA-256 is. Editing the body after signing therefore fails twice over (the hashes no
-longer match, and the signature no longer verifies), while editing the header (a
-comment on where it was planned, another signature) is harmless and allowed.
+The point is that what runs is exactly what was reviewed, where it was reviewed for. A
+signature sits in the plan file's header (which is not hashed), so signing never changes
+the plan or its hash, and several people can sign one file. What is signed is the plan
+hash, the SHA-256 of the plan's canonical body, and the header fields apply acts on
+(`BOUND_HEADER_FIELDS`: the workspace, the prior state it was planned against, the
+digests the inputs are checked against). The plan hash (xxh3-128) is a content address,
+fast and stable, but not made to stand up to someone crafting a second body with the same
+hash; SHA-256 is. So editing the body fails twice over, and pointing a signed plan at
+another workspace or another prior state fails the signature, naming the field (each
+signature records a digest per bound field, inside what it signs). Editing a free field
+(the tool line, source positions, another signature) changes nothing apply does.
 
 Keys are OpenSSH ed25519 keys, so `ssh-keygen -t ed25519` keys work as well as those
 `pveplan keygen` makes; a trusted key is its public line (`ssh-ed25519 AAAA... name`),
@@ -31,10 +34,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ._errors import PlanError
-from ._hashing import canonical
-from ._planfile import PlanFile, PlanSignature
+from ._hashing import canonical, digest
+from ._planfile import BOUND_HEADER_FIELDS, PlanFile, PlanSignature
 
-SIGNATURE_CONTEXT = b"pveplan-plan-signature/1\0"
+SIGNATURE_CONTEXT = b"pveplan-plan-signature/2\0"
 
 
 def fingerprint(public: Ed25519PublicKey) -> str:
@@ -51,10 +54,18 @@ def public_line(public: Ed25519PublicKey, comment: str = "") -> str:
     return f"{text} {comment}".strip()
 
 
+def bound_scope(plan_file: PlanFile) -> dict[str, str]:
+    """A digest of each bound header field's value: how a signature names what moved."""
+    header = plan_file.header
+    return {name: digest(canonical(getattr(header, name))) for name in BOUND_HEADER_FIELDS}
+
+
 def signed_message(plan_file: PlanFile) -> bytes:
-    """What a signature covers: the plan hash and the SHA-256 of the canonical body."""
+    """What a signature covers: the plan hash, the SHA-256 of the canonical body, and the
+    bound header fields' values (as canonical JSON, so nothing can be spliced between)."""
     body = hashlib.sha256(canonical(plan_file.plan)).hexdigest()
-    return SIGNATURE_CONTEXT + f"{plan_file.hash}\0{body}".encode()
+    header = {name: getattr(plan_file.header, name) for name in BOUND_HEADER_FIELDS}
+    return SIGNATURE_CONTEXT + canonical({"body": body, "hash": plan_file.hash, "header": header})
 
 
 def generate_key_pair(path: Path, comment: str) -> str:
@@ -163,7 +174,9 @@ def sign(plan_file: PlanFile, key: Ed25519PrivateKey) -> PlanFile:
     """`plan_file` with `key`'s signature added (replacing an older one by the same key)."""
     own = fingerprint(key.public_key())
     signature = PlanSignature(
-        key=own, signature=base64.b64encode(key.sign(signed_message(plan_file))).decode()
+        key=own,
+        signature=base64.b64encode(key.sign(signed_message(plan_file))).decode(),
+        scope=bound_scope(plan_file),
     )
     others = [s for s in plan_file.header.signatures if s.key != own]
     signatures = tuple(sorted([*others, signature], key=lambda s: s.key))
@@ -185,7 +198,7 @@ def require_signature(plan_file: PlanFile, keys: list[Ed25519PublicKey], name: s
             None, f"plan file {name} is not signed, and a signature is required", hint
         )
     message = signed_message(plan_file)
-    failed = []
+    failed: list[PlanSignature] = []
     for entry in signatures:
         key = trusted.get(entry.key)
         if key is None:
@@ -193,15 +206,15 @@ def require_signature(plan_file: PlanFile, keys: list[Ed25519PublicKey], name: s
         try:
             key.verify(base64.b64decode(entry.signature, validate=True), message)
         except (InvalidSignature, binascii.Error, ValueError):
-            failed.append(entry.key)
+            failed.append(entry)
             continue
         return entry.key
     if failed:
         raise PlanError.at(
             None,
-            f"the signature of {failed[0]} on plan file {name} does not verify: the plan "
-            "is not the one that was signed",
-            "re-plan, review and sign again; never edit a signed plan's body",
+            f"the signature of {failed[0].key} on plan file {name} does not verify: "
+            + _what_moved(plan_file, failed[0]),
+            "re-plan, review and sign again; never edit a signed plan file",
         )
     signers = ", ".join(s.key for s in signatures)
     raise PlanError.at(
@@ -210,3 +223,18 @@ def require_signature(plan_file: PlanFile, keys: list[Ed25519PublicKey], name: s
         f"({', '.join(sorted(trusted)) or 'none'})",
         hint,
     )
+
+
+def _what_moved(plan_file: PlanFile, entry: PlanSignature) -> str:
+    """Why a signature fails, as precisely as its recorded scope allows."""
+    if not entry.scope:
+        return (
+            "it was made by an older pveplan whose signatures did not cover the header "
+            "(workspace, planned_against), so it cannot bind the plan to one workspace"
+        )
+    now = bound_scope(plan_file)
+    moved = [field for field in BOUND_HEADER_FIELDS if entry.scope.get(field) != now[field]]
+    if moved:
+        fields = ", ".join(f"`{field}`" for field in moved)
+        return f"header field(s) {fields} changed after signing"
+    return "the plan is not the one that was signed"

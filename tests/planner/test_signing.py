@@ -2,8 +2,8 @@
 
 What runs must be what was reviewed: a plan file is refused when unsigned, signed by
 another key, or when its body no longer matches what was signed, even if its hashes
-were recomputed to match the edit. The header is not signed, so editing it (another
-signature, a tool version) is harmless. The refusals happen before any step runs, so
+were recomputed to match the edit. Free header fields (another signature, a tool version)
+may be edited; bound ones (tests/planner/test_plan_binding.py) may not. The refusals happen before any step runs, so
 these tests need no simulator; tests/integration/test_reviewed_plans.py applies one.
 """
 
@@ -162,12 +162,20 @@ def test_a_body_edited_after_signing_is_refused_even_with_its_hashes_recomputed(
 def test_header_edits_keep_the_signature_valid(signed: Path, keys, tmp_path: Path) -> None:
     plan_file = read_plan_file(signed)
     header = msgspec.structs.replace(
-        plan_file.header, tool="pveplan 99.0", sources={}, manifest_files={"x.pvp": "0" * 32}
+        plan_file.header, tool="pveplan 99.0", sources={}, site_config="elsewhere"
     )
     edited = sign(msgspec.structs.replace(plan_file, header=header), load_private_key(keys[1]))
     assert len(edited.header.signatures) == 2  # a second approver signed too
     assert require_signature(edited, _trusted(keys[0]), "f")
     assert require_signature(edited, _trusted(keys[1]), "f")
+
+
+def test_bound_header_edits_break_the_signature_naming_the_field(signed: Path, keys) -> None:
+    plan_file = read_plan_file(signed)
+    header = msgspec.structs.replace(plan_file.header, manifest_files={"x.pvp": "0" * 32})
+    edited = msgspec.structs.replace(plan_file, header=header)
+    with pytest.raises(PlanError, match="`manifest_files` changed after signing"):
+        require_signature(edited, _trusted(keys[0]), "f")
 
 
 def test_a_tampered_signature_is_refused(signed: Path, keys) -> None:
