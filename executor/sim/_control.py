@@ -2,10 +2,11 @@
 
 The daemon is a process of its own (`python -m executor.sim._daemon ROOT`), detached into its
 own session so it outlives the command that started it (`apply` starts it on demand and
-leaves it running). ROOT/daemon.json is the only handle on it: written by the daemon once it
-listens, removed by it when it stops; a file whose pid is no longer a live daemon is stale
-and treated as absent. This module is synchronous on purpose: it runs from the CLI and from
-sync test fixtures, outside any event loop.
+leaves it running, until it stops by itself: `_lifetime`). ROOT/daemon.json is the only
+handle on it: written by the daemon once it listens, removed by it when it stops; a file
+whose pid is no longer a live daemon is stale and treated as absent. This module is
+synchronous on purpose: it runs from the CLI and from sync test fixtures, outside any event
+loop.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from executor.sim._lifetime import LifetimeOptions, daemons_living_with, options_from_env
 from executor.sim._state import SimRoot
 
 POLL = 0.02
@@ -80,20 +82,29 @@ def _log_tail(root: SimRoot) -> str:
     return data.decode(errors="replace").strip() or "(daemon.log is empty)"
 
 
-def start_daemon(root: SimRoot, *, timeout: float = 10.0) -> dict[str, Any]:
+def start_daemon(
+    root: SimRoot, *, timeout: float = 10.0, lifetime: LifetimeOptions | None = None
+) -> dict[str, Any]:
     """Make sure a daemon serves `root` and return its daemon.json; idempotent.
 
     Spawns one when none is running and waits (at most `timeout` s) until it has bound its
     addresses and written daemon.json. If it dies or stays silent, raises SimError with the
     tail of ROOT/daemon.log; a daemon that did not answer in time is killed first.
+    `lifetime` (default: what PVEPLAN_SIM_IDLE_TIMEOUT and PVEPLAN_SIM_EXIT_WITH_PID in this
+    process's environment ask for) applies to a daemon started here, not to one running.
     """
     info = daemon_info(root)
     if info is not None:
         return info
+    if lifetime is None:
+        try:
+            lifetime = options_from_env(os.environ)
+        except ValueError as exc:
+            raise SimError(f"cannot start the simulator daemon for {root.path}: {exc}") from None
     root.path.mkdir(parents=True, exist_ok=True)
     with open(root.path / "daemon.log", "ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "executor.sim._daemon", str(root.path)],
+            [sys.executable, "-m", "executor.sim._daemon", str(root.path), *lifetime.argv()],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -150,3 +161,16 @@ def stop_daemon(root: SimRoot, *, timeout: float = 10.0) -> bool:
         with contextlib.suppress(FileNotFoundError):
             root.daemon.unlink()
     return info is not None
+
+
+def stop_daemons_living_with(pid: int, *, timeout: float = 10.0) -> list[int]:
+    """Stop every daemon started to live with process `pid` (`--exit-with-pid`), wherever its
+    root is; the pids stopped. For a test session's end: its daemons would stop when it
+    exits anyway, but this way none outlives the session's last line of output."""
+    pids = daemons_living_with(pid)
+    for daemon in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(daemon, signal.SIGTERM)
+    for daemon in pids:
+        _terminate(daemon, grace=timeout)
+    return pids

@@ -4,7 +4,9 @@ Run as its own process, `python -m executor.sim._daemon ROOT` (`_control.start_d
 that), on plain asyncio + asyncssh: no trio, so nothing of the client side's bridge is needed
 here. It binds one port, chosen ephemeral on the first host's address, on every machine's
 loopback address; writes ROOT/daemon.json once the hosts listen; then reconciles listeners
-with state.json every TICK seconds until SIGTERM/SIGINT (docs/simulator.md, "The daemon").
+with state.json every TICK seconds until SIGTERM/SIGINT (docs/simulator.md, "The daemon"),
+or until `_lifetime.Lifetime` finds a reason to stop by itself (its root deleted, idle too long,
+the process it was started to live with gone).
 A nested PVE host has no listener of its own: it is its VM, served by the VM's listener,
 and a VM is served only while every host up its chain runs (`host_chain_running`).
 
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -38,6 +39,7 @@ from typing import Any
 import asyncssh
 
 from executor.sim._control import pid_is_daemon
+from executor.sim._lifetime import Lifetime, LifetimeOptions, parse_argv, take_lock
 from executor.sim._setup import session_env
 from executor.sim._state import (
     SimRoot,
@@ -57,6 +59,8 @@ RECHECK = 1.0
 """Seconds between full reconciles even when nothing changed (host key files, failed binds)."""
 GRACE = 2.0
 """Seconds shutdown waits for sessions and listeners before leaving anyway."""
+LOCK_WAIT = 3 * GRACE
+"""Seconds a new daemon waits for the lock of one that is stopping (it removed daemon.json)."""
 CHUNK = 65536
 LOGIN_TIMEOUT = 10.0
 BIND_ATTEMPTS = 5
@@ -103,6 +107,8 @@ class Listener:
     acceptor: asyncssh.SSHAcceptor | None = None
     connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
     sessions: set[asyncio.subprocess.Process] = field(default_factory=set)
+    last_seen: float = 0.0
+    """time.monotonic() of the last connection opened or closed: activity, for `Lifetime`."""
 
     def kill_sessions(self) -> None:
         for child in list(self.sessions):
@@ -173,10 +179,12 @@ class _Server(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         self._listener.connections.add(conn)
+        self._listener.last_seen = time.monotonic()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._conn is not None:
             self._listener.connections.discard(self._conn)
+        self._listener.last_seen = time.monotonic()
 
     def begin_auth(self, username: str) -> bool:
         home = self._listener.spec.machine.home(username)
@@ -298,8 +306,9 @@ def _sftp_server(root: Path, chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh
 class Daemon:
     """The listeners of one simulator root and the loop that keeps them in step with it."""
 
-    def __init__(self, root: SimRoot) -> None:
+    def __init__(self, root: SimRoot, options: LifetimeOptions | None = None) -> None:
         self.root = root
+        self.lifetime = Lifetime(root, options or LifetimeOptions())
         self.port = 0
         self.listeners: dict[str, Listener] = {}
         self.hosts: dict[str, dict[str, str]] = {}
@@ -372,6 +381,7 @@ class Daemon:
 
     def desired(self) -> dict[str, Spec]:
         state, config = read_state(self.root), read_config(self.root)
+        self.lifetime.configure(config)
         self._pending = False
         return {**self._host_specs(state), **self._vm_specs(state, config)}
 
@@ -435,19 +445,31 @@ class Daemon:
                 LOG.info("listening on %s:%d", address, self.port)
             except OSError as exc:
                 LOG.warning("cannot listen on %s:%d: %s", address, self.port, exc)
-        self._update_hosts()
+        try:
+            self._update_hosts()
+        except OSError as exc:  # ROOT deleted under us: `Lifetime` stops the daemon next tick
+            LOG.warning("cannot write %s: %s", self.root.daemon, exc)
 
     async def serve(self) -> None:
         """Reconcile whenever state.json/config.json change, every RECHECK s, or every tick
-        while a running VM still lacks its host key; until `stop` is set."""
+        while a running VM still lacks its host key; until `stop` is set or the lifetime
+        says to stop (looked at first: a deleted root must not be recreated by a read)."""
         seen: tuple[Any, ...] = ()
         last = time.monotonic()
         while not self.stop.is_set():
+            if reason := self.lifetime.gone_reason():
+                LOG.info("stopping by itself: %s", reason)
+                return
             stamp = (_stamp(self.root.state), _stamp(self.root.config))
             now = time.monotonic()
+            if stamp != seen:
+                self.lifetime.touch()
             if stamp != seen or now - last >= RECHECK or self._pending:
                 seen, last = stamp, now
                 await self.reconcile()
+            if reason := self.lifetime.idle_reason(self.listeners.values()):
+                LOG.info("stopping by itself: %s", reason)
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), TICK)
 
@@ -492,8 +514,8 @@ def _free_port(address: str) -> int:
         return int(sock.getsockname()[1])
 
 
-async def _main(root: SimRoot) -> None:
-    daemon = Daemon(root)
+async def _main(root: SimRoot, options: LifetimeOptions) -> None:
+    daemon = Daemon(root, options)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, daemon.stop.set)
@@ -502,33 +524,25 @@ async def _main(root: SimRoot) -> None:
         LOG.info("pid %d serving %s on port %d", os.getpid(), root.path, daemon.port)
         await daemon.serve()
     finally:
-        await daemon.shutdown()
+        # daemon.json first: from now on `start_daemon` starts a new daemon, which waits
+        # (LOCK_WAIT) for our lock instead of handing out addresses that are closing.
         if _recorded_pid(root) == os.getpid():
             with contextlib.suppress(FileNotFoundError):
                 root.daemon.unlink()
+        await daemon.shutdown()
         LOG.info("stopped")
 
 
-def _take_lock(root: SimRoot) -> int | None:
-    """Hold ROOT/daemon.lock for our lifetime: the OS drops it when we die, however we die."""
-    root.path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root.path / "daemon.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+def _holder_alive(root: SimRoot) -> bool:
+    other = _recorded_pid(root)
+    return other is not None and pid_is_daemon(other)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m executor.sim._daemon ROOT", file=sys.stderr)
-        return 2
-    root = SimRoot(argv[0])
+    root, options = parse_argv(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
-    lock = _take_lock(root)
+    lock = take_lock(root, wait=LOCK_WAIT, holder_alive=functools.partial(_holder_alive, root))
     other = _recorded_pid(root)
     if lock is None or (other is not None and other != os.getpid() and pid_is_daemon(other)):
         print(
@@ -537,10 +551,12 @@ def main(argv: list[str]) -> int:
         )
         return 1
     try:
-        asyncio.run(_main(root))
+        asyncio.run(_main(root, options))
     except (OSError, ValueError) as exc:  # at start-up only: later, reconcile logs and goes on
         print(f"pveplan sim: cannot start the daemon for {root.path}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        os.close(lock)  # the lock goes before the interpreter's own (slow) exit
     return 0
 
 

@@ -194,7 +194,12 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-DEFAULT_CONFIG: dict[str, Any] = {"latency": 0.0, "agent_delay": 0.0, "faults": []}
+DEFAULT_CONFIG: dict[str, Any] = {
+    "latency": 0.0,
+    "agent_delay": 0.0,
+    "faults": [],
+    "idle_timeout": 3600.0,  # seconds without SSH or state changes before the daemon stops
+}
 
 
 def read_config(root: SimRoot) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._control import daemon_info, start_daemon
+from ._lifetime import LifetimeOptions
 from ._setup import init_root
 from ._state import SimRoot
 
@@ -26,13 +27,23 @@ def authorize(root: SimRoot, node: str, public_key: str) -> None:
     path.chmod(0o600)
 
 
-def ensure_simulator(root: Path | str, nodes: Sequence[str], public_key: str) -> dict[str, Any]:
-    """The running daemon's info (see docs/simulator.md), serving every host in `nodes`."""
+def ensure_simulator(
+    root: Path | str,
+    nodes: Sequence[str],
+    public_key: str,
+    *,
+    lifetime: LifetimeOptions | None = None,
+) -> dict[str, Any]:
+    """The running daemon's info (see docs/simulator.md), serving every host in `nodes`.
+
+    A daemon that stopped by itself (idle, see `_lifetime`) left no daemon.json, so this
+    starts a new one; `lifetime` is for that new daemon (default: from the environment).
+    """
     sim = SimRoot(root)
     init_root(sim, nodes)
     for node in nodes:
         authorize(sim, node, public_key)
-    info = start_daemon(sim)
+    info = start_daemon(sim, lifetime=lifetime)
     deadline = time.monotonic() + HOSTS_WAIT
     while not all(node in info.get("hosts", {}) for node in nodes):
         if time.monotonic() > deadline:

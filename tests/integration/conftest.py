@@ -58,8 +58,10 @@ class Lab:
 def lab_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(EXAMPLES, root / "site-config")
-    yield root
-    stop_daemon(SimRoot(root / "store" / "sim"))
+    try:
+        yield root
+    finally:  # also when the session is interrupted: no daemon outlives the tests
+        stop_daemon(SimRoot(root / "store" / "sim"))
     _check_contract(root / "store" / "sim" / "calls.jsonl")
 
 
