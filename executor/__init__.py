@@ -20,6 +20,7 @@ _EXPORTS = {
     "Event": "._model",
     "HostInfo": "._hosts",
     "LiveDisplay": "._display",
+    "NodeRow": "._results",
     "Outcome": "._model",
     "PlainDisplay": "._display",
     "RunReport": "._model",
@@ -32,12 +33,15 @@ _EXPORTS = {
     "execute": "._scheduler",
     "generate_ed25519": "._keys",
     "kind_for": "._kinds",
+    "node_rows": "._results",
+    "node_table": "._results",
     "public_line": "._keys",
     "register": "._kinds",
     "run_key": "._scheduler",
     "run_workspace": "._run",
     "summary": "._display",
     "sweep_tagged": "._run",
+    "with_nested": "._results",
 }
 
 __all__ = [
@@ -45,6 +49,7 @@ __all__ = [
     "Event",
     "HostInfo",
     "LiveDisplay",
+    "NodeRow",
     "Outcome",
     "PlainDisplay",
     "RunReport",
@@ -57,12 +62,15 @@ __all__ = [
     "execute",
     "generate_ed25519",
     "kind_for",
+    "node_rows",
+    "node_table",
     "public_line",
     "register",
     "run_key",
     "run_workspace",
     "summary",
     "sweep_tagged",
+    "with_nested",
 ]
 
 

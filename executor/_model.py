@@ -35,17 +35,29 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
-    """How one step of a run ended."""
+    """How one step of a run ended.
+
+    `path` is empty for the driver's own steps; for a nested host's step it is the chain
+    of hosts, as its events carry it. Such outcomes are rebuilt from events and have no
+    outputs: the nodes they made reach the driver through their delegate's outputs.
+    """
 
     address: str
     status: Status
     outputs: Outputs = msgspec.field(default_factory=dict)
     error: str = ""
     duration: float = 0.0
+    path: tuple[str, ...] = ()
 
 
 class RunReport(msgspec.Struct, frozen=True, kw_only=True):
-    """A finished run: every step's outcome (in plan order) and what rollback destroyed."""
+    """A finished run: every step's outcome (in plan order) and what rollback destroyed.
+
+    `outcomes` are this level's steps (a delegate is one of them, however much ran below
+    it). `nested` are the steps that ran on nested hosts, every level deep, as their
+    forwarded events reported them (`executor.with_nested`); empty when nobody collected
+    them, and then counts and node rows fall back to what the delegates' outputs say.
+    """
 
     plan_hash: str
     status: Literal["ok", "failed", "interrupted"]
@@ -53,9 +65,16 @@ class RunReport(msgspec.Struct, frozen=True, kw_only=True):
     rolled_back: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     running_when_interrupted: tuple[str, ...] = ()
+    nested: tuple[Outcome, ...] = ()
 
     def count(self, status: Status) -> int:
+        """Steps of this level only (what a remote level reports up in its result frame)."""
         return sum(1 for o in self.outcomes if o.status == status)
+
+    def count_all(self, status: Status) -> int:
+        """Steps of every level: the unit of the plan's `Plan: N to add`, which counts
+        nested steps too."""
+        return self.count(status) + sum(1 for o in self.nested if o.status == status)
 
     def outcome(self, address: str) -> Outcome:
         for outcome in self.outcomes:
