@@ -255,7 +255,10 @@ def node_table(rows: list[NodeRow], *, limit: int = TABLE_LIMIT) -> str:
     Beyond `limit` rows the cached ones are folded into one line: a no-op re-run of 1,000
     nodes should not scroll 1,000 lines of nothing by. Columns are two spaces apart, so no
     `<digits> cached` run appears that a log scraper could take for the summary's counts.
+    No rows, no table: the empty string.
     """
+    if not rows:
+        return ""  # nothing to tabulate (a destroy of nothing recorded): no bare header
     shown = rows
     folded = 0
     if len(rows) > limit:

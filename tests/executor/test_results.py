@@ -159,3 +159,4 @@ def test_a_long_table_folds_the_cached_rows() -> None:
     assert [line.split()[0] for line in lines[1:-1]] == ["w-7"]
     assert lines[-1] == "  ... and 49 cached node(s), not listed"
     assert len(node_table(rows[:40], limit=40).splitlines()) == 41
+    assert node_table([]) == ""
