@@ -8,11 +8,16 @@ image or storage; a shrinking disk). A step only in the old plan is destroyed.
 Beyond Terraform, each change says why: which arg changed (old -> new, and the manifest
 line it comes from), that a secret changed (never its value: "(sensitive)"), or which
 upstream step's change reached it. Output order is plan order, so it is stable.
+
+A change whose every reason is an upstream change ("input X changed", "subplan changed")
+is a *dependent*: it carries no cause of its own. It names, in `caused_by`, the step that
+carries the real cause (followed transitively, across levels), so a reader can show one
+change per cause and sum up the rest, while machines still get every step.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ._hashing import canonical
 from ._plan import Frozen, Plan, Step
@@ -32,6 +37,22 @@ class Reason(Frozen, kw_only=True):
     text: str
     source: str | None = None
 
+    @property
+    def subject(self) -> str | None:
+        """What this reason says changed, for summaries: an arg name (`memory`), `secret
+        <name>`, `kind` or `version`; None when it only passes an upstream change on. Read
+        from the texts `_compare` writes, so the two stay side by side in this module."""
+        text = self.text
+        if text.startswith(("input ", "subplan changed", "inputs changed")):
+            return None
+        if text.startswith("secret "):
+            return "secret " + text.split(" ")[1]
+        if text.startswith("kind "):
+            return "kind"
+        if ": " in text:
+            return text.split(": ", 1)[0]
+        return "version" if " version " in text else None
+
 
 class Change(Frozen, kw_only=True):
     path: tuple[str, ...] = ()  # delegate addresses leading to the step's plan
@@ -42,6 +63,22 @@ class Change(Frozen, kw_only=True):
     reasons: tuple[Reason, ...] = ()
     note: str | None = None
     """What the step does beyond its kind, where a reviewer needs it (a pull node's fetch)."""
+    caused_by: str | None = None
+    """For a dependent (every reason is an upstream change): the address of the step that
+    carries the real cause; None for a step with a cause of its own, or no change."""
+    caused_by_path: tuple[str, ...] = ()
+    """The `path` of the `caused_by` step (as `path` is this change's): a delegate's cause
+    lies in its subplan, and `image.*` addresses repeat per level."""
+
+    @property
+    def key(self) -> tuple[tuple[str, ...], str]:
+        """Where the step sits in the whole tree: unique, unlike the address alone."""
+        return (self.path, self.address)
+
+    @property
+    def cause(self) -> tuple[tuple[str, ...], str] | None:
+        """The `key` of the step carrying this dependent's cause (None: not a dependent)."""
+        return (self.caused_by_path, self.caused_by) if self.caused_by is not None else None
 
 
 class Summary(Frozen, kw_only=True):
@@ -76,6 +113,8 @@ def plan_changes(
 
 
 def summarize(changes: list[Change]) -> Summary:
+    """Counts by action, in steps, every level included: a subplan's steps count like the
+    top level's (the unit apply's counts use too), the delegates carrying them as well."""
     counts = {"create": 0, "update": 0, "replace": 0, "destroy": 0, "unchanged": 0}
     for change in changes:
         counts[change.action] += 1
@@ -97,24 +136,37 @@ def _diff_level(
 ) -> None:
     old_steps = {s.address: s for s in old.steps} if old is not None else {}
     actions: dict[str, Action] = {}
+    # address -> key of the step carrying its cause (itself, unless a dependent)
+    roots: dict[str, tuple[tuple[str, ...], str]] = {}
     for step in new.steps:
         before = old_steps.get(step.address)
-        action, reasons = _compare(step, before, actions, sources)
-        actions[step.address] = action
+        compared = _compare(step, before, actions, sources)
+        actions[step.address] = compared.action
+        nested: list[Change] = []
+        if step.kind == "subplan.delegate":
+            old_sub = old.subplans.get(step.address) if old is not None else None
+            _diff_level(new.subplans[step.address], old_sub, (*path, step.address), sources, nested)
+        cause = None
+        if compared.derived and compared.upstreams:
+            cause = roots[compared.upstreams[0]]
+        elif compared.derived:  # only "subplan changed": the first change below (None: settings)
+            cause = _first_cause(nested)
+        if compared.action != "unchanged":
+            roots[step.address] = cause or (path, step.address)
         out.append(
             Change(
                 path=path,
                 host=new.host,
                 address=step.address,
                 kind=step.kind,
-                action=action,
-                reasons=tuple(reasons),
+                action=compared.action,
+                reasons=compared.reasons,
                 note=_note(step),
+                caused_by=cause[1] if cause else None,
+                caused_by_path=cause[0] if cause else (),
             )
         )
-        if step.kind == "subplan.delegate":
-            old_sub = old.subplans.get(step.address) if old is not None else None
-            _diff_level(new.subplans[step.address], old_sub, (*path, step.address), sources, out)
+        out.extend(nested)
     if old is None:
         return
     present = {s.address for s in new.steps}
@@ -127,6 +179,14 @@ def _diff_level(
             )
             if step.kind == "subplan.delegate" and step.address in old.subplans:
                 _destroy_all(old.subplans[step.address], (*path, step.address), out)
+
+
+def _first_cause(changes: list[Change]) -> tuple[tuple[str, ...], str] | None:
+    """The cause of the first change in `changes` (plan order), if any step changed."""
+    for change in changes:
+        if change.action != "unchanged":
+            return change.cause or change.key
+    return None
 
 
 def _note(step: Step) -> str | None:
@@ -153,16 +213,26 @@ def _destroy_all(plan: Plan, path: tuple[str, ...], out: list[Change]) -> None:
             _destroy_all(plan.subplans[step.address], (*path, step.address), out)
 
 
+class _Compared(NamedTuple):
+    action: Action
+    reasons: tuple[Reason, ...] = ()
+    upstreams: tuple[str, ...] = ()
+    """Changed inputs (same level), in the order their reasons are listed."""
+    derived: bool = False
+    """Every reason is an upstream change (input or subplan): the step is a dependent."""
+
+
 def _compare(
     step: Step, before: Step | None, actions: dict[str, Action], sources: dict[str, dict[str, str]]
-) -> tuple[Action, list[Reason]]:
+) -> _Compared:
     if before is None:
-        return "create", []
+        return _Compared("create")
     if before.hash == step.hash:
-        return "unchanged", []
+        return _Compared("unchanged")
     if before.kind != step.kind:
-        return "replace", [Reason(text=f"kind {before.kind} -> {step.kind}")]
+        return _Compared("replace", (Reason(text=f"kind {before.kind} -> {step.kind}"),))
     reasons: list[Reason] = []
+    subplan = False
     replace = False
     where = sources.get(step.address, {})
     for key in sorted(set(before.args) | set(step.args)):
@@ -171,6 +241,7 @@ def _compare(
             continue
         if key == "subplan":
             reasons.append(Reason(text="subplan changed (see the steps nested below)"))
+            subplan = True
             continue
         forces = key in REPLACE_ON.get(step.kind, ()) or (
             key in SHRINK_REPLACES
@@ -199,16 +270,25 @@ def _compare(
             reasons.append(Reason(text=f"secret {name} removed (sensitive)"))
         elif old_secrets[name] != new_secrets[name]:
             reasons.append(Reason(text=f"secret {name} changed (sensitive)"))
+    own = len(reasons) - int(subplan)
+    upstreams: list[str] = []
     for upstream in (*step.ref_addresses(), *step.deps):
         upstream_action = actions.get(upstream)
-        if upstream_action in ("create", "update", "replace"):
+        if upstream_action in ("create", "update", "replace") and upstream not in upstreams:
             verb = {"create": "is new", "update": "changed", "replace": "is replaced"}[
                 upstream_action
             ]
             reasons.append(Reason(text=f"input {upstream} {verb}"))
+            upstreams.append(upstream)
     if not reasons:
         reasons.append(Reason(text="inputs changed"))
-    return ("replace" if replace else "update"), reasons
+        own = 1
+    return _Compared(
+        "replace" if replace else "update",
+        tuple(reasons),
+        tuple(upstreams),
+        derived=not own,
+    )
 
 
 def _show(value: Any) -> str:

@@ -1,9 +1,13 @@
 """Plans and plan diffs for people (text) and for machines (JSON-ready dicts).
 
-Text is Terraform-like: one line per changed step, `+` create, `~` update, `-/+` replace,
-`-` destroy, nested subplans indented under their host (`root-pve ›`), each change
-followed by why; unchanged steps are counted, not listed. Secrets appear as
-`(sensitive)` only: no value reaches a plan, so none can reach this output.
+Text is Terraform-like: first one line per node that changes (`~ vm db (memory, disk)`),
+then the steps that carry a cause, `+` create, `~` update, `-/+` replace, `-` destroy,
+nested subplans indented under their host (`root-pve ›`), each followed by why. A step that
+changed only because an upstream one did (a dependent: "input X changed", a delegate whose
+subplan changed) is not a line of its own but counted under its cause, "and 4 dependent
+steps", listed there only when verbose: one edit reads as one change, and no step is
+printed twice. Unchanged steps are counted, not listed. Secrets appear as `(sensitive)`
+only: no value reaches a plan, so none can reach this output.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any, Protocol
 import msgspec
 
 from ._diff import Change, Summary
+from ._nodesummary import NodeChange, host_of, node_changes
 from ._plan import Plan, Step
 from ._planfile import PlanFile
 
@@ -47,28 +52,49 @@ def summary_line(summary: Summary) -> str:
     )
 
 
-def render_changes(changes: Iterable[Change], summary: Summary, style: Styler) -> str:
-    """The diff as text: changed steps with their reasons, then the counts."""
+def render_changes(
+    changes: Iterable[Change], summary: Summary, style: Styler, *, verbose: bool = False
+) -> str:
+    """The diff as text: the nodes that change, then the steps that carry a cause with
+    their reasons and a count (a list, if `verbose`) of their dependents, then the counts."""
+    changes = list(changes)
     lines: list[str] = []
+    nodes = node_changes(changes)
+    if nodes:
+        lines.append(style.bold("Nodes:"))
+        lines.extend("  " + node_line(node, style) for node in nodes)
+        lines.append("")
+    shown = [c for c in changes if c.action != "unchanged"]
+    causes = {c.key for c in shown if c.cause is None}
+    dependents: dict[tuple[tuple[str, ...], str], list[Change]] = {}
+    for change in shown:
+        if change.cause is not None and change.cause in causes:
+            dependents.setdefault(change.cause, []).append(change)
+    if shown:
+        lines.append(style.bold("Steps:"))
     shown_paths: set[tuple[str, ...]] = set()
-    for change in changes:
-        if change.action == "unchanged":
-            continue
+    for change in shown:
+        if change.cause in causes:
+            continue  # counted under its cause
         for depth in range(1, len(change.path) + 1):
             prefix = change.path[:depth]
             if prefix not in shown_paths:
                 shown_paths.add(prefix)
-                host = prefix[-1].split(".")[1] if prefix[-1].startswith("node.") else prefix[-1]
-                lines.append("  " * depth + style.bold(f"{host} ›"))
+                lines.append("  " * depth + style.bold(f"{host_of(prefix[-1])} ›"))
         pad = "  " * (len(change.path) + 1)
-        symbol = SYMBOLS[change.action]
-        head = f"{pad}{_colour(change.action, symbol.rjust(3), style)} {change.address}"
-        lines.append(f"{head}  {style.dim(change.kind)}")
+        lines.append(pad + _step_head(change, style))
         if change.note and change.action != "destroy":
             lines.append(f"{pad}      {change.note}")
         for reason in change.reasons:
             where = f"  {style.dim('(' + reason.source + ')')}" if reason.source else ""
             lines.append(f"{pad}      {reason.text}{where}")
+        below = dependents.get(change.key, [])
+        if below:
+            word = "step" if len(below) == 1 else "steps"
+            lines.append(f"{pad}      and {len(below)} dependent {word}{':' if verbose else ''}")
+        for dependent in below if verbose else ():
+            where = "" if dependent.path == change.path else f"  (on {dependent.host})"
+            lines.append(f"{pad}        {_step_head(dependent, style)}{where}")
     if summary.unchanged:
         lines.append("")
         lines.append(f"  {summary.unchanged} step(s) unchanged (cached).")
@@ -77,10 +103,25 @@ def render_changes(changes: Iterable[Change], summary: Summary, style: Styler) -
     return "\n".join(lines)
 
 
+def node_line(node: NodeChange, style: Styler) -> str:
+    """`~ vm root-pve › edge (memory, disk)`: symbol, type, host path and name, what changed."""
+    what = [*node.fields, *(f"via {other}" for other in node.via)]
+    detail = f" ({', '.join(what)})" if what else ""
+    symbol = _colour(node.action, SYMBOLS[node.action].rjust(3), style)
+    return f"{symbol} {node.type} {node.label}{detail}"
+
+
+def _step_head(change: Change, style: Styler) -> str:
+    symbol = _colour(change.action, SYMBOLS[change.action].rjust(3), style)
+    return f"{symbol} {change.address}  {style.dim(change.kind)}"
+
+
 def changes_json(
     plan_file: PlanFile, changes: Iterable[Change], summary: Summary
 ) -> dict[str, Any]:
-    """The diff for machines: stable keys, documented in docs/plan-format.md."""
+    """The diff for machines: stable keys, documented in docs/plan-format.md. Every changed
+    step is listed (dependents too, with `caused_by`); `nodes` is the text's node summary."""
+    changes = list(changes)
     return {
         "format": "pveplan-diff/1",
         "plan": plan_file.hash,
@@ -93,6 +134,7 @@ def changes_json(
             "destroy": summary.destroy,
             "unchanged": summary.unchanged,
         },
+        "nodes": [msgspec.to_builtins(node) for node in node_changes(changes)],
         "changes": [msgspec.to_builtins(c) for c in changes if c.action != "unchanged"],
     }
 

@@ -147,7 +147,8 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         )
         console.print(console.style.bold(title))
         console.print()
-        console.print(render_changes(changes, summary, console.style))
+        verbose = getattr(args, "verbose", False)  # list each summed-up dependent step
+        console.print(render_changes(changes, summary, console.style, verbose=verbose))
         if args.out:
             signed = " (signed)" if args.sign else ""
             console.print(f"\nSaved the plan to {args.out}{signed}.")
@@ -229,5 +230,6 @@ def run_dry_run_verb(args: argparse.Namespace, console: Console) -> int:
         )
     )
     console.print()
-    console.print(render_changes(changes, summary, console.style))
+    verbose = getattr(args, "verbose", False)
+    console.print(render_changes(changes, summary, console.style, verbose=verbose))
     return 0

@@ -74,6 +74,10 @@ def test_update_in_place_names_the_field_and_its_line(site_dir: Path) -> None:
     assert changes["node.edge.start"].action == "update"
     assert changes["node.edge.start"].reasons[0].text == "input node.edge.create changed"
     assert changes["image.debian-12.ensure"].action == "unchanged"
+    # the start re-runs only because create changed: a dependent, pointing at the cause
+    assert create.caused_by is None
+    assert changes["node.edge.start"].cause == ((), "node.edge.create")
+    assert changes["node.edge.config"].cause == ((), "node.edge.create")  # transitively
 
 
 def test_vmid_change_forces_replacement(site_dir: Path) -> None:
@@ -111,6 +115,10 @@ def test_leaf_change_three_levels_down_shows_under_its_delegates(site_dir: Path)
     )
     assert "  root-pve ›\n" in text and "    leaf-pve ›\n" in text
     assert "disk: 10 -> 12  (n3-deep.yaml:" in text
+    # one change with its cause; the delegates above and the steps after are summed up
+    steps = [line.strip() for line in text.splitlines() if line.strip().startswith("~ node.")]
+    assert steps == ["~ node.edge.create  pve.vm.create"]
+    assert "            and 6 dependent steps\n" in text
     assert text.endswith("Plan: 0 to add, 7 to change, 0 to replace, 0 to destroy.")
 
 
