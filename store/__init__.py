@@ -30,6 +30,7 @@ from ._records import (
     StepResult,
     VerifyReport,
 )
+from ._rowhash import DamagedRow
 from ._schema import MIGRATIONS, SCHEMA_VERSION
 from ._store import Store, open_store
 
@@ -38,6 +39,7 @@ __all__ = [
     "OBJECT_KEY",
     "SCHEMA_VERSION",
     "AppliedState",
+    "DamagedRow",
     "GcReport",
     "LockHolder",
     "Outputs",

@@ -26,6 +26,7 @@ import msgspec
 from ._blobs import fsync_dir
 from ._layout import Layout, is_object_hash, object_hash
 from ._records import OBJECT_KEY, GcReport, VerifyReport
+from ._rowhash import damaged_rows, describe, workspace_of
 from ._state import decode_outputs
 
 _MAX_DB_LINES = 10
@@ -39,6 +40,10 @@ def verify(conn: sqlite3.Connection, layout: Layout) -> VerifyReport:
     objects: dict[str, int] = {}
     try:
         problems.extend(_database_problems(conn, layout))
+        problems.extend(
+            f"{describe(table, values)}: row checksum mismatch (`pveplan store repair` drops it)"
+            for table, _, values in damaged_rows(conn)
+        )
         objects = dict(conn.execute("SELECT hash, size FROM objects"))
         problems.extend(_dangling_outputs(conn, objects))
     except (sqlite3.DatabaseError, msgspec.DecodeError) as exc:
@@ -211,3 +216,27 @@ def _unlink(path: Path) -> int:
         return size
     except FileNotFoundError:
         return 0
+
+
+def repair(
+    conn: sqlite3.Connection,
+    transaction: Callable[[], contextlib.AbstractContextManager[object]],
+) -> tuple[str, ...]:
+    """Drop every row whose checksum fails, in one transaction; what was dropped.
+
+    What cannot be trusted is forgotten, never guessed at: a damaged applied state (or
+    one of its steps) drops the workspace's whole applied state, so the next plan starts
+    from what the host has; a damaged result, resource, plan record or secret drops that
+    row alone (a forgotten result re-runs its step, which adopts what exists).
+    """
+    dropped: list[str] = []
+    with transaction():
+        for table, rowid, values in list(damaged_rows(conn)):
+            dropped.append(describe(table, values))
+            if table in ("applied", "applied_steps"):
+                workspace = workspace_of(table, values)
+                conn.execute("DELETE FROM applied WHERE workspace = ?", (workspace,))
+                conn.execute("DELETE FROM applied_steps WHERE workspace = ?", (workspace,))
+            else:
+                conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
+    return tuple(dropped)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._errors import StoreError
+from ._rowhash import register as register_row_hash
 
 BUSY_TIMEOUT_S = 30.0
 """How long a writer waits for another process's transaction before giving up."""
@@ -127,6 +128,27 @@ MIGRATIONS: list[str] = [
         updated REAL NOT NULL
     );
     """,
+    # 4: row checksums (`_rowhash`): the rows that decide what is applied, skipped or
+    # destroyed carry the xxh3-128 of their contents, checked on every read. Rows that
+    # exist already are sealed as they are (they were trusted until now).
+    """
+    ALTER TABLE applied ADD COLUMN row_hash TEXT;
+    UPDATE applied SET row_hash =
+        pveplan_row_hash('applied', workspace, plan_hash, updated);
+    ALTER TABLE applied_steps ADD COLUMN row_hash TEXT;
+    UPDATE applied_steps SET row_hash =
+        pveplan_row_hash('applied_steps', workspace, address, step_hash);
+    ALTER TABLE results ADD COLUMN row_hash TEXT;
+    UPDATE results SET row_hash = pveplan_row_hash('results', run_key, step_hash, address,
+        kind, status, outputs, error, run_id, started, finished);
+    ALTER TABLE resources ADD COLUMN row_hash TEXT;
+    UPDATE resources SET row_hash =
+        pveplan_row_hash('resources', workspace, address, kind, outputs, updated);
+    ALTER TABLE plans ADD COLUMN row_hash TEXT;
+    UPDATE plans SET row_hash = pveplan_row_hash('plans', plan_hash, object, workspace, created);
+    ALTER TABLE secrets ADD COLUMN row_hash TEXT;
+    UPDATE secrets SET row_hash = pveplan_row_hash('secrets', name, value, updated);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -146,6 +168,7 @@ def connect(database: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        register_row_hash(conn)
     except BaseException:
         conn.close()
         raise

@@ -3,12 +3,15 @@
 Plain functions over a connection, one statement group each; `Store` decides the
 transactions, the locking and the error translation around them, so this module has no
 policy of its own. Outputs are kept as canonical JSON (sorted keys) and decoded strictly.
+Rows of the sealed tables are written with their checksum and checked when read
+(`_rowhash`): a damaged one raises `DamagedRow`, never reaches the caller.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from pathlib import Path
 
 import msgspec
 
@@ -21,6 +24,7 @@ from ._records import (
     RunRecord,
     StepResult,
 )
+from ._rowhash import check, row_hash
 
 _outputs_decoder = msgspec.json.Decoder(Outputs)
 
@@ -44,34 +48,36 @@ def decode_outputs(raw: str) -> Outputs:
 def insert_result(conn: sqlite3.Connection, result: StepResult) -> None:
     if result.status not in ("ok", "failed"):
         raise ValueError(f"a step result's status is 'ok' or 'failed', not {result.status!r}")
+    values = (
+        result.run_key,
+        result.step_hash,
+        result.address,
+        result.kind,
+        result.status,
+        encode_outputs(result.outputs),
+        result.error,
+        result.run_id,
+        result.started,
+        result.finished,
+    )
     conn.execute(
         "INSERT INTO results (run_key, step_hash, address, kind, status, outputs, error,"
-        " run_id, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            result.run_key,
-            result.step_hash,
-            result.address,
-            result.kind,
-            result.status,
-            encode_outputs(result.outputs),
-            result.error,
-            result.run_id,
-            result.started,
-            result.finished,
-        ),
+        " run_id, started, finished, row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (*values, row_hash("results", *values)),
     )
 
 
-def select_result(conn: sqlite3.Connection, run_key: str) -> StepResult | None:
+def select_result(conn: sqlite3.Connection, run_key: str, root: Path) -> StepResult | None:
     """The latest successful result for `run_key`, else the latest failed one."""
     row = conn.execute(
         "SELECT run_key, step_hash, address, kind, status, outputs, error, run_id,"
-        " started, finished FROM results WHERE run_key = ?"
+        " started, finished, row_hash FROM results WHERE run_key = ?"
         " ORDER BY status = 'ok' DESC, finished DESC, id DESC LIMIT 1",
         (run_key,),
     ).fetchone()
     if row is None:
         return None
+    check("results", row[:-1], row[-1], root)
     return StepResult(
         run_key=row[0],
         step_hash=row[1],
@@ -100,15 +106,18 @@ def replace_applied(
         if not (isinstance(address, str) and isinstance(step, str)):
             raise ValueError(f"applied steps map address to step hash, got {address!r}: {step!r}")
     conn.execute(
-        "INSERT INTO applied (workspace, plan_hash, updated) VALUES (?, ?, ?)"
-        " ON CONFLICT (workspace) DO UPDATE"
-        " SET plan_hash = excluded.plan_hash, updated = excluded.updated",
-        (workspace, plan_hash, now),
+        "INSERT INTO applied (workspace, plan_hash, updated, row_hash) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (workspace) DO UPDATE SET plan_hash = excluded.plan_hash,"
+        " updated = excluded.updated, row_hash = excluded.row_hash",
+        (workspace, plan_hash, now, row_hash("applied", workspace, plan_hash, now)),
     )
     conn.execute("DELETE FROM applied_steps WHERE workspace = ?", (workspace,))
     conn.executemany(
-        "INSERT INTO applied_steps (workspace, address, step_hash) VALUES (?, ?, ?)",
-        [(workspace, address, step) for address, step in sorted(steps.items())],
+        "INSERT INTO applied_steps (workspace, address, step_hash, row_hash) VALUES (?, ?, ?, ?)",
+        [
+            (workspace, address, step, row_hash("applied_steps", workspace, address, step))
+            for address, step in sorted(steps.items())
+        ],
     )
 
 
@@ -116,18 +125,21 @@ def delete_applied(conn: sqlite3.Connection, workspace: str) -> None:
     conn.execute("DELETE FROM applied WHERE workspace = ?", (workspace,))
 
 
-def select_applied(conn: sqlite3.Connection, workspace: str) -> AppliedState | None:
+def select_applied(conn: sqlite3.Connection, workspace: str, root: Path) -> AppliedState | None:
     row = conn.execute(
-        "SELECT plan_hash, updated FROM applied WHERE workspace = ?", (workspace,)
+        "SELECT plan_hash, updated, row_hash FROM applied WHERE workspace = ?", (workspace,)
     ).fetchone()
     if row is None:
         return None
-    steps = dict(
-        conn.execute(
-            "SELECT address, step_hash FROM applied_steps WHERE workspace = ? ORDER BY address",
-            (workspace,),
-        )
-    )
+    check("applied", (workspace, row[0], row[1]), row[2], root)
+    steps = {}
+    for address, step, stored in conn.execute(
+        "SELECT address, step_hash, row_hash FROM applied_steps WHERE workspace = ?"
+        " ORDER BY address",
+        (workspace,),
+    ):
+        check("applied_steps", (workspace, address, step), stored, root)
+        steps[address] = step
     return AppliedState(workspace=workspace, plan_hash=row[0], steps=steps, updated=row[1])
 
 
@@ -137,6 +149,54 @@ def select_workspaces(conn: sqlite3.Connection) -> tuple[str, ...]:
         " UNION SELECT workspace FROM runs ORDER BY 1"
     )
     return tuple(r[0] for r in rows)
+
+
+# -- plans and run-time secrets ----------------------------------------------------------
+
+
+def upsert_plan(
+    conn: sqlite3.Connection, plan_hash: str, object_hash: str, workspace: str, now: float
+) -> None:
+    """Record where plan `plan_hash` is stored; re-recording keeps its first `created`."""
+    row = conn.execute("SELECT created FROM plans WHERE plan_hash = ?", (plan_hash,)).fetchone()
+    values = (plan_hash, object_hash, workspace, row[0] if row else now)
+    conn.execute(
+        "INSERT INTO plans (plan_hash, object, workspace, created, row_hash)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (plan_hash) DO UPDATE"
+        " SET object = excluded.object, workspace = excluded.workspace,"
+        " row_hash = excluded.row_hash",
+        (*values, row_hash("plans", *values)),
+    )
+
+
+def select_plan_object(conn: sqlite3.Connection, plan_hash: str, root: Path) -> str | None:
+    row = conn.execute(
+        "SELECT plan_hash, object, workspace, created, row_hash FROM plans WHERE plan_hash = ?",
+        (plan_hash,),
+    ).fetchone()
+    if row is None:
+        return None
+    check("plans", row[:-1], row[-1], root)
+    return str(row[1])
+
+
+def upsert_secret(conn: sqlite3.Connection, name: str, value: bytes, now: float) -> None:
+    conn.execute(
+        "INSERT INTO secrets (name, value, updated, row_hash) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
+        " updated = excluded.updated, row_hash = excluded.row_hash",
+        (name, value, now, row_hash("secrets", name, value, now)),
+    )
+
+
+def select_secret(conn: sqlite3.Connection, name: str, root: Path) -> bytes | None:
+    row = conn.execute(
+        "SELECT name, value, updated, row_hash FROM secrets WHERE name = ?", (name,)
+    ).fetchone()
+    if row is None:
+        return None
+    check("secrets", row[:-1], row[-1], root)
+    return bytes(row[1])
 
 
 # -- resources ---------------------------------------------------------------------------
@@ -150,11 +210,13 @@ def upsert_resource(
     outputs: Mapping[str, object],
     now: float,
 ) -> None:
+    values = (workspace, address, kind, encode_outputs(outputs), now)
     conn.execute(
-        "INSERT INTO resources (workspace, address, kind, outputs, updated)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace, address) DO UPDATE"
-        " SET kind = excluded.kind, outputs = excluded.outputs, updated = excluded.updated",
-        (workspace, address, kind, encode_outputs(outputs), now),
+        "INSERT INTO resources (workspace, address, kind, outputs, updated, row_hash)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, address) DO UPDATE"
+        " SET kind = excluded.kind, outputs = excluded.outputs, updated = excluded.updated,"
+        " row_hash = excluded.row_hash",
+        (*values, row_hash("resources", *values)),
     )
 
 
@@ -162,16 +224,25 @@ def delete_resource(conn: sqlite3.Connection, workspace: str, address: str) -> N
     conn.execute("DELETE FROM resources WHERE workspace = ? AND address = ?", (workspace, address))
 
 
-def select_resources(conn: sqlite3.Connection, workspace: str) -> tuple[Resource, ...]:
+def select_resources(conn: sqlite3.Connection, workspace: str, root: Path) -> tuple[Resource, ...]:
     rows = conn.execute(
-        "SELECT address, kind, outputs, updated FROM resources WHERE workspace = ?"
+        "SELECT address, kind, outputs, updated, row_hash FROM resources WHERE workspace = ?"
         " ORDER BY address",
         (workspace,),
     )
-    return tuple(
-        Resource(workspace=workspace, address=a, kind=k, outputs=decode_outputs(o), updated=u)
-        for a, k, o, u in rows
-    )
+    found = []
+    for address, kind, outputs, updated, stored in rows:
+        check("resources", (workspace, address, kind, outputs, updated), stored, root)
+        found.append(
+            Resource(
+                workspace=workspace,
+                address=address,
+                kind=kind,
+                outputs=decode_outputs(outputs),
+                updated=updated,
+            )
+        )
+    return tuple(found)
 
 
 # -- runs and events ---------------------------------------------------------------------

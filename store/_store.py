@@ -245,20 +245,12 @@ class Store:
                     f"plan {plan_hash} names object {object_hash}, which is not in the store",
                     "store the plan file with put_object first",
                 )
-            conn.execute(
-                "INSERT INTO plans (plan_hash, object, workspace, created) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (plan_hash) DO UPDATE"
-                " SET object = excluded.object, workspace = excluded.workspace",
-                (plan_hash, object_hash, workspace, time.time()),
-            )
+            _state.upsert_plan(conn, plan_hash, object_hash, workspace, time.time())
 
     def plan_object(self, plan_hash: str) -> str | None:
         """The object holding plan `plan_hash`, if it was stored (and not collected)."""
         with self._guard(f"look up plan {plan_hash}") as conn:
-            row = conn.execute(
-                "SELECT object FROM plans WHERE plan_hash = ?", (plan_hash,)
-            ).fetchone()
-            return row[0] if row else None
+            return _state.select_plan_object(conn, plan_hash, self.path)
 
     # -- step results ------------------------------------------------------------------
 
@@ -270,7 +262,7 @@ class Store:
     def get_result(self, run_key: str) -> StepResult | None:
         """The latest successful result for `run_key`; else the latest failed; else None."""
         with self._guard("read a step result") as conn:
-            return _state.select_result(conn, run_key)
+            return _state.select_result(conn, run_key, self.path)
 
     # -- applied state -----------------------------------------------------------------
 
@@ -289,7 +281,7 @@ class Store:
 
     def applied(self, workspace: str) -> AppliedState | None:
         with self._read(f"read the applied state of {workspace}") as conn:
-            return _state.select_applied(conn, workspace)
+            return _state.select_applied(conn, workspace, self.path)
 
     def workspaces(self) -> tuple[str, ...]:
         """Every workspace with an applied state, a resource or a run, sorted."""
@@ -312,7 +304,7 @@ class Store:
 
     def resources(self, workspace: str) -> tuple[Resource, ...]:
         with self._read(f"read the resources of {workspace}") as conn:
-            return _state.select_resources(conn, workspace)
+            return _state.select_resources(conn, workspace, self.path)
 
     # -- runs --------------------------------------------------------------------------
 
@@ -356,17 +348,11 @@ class Store:
     def put_secret(self, name: str, value: bytes) -> None:
         """Keep a secret made at run time (a private key), replacing an older value."""
         with self._write(f"record secret {name}") as conn:
-            conn.execute(
-                "INSERT INTO secrets (name, value, updated) VALUES (?, ?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
-                " updated = excluded.updated",
-                (name, bytes(value), time.time()),
-            )
+            _state.upsert_secret(conn, name, bytes(value), time.time())
 
     def get_secret(self, name: str) -> bytes | None:
         with self._guard(f"read secret {name}") as conn:
-            row = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
-            return bytes(row[0]) if row else None
+            return _state.select_secret(conn, name, self.path)
 
     def delete_secret(self, name: str) -> None:
         """Forget a secret; forgetting an unknown one is not an error."""
@@ -383,6 +369,11 @@ class Store:
         """Re-hash every object and check the database; reports, never repairs."""
         with self._guard("verify the store") as conn:
             return _maintenance.verify(conn, self._layout)
+
+    def repair(self) -> tuple[str, ...]:
+        """Drop the rows whose checksums fail (see `_maintenance.repair`); what was dropped."""
+        with self._guard("repair the store") as conn:
+            return _maintenance.repair(conn, self._transaction)
 
     def gc(self, keep_runs: int = 10) -> GcReport:
         """Delete what no root reaches (see `_maintenance`); needs the store to itself.
