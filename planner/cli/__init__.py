@@ -47,13 +47,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ._app import build_parser, retired, run
 
+    if "_ARGCOMPLETE" in os.environ:  # a completion script asks for candidates
+        from ._completion import complete
+
+        complete(build_parser())  # prints them and exits
     words = list(sys.argv[1:] if argv is None else argv)
     first = next((w for w in words if not w.startswith("-")), None)
     replacement = retired(first) if first else None
     if replacement is not None:
         args = argparse.Namespace(command="retired", name=first, verb=replacement, color="auto")
     else:
-        args = build_parser().parse_args(words)
+        try:
+            args = build_parser().parse_args(words)
+        except SystemExit as exc:
+            # Usage errors exit 1: 2 means "changes" under --detailed-exitcode. The parser
+            # already exits 1; this catches any argparse path that still says 2.
+            if exc.code == 2:
+                return 1
+            raise
     color = True if args.color == "always" else False if args.color == "never" else None
     console = Console(
         out=sys.stdout,

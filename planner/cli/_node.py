@@ -13,6 +13,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._parser import add_action, add_command
+
 if TYPE_CHECKING:
     from executor.pull._node_apply import ApplyResult
 
@@ -21,16 +23,22 @@ if TYPE_CHECKING:
 
 def add_node_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """The `spec` and `config` commands (run on pull-mode nodes)."""
-    spec = commands.add_parser(
+    examples = (
+        "pveplan spec get   # on the node, as root, as its bootstrap and timer do",
+        "pveplan spec get --timeout 60 --server https://10.0.0.1:44443 --fingerprint HEX",
+    )
+    spec = add_command(
+        commands,
         "spec",
         help="fetch this node's spec from the spec server (pull-mode nodes)",
         description="On a pull-mode node: fetch the node's spec from the spec server named "
         "in /root/.pveplan/pull/pull.json, pinning its certificate, and save it as "
         "/root/.pveplan/state/spec.yaml. Retries an unreachable server until --timeout; "
         "a refusal is final. The flags override pull.json (for use by hand).",
+        examples=examples,
     )
     spec_verbs = spec.add_subparsers(dest="spec_command", metavar="ACTION", required=True)
-    get = spec_verbs.add_parser("get", help="fetch and save the spec")
+    get = add_action(spec_verbs, "spec", "get", help="fetch and save the spec", examples=examples)
     get.add_argument(
         "--timeout",
         type=float,
@@ -44,16 +52,25 @@ def add_node_parsers(commands: argparse._SubParsersAction) -> None:  # type: ign
     get.add_argument("--instance", metavar="ID", help="this VM's instance id")
     get.add_argument("--token-file", metavar="FILE", help="the node's token (default: pull's)")
 
-    config = commands.add_parser(
+    examples = (
+        "pveplan config apply   # on the node, as root, after `pveplan spec get`",
+        "pveplan config apply -v --no-report",
+        "pveplan config apply --spec /tmp/spec.yaml --no-report",
+    )
+    config = add_command(
+        commands,
         "config",
         help="converge this node on its saved spec (pull-mode nodes)",
         description="On a pull-mode node: converge it on /root/.pveplan/state/spec.yaml "
         "(users, keys, sudo, packages, services, timezone, posture) with pveplan's executor "
         "and the node's own store, repairing only what drifted; write complete.json or "
         "failure.json and report the outcome to the spec server.",
+        examples=examples,
     )
     config_verbs = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    apply = config_verbs.add_parser("apply", help="converge on the saved spec")
+    apply = add_action(
+        config_verbs, "config", "apply", help="converge on the saved spec", examples=examples
+    )
     apply.add_argument("--spec", metavar="FILE", help="another spec document (YAML)")
     apply.add_argument(
         "--no-report", action="store_true", help="do not report the outcome to the server"
