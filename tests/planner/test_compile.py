@@ -140,7 +140,10 @@ def test_plan_file_is_byte_identical_across_directories_and_users(tmp_path: Path
         shutil.copytree(EXAMPLES, copy)
         home = tmp_path / f"home-{user}"
         home.mkdir()
-        out = tmp_path / f"{user}.json"
+        # Saved inside the checkout, as a reviewed plan is committed: the header records the
+        # site config relative to the plan file, which is the same in every checkout.
+        out = copy.parent / "plans" / "lab.json"
+        out.parent.mkdir()
         env = {
             **os.environ,
             "HOME": str(home),
@@ -163,7 +166,7 @@ def test_plan_file_is_byte_identical_across_directories_and_users(tmp_path: Path
                 "--site-config",
                 "site-config",
                 "-o",
-                str(out),
+                "plans/lab.json",
             ],
             cwd=copy.parent,
             env=env,
