@@ -180,6 +180,6 @@ def test_version_and_help() -> None:
     assert "validate" in done.stdout and "fmt" in done.stdout
 
 
-def test_usage_error_is_not_a_traceback() -> None:
+def test_usage_error_is_exit_1_not_a_traceback() -> None:
     code, _, err = run_cli(["validate", "--no-such-flag"])
-    assert code == 2 and "Traceback" not in err
+    assert code == 1 and "Traceback" not in err
