@@ -209,6 +209,7 @@ def execute_run(
     from executor import run_workspace
 
     display = _display(args, console)
+    display.begin(plan, getattr(args, "parallelism", None))
     running: dict[str, float] = {}
     started = time.time()
     with open_run_store(console) as store, store.lock_workspace(prepared.workspace):
@@ -239,6 +240,7 @@ def execute_run(
             report, extra = run_trio(
                 console, store, prepared.workspace, hosts, prepared.site, body, serve
             )
+            report = display.with_nested(report)  # the nested hosts' steps, as displayed
         except BaseException as exc:
             if not _is_interrupt(exc):
                 raise
@@ -272,7 +274,7 @@ def _print_failures(console: Console, report: RunReport) -> None:
 
 
 def run_apply(args: argparse.Namespace, console: Console) -> int:
-    from executor import summary
+    from executor import node_rows, node_table, summary
 
     prepared = prepare(args, console)
     changes = diff_plans(prepared.plan, prepared.old, prepared.plan_file.header.sources)
@@ -295,6 +297,8 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
         console.error(str(exc))
         return INTERRUPTED
     _print_failures(console, report)
+    if table := node_table(node_rows(report, prepared.plan)):
+        console.print(table)
     console.print(summary(report, seconds, "apply"))
     if report.status != "ok":
         return 1
@@ -303,7 +307,7 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
 
 def run_destroy(args: argparse.Namespace, console: Console) -> int:
     """pveplan destroy / homestak destroy: what the store says is applied, or --discover."""
-    from executor import summary
+    from executor import node_rows, node_table, summary
 
     if getattr(args, "dry_run", False):
         from ._plan import run_dry_run_verb
@@ -344,8 +348,10 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     _print_failures(console, report)
     if args_json(args):
         return _json_report(
-            args, console, "destroy", report.status == "ok", seconds, node_results(report)
+            args, console, "destroy", report.status == "ok", seconds, node_results(report, destroy)
         )
+    if table := node_table(node_rows(report, destroy)):
+        console.print(table)
     console.print(summary(report, seconds, "destroy"))
     return 0 if report.status == "ok" else 1
 
@@ -364,46 +370,26 @@ def args_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json_output", False))
 
 
-def node_results(report: RunReport) -> list[dict[str, Any]]:
-    """Per node, the seeds' `--json-output` entry: name, status, vm_id, ip, duration, error.
+JSON_STATUS = {"completed": "ok", "cached": "ok", "destroyed": "ok", "-": "skipped"}
+"""The seeds' `--json-output` statuses for the executor's node-row statuses."""
 
-    Nodes of nested hosts come from their delegate step's outputs (`node.NAME.FIELD`); when
-    that step failed, they share its status and error.
-    """
-    nodes: dict[str, dict[str, Any]] = {}
 
-    def entry(name: str) -> dict[str, Any]:
-        return nodes.setdefault(
-            name,
-            {
-                "name": name,
-                "status": "ok",
-                "vm_id": None,
-                "ip": None,
-                "duration": 0.0,
-                "error": None,
-            },
-        )
+def node_results(report: RunReport, plan: Plan | None = None) -> list[dict[str, Any]]:
+    """Per node, the seeds' `--json-output` entry (name, status, vm_id, ip, duration,
+    error), from the executor's node rows, so the JSON and the table never disagree."""
+    from executor import node_rows
 
-    for outcome in report.outcomes:
-        parts = outcome.address.split(".")
-        if parts[0] != "node" or len(parts) < 3:
-            continue
-        node = entry(parts[1])
-        node["duration"] = round(node["duration"] + outcome.duration, 3)
-        if "vm_id" in outcome.outputs:
-            node["vm_id"] = outcome.outputs["vm_id"]
-        if "ip" in outcome.outputs:
-            node["ip"] = outcome.outputs["ip"]
-        if outcome.status in ("failed", "skipped") and node["status"] == "ok":
-            node["status"] = "failed" if outcome.status == "failed" else "skipped"
-            node["error"] = outcome.error
-        if parts[2] in ("delegate", "destroy_subtree"):
-            for key, value in outcome.outputs.items():
-                inner = key.split(".")
-                if len(inner) == 3 and inner[0] == "node" and inner[2] in ("vm_id", "ip"):
-                    entry(inner[1])[inner[2]] = value
-    return list(nodes.values())
+    return [
+        {
+            "name": row.name,
+            "status": JSON_STATUS.get(row.status, row.status),
+            "vm_id": row.vm_id,
+            "ip": row.ip,
+            "duration": row.duration or 0.0,
+            "error": row.error or None,
+        }
+        for row in node_rows(report, plan)
+    ]
 
 
 def _json_report(
@@ -445,7 +431,7 @@ def run_create(args: argparse.Namespace, console: Console) -> int:
         console.error(str(exc))
         return INTERRUPTED
     return _json_report(
-        args, console, "create", report.status == "ok", seconds, node_results(report)
+        args, console, "create", report.status == "ok", seconds, node_results(report, prepared.plan)
     )
 
 
@@ -464,7 +450,7 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     except Interrupted as exc:
         console.error(str(exc))
         return INTERRUPTED
-    nodes = node_results(report)
+    nodes = node_results(report, prepared.plan)
     for node in nodes:
         problem = verified.get(node["name"])
         if problem and node["status"] == "ok":
