@@ -182,14 +182,19 @@ def _add_store(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     runs_show.add_argument("id", type=int, metavar="ID")
     runs_show.add_argument("--json", action="store_true")
 
-    examples = ("pveplan store verify", "pveplan store gc --keep-runs 5")
+    examples = (
+        "pveplan store verify",
+        "pveplan store repair --yes",
+        "pveplan store gc --keep-runs 5",
+    )
     store = add_command(
         commands,
         "store",
-        help="check or clean the local store",
+        help="check, repair or clean the local store",
         description="The local store ($PVEPLAN_STORE, else the XDG state directory): "
-        "`verify` re-hashes every object and checks the database; `gc` removes what no "
-        "applied state, resource or recent run needs.",
+        "`verify` re-hashes every object, checks every row's checksum and the database; "
+        "`repair` drops the rows whose checksums fail (never guessing what they held); "
+        "`gc` removes what no applied state, resource or recent run needs.",
         examples=examples,
     )
     store_verbs = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
@@ -200,6 +205,14 @@ def _add_store(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="re-hash every object; report damage",
         examples=examples,
     )
+    repair = add_action(
+        store_verbs,
+        "store",
+        "repair",
+        help="drop rows whose checksums fail (verify lists them first)",
+        examples=examples,
+    )
+    repair.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     gc = add_action(
         store_verbs, "store", "gc", help="remove objects nothing reachable needs", examples=examples
     )
