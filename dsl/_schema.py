@@ -8,12 +8,19 @@ of an enum. Because both read one model, the checker cannot drift from the Struc
 
 Generic over any msgspec type, so site-config files (presets, specs, postures) are
 checked by the same code as manifests.
+
+`convert_salvaged` goes one step further for `validate`, which must report every mistake
+in one pass: after the checker has named the bad values, it leaves them out and builds
+the model from what remains, so checks that need a model (tree rules, site-config
+references) can still run on the parts that are right.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Any, TypeVar
+from collections.abc import Collection, Mapping
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 from msgspec import inspect as mi
@@ -34,22 +41,96 @@ def convert_checked(model: type[T], data: Any, smap: SourceMap, *, what: str = "
     try:
         return msgspec.convert(data, model)
     except msgspec.ValidationError as exc:
-        diagnostics = check(model, data, smap, what=what)
-        if diagnostics:
-            raise DslError(sort_diagnostics(diagnostics, smap)) from None
-        # The checker found nothing msgspec objects to: report msgspec's own words.
-        path = _parse_msgspec_path(str(exc))
-        raise DslError.at(smap.locate(path), str(exc).split(" - at ")[0]) from None
+        found = _problems(model, data, smap, what)
+        if found:
+            raise DslError(sort_diagnostics([d for _, d in found], smap)) from None
+        raise DslError([_msgspec_diagnostic(exc, smap)]) from None
+
+
+class Salvaged(NamedTuple, Generic[T]):
+    """What `convert_salvaged` could build, and every problem it found on the way.
+
+    `value` holds only the parts of the data that passed the checker: fit for further
+    checks, never for planning (a left-out field may have fallen back to its default).
+    `kept` maps each list path that lost items to the original indices of the items it
+    kept, so positions can be renumbered; `removed` holds the paths of optional values
+    that were left out, so a later rule can stay silent about what it cannot see.
+    """
+
+    value: T | None
+    diagnostics: list[Diagnostic]
+    kept: dict[Path, tuple[int, ...]]
+    removed: frozenset[Path]
+
+
+def convert_salvaged(
+    model: type[T],
+    data: Any,
+    smap: SourceMap,
+    *,
+    what: str = "manifest",
+    fill: Mapping[str, Any] | None = None,
+) -> Salvaged[T]:
+    """`data` as a `model`, or every problem plus a `model` built from the valid parts.
+
+    A bad optional value is left out; a bad required value (or list item) takes its
+    enclosing struct (or item) with it. `fill` gives stand-ins for required top-level
+    fields, so one bad field there does not lose the whole document. `value` is None
+    when nothing could be built, for instance when msgspec refuses what the checker
+    passed (a rule the checker does not model), or a list fell below its minimum length.
+    """
+    try:
+        return Salvaged(msgspec.convert(data, model), [], {}, frozenset())
+    except msgspec.ValidationError as exc:
+        refused = exc
+    found = _problems(model, data, smap, what)
+    if not found:
+        return Salvaged(None, [_msgspec_diagnostic(refused, smap)], {}, frozenset())
+    # A missing required key is reported at its struct; at the root, `fill` answers it.
+    pruner = _Pruner({path for path, _ in found if path}, fill or {})
+    pruned = pruner.prune(_info(model), data, ())
+    value: T | None = None
+    if pruned is not _DROP:
+        with contextlib.suppress(msgspec.ValidationError):  # a rule the checker does not model
+            value = msgspec.convert(pruned, model)
+    diagnostics = sort_diagnostics(_unique([d for _, d in found]), smap)
+    return Salvaged(value, diagnostics, pruner.kept, frozenset(pruner.removed))
 
 
 def check(model: Any, data: Any, smap: SourceMap, *, what: str = "manifest") -> list[Diagnostic]:
     """Every way `data` fails to match `model`, in document order."""
+    return [diag for _, diag in _problems(model, data, smap, what)]
+
+
+def _info(model: Any) -> mi.Type:
     info = _info_cache.get(model)
     if info is None:
         info = _info_cache[model] = mi.type_info(model)
+    return info
+
+
+def _problems(model: Any, data: Any, smap: SourceMap, what: str) -> list[tuple[Path, Diagnostic]]:
     checker = _Checker(smap, what, data)
-    checker.check(info, data, ())
-    return checker.diagnostics
+    checker.check(_info(model), data, ())
+    return checker.found
+
+
+def _msgspec_diagnostic(exc: msgspec.ValidationError, smap: SourceMap) -> Diagnostic:
+    """msgspec's own words, for what the checker does not model."""
+    path = _parse_msgspec_path(str(exc))
+    return Diagnostic(summary=str(exc).split(" - at ")[0], location=smap.locate(path))
+
+
+def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Without repeats: one mistake, one message, however many paths lead to it."""
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for diag in diagnostics:
+        key = (str(diag.location), diag.summary, diag.severity)
+        if key not in seen:
+            seen.add(key)
+            out.append(diag)
+    return out
 
 
 def sort_diagnostics(diagnostics: list[Diagnostic], smap: SourceMap) -> list[Diagnostic]:
@@ -112,15 +193,14 @@ class _Checker:
         self.smap = smap
         self.what = what
         self.root = root
-        self.diagnostics: list[Diagnostic] = []
+        self.found: list[tuple[Path, Diagnostic]] = []
 
     def name(self, path: Path) -> str:
         return describe_path(path, self.what, self.root)
 
     def report(self, path: Path, summary: str, detail: str = "", *, key: bool = False) -> None:
-        self.diagnostics.append(
-            Diagnostic(summary=summary, detail=detail, location=self.smap.locate(path, key=key))
-        )
+        location = self.smap.locate(path, key=key)
+        self.found.append((path, Diagnostic(summary=summary, detail=detail, location=location)))
 
     def check(self, info: mi.Type, value: Any, path: Path) -> None:
         while isinstance(info, mi.Metadata):
@@ -202,6 +282,61 @@ class _Checker:
                 self.check(field.type, value[field.encode_name], (*path, field.encode_name))
             elif field.required:
                 self.report(path, f"{name}: missing required key {field.encode_name!r}")
+
+
+_DROP: Any = object()  # what `_Pruner.prune` returns for a value that must be left out
+
+
+class _Pruner:
+    """Copies data, leaving out each value the checker reported and whatever needs it."""
+
+    def __init__(self, bad: Collection[Path], fill: Mapping[str, Any]) -> None:
+        self.bad = bad
+        self.fill = fill
+        self.kept: dict[Path, tuple[int, ...]] = {}
+        self.removed: list[Path] = []
+
+    def prune(self, info: mi.Type, value: Any, path: Path) -> Any:
+        if path in self.bad:
+            return _DROP
+        while isinstance(info, mi.Metadata):
+            info = info.type
+        if isinstance(info, mi.UnionType):
+            others = [t for t in info.types if not isinstance(t, mi.NoneType)]
+            if value is None or len(others) != 1:
+                return value  # the checker looks no deeper, so neither do we
+            return self.prune(others[0], value, path)
+        if isinstance(info, mi.StructType) and isinstance(value, dict):
+            return self._struct(info, value, path)
+        if isinstance(info, (mi.VarTupleType, mi.ListType)) and isinstance(value, (list, tuple)):
+            items = [self.prune(info.item_type, item, (*path, i)) for i, item in enumerate(value)]
+            kept = tuple(i for i, item in enumerate(items) if item is not _DROP)
+            if len(kept) != len(items):
+                self.kept[path] = kept
+            return [items[i] for i in kept]
+        if isinstance(info, mi.DictType) and isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                pruned = self.prune(info.value_type, item, (*path, key))
+                if pruned is not _DROP:
+                    out[key] = pruned
+            return out
+        return value
+
+    def _struct(self, info: mi.StructType, value: dict[str, Any], path: Path) -> Any:
+        out = {}
+        for field in info.fields:
+            key = field.encode_name
+            pruned = self.prune(field.type, value[key], (*path, key)) if key in value else _DROP
+            if pruned is not _DROP:
+                out[key] = pruned
+            elif field.required and not path and key in self.fill:
+                out[key] = self.fill[key]
+            elif field.required:
+                return _DROP  # a struct without a required field is no struct
+            elif key in value:
+                self.removed.append((*path, key))
+        return out  # unknown keys are left behind: the checker reported them
 
 
 _PATTERN_HINTS = {

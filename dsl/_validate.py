@@ -4,22 +4,43 @@ The schema checker sees one value at a time; these rules need the whole tree. Th
 on a well-typed `Manifest`, and report at the positions the source map gives, so both
 front ends share them. Every rule is one function, and each finding is independent, so a
 manifest with three mistakes gets three messages.
+
+They also run on a manifest salvaged from a schema failure (see `convert_salvaged`), so
+one pass reports both kinds of mistake. A rule stays silent about what the schema
+already refused: a child of a node that was left out has a parent, which is broken, not
+unknown; a node whose image was left out has one, which is invalid, not missing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from ._errors import Diagnostic, Location, did_you_mean
 from ._model import Manifest
-from ._positions import SourceMap
+from ._positions import Path, SourceMap
 
 NEEDS_IMAGE = ("vm", "pve")
 
 
-def validate_tree(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
-    """Every cross-node problem of `manifest`, errors and warnings, in node order."""
+def validate_tree(
+    manifest: Manifest,
+    smap: SourceMap,
+    *,
+    unchecked: Collection[Path] = (),
+    ghosts: Collection[str] = (),
+) -> list[Diagnostic]:
+    """Every cross-node problem of `manifest`, errors and warnings, in node order.
+
+    `unchecked` are paths whose value the schema refused and left out, `ghosts` names
+    of nodes it left out: both were reported already, so no rule reports them again.
+    """
     found: list[Diagnostic] = []
-    for rule in (_unique_names, _unique_vmids, _parents, _cycles, _required_per_type, _pattern):
+    for rule in (_unique_names, _unique_vmids, _cycles):
         found.extend(rule(manifest, smap))
+    found.extend(_parents(manifest, smap, frozenset(ghosts)))
+    found.extend(_required_per_type(manifest, smap, frozenset(unchecked)))
+    if ("pattern",) not in unchecked:  # a refused pattern is not 'flat', whatever its default
+        found.extend(_pattern(manifest, smap))
     return found
 
 
@@ -87,11 +108,11 @@ def _unique_vmids(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
     return out
 
 
-def _parents(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+def _parents(manifest: Manifest, smap: SourceMap, ghosts: frozenset[str]) -> list[Diagnostic]:
     by_name = {node.name: node for node in manifest.nodes}
     out = []
     for index, node in enumerate(manifest.nodes):
-        if node.parent is None:
+        if node.parent is None or (node.parent in ghosts and node.parent not in by_name):
             continue
         if node.parent == node.name:
             out.append(
@@ -150,14 +171,24 @@ def _cycles(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
     return out
 
 
-def _required_per_type(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+def _required_per_type(
+    manifest: Manifest, smap: SourceMap, unchecked: frozenset[Path]
+) -> list[Diagnostic]:
     out = []
     for index, node in enumerate(manifest.nodes):
-        if node.type in NEEDS_IMAGE and node.image is None:
+        if (
+            node.type in NEEDS_IMAGE
+            and node.image is None
+            and ("nodes", index, "image") not in unchecked
+        ):
             out.append(
                 _diag(smap, index, None, f"node {node.name!r} of type {node.type!r} needs an image")
             )
-        if node.type == "ct" and node.template is None:
+        if (
+            node.type == "ct"
+            and node.template is None
+            and ("nodes", index, "template") not in unchecked
+        ):
             out.append(
                 _diag(
                     smap,

@@ -2,6 +2,11 @@
 
 Exit 0 when every manifest is valid; 1 when any is not, with every problem found (not
 just the first) at its file:line:col. This is the seeds' ST-7.
+
+One pass: the manifest is loaded with `keep_going`, so its schema and tree errors do not
+stop its names being looked up in the site config; errors come first, in source order,
+then warnings. A site config that cannot be found or loaded is reported with the
+manifest's own errors, since nothing can be looked up without it.
 """
 
 from __future__ import annotations
@@ -25,24 +30,7 @@ def run_validate(args: argparse.Namespace, console: Console) -> int:
     results: list[dict[str, Any]] = []
     failed = False
     for path in paths:
-        diagnostics: list[Diagnostic] = []
-        summary = ""
-        try:
-            loaded = load_manifest(path)
-            diagnostics.extend(loaded.warnings)
-            manifest = loaded.manifest
-            roots = len(manifest.children(None))
-            summary = f"manifest {manifest.name!r}: {_count(len(manifest.nodes), 'node')}, {_count(roots, 'root')}"
-            if not args.no_site_config:
-                from ..siteconfig import resolve_manifest
-
-                root = site_root(args, console, path)
-                resolved = resolve_manifest(loaded, sites.get(root), host)
-                diagnostics.extend(resolved.warnings)
-                summary += f"; site config {display_path(root, console.cwd)}"
-                summary += f", host {host}" if host else ""
-        except DiagnosticError as exc:
-            diagnostics.extend(exc.diagnostics)
+        diagnostics, summary = _check(path, args, console, sites, host)
         errors = [d for d in diagnostics if d.severity == "error"]
         failed = failed or bool(errors)
         if args.json:
@@ -62,6 +50,35 @@ def run_validate(args: argparse.Namespace, console: Console) -> int:
             json.dumps({"valid": not failed, "manifests": results}, indent=2, sort_keys=True)
         )
     return 1 if failed else 0
+
+
+def _check(
+    path: str, args: argparse.Namespace, console: Console, sites: SiteCache, host: str | None
+) -> tuple[list[Diagnostic], str]:
+    """Every diagnostic of the manifest at `path` (errors first), and a summary if valid."""
+    try:
+        loaded = load_manifest(path, keep_going=True)
+    except DiagnosticError as exc:
+        return list(exc.diagnostics), ""  # nothing of it could be checked further
+    manifest = loaded.manifest
+    roots = len(manifest.children(None))
+    summary = f"manifest {manifest.name!r}: {_count(len(manifest.nodes), 'node')}, {_count(roots, 'root')}"
+    if args.no_site_config:
+        return [*loaded.errors, *loaded.warnings], summary
+    from ..siteconfig import resolve_manifest
+
+    try:
+        root = site_root(args, console, path)
+        site = sites.get(root)
+    except DiagnosticError as exc:
+        return [*loaded.errors, *exc.diagnostics, *loaded.warnings], summary
+    try:
+        resolved = resolve_manifest(loaded, site, host)
+    except DiagnosticError as exc:  # carries the manifest's own errors too
+        return [*exc.diagnostics, *loaded.warnings], summary
+    summary += f"; site config {display_path(root, console.cwd)}"
+    summary += f", host {host}" if host else ""
+    return [*loaded.warnings, *resolved.warnings], summary
 
 
 def _count(n: int, word: str) -> str:

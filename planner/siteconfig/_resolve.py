@@ -9,6 +9,11 @@ collected and raised as one `PlanError`, so a user fixes a manifest in one round
 Problems that belong to a shared file (a spec's unknown posture, a broken preset file)
 are reported once, however many nodes use it. Unpinned images are warnings, one per
 image, at the first node that uses it.
+
+A manifest loaded with `keep_going` (whose own errors are in `loaded.errors`) is looked
+up all the same, and its errors are raised together with the unresolved names, in
+source order: `validate` reports every mistake in one pass. Such a manifest is never
+resolved into a `ResolvedManifest`.
 """
 
 from __future__ import annotations
@@ -42,7 +47,11 @@ SSH_KEYS = "ssh_keys"
 def resolve_manifest(
     loaded: dsl.LoadedManifest, site: SiteConfig, host: str | None = None
 ) -> ResolvedManifest:
-    """`loaded` with every name looked up in `site`; `PlanError` listing every unresolved one."""
+    """`loaded` with every name looked up in `site`; `PlanError` listing every unresolved one.
+
+    If `loaded` carries errors of its own, they are raised too (a `DslError` when every
+    name resolved), so no caller can plan a manifest that failed its checks.
+    """
     return _Resolver(loaded, site).run(host)
 
 
@@ -54,7 +63,7 @@ class _Resolver:
         self.defaults = site.site.defaults
         self.problems: list[dsl.Diagnostic] = []
         self.warnings: list[dsl.Diagnostic] = []
-        self.reported: set[tuple[str, int, int, str]] = set()
+        self.reported: set[tuple[str, int, int, str]] = {_key(d) for d in loaded.errors}
         self.specs: dict[str, _SpecParts | None] = {}
         self.warned_images: set[str] = set()
         self._all_keys: tuple[SecretRef, ...] | None = None
@@ -65,7 +74,9 @@ class _Resolver:
         host_config = self._host(host) if host is not None else None
         nodes = [self._node(index, node) for index, node in enumerate(self.manifest.nodes)]
         if self.problems:
-            raise PlanError(self.problems)
+            raise PlanError(self._in_source_order([*self.loaded.errors, *self.problems]))
+        if self.loaded.errors:
+            raise dsl.DslError(self.loaded.errors)
         return ResolvedManifest(
             name=self.manifest.name,
             host=host,
@@ -80,14 +91,24 @@ class _Resolver:
     # ---- reporting ------------------------------------------------------------------
 
     def error(self, location: dsl.Location | None, summary: str, detail: str = "") -> None:
-        key = (
-            (location.file, location.line, location.col, summary)
-            if location
-            else ("", 0, 0, summary)
-        )
+        diag = dsl.Diagnostic(summary=summary, detail=detail, location=location)
+        key = _key(diag)
         if key not in self.reported:  # one report per place, however many nodes lead to it
             self.reported.add(key)
-            self.problems.append(dsl.Diagnostic(summary=summary, detail=detail, location=location))
+            self.problems.append(diag)
+
+    def _in_source_order(self, diagnostics: list[dsl.Diagnostic]) -> list[dsl.Diagnostic]:
+        """The manifest's files in the order they were read, then other files as met."""
+        rank = {file: i for i, file in enumerate(self.loaded.source_map.texts)}
+        for diag in diagnostics:
+            if diag.location is not None:
+                rank.setdefault(diag.location.file, len(rank))
+
+        def key(diag: dsl.Diagnostic) -> tuple[int, int, int]:
+            loc = diag.location
+            return (rank[loc.file], loc.line, loc.col) if loc else (-1, 0, 0)
+
+        return sorted(diagnostics, key=key)
 
     def absorb(self, exc: dsl.DslError | PlanError) -> None:
         for diag in exc.diagnostics:
@@ -176,7 +197,7 @@ class _Resolver:
         spec = self._spec(index, node.spec) if node.spec is not None else None
         image = self._image(index, node.image) if node.image is not None else None
         authorized = self._all_ssh_keys()
-        if self.problems:
+        if self.problems or self.loaded.errors:
             return None  # keep looking for problems; never build a half-resolved node
         d = self.defaults
         size = preset or DEFAULT_SIZE
@@ -298,6 +319,11 @@ class _Resolver:
             run=spec.run,
         )
         return _SpecParts(spec, resolved, posture_name, posture)
+
+
+def _key(diag: dsl.Diagnostic) -> tuple[str, int, int, str]:
+    loc = diag.location
+    return (loc.file, loc.line, loc.col, diag.summary) if loc else ("", 0, 0, diag.summary)
 
 
 class _SpecParts(NamedTuple):

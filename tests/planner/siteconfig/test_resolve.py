@@ -208,7 +208,7 @@ def test_unknown_key_in_a_hosts_file(site_dir) -> None:
     assert diag.location.file.endswith("hosts/srv.yaml") and diag.location.line == 2
 
 
-def test_every_unresolved_key_is_reported_in_order(site_dir) -> None:
+def test_every_unresolved_key_is_reported_in_source_order(site_dir) -> None:
     write(site_dir, {"specs/base.yaml": "schema_version: 1\naccess:\n  posture: prd\n"})
     text = """\
     schema_version: 2
@@ -221,15 +221,61 @@ def test_every_unresolved_key_is_reported_in_order(site_dir) -> None:
     """
     diags = errors_of(site_dir, textwrap.dedent(text), host="fathr")
     assert [d.summary for d in diags] == [
-        "unknown host 'fathr'",
+        "unknown host 'fathr'",  # no position: first
         "unknown preset 'vm-tiny'",
+        "unknown image 'debain-12'",  # written before the spec on its line
         "unknown spec 'nope'",
-        "unknown image 'debain-12'",
-        "unknown posture 'prd'",  # once, though two nodes use the spec
         "unknown preset 'vm-hug'",
+        "unknown posture 'prd'",  # once, though two nodes use the spec; its file comes after
     ]
-    assert [d.location.line if d.location else None for d in diags] == [None, 4, 5, 5, 3, 7]
+    assert [d.location.line if d.location else None for d in diags] == [None, 4, 5, 5, 7, 3]
     assert all(d.detail for d in diags)
+
+
+def partial(site_dir: Path, text: str) -> dsl.LoadedManifest:
+    path = write(site_dir, {"manifests/partial.yaml": text}) / "manifests" / "partial.yaml"
+    return dsl.load_manifest(str(path), keep_going=True)
+
+
+def errors_of_partial(site_dir: Path, loaded: dsl.LoadedManifest) -> list[dsl.Diagnostic]:
+    with pytest.raises(PlanError) as info:
+        resolve_manifest(loaded, load_site_config(site_dir))
+    return list(info.value.diagnostics)
+
+
+def test_a_manifest_s_own_errors_and_its_unknown_names_come_out_together(site_dir) -> None:
+    text = """\
+    schema_version: 2
+    name: m
+    nodes:
+      - {name: a, type: vm, image: debian-12, preset: vm-tiny, vmid: 101}
+      - {name: b, type: vm, image: debian-12, vmid: 101, spec: nope}
+      - {name: c, type: vm, image: debian-12, parent: ghost}
+    """
+    loaded = partial(site_dir, textwrap.dedent(text))
+    diags = errors_of_partial(site_dir, loaded)
+    assert [(d.location.line, d.summary) for d in diags] == [
+        (4, "unknown preset 'vm-tiny'"),
+        (5, "vmid 101 of 'b' is already used by 'a'"),  # the manifest's own, in source order
+        (5, "unknown spec 'nope'"),
+        (6, "node 'c' has unknown parent 'ghost'"),
+    ]
+
+
+def test_a_parent_cycle_with_every_name_known_is_refused_not_resolved(site_dir) -> None:
+    """Depths of a cyclic tree have no answer: resolving must refuse, not loop."""
+    text = """\
+    schema_version: 2
+    name: m
+    pattern: tiered
+    nodes:
+      - {name: a, type: pve, image: pve-9, parent: b}
+      - {name: b, type: pve, image: pve-9, parent: a}
+    """
+    loaded = partial(site_dir, textwrap.dedent(text))
+    with pytest.raises(dsl.DslError) as info:
+        resolve_manifest(loaded, load_site_config(site_dir))
+    assert [d.summary for d in info.value.diagnostics] == ["parent cycle: a -> b -> a"]
 
 
 def test_the_same_unknown_spec_is_reported_at_each_node(site_dir) -> None:
@@ -250,9 +296,9 @@ def test_a_broken_file_is_reported_alongside_the_rest(site_dir) -> None:
     text += "  - {name: a, type: vm, image: debian-12, preset: vm-small}\n"
     text += "  - {name: b, type: vm, image: debian-12, preset: vm-small, spec: nope}\n"
     diags = errors_of(site_dir, text)
-    assert diags[0].location.file.endswith("presets/vm-small.yaml")
-    assert "expected an integer" in diags[0].summary
-    assert [d.summary for d in diags[1:]] == ["unknown spec 'nope'"]
+    assert [d.summary for d in diags[:1]] == ["unknown spec 'nope'"]  # the manifest's file first
+    assert diags[1].location.file.endswith("presets/vm-small.yaml")
+    assert "expected an integer" in diags[1].summary and len(diags) == 2  # once for two nodes
 
 
 def test_missing_directory_is_mentioned(tmp_path) -> None:
