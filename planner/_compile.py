@@ -89,6 +89,10 @@ class CompileResult:
         self.sources = sources
 
 
+PresetSource = Callable[[str, str], "tuple[str, int, int] | None"]
+"""(preset name, field) -> the position in the preset's file that sets it, if any."""
+
+
 def compile_plan(
     resolved: ResolvedManifest,
     loaded: dsl.LoadedManifest,
@@ -96,14 +100,18 @@ def compile_plan(
     reveal: Reveal,
     *,
     locate: Callable[[tuple[str, int, int]], str] = lambda pos: f"{pos[0]}:{pos[1]}:{pos[2]}",
+    preset_source: PresetSource = lambda preset, field: None,
 ) -> CompileResult:
     """The plan for `resolved` on target `host`.
 
     `reveal` gives a secret's value; it is used only to compute keyed digests (values are
     never stored). `locate` turns a manifest location into the text kept in the header's
     source map (the CLI makes paths relative so plan files match across checkouts).
+    `preset_source(preset, field)` is where a preset's file sets a field, so a size that
+    comes from a preset points into the site config, not at nothing.
     """
     builder = _Builder(resolved, loaded, reveal, locate)
+    builder.preset_source = preset_source
     plan = builder.plan(host, parent=None, datastore=_datastore(resolved))
     return CompileResult(plan, builder.sources)
 
@@ -113,6 +121,10 @@ def _datastore(resolved: ResolvedManifest) -> str:
     return (
         config.datastore if config is not None and config.datastore else None
     ) or DEFAULT_STORAGE
+
+
+PRESET_FIELDS = frozenset({"cores", "memory", "disk"})
+"""The node fields a preset supplies when the manifest does not."""
 
 
 class _Builder:
@@ -142,6 +154,7 @@ class _Builder:
         )
         self.sources: dict[str, dict[str, str]] = {}
         self.digests = SecretDigests(reveal)
+        self.preset_source: PresetSource = lambda preset, field: None
 
     # --- secrets -------------------------------------------------------------------------
 
@@ -369,12 +382,19 @@ class _Builder:
         subplans[delegate] = subplan
 
     def record_sources(self, address: str, node: ResolvedNode, fields: dict[str, str]) -> None:
+        """Where each arg's value was written: the manifest's own field, else (for a size
+        a preset gives) the preset file's line, else the manifest's `preset =` line; a
+        built-in default has no position."""
         index = self.index[node.name]
         positions = self.loaded.source_map.values
         found = {}
         for arg, field in fields.items():
             pos = positions.get(("nodes", index, field))
-            if pos is not None:  # only args the manifest itself wrote
+            if pos is None and field in PRESET_FIELDS and node.preset is not None:
+                pos = self.preset_source(node.preset, field) or positions.get(
+                    ("nodes", index, "preset")
+                )
+            if pos is not None:
                 found[arg] = self.locate(pos)
         if found:
             self.sources[address] = found

@@ -76,7 +76,15 @@ def build_plan_file(
             name = relative[file] = relative_to(file, base)
         return f"{name}:{line}:{col}"
 
-    result = compile_plan(resolved, loaded, host, site.secrets.reveal, locate=locate)
+    def preset_source(preset: str, field: str) -> tuple[str, int, int] | None:
+        try:
+            return site.documents("presets").entry(preset)[1].values.get((field,))
+        except KeyError:
+            return None
+
+    result = compile_plan(
+        resolved, loaded, host, site.secrets.reveal, locate=locate, preset_source=preset_source
+    )
     per_manifest_file = manifest_file_digests(loaded)
     per_site_file, site_digest = file_digests(site_config_files(site.root))
     header = Header(

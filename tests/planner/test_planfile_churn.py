@@ -19,7 +19,8 @@ Allowed to change, for an edit of node N whose ancestors are A1 (root) .. Ak (N'
   enclosing subplan, of the plan and of the file (the Merkle path to the root);
 - the header's `manifest_digest` and the manifest file's digest in `manifest_files`.
 
-Nothing else: no sibling's or ancestor's other steps, no image step, no `sources` line.
+Nothing else: no sibling's or ancestor's other steps, no image step, no `sources` line
+(but a `preset` edit's own: the sizes it gives point into the new preset's file).
 """
 
 from __future__ import annotations
@@ -398,8 +399,12 @@ def check_edit(
     assert addresses == [line for line in diff.after if '"address": ' in line], context
 
     # 2. Locality: every changed line is the node's own or on its Merkle path.
-    path = merkle_path(edited, name)
-    churn = diff.churn(path, name)
+    allowed = set(merkle_path(edited, name))
+    if field == "preset":  # the sizes a preset gives point into the new preset's file
+        allowed |= {
+            f"header: sources.node.{name}.create.{size}" for size in ("cores", "disk", "memory")
+        }
+    churn = diff.churn(allowed, name)
     assert not churn, (
         f"{context}: churn outside node {name!r}:\n" + "\n".join(churn) + "\n" + diff.unified()
     )
@@ -421,7 +426,7 @@ def check_edit(
     body_changed = before_doc["plan"] != after_doc["plan"]
     if body_changed:
         assert f"node.{name}.create: hash" in diff.changed, context
-        missing = path - diff.changed
+        missing = merkle_path(edited, name) - diff.changed
         assert not missing, f"{context}: Merkle path lines that did not change: {sorted(missing)}"
     else:
         assert field == "preset", f"{context}: the plan body did not change"
@@ -549,6 +554,8 @@ def test_n3_deep_edge_edit_exact_lines(
     base = n3_deep(**SMALL) if field in SIZE_FIELDS else n3_deep()
     diff = check_edit(planner, base, 2, field, value)
     expected = EDGE_CHAIN | {f"node.edge.create: {arg}" for arg in edge_args}
+    if field == "preset":  # the sizes now point into vm-medium.yaml instead of vm-small.yaml
+        expected |= {f"header: sources.node.edge.create.{s}" for s in ("cores", "disk", "memory")}
     assert diff.changed == expected, diff.unified()
     assert len(diff.removed) == len(diff.added) == len(expected)  # one line each, in place
     assert diff.changed_steps() == EDGE_STEPS
