@@ -13,8 +13,9 @@ touch asyncssh objects only through `run_aio` or through asyncssh's plain synchr
 (`write`, `write_eof`, `close`), which a thread bridge can also forward.
 
 Who opens the loop: the composition root (the CLI command, a test body) opens it once, around
-everything that uses SSH: `async with open_loop(): ...`. Nested opens are not supported; a
-channel used outside the loop fails with `RuntimeError`.
+everything that uses SSH: `async with open_loop(): ...`, inside a trio run started with `run`
+(below, for Ctrl-C). Nested opens are not supported; a channel used outside the loop fails with
+`RuntimeError`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,26 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import trio
 import trio_asyncio
 
 T = TypeVar("T")
+
+
+def run(async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """`trio.run` for a program that opens the asyncio loop: Ctrl-C arrives only at checkpoints.
+
+    Plain `trio.run` raises KeyboardInterrupt wherever the main thread is when SIGINT comes
+    (unless trio's own code runs there). Inside `open_loop` that can be the middle of an
+    asyncio callback the loop is running (asyncssh handling a packet, more likely under load):
+    the KeyboardInterrupt then ends trio-asyncio's loop task, and every task awaiting through
+    `run_aio` waits forever, cancelled or not: `run_aio` waits for the asyncio side to
+    acknowledge a cancel, and nothing runs the asyncio side any more, so no `move_on_after`
+    bounds it. The process sat idle in epoll after Ctrl-C (tests/integration/test_kill.py).
+    Restricted to checkpoints, SIGINT becomes a KeyboardInterrupt raised in the main task where
+    it waits, which cancels the run like any error; the loop then shuts down in order.
+    """
+    return trio.run(async_fn, *args, restrict_keyboard_interrupt_to_checkpoints=True)
 
 
 @contextlib.asynccontextmanager

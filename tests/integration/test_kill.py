@@ -7,8 +7,10 @@ import os
 import random
 import subprocess
 import sys
+import textwrap
 import time
 from collections import Counter
+from pathlib import Path
 
 from tests.cli_runner import run_cli
 
@@ -78,7 +80,9 @@ def test_ctrl_c_says_what_was_running_and_keeps_the_store(lab: Lab) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3.0)
+    # Not a fixed sleep: under load, imports alone can outlast it, and a Ctrl-C before the
+    # run starts tests nothing of the run's shutdown.
+    _wait_for_a_started_step(lab, f"{name}@sim", proc)
     proc.send_signal(signal.SIGINT)
     try:
         out, err = proc.communicate(timeout=60)
@@ -98,6 +102,62 @@ def test_ctrl_c_says_what_was_running_and_keeps_the_store(lab: Lab) -> None:
     assert code == 0 and " 0 failed" in out, out + err
     _assert_unique(lab, name)
     assert run_cli(lab.args("destroy", "-M", name, "-H", "sim", "--yes"))[0] == 0
+
+
+def _wait_for_a_started_step(lab: Lab, workspace: str, proc: subprocess.Popen) -> None:
+    """Return once the run record of `workspace` holds a started step (events are flushed
+    every 0.25 s; each PVE command takes 0.3 s, so a step is still running)."""
+    from store import open_store
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        with open_store(lab.store) as store:
+            runs = store.runs(workspace, limit=1)
+            if runs and any(e.kind == "started" for e in store.run_events(runs[0].id)):
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"no step of {workspace} started (apply exit status {proc.poll()})")
+
+
+def test_ctrl_c_inside_an_asyncio_callback_ends_the_run() -> None:
+    """SIGINT while trio-asyncio's loop runs an asyncio callback (asyncssh handling a packet,
+    say) must not end the loop under tasks awaiting it: the run hung forever after Ctrl-C.
+    `executor._bridge.run` delivers it at a checkpoint instead; a subprocess, for the signal."""
+    code = textwrap.dedent(
+        """
+        import asyncio, os, signal, threading, time
+        import trio
+        from executor._bridge import open_loop, run, run_aio
+
+        def busy():  # the asyncio side is working when SIGINT comes
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                pass
+
+        async def aio_wait():
+            asyncio.get_running_loop().call_soon(busy)
+            await asyncio.sleep(60)
+
+        async def main():
+            async with open_loop(), trio.open_nursery() as nursery:
+                nursery.start_soon(run_aio, aio_wait)
+                await trio.sleep(60)
+
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            run(main)
+        except BaseException as exc:
+            group = exc if isinstance(exc, BaseExceptionGroup) else BaseExceptionGroup("", [exc])
+            assert group.subgroup(KeyboardInterrupt) is not None, repr(exc)
+            print("interrupted")
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "interrupted", proc.stdout + proc.stderr
 
 
 def _assert_unique(lab: Lab, name: str) -> None:
