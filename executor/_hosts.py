@@ -28,6 +28,8 @@ class HostInfo(msgspec.Struct, frozen=True, kw_only=True):
     host_key: str
     vm_ssh_port: int = 22
     """The port VMs on this host answer SSH on (the simulator's port, else 22)."""
+    pinned_in: str | None = None
+    """The node file whose `ssh_host_key` pins this host's key (None: the simulator's)."""
 
 
 class SiteHostAccess:
@@ -52,6 +54,7 @@ class SiteHostAccess:
                 user=info.ssh_user,
                 host_key=info.host_key,
                 name=host,
+                pinned_in=info.pinned_in,
             )
         )
 

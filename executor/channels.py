@@ -227,6 +227,8 @@ class SshTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     name: str
     via: SshTarget | None = None
     """A machine to tunnel through (a nested host in front of its VMs), itself pinned."""
+    pinned_in: str | None = None
+    """The node file whose `ssh_host_key` pins the key (None: pinned at creation)."""
 
     @property
     def where(self) -> str:
@@ -366,10 +368,13 @@ class SshPool:
                     **route,
                 )
         except asyncssh.HostKeyNotVerifiable:
-            message = (
-                f"host key of {where} does not match the key pinned at creation: "
-                "refusing to connect"
-            )
+            message = f"host key of {where} does not match the key pinned at creation"
+            if target.pinned_in is not None:  # a real host: its node file holds the key
+                message = (
+                    f"host key of {where} does not match ssh_host_key in {target.pinned_in}; "
+                    "if the host's key really changed, check it on its console and update that"
+                )
+            message += ": refusing to connect"
             cause = "host key does not match the pinned key"
             raise ChannelError(target.name, cause, message=message, kind="host-key") from None
         except asyncssh.PermissionDenied:

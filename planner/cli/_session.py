@@ -124,6 +124,7 @@ def pinned_host_info(config: HostConfig) -> HostInfo:
         ssh_user=config.ssh_user or "root",
         host_key=config.ssh_host_key,
         vm_ssh_port=config.vm_ssh_port,
+        pinned_in=config.file,
     )
 
 
