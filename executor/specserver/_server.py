@@ -35,6 +35,7 @@ from planner._version import __version__
 
 from ._catalog import Catalog, CatalogError, PublishedSpec
 from ._http import HttpsServer, Request, Response, error_response, json_response
+from ._limits import Limits
 from ._log import clean, report_line, timestamp
 
 DEFAULT_PORT = 44443
@@ -98,7 +99,8 @@ class SpecServer:
 
     `load_catalog` is called now and on every `reload`; `bundle_path(hash)` says where the
     bundle with that hash is (None: not here). `log` gets one line per request and per
-    report. `reports` and `status` let the driver (and tests) see what nodes did.
+    report, and one per connection refused or closed by `limits` (None: the defaults).
+    `reports` and `status` let the driver (and tests) see what nodes did.
     """
 
     def __init__(
@@ -110,8 +112,10 @@ class SpecServer:
         key_pem: bytes,
         log: Callable[[str], None],
         clock: Callable[[], float] = time.time,
+        limits: Limits | None = None,
     ) -> None:
         self._load_catalog = load_catalog
+        self._limits = limits
         self._bundle_path = bundle_path
         self._log = log
         self._clock = clock
@@ -336,7 +340,7 @@ class SpecServer:
         actual = listeners[0].socket.getsockname()[1]
         host = f"[{bind}]" if ":" in bind else bind or "0.0.0.0"
         info = ServerInfo(url=f"https://{host}:{actual}", port=actual, fingerprint=self.fingerprint)
-        http = HttpsServer(self._ssl, self.handle, self._log)
+        http = HttpsServer(self._ssl, self.handle, self._log, limits=self._limits)
         try:
             async with trio.open_nursery() as nursery:
                 if reload_on_sighup:
@@ -370,6 +374,7 @@ async def serve_specs(
     port: int = DEFAULT_PORT,
     log: Callable[[str], None],
     reload_on_sighup: bool = False,
+    limits: Limits | None = None,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve specs until cancelled (see `SpecServer`); `task_status` gets the `ServerInfo`.
@@ -384,6 +389,7 @@ async def serve_specs(
         cert_pem=cert_pem,
         key_pem=key_pem,
         log=log,
+        limits=limits,
     )
     await server.serve(
         bind=bind, port=port, reload_on_sighup=reload_on_sighup, task_status=task_status

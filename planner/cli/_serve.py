@@ -28,6 +28,7 @@ from ._select import SiteCache, find_manifest, site_root
 if TYPE_CHECKING:
     from executor import SpecServerRef
     from executor.remote import Bundle
+    from executor.specserver import Limits
     from store import Store
 
     from .._plan import Plan
@@ -70,6 +71,22 @@ def listen_address(site: SiteConfig, bind: str | None, port: int | None) -> tupl
     )
 
 
+def server_limits(site: SiteConfig) -> Limits:
+    """The spec server's limits: site.yaml's `spec_server:` settings over the server's
+    defaults (the server owns the defaults; site.yaml names only what it changes)."""
+    import msgspec
+
+    from executor.specserver import Limits
+
+    settings = msgspec.structs.asdict(site.site.spec_server)
+    try:
+        return Limits(**{name: value for name, value in settings.items() if value is not None})
+    except ValueError as exc:
+        raise PlanError.at(
+            None, f"site.yaml: {exc}", "see docs/pull.md, Limits, for each setting"
+        ) from None
+
+
 def _bundle_lookup(bundle: Callable[[], Bundle]) -> Callable[[str], Path | None]:
     def lookup(digest: str) -> Path | None:
         current = bundle()
@@ -96,6 +113,7 @@ async def _start(
     address: tuple[str, int],
     log: Callable[[str], None],
     busy: str,
+    limits: Limits,
     reload_on_sighup: bool = False,
 ) -> Any:
     """Start the spec server in `nursery`; its `ServerInfo`. A port that cannot be bound
@@ -113,6 +131,7 @@ async def _start(
                 port=address[1],
                 log=log,
                 reload_on_sighup=reload_on_sighup,
+                limits=limits,
                 task_status=task_status,
             )
         )
@@ -159,6 +178,7 @@ async def serve_for_run(
             "reach (the server listens there), or run `pveplan serve` with --bind",
         )
     cert, key = certificate(store, None, None)
+    limits = server_limits(site)
     catalog = catalog_for_plan(plan, site)
     log_file = store.path / "serve.log"
     with log_file.open("a") as log_stream:
@@ -172,6 +192,7 @@ async def serve_for_run(
                 log=_log_line(log_stream),
                 busy="another process holds the port: stop it, or set another port in "
                 "site.yaml's defaults.server_url",
+                limits=limits,
             )
             url = site.site.defaults.server_url.rstrip("/") or info.url
             yield SpecServerRef(url=url, fingerprint=info.fingerprint)
@@ -234,6 +255,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     site = SiteCache().get(root)  # a broken site config fails here, before anything listens
     catalog = catalog_for_site(site, extra, warn=lambda text: log(f"warning: {text}"))
     host, port = listen_address(site, args.bind, args.port)
+    limits = server_limits(site)  # read once: a SIGHUP reloads the catalog, not the limits
 
     with open_run_store(console) as store:
         cert, key = certificate(store, args.cert, args.key)
@@ -258,6 +280,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
                         log=log,
                         busy="another process holds the port (a spec server already running?): "
                         "stop it, or pick another with --port",
+                        limits=limits,
                         reload_on_sighup=True,
                     )
                     record = store.path / SERVER_FILE

@@ -182,12 +182,33 @@ class SiteImage(Frozen):
     format: ImageFormat | None = None
 
 
+Seconds = Annotated[float, Meta(gt=0, le=86_400, description="Seconds")]
+Connections = Annotated[int, Meta(ge=1, le=65_536)]
+
+
+class SiteSpecServer(Frozen):
+    """`spec_server:` in site.yaml (pveplan extension): the spec server's limits, for
+    `pveplan serve` and the server an apply starts. Unset means the server's default
+    (docs/pull.md, "Limits"); the planner never reads these."""
+
+    handshake_timeout: Seconds | None = None
+    header_timeout: Seconds | None = None
+    body_timeout: Seconds | None = None
+    idle_timeout: Seconds | None = None
+    send_timeout: Seconds | None = None
+    max_connections: Connections | None = None
+    max_connections_per_address: Connections | None = None
+    max_body: Annotated[int, Meta(ge=1024, le=1 << 30, description="Bytes")] | None = None
+
+
 class SiteFile(Frozen):
-    """site.yaml: homestak's `defaults`, plus pveplan's `images` and `trusted_plan_keys`."""
+    """site.yaml: homestak's `defaults`, plus pveplan's `images`, `trusted_plan_keys` and
+    `spec_server`."""
 
     defaults: SiteDefaults = SiteDefaults()
     images: dict[str, SiteImage] = msgspec.field(default_factory=dict)
     trusted_plan_keys: Names = ()
+    spec_server: SiteSpecServer = SiteSpecServer()
 
 
 # ---- nodes/*.yaml and hosts/*.yaml ----------------------------------------------------
