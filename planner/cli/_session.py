@@ -152,10 +152,8 @@ def run_trio(
     `spec_server(bundle)`, when given, is entered first and yields the spec server this
     run's pull nodes use (or None); it lives exactly as long as the run.
     """
-    import trio
-
     from executor import Services, SiteHostAccess
-    from executor._bridge import open_loop
+    from executor._bridge import open_loop, run
     from executor.channels import SshPool
 
     from ..siteconfig import SecretRef
@@ -193,7 +191,7 @@ def run_trio(
             return await body(services)
 
     try:
-        return trio.run(main)
+        return run(main)  # Ctrl-C only at checkpoints: it must not kill the asyncio loop
     except BaseExceptionGroup as group:
         raise single_error(group) from None
 
