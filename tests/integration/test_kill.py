@@ -79,6 +79,7 @@ def test_ctrl_c_says_what_was_running_and_keeps_the_store(lab: Lab) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_sigint_as_at_a_terminal,
     )
     # Not a fixed sleep: under load, imports alone can outlast it, and a Ctrl-C before the
     # run starts tests nothing of the run's shutdown.
@@ -102,6 +103,14 @@ def test_ctrl_c_says_what_was_running_and_keeps_the_store(lab: Lab) -> None:
     assert code == 0 and " 0 failed" in out, out + err
     _assert_unique(lab, name)
     assert run_cli(lab.args("destroy", "-M", name, "-H", "sim", "--yes"))[0] == 0
+
+
+def _sigint_as_at_a_terminal() -> None:
+    """In the child, before Python starts: SIGINT interrupts, even when this test runs in a
+    background job, whose children inherit SIGINT ignored (the Ctrl-C tests then test nothing)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_a_started_step(lab: Lab, workspace: str, proc: subprocess.Popen) -> None:
@@ -155,7 +164,13 @@ def test_ctrl_c_inside_an_asyncio_callback_ends_the_run() -> None:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", code],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=_sigint_as_at_a_terminal,
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "interrupted", proc.stdout + proc.stderr
 
