@@ -1,8 +1,14 @@
 """Test-wide settings.
 
-Hypothesis explores new random inputs on every local run (that is how it finds bugs);
-under CI (`CI` set) it runs derandomized, so a submission's CI result does not depend
-on the luck of the draw. Anything a local run finds becomes a regression test.
+Two tiers (tests/_tiers.py): `.venv/bin/pytest` runs the fast one (unit, contract and
+property tests), `.venv/bin/pytest -m slow` the slow one (the simulator, SSH, nested and
+pull runs, SIGKILL trials, benchmark scale); CI runs both. A new test that starts a daemon
+goes under a path in `_tiers.SLOW` or gets `@pytest.mark.slow`.
+
+Hypothesis explores new random inputs on every local run (that is how it finds bugs), at
+a reduced count in the fast tier; under CI (`CI` set) it runs derandomized at full counts,
+so a submission's CI result does not depend on the luck of the draw. Anything a local run
+finds becomes a regression test.
 
 Simulator daemons started during the run (by fixtures, or on demand by `apply`) live with
 it: they get a short idle limit and are told to exit with this process
@@ -16,14 +22,21 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import settings
 
-settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
-settings.register_profile("dev", deadline=None, print_blob=True)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+from tests import _tiers
 
 os.environ.setdefault("PVEPLAN_SIM_IDLE_TIMEOUT", "120")
 os.environ["PVEPLAN_SIM_EXIT_WITH_PID"] = str(os.getpid())  # each xdist worker: its own
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _tiers.configure(config)
+    config.pluginmanager.register(_tiers.LeftOut(), "tiers-left-out")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _tiers.mark_slow(items)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

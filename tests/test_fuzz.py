@@ -14,6 +14,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests._tiers import examples
+
 from .cli_runner import run_cli
 
 ROOT = Path(__file__).parent
@@ -24,7 +26,9 @@ SEEDS = [
 SEED_TEXTS = [p.read_bytes() for p in SEEDS]
 WORKDIR = Path(tempfile.mkdtemp(prefix="pveplan-fuzz-"))
 LOCATED = re.compile(r"^\S[^\n]*:\d+:\d+: (error|warning): \S", re.MULTILINE)
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def check_validate(data: bytes, suffix: str) -> None:
@@ -87,7 +91,7 @@ def test_mutated_valid_manifests(case: tuple[bytes, str]) -> None:
     check_validate(*case)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     st.sampled_from(["[", "{a: ", "- ", "(", "-", "not ", "{ a = ", "f("]),
     st.integers(50, 20_000),
@@ -102,7 +106,7 @@ def test_deep_nesting(opener: str, depth: int, suffix: str) -> None:
     check_validate(data.encode(), suffix)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     st.integers(min_value=10**18, max_value=10**4000),
     st.booleans(),

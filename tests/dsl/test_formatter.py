@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from dsl._formatter import format_source
 from dsl._parser import parse
+from tests._tiers import examples
 
 from .strategies import messy, programs
 
@@ -36,7 +37,7 @@ def _comments(text: str) -> list[str]:
     return sorted(c.text for c in parse(text, "t.pvp")[1])
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_messy_layout_parses_to_the_generated_tree(data: st.DataObject) -> None:
     module = data.draw(programs)
@@ -44,7 +45,7 @@ def test_messy_layout_parses_to_the_generated_tree(data: st.DataObject) -> None:
     assert parse(source, "t.pvp")[0] == module
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_fmt_keeps_the_program_and_is_idempotent(data: st.DataObject) -> None:
     source = data.draw(messy(data.draw(programs)))
@@ -53,7 +54,7 @@ def test_fmt_keeps_the_program_and_is_idempotent(data: st.DataObject) -> None:
     assert format_source(formatted) == formatted
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_fmt_keeps_every_comment(data: st.DataObject) -> None:
     source = data.draw(messy(data.draw(programs)))

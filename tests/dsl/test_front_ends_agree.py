@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dsl import Manifest, load_manifest
+from tests._tiers import examples
 
 from ..manifest_strategies import manifests, to_pvp
 
@@ -28,7 +29,7 @@ def _preorder(manifest: Manifest) -> bool:
     return order == [n.name for n in manifest.nodes]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(manifests(), st.booleans())
 def test_yaml_and_pvp_give_the_same_manifest(manifest: Manifest, nested: bool) -> None:
     with TemporaryDirectory() as tmp:

@@ -23,12 +23,15 @@ from planner._plan import Plan
 from planner._planfile import encode_plan_file
 from planner._planning import build_plan_file
 from planner.siteconfig import load_site_config, resolve_manifest
+from tests._tiers import examples
 
 from ..manifest_strategies import manifests, to_pvp
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples" / "site-config"
 SITE = load_site_config(EXAMPLES)
-PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def compile_file(path: Path) -> bytes:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from planner._diff import Change, diff_plans, summarize
 from planner._render import render_changes
+from tests._tiers import examples
 
 from .test_diff_readable import (
     EXAMPLES,
@@ -169,7 +170,7 @@ def change_lists(draw: st.DrawFn) -> list[Change]:
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(changes=change_lists())
 def test_any_change_list_prints_each_changed_step_once(changes: list[Change]) -> None:
     check_rendering(changes)

@@ -15,6 +15,7 @@ from planner._markdown import LINE_MAX, MIN_MAX_CHARS, render_markdown
 from planner._plan import Plan
 from planner._planfile import Header, PlanFile, read_plan_file
 from planner._render import summary_line
+from tests._tiers import examples
 
 from ..cli_runner import run_cli
 
@@ -206,7 +207,7 @@ def test_destroy_shows_no_note_and_update_symbol() -> None:
     assert "gone" not in part
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=st.data(),
     max_chars=st.integers(MIN_MAX_CHARS, 4_000) | st.integers(MIN_MAX_CHARS, 20_000),

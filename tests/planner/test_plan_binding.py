@@ -35,6 +35,7 @@ from planner.cli import Console
 from planner.cli._app import build_parser
 from planner.cli._apply import Prepared, prepare
 from store import open_store
+from tests._tiers import examples
 
 from ..cli_runner import run_cli
 
@@ -151,7 +152,9 @@ _values = st.one_of(
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(field=st.sampled_from(sorted(Header.__struct_fields__)), value=_values, data=st.data())
 def test_no_header_edit_changes_what_apply_does_without_a_refusal(

@@ -42,6 +42,7 @@ from dsl import load_manifest
 from planner._planfile import encode_plan_file
 from planner._planning import build_plan_file
 from planner.siteconfig import SiteConfig, load_site_config, resolve_manifest
+from tests._tiers import examples
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
 HOST = "sim"
@@ -462,7 +463,7 @@ def edits(draw: st.DrawFn) -> tuple[str, int, str, Any]:
     return manifest, index, field, draw(values)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(edit=edits())
 def test_one_field_edit_changes_only_that_nodes_lines(
     planner: Planner, edit: tuple[str, int, str, Any]
@@ -474,6 +475,7 @@ def test_one_field_edit_changes_only_that_nodes_lines(
     check_edit(planner, BASES[manifest], index, field, value)
 
 
+@pytest.mark.slow  # every value on every node: the property above samples them
 def test_every_spec_and_preset_edit_is_local(planner: Planner) -> None:
     """`spec` and `preset` have few values: try every other value on every node of every
     base (specs are resolved once and shared, "whichever node names it first", so which

@@ -25,6 +25,7 @@ from executor.pull import (
     fingerprint,
 )
 from planner._version import __version__
+from tests._tiers import examples
 
 from ._support import (
     CANARY,
@@ -364,7 +365,7 @@ def test_fuzzed_requests_never_stop_the_server() -> None:
     with running_server(catalog("site_token")) as running:
 
         @settings(
-            max_examples=40,
+            max_examples=examples(40),
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         )

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from store import Store, StoreError, object_hash, open_store
+from tests._tiers import examples
 
 from .conftest import flip_byte
 
@@ -48,7 +49,7 @@ def test_objects_survive_reopening(root: Path) -> None:
         assert store.get_object(digest) == b"persisted"
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=4096))
 def test_any_bytes_round_trip(store: Store, data: bytes) -> None:
     digest = store.put_object(data)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from store import DamagedRow, StepResult, open_store
 from store._rowhash import SEALED, row_hash
 from store._schema import MIGRATIONS, connect, migrate
+from tests._tiers import examples
 
 WORKSPACE = "lab@sim"
 PLAN = "0123456789abcdef0123456789abcdef"
@@ -124,7 +125,7 @@ values = st.one_of(
 )
 
 
-@settings(max_examples=50)
+@settings(max_examples=examples(50))
 @given(table=st.sampled_from(sorted(SEALED)), row=st.lists(values, min_size=1, max_size=6))
 def test_the_checksum_is_deterministic_and_sees_every_value(table: str, row: list) -> None:
     assert row_hash(table, *row) == row_hash(table, *row)

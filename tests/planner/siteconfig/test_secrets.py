@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import dsl
 from planner import PlanError
 from planner.siteconfig import SecretRef, Secrets, load_site_config, resolve_manifest
+from tests._tiers import examples
 
 from .conftest import FAKE, FIXTURE, manifest, site_with, write
 
@@ -175,7 +176,7 @@ def test_unresolved_key_errors_hold_no_secret_values(site_dir) -> None:
     assert FAKE not in all_text(info.value)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(value=st.text(st.characters(categories=("L", "N", "P", "S", "Zs")), min_size=1, max_size=80))
 def test_any_value_round_trips_and_repr_does_not_depend_on_it(tmp_path_factory, value) -> None:
     root = tmp_path_factory.mktemp("s")
