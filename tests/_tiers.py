@@ -5,8 +5,8 @@ say `-m "not slow"`): unit, contract and property tests, a few minutes on two co
 `.venv/bin/pytest -m slow` runs the slow tier: tests that start the simulator's daemon or
 an SSH server, run applies, nested executors or pull nodes as real processes, SIGKILL
 processes, or work at benchmark scale. CI runs both (.ci/run); `-m ""` runs both at once.
-Every test is in exactly one tier, and a run that leaves the slow tier out says how many
-tests it left. A test file or test named on the command line runs whatever its tier
+Every test is in exactly one tier, and a fast-tier run says how many slow tests it left
+out. A test file or test named on the command line runs whatever its tier
 (`pytest tests/sim/test_daemon.py`); a directory keeps to the tier asked for.
 
 What is slow: the directories and modules in SLOW, and tests marked `@pytest.mark.slow`
@@ -94,16 +94,17 @@ def mark_slow(items: list[pytest.Item]) -> None:
 
 
 class LeftOut:
-    """Counts the slow tests a run deselected, to say so at its end."""
+    """Counts the slow tests a fast-tier run deselected, to say so at its end."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
         self.count = 0
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.count += sum(1 for item in items if item.get_closest_marker("slow") is not None)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if self.count:
+        if self.count and self.config.option.markexpr == "not slow":
             terminalreporter.write_line(
-                f"{self.count} slow tests not run (the slow tier): `pytest -m slow` runs them"
+                f"{self.count} slow tests deselected: `pytest -m slow` runs the slow tier"
             )

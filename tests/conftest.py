@@ -31,7 +31,7 @@ os.environ["PVEPLAN_SIM_EXIT_WITH_PID"] = str(os.getpid())  # each xdist worker:
 
 def pytest_configure(config: pytest.Config) -> None:
     _tiers.configure(config)
-    config.pluginmanager.register(_tiers.LeftOut(), "tiers-left-out")
+    config.pluginmanager.register(_tiers.LeftOut(config), "tiers-left-out")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything
