@@ -28,6 +28,8 @@ from ._pull import pull_boot, pull_instance
 
 MANAGED_TAG = "pveplan"
 SNIPPETS = "snippets"
+ID_ATTEMPTS = 5
+"""How many of PVE's next free vmids an unpinned create tries before giving up."""
 POLL_FIRST = 0.05
 POLL_MAX = 2.0
 DESTROYING = "pveplan: destroying"
@@ -244,7 +246,6 @@ class VmCreate(StepKind):
     async def _create(
         self, ctx: StepContext, pve: PveDriver, args: Mapping[str, Any], refs: Mapping[str, Any]
     ) -> Outputs:
-        vmid = args.get("vmid") or await pve.next_id()
         private, public = generate_ed25519(f"root@{args['name']}")
         # Kept before the VM exists: a kill after creation still finds the key.
         ctx.services.store.put_secret(ctx.secret_name("hostkey"), private)
@@ -258,13 +259,37 @@ class VmCreate(StepKind):
         if (args.get("cloud_init") or {}).get("pull"):
             pull, instance = pull_boot(ctx, args["cloud_init"]["pull"])
         storage_id, path = ctx.services.hosts.snippet_storage(ctx.host)
-        snippet = _snippet_name(vmid)
-        user_data = _user_data(args, keys, private, public, root_keys, pull)
-        await pve.channel.put_file(f"{path}/{SNIPPETS}/{snippet}", user_data.encode(), 0o600)
-        ctx.log(f"creating VM {vmid} ({args['name']}) from {refs['volume']}")
-        partial: Outputs = {"vm_id": vmid, "name": args["name"], "node": pve.node}
+        user_data = _user_data(args, keys, private, public, root_keys, pull).encode()
+        pinned = args.get("vmid")
+        for _ in range(1 if pinned else ID_ATTEMPTS):
+            # An unpinned VM claims a free id no parallel create of ours has; another tool
+            # may still take it first, and then the next one is tried.
+            vmid = pinned or await pve.claim_id()
+            snippet = f"{path}/{SNIPPETS}/{_snippet_name(vmid)}"
+            await pve.channel.put_file(snippet, user_data, 0o600)
+            ctx.log(f"creating VM {vmid} ({args['name']}) from {refs['volume']}")
+            params = _vm_params(args, refs["volume"], keys, _snippet_name(vmid), storage_id)
+            try:
+                await pve.create_vm(vmid, params)
+                break
+            except PveError as exc:
+                taken = "already exists" in str(exc)  # by another VM: never record it as ours
+                if pinned or not taken:
+                    partial: Outputs = {"name": args["name"], "node": pve.node}
+                    if not taken:
+                        partial["vm_id"] = vmid
+                    raise StepFailed(
+                        f"creating VM {vmid} ({args['name']}) on {pve.node}: {exc}", partial
+                    ) from None
+                # Not ours: its id was taken. Our snippet (a private key) must not stay.
+                await pve.channel.run(["rm", "-f", snippet], timeout=30)
+        else:
+            raise StepFailed(
+                f"creating VM {args['name']} on {pve.node}: {ID_ATTEMPTS} free vmids in a row "
+                "were taken by other creates; pin a vmid in the manifest, or apply again"
+            )
+        partial = {"vm_id": vmid, "name": args["name"], "node": pve.node}
         try:
-            await pve.create_vm(vmid, _vm_params(args, refs["volume"], keys, snippet, storage_id))
             await pve.resize(vmid, "scsi0", f"{args['disk']}G")
             config = await pve.config(vmid)
         except PveError as exc:

@@ -23,6 +23,10 @@ TASK_POLL_FIRST = 0.05
 TASK_POLL_MAX = 2.0
 
 
+CLAIM_SCAN = 1000
+"""How far past PVE's next free id a claim looks for one no parallel create holds."""
+
+
 class PveError(Exception):
     """A PVE operation failed; the message is PVE's, prefixed with what was attempted."""
 
@@ -37,6 +41,8 @@ class PveDriver:
     def __init__(self, channel: Channel, node: str) -> None:
         self.channel = channel
         self.node = node
+        self._claimed: set[int] = set()
+        self._claiming = trio.Lock()
 
     # --- the one way in ----------------------------------------------------------------
 
@@ -101,6 +107,28 @@ class PveDriver:
 
     async def next_id(self) -> int:
         return int(await self.pvesh("get", "/cluster/nextid"))  # a JSON *string*
+
+    async def claim_id(self) -> int:
+        """A free vmid that no other create of this run was handed: PVE's next free id is
+        the same for parallel creates until one of them exists, so a claim skips the ids
+        already claimed, asking PVE whether each next one is free. Another tool may still
+        take the id first; the create then fails with "already exists"."""
+        async with self._claiming:
+            vmid = await self.next_id()
+            if vmid in self._claimed:
+                vmid = await self._free_after(vmid)
+            self._claimed.add(vmid)
+            return vmid
+
+    async def _free_after(self, vmid: int) -> int:
+        for candidate in range(vmid + 1, vmid + 1 + CLAIM_SCAN):
+            if candidate in self._claimed:
+                continue
+            try:
+                return int(await self.pvesh("get", "/cluster/nextid", {"vmid": candidate}))
+            except PveError:
+                continue  # taken on the host
+        raise PveError(f"no free vmid among the {CLAIM_SCAN} after {vmid}")
 
     async def config(self, vmid: int) -> dict[str, Any]:
         return await self.pvesh("get", f"/nodes/{self.node}/qemu/{vmid}/config")

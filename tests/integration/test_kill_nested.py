@@ -45,9 +45,7 @@ def tree(name: str, host: str, *, memory: int = 1024, image: str = "debian-12") 
 
     The host and `NAME-a` pin no vmid: their level picks the next free one, so a run that
     lost track of a VM it made would make a second one of the same name (a pinned vmid is
-    refused instead, which hides that). `NAME-b` pins one (VMID_B): for that path, and
-    because two unpinned VMs created at once on one host race for the same next free vmid
-    (`/cluster/nextid`) and one create fails ("VM 100 already exists"), kills or not.
+    refused instead, which hides that). `NAME-b` pins one (VMID_B), for that path.
     """
     nodes: list[dict[str, object]] = [
         {"name": host, "type": "pve", "spec": "pve", "preset": "vm-medium", "image": "pve-9"}
