@@ -159,6 +159,7 @@ class VmCreate(StepKind):
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         pve = await ctx.pve()
         args = step.args
+        await self._clear_cut_off_create(ctx, pve, args)
         found = await find_vm(pve, args["name"], args.get("vmid"))
         if found is not None:
             if MANAGED_TAG not in str(found.get("tags", "")).split(";"):
@@ -183,6 +184,27 @@ class VmCreate(StepKind):
                     outputs["recovered"] = time.time_ns()
                 return outputs
         return await self._create(ctx, pve, args, refs)
+
+    async def _clear_cut_off_create(
+        self, ctx: StepContext, pve: PveDriver, args: Mapping[str, Any]
+    ) -> None:
+        """Remove the half-made VM a killed create of this node left at its pinned vmid.
+
+        PVE writes a new VM's config in two steps: first empty and locked `create`, then
+        whole. A kill in between leaves a nameless locked VM that no lookup by name can
+        match, and that blocks the vmid for good. It is this node's own when the store
+        holds the host key kept just before that create began; anything else stays."""
+        vmid = args.get("vmid")
+        if vmid is None or ctx.services.store.get_secret(ctx.secret_name("hostkey")) is None:
+            return
+        for vm in await pve.vms():
+            if vm.get("vmid") == vmid and vm.get("lock") == "create":
+                if vm.get("name") in (args["name"], None, f"VM {vmid}"):
+                    ctx.log(
+                        f"VM {vmid} is a create of {args['name']} that was cut off: removing it"
+                    )
+                    await pve.destroy_vm(vmid, skiplock=True)
+                return
 
     async def _adopt(
         self,

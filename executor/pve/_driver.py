@@ -151,12 +151,11 @@ class PveDriver:
         """start | stop | shutdown | reboot | reset, followed to the end of its task."""
         await self.task("create", f"/nodes/{self.node}/qemu/{vmid}/status/{action}")
 
-    async def destroy_vm(self, vmid: int) -> None:
-        await self.task(
-            "delete",
-            f"/nodes/{self.node}/qemu/{vmid}",
-            {"purge": True, "destroy-unreferenced-disks": True},
-        )
+    async def destroy_vm(self, vmid: int, *, skiplock: bool = False) -> None:
+        params: dict[str, PvesValue | None] = {"purge": True, "destroy-unreferenced-disks": True}
+        if skiplock:  # root only: a VM whose create was cut off keeps its `create` lock
+            params["skiplock"] = True
+        await self.task("delete", f"/nodes/{self.node}/qemu/{vmid}", params)
 
     async def interfaces(self, vmid: int) -> list[dict[str, Any]]:
         data = await self.pvesh(
