@@ -42,7 +42,18 @@ class Console:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run pveplan with `argv` (default: sys.argv[1:]); returns the exit code."""
+    """Run pveplan with `argv` (default: sys.argv[1:]); returns the exit code.
+
+    Ctrl-C at any moment, imports and planning included, is exit 130 with one line, never
+    a traceback (a run under way says more about what it recorded, see `_apply`)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("pveplan: interrupted\n")
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     import argparse
 
     from ._app import build_parser, retired, run
@@ -76,9 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return run(args, console)
-    except KeyboardInterrupt:
-        console.error("pveplan: interrupted")
-        return 130
     except BrokenPipeError:
         # The reader went away (e.g. `pveplan ... | head`): nothing left to tell anyone.
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit

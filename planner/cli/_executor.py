@@ -42,7 +42,7 @@ def run_executor(args: argparse.Namespace, console: Console) -> int:
 def _serve(home: Path, frames_fd: int) -> int:
     import trio
 
-    from executor._bridge import open_loop
+    from executor._bridge import open_loop, run
     from executor.remote import FrameStream, serve
     from executor.remote._bundle import running_bundle
     from executor.remote._layout import STORE
@@ -65,7 +65,7 @@ def _serve(home: Path, frames_fd: int) -> int:
                     bundle=running.hash if running is not None else "",
                 )
 
-        return trio.run(main)
+        return run(main)  # Ctrl-C at checkpoints only: the asyncio loop stays whole
 
 
 @contextlib.asynccontextmanager

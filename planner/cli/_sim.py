@@ -80,9 +80,8 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
 
 def _ssh(args: argparse.Namespace, console: Console, root: SimRoot) -> int:
     """Run a command on a simulated VM as its cloud-init user, with its pinned key."""
-    import trio
 
-    from executor._bridge import open_loop
+    from executor._bridge import open_loop, run
     from executor.channels import ChannelError, SshPool, SshTarget
     from executor.sim._control import daemon_info
     from executor.sim._state import read_state
@@ -116,6 +115,6 @@ def _ssh(args: argparse.Namespace, console: Console, root: SimRoot) -> int:
         return result.exit_status
 
     try:
-        return trio.run(main)
+        return run(main)  # Ctrl-C at checkpoints only: the asyncio loop stays whole
     except ChannelError as exc:
         raise PlanError.at(None, str(exc)) from None
