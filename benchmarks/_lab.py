@@ -35,7 +35,7 @@ class Lab:
         """Run `pveplan WORDS`; its wall time (exits with its output when it fails)."""
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "planner.cli", *words],
+            [sys.executable, "-m", "pveplan.planner.cli", *words],
             env=self.env,
             capture_output=True,
             text=True,
@@ -47,7 +47,7 @@ class Lab:
     def finished_events(self, workspace: str) -> list:
         """The finished and cached events of the workspace's latest run."""
         sys.path.insert(0, str(ROOT))
-        from store import open_store
+        from pveplan.store import open_store
 
         with open_store(self.store) as store:
             run = store.runs(workspace, limit=1)[0]

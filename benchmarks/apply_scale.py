@@ -41,7 +41,7 @@ def manifest(nodes: int) -> str:
 def pveplan(env: dict[str, str], *words: str) -> tuple[float, str]:
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "planner.cli", *words],
+        [sys.executable, "-m", "pveplan.planner.cli", *words],
         env=env,
         capture_output=True,
         text=True,
@@ -72,17 +72,18 @@ def noop_reapply(nodes: int) -> None:
             )
         finally:
             subprocess.run(
-                [sys.executable, "-m", "planner.cli", "sim", "down"], env=env, capture_output=True
+                [sys.executable, "-m", "pveplan.planner.cli", "sim", "down"],
+                env=env,
+                capture_output=True,
             )
 
 
 def overlap(count: int = 50, seconds: float = 0.2) -> None:
     import trio
-
-    from executor import StepKind, execute, register
-    from executor._context import Services
-    from planner import Plan, PlanSettings, Step
-    from store import open_store
+    from pveplan.executor import StepKind, execute, register
+    from pveplan.executor._context import Services
+    from pveplan.planner import Plan, PlanSettings, Step
+    from pveplan.store import open_store
 
     @register
     class Sleep(StepKind):

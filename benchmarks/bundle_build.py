@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from executor.remote._bundle import _fingerprint, _inputs, _interpreter, build_bundle
+from pveplan.executor.remote._bundle import _fingerprint, _inputs, _interpreter, build_bundle
 
 CHILD = """
 import sys, time
 from pathlib import Path
-from executor.remote._bundle import build_bundle
+from pveplan.executor.remote._bundle import build_bundle
 start = time.perf_counter()
 build_bundle(Path(sys.argv[1]))
 print(time.perf_counter() - start)

@@ -151,9 +151,9 @@ CASES = {
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-from dsl import load_manifest
-from dsl._parser import parse
-from planner.siteconfig import load_site_config, resolve_manifest
+from pveplan.dsl import load_manifest
+from pveplan.dsl._parser import parse
+from pveplan.planner.siteconfig import load_site_config, resolve_manifest
 path, repeat, site = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 parse('manifest "warm" {}', "warm.pvp")   # build the parser once, as a CLI run would
 best = resolve_best = float("inf")

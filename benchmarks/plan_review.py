@@ -42,13 +42,13 @@ def best(repeat: int, work: Callable[[], Any]) -> tuple[float, Any]:
 
 def measure(count: int, repeat: int, key: Any, folder: Path) -> str:
     """One row of figures for a `count`-node manifest."""
-    from dsl import load_manifest
-    from planner._diff import diff_plans, summarize
-    from planner._markdown import render_markdown
-    from planner._planning import build_plan_file
-    from planner._provenance import moved_inputs
-    from planner._signing import require_signature, sign
-    from planner.siteconfig import load_site_config, resolve_manifest
+    from pveplan.dsl import load_manifest
+    from pveplan.planner._diff import diff_plans, summarize
+    from pveplan.planner._markdown import render_markdown
+    from pveplan.planner._planning import build_plan_file
+    from pveplan.planner._provenance import moved_inputs
+    from pveplan.planner._signing import require_signature, sign
+    from pveplan.planner.siteconfig import load_site_config, resolve_manifest
 
     path = folder / "review.yaml"
     plans = []

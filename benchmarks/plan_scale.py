@@ -76,10 +76,10 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from dsl import load_manifest
-from planner._planfile import encode_plan_file
-from planner._planning import build_plan_file
-from planner.siteconfig import load_site_config, resolve_manifest
+from pveplan.dsl import load_manifest
+from pveplan.planner._planfile import encode_plan_file
+from pveplan.planner._planning import build_plan_file
+from pveplan.planner.siteconfig import load_site_config, resolve_manifest
 path, repeat, site_root = sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 best = None
 for _ in range(repeat):

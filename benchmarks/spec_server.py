@@ -38,8 +38,7 @@ def serve(config: dict[str, object]) -> None:
     from functools import partial
 
     import trio
-
-    from executor.specserver import Catalog, PublishedSpec, serve_specs
+    from pveplan.executor.specserver import Catalog, PublishedSpec, serve_specs
 
     nodes = [f"node-{index:03d}" for index in range(int(config["nodes"]))]  # type: ignore[call-overload]
     filler = "x" * DOCUMENT_BYTES
@@ -93,7 +92,7 @@ def hammer(
     keep_alive: bool,
 ) -> tuple[list[float], int]:
     """Every client thread fetches its node's spec until the deadline; latencies in s."""
-    from executor.pull import PullClient, PullError
+    from pveplan.executor.pull import PullClient, PullError
 
     latencies: list[list[float]] = [[] for _ in nodes]
     errors = [0] * len(nodes)
@@ -149,7 +148,7 @@ def main() -> None:
         serve(json.loads(sys.stdin.readline()))
         return
 
-    from executor.pull import generate_certificate, mint_token
+    from pveplan.executor.pull import generate_certificate, mint_token
 
     cert, key = generate_certificate()
     config = {

@@ -19,8 +19,8 @@ from ._model import Event
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from planner import Plan, Step
-    from store import Store
+    from pveplan.planner import Plan, Step
+    from pveplan.store import Store
 
     from .channels import Channel, SshPool, SshTarget
     from .pve import PveDriver

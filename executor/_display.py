@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from planner import Plan, Step
+from pveplan.planner import Plan, Step
 
 from ._model import Event, RunReport
 from ._results import host_walk, is_delegate, node_of, outcome_of, with_nested

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._model import Outputs
 
 if TYPE_CHECKING:
-    from planner import Step
+    from pveplan.planner import Step
 
     from ._context import StepContext
 

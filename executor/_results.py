@@ -14,8 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import msgspec
-
-from planner import Plan, Step
+from pveplan.planner import Plan, Step
 
 from ._model import Event, Outcome, RunReport
 

@@ -14,9 +14,8 @@ from typing import Any, Literal
 
 import msgspec
 import trio
-
-from planner import Plan, Step
-from store import RunEvent
+from pveplan.planner import Plan, Step
+from pveplan.store import RunEvent
 
 from ._context import Services
 from ._model import Event, Outputs, RunReport

@@ -22,9 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import trio
-
-from planner import Plan, Step, canonical, digest
-from store import StepResult
+from pveplan.planner import Plan, Step, canonical, digest
+from pveplan.store import StepResult
 
 from ._context import Services, StepContext
 from ._kinds import StepKind, kind_for

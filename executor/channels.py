@@ -31,8 +31,7 @@ from typing import Literal, Protocol
 import asyncssh
 import msgspec
 import trio
-
-from executor._bridge import loop_is_open, run_aio
+from pveplan.executor._bridge import loop_is_open, run_aio
 
 CLOSE_GRACE = 2.0
 """Seconds a shielded cleanup (closing a channel or a connection) may take before we give up."""

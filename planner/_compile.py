@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import dsl
+from pveplan import dsl
 
 from ._errors import PlanError
 from ._hashing import plan_hash

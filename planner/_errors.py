@@ -7,7 +7,7 @@ as a manifest problem does.
 
 from __future__ import annotations
 
-from dsl import DiagnosticError
+from pveplan.dsl import DiagnosticError
 
 
 class PlanError(DiagnosticError):

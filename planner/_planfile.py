@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
-
-from dsl import Location
+from pveplan.dsl import Location
 
 from ._errors import PlanError
 from ._hashing import digest, verify_plan

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dsl
+from pveplan import dsl
 
 from ._compile import compile_plan
 from ._hashing import canonical, digest

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import dsl
+from pveplan import dsl
 
 from ._errors import PlanError
 from ._planfile import PlanFile, file_digests

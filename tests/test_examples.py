@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from dsl import _ast as A
-from dsl import load_manifest
-from dsl._formatter import format_source
-from dsl._parser import parse
+from pveplan.dsl import _ast as A
+from pveplan.dsl import load_manifest
+from pveplan.dsl._formatter import format_source
+from pveplan.dsl._parser import parse
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MANIFESTS = EXAMPLES / "site-config" / "manifests"

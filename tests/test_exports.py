@@ -6,8 +6,13 @@ import importlib
 
 import pytest
 
+OURS = r"\s*(from\s+pveplan\s+import\s+({0})\b|(from|import)\s+(pveplan\.)?({0})\b)"
+"""An import of one of the named packages, in any of the forms they can be written."""
 
-@pytest.mark.parametrize("package", ["dsl", "planner", "planner.siteconfig"])
+
+@pytest.mark.parametrize(
+    "package", ["pveplan.dsl", "pveplan.planner", "pveplan.planner.siteconfig"]
+)
 def test_all_names_exist(package: str) -> None:
     module = importlib.import_module(package)
     missing = [name for name in module.__all__ if not hasattr(module, name)]
@@ -16,7 +21,7 @@ def test_all_names_exist(package: str) -> None:
 
 
 def test_dsl_public_api() -> None:
-    import dsl
+    from pveplan import dsl
 
     assert {
         "Manifest",
@@ -30,7 +35,7 @@ def test_dsl_public_api() -> None:
 
 
 def test_dsl_lazy_table_matches_all() -> None:
-    import dsl
+    from pveplan import dsl
 
     assert sorted(dsl._EXPORTS) == sorted(dsl.__all__)
 
@@ -39,12 +44,12 @@ def test_dsl_imports_nothing_of_ours() -> None:
     import pathlib
     import re
 
-    root = pathlib.Path(importlib.import_module("dsl").__file__).parent
+    root = pathlib.Path(importlib.import_module("pveplan.dsl").__file__).parent
     offenders = [
         f"{path.name}: {line.strip()}"
         for path in root.glob("*.py")
         for line in path.read_text().splitlines()
-        if re.match(r"\s*(from|import)\s+(planner|executor|store)\b", line)
+        if re.match(OURS.format("planner|executor|store"), line)
     ]
     assert offenders == []
 
@@ -55,9 +60,9 @@ def test_version_is_fast_to_reach() -> None:
     import sys
 
     code = (
-        "import sys\nfrom planner.cli import main\n"
+        "import sys\nfrom pveplan.planner.cli import main\n"
         "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('lark', 'yaml', 'dsl._evaluator') if m in sys.modules))"
+        "print(sorted(m for m in ('lark', 'yaml', 'pveplan.dsl._evaluator') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -11,11 +11,11 @@ import subprocess
 import sys
 
 MAIN_JOB_MODULES = (
-    "planner.cli._apply",
-    "planner.cli._plan",
+    "pveplan.planner.cli._apply",
+    "pveplan.planner.cli._plan",
     "executor",
-    "executor.channels",
-    "executor.sim",
+    "pveplan.executor.channels",
+    "pveplan.executor.sim",
     "store",
     "dsl",
     "asyncssh",

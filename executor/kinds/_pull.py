@@ -20,8 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import trio
-
-from planner._pullspec import AUTH_SECRETS
+from pveplan.planner._pullspec import AUTH_SECRETS
 
 from .._context import SpecServerRef, StepContext
 from .._kinds import StepKind, register
@@ -46,7 +45,7 @@ def spec_server(ctx: StepContext, what: str) -> SpecServerRef:
 
 def credential(ctx: StepContext, identity: str, spec: str, auth: str) -> str | None:
     """The token node `identity` presents under posture auth method `auth`."""
-    from executor.pull._tokens import mint_token
+    from pveplan.executor.pull._tokens import mint_token
 
     secret = AUTH_SECRETS.get(auth)
     if secret is None:  # network: the boundary is trusted
@@ -57,7 +56,7 @@ def credential(ctx: StepContext, identity: str, spec: str, auth: str) -> str | N
 
 def pull_boot(ctx: StepContext, pull: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """The cloud-init additions of a pull node, and its new instance id."""
-    from executor.pull._bootstrap import bootstrap_argv
+    from pveplan.executor.pull._bootstrap import bootstrap_argv
 
     server = spec_server(ctx, f"pull node {pull['identity']}")
     instance = secrets.token_hex(16)
@@ -104,7 +103,7 @@ class AwaitReport(StepKind):
     tier = "extended"  # the seeds' 300 s for the spec and 300 s for the config, in turn
 
     def _client(self, ctx: StepContext, step: Any) -> Any:
-        from executor.pull._client import PullClient
+        from pveplan.executor.pull._client import PullClient
 
         args = step.args
         server = spec_server(ctx, f"waiting for pull node {args['identity']}")
@@ -150,7 +149,7 @@ class AwaitReport(StepKind):
         timeouts: Mapping[str, int],
     ) -> dict[str, Any]:
         """Poll until the node's report for `instance` arrives; each phase has its limit."""
-        from executor.pull._client import HttpStatusError, PinMismatch, PullError
+        from pveplan.executor.pull._client import HttpStatusError, PinMismatch, PullError
 
         phase, started = "waiting", time.monotonic()
         limit = float(timeouts["spec"])
@@ -194,7 +193,7 @@ class AwaitReport(StepKind):
     ) -> str | None:
         """Drift as the node last reported it (a node that re-converged on a timer says
         what it repaired); a server that has no report yet knows of no drift."""
-        from executor.pull._client import PullError
+        from pveplan.executor.pull._client import PullError
 
         identity = step.args["identity"]
         client = self._client(ctx, step)

@@ -16,8 +16,7 @@ from typing import Any
 
 import trio
 import yaml
-
-from planner._pullspec import AUTH_SECRETS
+from pveplan.planner._pullspec import AUTH_SECRETS
 
 from .._context import StepContext
 from .._keys import generate_ed25519, public_line

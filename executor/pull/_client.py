@@ -28,8 +28,7 @@ from types import TracebackType
 from typing import Any
 
 import msgspec
-
-from planner._version import __version__
+from pveplan.planner._version import __version__
 
 from ._tls import client_context, fingerprint, normalize_fingerprint
 

@@ -23,9 +23,8 @@ from typing import Literal
 
 import msgspec
 import trio
-
-from planner import Plan, canonical
-from store import StoreError, WorkspaceLocked, open_store
+from pveplan.planner import Plan, canonical
+from pveplan.store import StoreError, WorkspaceLocked, open_store
 
 from .._model import Event, RunReport
 from .._run import run_workspace

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from planner import Plan, PlanSettings, SecretUse
-from planner._hashing import plan_hash, secret_digest
-from planner._steps import StepList
+from pveplan.planner import Plan, PlanSettings, SecretUse
+from pveplan.planner._hashing import plan_hash, secret_digest
+from pveplan.planner._steps import StepList
 
 from ._node_spec import DEFAULT_INTERVAL, SpecDocument, SpecError, node_spec, systemd_interval
 

@@ -20,7 +20,7 @@ from ..channels import Channel, ChannelError, LocalChannel, SshPool, SshTarget
 from ._layout import HOME, node_path
 
 if TYPE_CHECKING:
-    from store import Store
+    from pveplan.store import Store
 
 LOCAL_HOST = "local"
 

@@ -15,8 +15,8 @@ refuses with a message that says what to do when they differ.
 Layout of the archive (every entry under one top directory):
 
     bundle/BUNDLE.json   version, python, platform, files with sha256 (for humans/debugging)
-    bundle/lib/...       planner, executor, dsl, store and the runtime dependencies
-    bundle/run.py        the launcher: puts lib/ first on sys.path, runs planner.cli.main
+    bundle/lib/...       pveplan (its planner, executor, dsl, store) and the runtime dependencies
+    bundle/run.py        the launcher: puts lib/ first on sys.path, runs pveplan.planner.cli.main
 """
 
 from __future__ import annotations
@@ -39,15 +39,16 @@ from pathlib import Path, PurePosixPath
 
 import msgspec
 import trio
+from pveplan.executor.channels import Channel
+from pveplan.planner._version import __version__
 
-from executor.channels import Channel
-from planner._version import __version__
-
-FORMAT = 1
+FORMAT = 2
 """Bumped whenever the layout or the launcher changes, so cached archives are rebuilt."""
 
 TOP = "bundle"
-PACKAGES = ("planner", "executor", "dsl", "store")
+PACKAGES = ("pveplan", "pveplan.planner", "pveplan.executor", "pveplan.dsl", "pveplan.store")
+"""pveplan's import packages; `pveplan` itself holds only its __init__ (the others are
+folders of their own in a checkout, mapped into the namespace by the installer)."""
 DISTRIBUTION = "pveplan"
 
 REMOTE_ROOT = "/root/.pveplan/bundles"
@@ -70,7 +71,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 
-from planner.cli import main  # noqa: E402
+from pveplan.planner.cli import main  # noqa: E402
 
 sys.exit(main(sys.argv[1:]))
 '''
@@ -287,12 +288,17 @@ def _package_files(package: str) -> Iterator[_Input]:
     if spec is None or not spec.submodule_search_locations:
         raise BundleError(f"cannot build the pveplan bundle: package {package!r} not found")
     root = Path(next(iter(spec.submodule_search_locations)))
+    prefix = package.split(".")
+    if package == "pveplan":  # only its own files: its subpackages may live elsewhere
+        init = Path(spec.origin or root / "__init__.py")
+        yield (PurePosixPath(*prefix, init.name).as_posix(), init)
+        return
     for directory, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         rel = Path(directory).relative_to(root)
         for file in files:
             if not file.endswith(".pyc"):
-                yield (PurePosixPath(package, *rel.parts, file).as_posix(), Path(directory, file))
+                yield (PurePosixPath(*prefix, *rel.parts, file).as_posix(), Path(directory, file))
 
 
 def _distribution_files(dist: importlib.metadata.Distribution) -> Iterator[_Input]:
@@ -566,12 +572,14 @@ KEPT_ARCHIVE = "bundle.tar.gz"
 def running_bundle() -> Bundle | None:
     """The installed bundle this process runs from (a nested host's executor), or None.
 
-    Inside an install the code lives in `HASH/bundle/lib/executor/remote/`; the archive it
+    Inside an install the code lives in `HASH/bundle/lib/pveplan/executor/remote/`; the archive it
     came from is kept as `HASH/bundle.tar.gz`, so the host can ship exactly the same bytes
     one level further down without building anything (its Python may lack the metadata).
     """
     here = Path(__file__).resolve()
-    top, install = here.parents[3], here.parents[4]
+    if len(here.parents) < 6:  # a checkout near the root: certainly not an install
+        return None
+    top, install = here.parents[4], here.parents[5]
     archive = install / KEPT_ARCHIVE
     if top.name != TOP or not _HASH_RE.fullmatch(install.name) or not archive.is_file():
         return None

@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
-
-from executor._model import Event
-from executor.channels import ChannelError
+from pveplan.executor._model import Event
+from pveplan.executor.channels import ChannelError
 
 from ._protocol import (
     PROTOCOL_VERSION,
@@ -34,8 +33,8 @@ from ._protocol import (
 )
 
 if TYPE_CHECKING:
-    from executor.channels import SshChannel, SshStream
-    from planner import Plan
+    from pveplan.executor.channels import SshChannel, SshStream
+    from pveplan.planner import Plan
 
 HELLO_TIMEOUT = 60.0
 """Seconds a fresh executor may take to start (a cold Python on a slow nested host)."""
@@ -62,7 +61,7 @@ async def run_remote(
     forward: Callable[[Event], None],
 ) -> ResultFrame:
     """Run `subplan` on `host` through `channel`; its result (RemoteError if none came)."""
-    from planner import canonical
+    from pveplan.planner import canonical
 
     try:
         stream = await channel.start(argv)

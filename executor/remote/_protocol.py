@@ -21,9 +21,8 @@ from typing import Literal, Protocol
 
 import msgspec
 import trio
-
-from executor._context import SpecServerRef
-from executor._model import Event, Outputs
+from pveplan.executor._context import SpecServerRef
+from pveplan.executor._model import Event, Outputs
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 64 * 1024 * 1024

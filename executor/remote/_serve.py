@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 import trio
-
-from executor._model import Event, RunReport
-from executor._run import run_workspace
+from pveplan.executor._model import Event, RunReport
+from pveplan.executor._run import run_workspace
 
 from ._protocol import (
     HEARTBEAT_EVERY,
@@ -44,9 +43,9 @@ from ._protocol import (
 )
 
 if TYPE_CHECKING:
-    from executor._context import Services
-    from planner import Plan
-    from store import Store
+    from pveplan.executor._context import Services
+    from pveplan.planner import Plan
+    from pveplan.store import Store
 
 HELLO_TIMEOUT = 30.0
 """Seconds the executor waits for the driver's first frames before giving up."""
@@ -58,8 +57,8 @@ OpenServices = Callable[["Plan", RunOptions], AbstractAsyncContextManager["Servi
 
 def decode_plan(frame: PlanFrame) -> Plan:
     """The plan in `frame`, re-hashed: any difference from its claimed hash is refused."""
-    from planner import Plan
-    from planner._hashing import verify_plan
+    from pveplan.planner import Plan
+    from pveplan.planner._hashing import verify_plan
 
     try:
         plan = msgspec.json.decode(frame.plan, type=Plan)
@@ -123,7 +122,7 @@ async def _say_error(stream: FrameStream, message: str) -> None:
 
 @contextlib.asynccontextmanager
 async def _workspace_lock(store: Store, workspace: str) -> AsyncIterator[None]:
-    from store import WorkspaceLocked
+    from pveplan.store import WorkspaceLocked
 
     deadline = trio.current_time() + LOCK_WAIT
     while True:
@@ -148,8 +147,8 @@ async def _run(
     plan: Plan,
     options: RunOptions,
 ) -> int:
-    from planner import canonical
-    from planner._planning import workspace_name
+    from pveplan.planner import canonical
+    from pveplan.planner._planning import workspace_name
 
     workspace = workspace_name(plan.manifest, plan.host)
     send_events, receive_events = trio.open_memory_channel[Event](math.inf)

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from executor.sim._lifetime import LifetimeOptions, daemons_living_with, options_from_env
-from executor.sim._state import SimRoot
+from pveplan.executor.sim._lifetime import LifetimeOptions, daemons_living_with, options_from_env
+from pveplan.executor.sim._state import SimRoot
 
 POLL = 0.02
 LOG_TAIL = 2000
@@ -53,7 +53,7 @@ def pid_is_daemon(pid: int) -> bool:
         cmdline = (proc / "cmdline").read_bytes()
     except (FileNotFoundError, IndexError, PermissionError):
         return False
-    return state not in {"Z", "X"} and b"executor.sim._daemon" in cmdline
+    return state not in {"Z", "X"} and b"pveplan.executor.sim._daemon" in cmdline
 
 
 def _reap(pid: int) -> None:
@@ -104,7 +104,13 @@ def start_daemon(
     root.path.mkdir(parents=True, exist_ok=True)
     with open(root.path / "daemon.log", "ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "executor.sim._daemon", str(root.path), *lifetime.argv()],
+            [
+                sys.executable,
+                "-m",
+                "pveplan.executor.sim._daemon",
+                str(root.path),
+                *lifetime.argv(),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

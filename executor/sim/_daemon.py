@@ -37,11 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
-
-from executor.sim._control import pid_is_daemon
-from executor.sim._lifetime import Lifetime, LifetimeOptions, parse_argv, take_lock
-from executor.sim._setup import session_env
-from executor.sim._state import (
+from pveplan.executor.sim._control import pid_is_daemon
+from pveplan.executor.sim._lifetime import Lifetime, LifetimeOptions, parse_argv, take_lock
+from pveplan.executor.sim._setup import session_env
+from pveplan.executor.sim._state import (
     SimRoot,
     address_prefix,
     append_record,

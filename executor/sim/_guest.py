@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from executor.sim._runcmd import (
+from pveplan.executor.sim._runcmd import (
     BOOT_FINISHED,
     CLOUD_INIT_VERSION,
     DATASOURCE,
@@ -43,8 +43,8 @@ from executor.sim._runcmd import (
     rfc2822,
     runcmd_entries,
 )
-from executor.sim._setup import PVE_VERSION, NodeNameTaken, make_nested_host
-from executor.sim._state import SimRoot, write_json_atomic
+from pveplan.executor.sim._setup import PVE_VERSION, NodeNameTaken, make_nested_host
+from pveplan.executor.sim._state import SimRoot, write_json_atomic
 
 DEFAULT_USER = "debian"  # the default user of Debian's cloud images
 DEFAULT_TIMEZONE = "Etc/UTC"
@@ -258,7 +258,7 @@ def apply_cloud_init(
     the hostname are applied once per instance id (a hash of the user-data); a later
     start with the same data changes nothing, one with new data applies it again.
     """
-    from executor.sim._setup import write_guest_launchers
+    from pveplan.executor.sim._setup import write_guest_launchers
 
     guest = Guest(root, node, vmid)
     for sub in VM_DIRS:
@@ -598,7 +598,7 @@ def _ensure_host_key(guest: Guest, keys: Any, hostname: str) -> None:
         return
     if private.exists():
         return
-    from executor._keys import generate_ed25519  # as sshd would: a fresh key at first boot
+    from pveplan.executor._keys import generate_ed25519  # as sshd would: a fresh key at first boot
 
     key, public_line = generate_ed25519(f"root@{hostname}")
     _write_secret(private, key.decode())

@@ -32,16 +32,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from executor.sim import _network
-from executor.sim._runcmd import kill_runcmd, launch
-from executor.sim._setup import (
+from pveplan.executor.sim import _network
+from pveplan.executor.sim._runcmd import kill_runcmd, launch
+from pveplan.executor.sim._setup import (
     KERNEL_RELEASE,
     PVE_VERSION,
     STORAGES,
     delete_trees,
     remove_host_node,
 )
-from executor.sim._state import (
+from pveplan.executor.sim._state import (
     SimRoot,
     allocate_address,
     append_record,
@@ -1846,7 +1846,7 @@ def boot(ctx: Ctx, vmid: int, task: Task) -> None:
     bridge = _network.missing_bridge(_network.node_network(state, ctx.node), vm["config"])
     if bridge is not None:
         raise TaskError(f"bridge '{bridge}' does not exist")
-    from executor.sim._guest import apply_cloud_init
+    from pveplan.executor.sim._guest import apply_cloud_init
 
     apply_cloud_init(
         ctx.root, ctx.node, vmid, user_data, hostname=vm["config"].get("name") or f"VM{vmid}"

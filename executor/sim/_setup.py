@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from executor.sim._network import default_network
-from executor.sim._runcmd import kill_runcmd
-from executor.sim._state import (
+from pveplan.executor.sim._network import default_network
+from pveplan.executor.sim._runcmd import kill_runcmd
+from pveplan.executor.sim._state import (
     SimRoot,
     allocate_address,
     locked_state,
@@ -249,7 +249,7 @@ def write_host_launchers(root: SimRoot, node: str) -> None:
     bindir = root.host_dir(node) / "bin"
     for tool in HOST_TOOLS:
         call = f"main({tool!r}, sys.argv[1:], {str(root.path)!r}, {node!r})"
-        _write_launcher(bindir / tool, "executor.sim._pvecli", call, f"{tool} on {node}")
+        _write_launcher(bindir / tool, "pveplan.executor.sim._pvecli", call, f"{tool} on {node}")
 
 
 def write_guest_launchers(root: SimRoot, node: str, vmid: int) -> None:
@@ -258,7 +258,7 @@ def write_guest_launchers(root: SimRoot, node: str, vmid: int) -> None:
     for tool in GUEST_TOOLS:
         call = f"main({tool!r}, sys.argv[1:], {str(root.path)!r}, {node!r}, {int(vmid)!r})"
         where = f"{tool} in VM {vmid} on {node}"
-        _write_launcher(bindir / tool, "executor.sim._guest", call, where)
+        _write_launcher(bindir / tool, "pveplan.executor.sim._guest", call, where)
     _link_python(bindir / "python3")
 
 
@@ -281,8 +281,12 @@ SIM_PACKAGE = Path(__file__).resolve().parent
 
 def bootstrap_code(module: str, call: str) -> str:
     """Python source that imports `main` from simulator module `module` without loading
-    `executor/__init__` (bare packages registered first), then exits with `call`."""
-    packages = (("executor", str(SIM_PACKAGE.parent)), ("executor.sim", str(SIM_PACKAGE)))
+    `pveplan/__init__` or `executor/__init__` (bare packages registered first), then exits with `call`."""
+    packages = (
+        ("pveplan", str(SIM_PACKAGE.parent.parent)),
+        ("pveplan.executor", str(SIM_PACKAGE.parent)),
+        ("pveplan.executor.sim", str(SIM_PACKAGE)),
+    )
     return (
         "import sys\n"
         "import types\n\n"
@@ -299,7 +303,8 @@ def bootstrap_code(module: str, call: str) -> str:
 def _write_launcher(path: Path, module: str, call: str, what: str) -> None:
     """One executable script; written by rename so a running launcher is never torn.
 
-    The script registers `executor` and `executor.sim` as bare packages before importing
+    The script registers `pveplan`, `pveplan.executor` and `pveplan.executor.sim` as bare
+    packages before importing
     the simulator module: `executor/__init__` loads the whole executor (trio, asyncssh),
     about ten times the cost of the command itself, and a launcher runs once per call.
     """

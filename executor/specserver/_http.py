@@ -35,8 +35,7 @@ from typing import Any
 import h11
 import msgspec
 import trio
-
-from planner._version import __version__
+from pveplan.planner._version import __version__
 
 from ._limits import Admission, Limits, Notices
 from ._log import clean, request_line, timestamp

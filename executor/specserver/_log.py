@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from executor.pull._report import NodeReport
+from pveplan.executor.pull._report import NodeReport
 
 MAX_FIELD = 200
 """Characters kept of any client-chosen text (a path, a drift line) in a log line."""

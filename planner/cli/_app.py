@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from dsl import DiagnosticError
+    from pveplan.dsl import DiagnosticError
 
     if args.command == "retired":  # set by main() for a retired scenario name
         console.error(
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     except Exception as exc:
         # The store's errors carry the same fields but (the store importing nothing of
         # ours) another class; import it only if the store was loaded at all.
-        store = sys.modules.get("store")
+        store = sys.modules.get("pveplan.store")
         if store is not None and isinstance(exc, store.StoreError):
             console.diagnostics(exc.diagnostics)
             return 1
@@ -145,5 +145,5 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 def _executor_error() -> tuple[type[BaseException], ...]:
     """The executor's user-facing errors, if it was loaded (it is imported lazily)."""
-    channels = sys.modules.get("executor.channels")
+    channels = sys.modules.get("pveplan.executor.channels")
     return (channels.ChannelError,) if channels is not None else ()

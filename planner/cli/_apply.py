@@ -35,7 +35,7 @@ from ._session import driver_key, host_info, open_run_store, run_trio
 from ._state import applied_plan
 
 if TYPE_CHECKING:
-    from executor import RunReport
+    from pveplan.executor import RunReport
 
     from ..siteconfig import SiteConfig
     from . import Console
@@ -88,7 +88,7 @@ def prepare(args: argparse.Namespace, console: Console) -> Prepared:
 def _prepare_plan_file(args: argparse.Namespace, console: Console, name: str) -> Prepared:
     """A saved plan, refused unless signed as required, made from the inputs on disk,
     and planned against what the store records as applied now."""
-    from dsl import load_manifest
+    from pveplan.dsl import load_manifest
 
     from .._provenance import moved_inputs
     from .._signing import require_signature, trusted_keys
@@ -183,7 +183,7 @@ def _still_current(store: Any, prepared: Prepared) -> None:
 
 
 def _display(args: argparse.Namespace, console: Console) -> Any:
-    from executor import LiveDisplay, PlainDisplay
+    from pveplan.executor import LiveDisplay, PlainDisplay
 
     stream = console.err if args_json(args) else console.out  # stdout holds the JSON
     verbose = bool(getattr(args, "verbose", False))
@@ -206,7 +206,7 @@ def execute_run(
     `after(services, report)` runs in the same session (SSH pool still open) and its
     result is returned too: `test` verifies SSH with it.
     """
-    from executor import run_workspace
+    from pveplan.executor import run_workspace
 
     display = _display(args, console)
     display.begin(plan, getattr(args, "parallelism", None))
@@ -274,7 +274,7 @@ def _print_failures(console: Console, report: RunReport) -> None:
 
 
 def run_apply(args: argparse.Namespace, console: Console) -> int:
-    from executor import node_rows, node_table, summary
+    from pveplan.executor import node_rows, node_table, summary
 
     prepared = prepare(args, console)
     changes = diff_plans(prepared.plan, prepared.old, prepared.plan_file.header.sources)
@@ -307,7 +307,7 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
 
 def run_destroy(args: argparse.Namespace, console: Console) -> int:
     """pveplan destroy / homestak destroy: what the store says is applied, or --discover."""
-    from executor import node_rows, node_table, summary
+    from pveplan.executor import node_rows, node_table, summary
 
     if getattr(args, "dry_run", False):
         from ._plan import run_dry_run_verb
@@ -358,7 +358,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
 
 def sweep_tagged(prepared: Prepared) -> Any:
     """An `after` hook: destroy what is still on the host with this manifest's tag."""
-    from executor import sweep_tagged as sweep
+    from pveplan.executor import sweep_tagged as sweep
 
     async def after(services: Any, report: Any) -> tuple[list[str], list[str]]:
         return await sweep(services, prepared.plan.host, prepared.plan.manifest, lambda e: None)
@@ -377,7 +377,7 @@ JSON_STATUS = {"completed": "ok", "cached": "ok", "destroyed": "ok", "-": "skipp
 def node_results(report: RunReport, plan: Plan | None = None) -> list[dict[str, Any]]:
     """Per node, the seeds' `--json-output` entry (name, status, vm_id, ip, duration,
     error), from the executor's node rows, so the JSON and the table never disagree."""
-    from executor import node_rows
+    from pveplan.executor import node_rows
 
     return [
         {
@@ -485,8 +485,8 @@ def verify_ssh(plan: Plan) -> Any:
     Node name -> problem (None: fine)."""
 
     async def after(services: Any, report: Any) -> dict[str, str | None]:
-        from executor.channels import ChannelError, SshTarget
-        from executor.kinds._delegate import NODE_FIELDS
+        from pveplan.executor.channels import ChannelError, SshTarget
+        from pveplan.executor.kinds._delegate import NODE_FIELDS
 
         field_step = {field: step for step, fields in NODE_FIELDS.items() for field in fields}
         known: dict[str, Any] = {}

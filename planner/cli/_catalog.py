@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import dsl
+from pveplan import dsl
 
 from .._errors import PlanError
 from .._plan import Plan
@@ -24,7 +24,7 @@ from ..siteconfig import SecretRef, SiteConfig, resolve_manifest
 from ._select import MANIFEST_SUFFIXES
 
 if TYPE_CHECKING:
-    from executor.specserver import Catalog, PublishedSpec
+    from pveplan.executor.specserver import Catalog, PublishedSpec
 
 NODE_TOKENS = "node_tokens"
 """secrets.yaml section of static per-node tokens (`node_tokens: {edge: ...}`)."""
@@ -64,7 +64,7 @@ def catalog_for_site(
 
 
 def _catalog(pulled: list[PulledSpec], site: SiteConfig) -> Catalog:
-    from executor.specserver import Catalog
+    from pveplan.executor.specserver import Catalog
 
     specs: dict[str, PublishedSpec] = {}
     conflicts: dict[str, str] = {}
@@ -96,7 +96,7 @@ def _catalog(pulled: list[PulledSpec], site: SiteConfig) -> Catalog:
 
 def _published(spec: PulledSpec, site: SiteConfig) -> PublishedSpec:
     """The document a node gets: its spec, and the values of the secrets it names only."""
-    from executor.specserver import PublishedSpec
+    from pveplan.executor.specserver import PublishedSpec
 
     values = {use.name: site.secrets.reveal(SecretRef(name=use.name)) for use in spec.secrets}
     document = {

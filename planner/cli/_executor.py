@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from planner import Plan
+    from pveplan.planner import Plan
 
     from . import Console
 
@@ -41,12 +41,11 @@ def run_executor(args: argparse.Namespace, console: Console) -> int:
 
 def _serve(home: Path, frames_fd: int) -> int:
     import trio
-
-    from executor._bridge import open_loop, run
-    from executor.remote import FrameStream, serve
-    from executor.remote._bundle import running_bundle
-    from executor.remote._layout import STORE
-    from store import open_store
+    from pveplan.executor._bridge import open_loop, run
+    from pveplan.executor.remote import FrameStream, serve
+    from pveplan.executor.remote._bundle import running_bundle
+    from pveplan.executor.remote._layout import STORE
+    from pveplan.store import open_store
 
     from .._version import __version__
 
@@ -71,10 +70,10 @@ def _serve(home: Path, frames_fd: int) -> int:
 @contextlib.asynccontextmanager
 async def _services(home: Path, store: Any, plan: Plan, options: Any) -> AsyncIterator[Any]:
     """Services for running `plan` on this host: its node file, key, secrets, bundle."""
-    from executor import Services, SiteHostAccess, public_line
-    from executor.channels import SshPool
-    from executor.remote._bundle import current_bundle
-    from executor.remote._layout import BASE, NEXT_HOP_KEY, SITE_CONFIG
+    from pveplan.executor import Services, SiteHostAccess, public_line
+    from pveplan.executor.channels import SshPool
+    from pveplan.executor.remote._bundle import current_bundle
+    from pveplan.executor.remote._layout import BASE, NEXT_HOP_KEY, SITE_CONFIG
 
     from .._planning import workspace_name
     from ..siteconfig import SecretRef, load_site_config

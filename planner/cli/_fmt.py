@@ -10,14 +10,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsl import Diagnostic, DslError, decode_source
+from pveplan.dsl import Diagnostic, DslError, decode_source
 
 if TYPE_CHECKING:
     from . import Console
 
 
 def run_fmt(args: argparse.Namespace, console: Console) -> int:
-    from dsl._formatter import format_source
+    from pveplan.dsl._formatter import format_source
 
     if args.files == ["-"]:
         data = sys.stdin.buffer.read()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ._parser import add_action, add_command
 
 if TYPE_CHECKING:
-    from executor.pull._node_apply import ApplyResult
+    from pveplan.executor.pull._node_apply import ApplyResult
 
     from . import Console
 
@@ -79,7 +79,7 @@ def add_node_parsers(commands: argparse._SubParsersAction) -> None:  # type: ign
 
 
 def run_spec(args: argparse.Namespace, console: Console) -> int:
-    from executor.pull._node import NodeError, source, spec_get
+    from pveplan.executor.pull._node import NodeError, source, spec_get
 
     def log(line: str) -> None:
         console.error(f"pveplan spec get: {line}")
@@ -103,9 +103,9 @@ def run_spec(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_config(args: argparse.Namespace, console: Console) -> int:
-    from executor import PlainDisplay
-    from executor.pull._node import NodeError
-    from executor.pull._node_apply import config_apply
+    from pveplan.executor import PlainDisplay
+    from pveplan.executor.pull._node import NodeError
+    from pveplan.executor.pull._node_apply import config_apply
 
     display = PlainDisplay(console.err, verbose=True) if args.verbose else None
     try:

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
-
-from dsl import Diagnostic, load_manifest, load_yaml, manifest_from_data
+from pveplan.dsl import Diagnostic, load_manifest, load_yaml, manifest_from_data
 
 from .._destroy import destroy_plan
 from .._diff import Change, diff_plans, plan_changes, summarize

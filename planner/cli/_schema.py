@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def run_schema(args: argparse.Namespace, console: Console) -> int:
-    from dsl import manifest_json_schema
+    from pveplan.dsl import manifest_json_schema
 
     console.print(json.dumps(manifest_json_schema(), indent=2, sort_keys=True))
     return 0

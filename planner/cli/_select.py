@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsl import did_you_mean
+from pveplan.dsl import did_you_mean
 
 from .._errors import PlanError
 

@@ -26,10 +26,10 @@ from .._errors import PlanError
 from ._select import SiteCache, find_manifest, site_root
 
 if TYPE_CHECKING:
-    from executor import SpecServerRef
-    from executor.remote import Bundle
-    from executor.specserver import Limits
-    from store import Store
+    from pveplan.executor import SpecServerRef
+    from pveplan.executor.remote import Bundle
+    from pveplan.executor.specserver import Limits
+    from pveplan.store import Store
 
     from .._plan import Plan
     from ..siteconfig import SiteConfig
@@ -48,7 +48,7 @@ def pull_identities(plan: Plan) -> list[str]:
 
 def certificate(store: Store, cert: str | None, key: str | None) -> tuple[bytes, bytes]:
     """The server's certificate and key: the files given, else the store's (made once)."""
-    from executor.pull._tls import load_or_create_certificate
+    from pveplan.executor.pull._tls import load_or_create_certificate
 
     if cert or key:
         if not (cert and key):
@@ -75,8 +75,7 @@ def server_limits(site: SiteConfig) -> Limits:
     """The spec server's limits: site.yaml's `spec_server:` settings over the server's
     defaults (the server owns the defaults; site.yaml names only what it changes)."""
     import msgspec
-
-    from executor.specserver import Limits
+    from pveplan.executor.specserver import Limits
 
     settings = msgspec.structs.asdict(site.site.spec_server)
     try:
@@ -118,7 +117,7 @@ async def _start(
 ) -> Any:
     """Start the spec server in `nursery`; its `ServerInfo`. A port that cannot be bound
     is one `PlanError`, with `busy` as the hint."""
-    from executor.specserver import serve_specs
+    from pveplan.executor.specserver import serve_specs
 
     try:
         return await nursery.start(
@@ -150,8 +149,7 @@ async def serve_for_run(
     """The spec server for a run of `plan` (None if it has no pull nodes): the running one
     if there is one that serves them all, else one of our own until the run ends."""
     import trio
-
-    from executor import SpecServerRef
+    from pveplan.executor import SpecServerRef
 
     from ._catalog import catalog_for_plan
 
@@ -203,8 +201,8 @@ def _running_server(store: Store, identities: list[str]) -> SpecServerRef | None
     """The server recorded in the store, if it answers with its recorded certificate
     (else None). One that answers but misses some of `identities` is an error: it would
     make those nodes wait for specs it does not have."""
-    from executor import SpecServerRef
-    from executor.pull._client import PullClient, PullError
+    from pveplan.executor import SpecServerRef
+    from pveplan.executor.pull._client import PullClient, PullError
 
     try:
         record = json.loads((store.path / SERVER_FILE).read_text())
@@ -243,8 +241,9 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     log = _log_line()
 
     def load() -> Any:
-        import dsl
-        from executor.specserver import CatalogError
+        from pveplan.executor.specserver import CatalogError
+
+        from pveplan import dsl
 
         try:
             site = SiteCache().get(root)  # a fresh read each time: SIGHUP picks up edits
@@ -261,7 +260,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         cert, key = certificate(store, args.cert, args.key)
 
         async def main() -> None:
-            from executor.remote._bundle import current_bundle
+            from pveplan.executor.remote._bundle import current_bundle
 
             bundle = functools.cache(lambda: current_bundle(store.path / "bundles"))
             unused = [catalog]  # the start uses the catalog loaded above; reloads read anew

@@ -18,9 +18,9 @@ from .._errors import PlanError
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
-    from executor import HostInfo, Services
-    from executor.remote import Bundle
-    from store import Store
+    from pveplan.executor import HostInfo, Services
+    from pveplan.executor.remote import Bundle
+    from pveplan.store import Store
 
     from ..siteconfig import HostConfig, SiteConfig
     from . import Console
@@ -51,7 +51,7 @@ def driver_key(console: Console) -> tuple[bytes, str]:
     """The driver's own SSH key pair, made on first use (private half mode 0600)."""
     import os
 
-    from executor import generate_ed25519, public_line
+    from pveplan.executor import generate_ed25519, public_line
 
     path = driver_key_path(console)
     try:
@@ -79,11 +79,11 @@ def host_info(
 ) -> HostInfo:
     """How to reach `host`: the simulator's daemon for a `sim: true` node, else the site
     config's address and pinned host key."""
-    from executor import HostInfo
+    from pveplan.executor import HostInfo
 
     config = site.host(host)
     if config.sim:
-        from executor.sim import ensure_simulator
+        from pveplan.executor.sim import ensure_simulator
 
         root = sim_root(console, store.path)
         try:
@@ -105,7 +105,7 @@ def host_info(
 def pinned_host_info(config: HostConfig) -> HostInfo:
     """A real host from its node file, which must pin its SSH host key (no trust on first
     use): the driver's targets, and a nested host's own executor reaching itself."""
-    from executor import HostInfo
+    from pveplan.executor import HostInfo
 
     host = config.name
     if not config.ssh_host_key:
@@ -130,7 +130,7 @@ def pinned_host_info(config: HostConfig) -> HostInfo:
 
 @contextlib.contextmanager
 def open_run_store(console: Console) -> Iterator[Store]:
-    from store import open_store
+    from pveplan.store import open_store
 
     from ._state import store_location
 
@@ -152,9 +152,9 @@ def run_trio(
     `spec_server(bundle)`, when given, is entered first and yields the spec server this
     run's pull nodes use (or None); it lives exactly as long as the run.
     """
-    from executor import Services, SiteHostAccess
-    from executor._bridge import open_loop, run
-    from executor.channels import SshPool
+    from pveplan.executor import Services, SiteHostAccess
+    from pveplan.executor._bridge import open_loop, run
+    from pveplan.executor.channels import SshPool
 
     from ..siteconfig import SecretRef
 
@@ -164,7 +164,7 @@ def run_trio(
         return site.secrets.reveal(SecretRef(name=name))
 
     def bundle() -> Bundle:
-        from executor.remote._bundle import current_bundle
+        from pveplan.executor.remote._bundle import current_bundle
 
         return current_bundle(store.path / "bundles")
 

@@ -15,19 +15,19 @@ from ._session import driver_key, sim_root
 from ._state import store_location
 
 if TYPE_CHECKING:
-    from executor.sim import SimRoot
+    from pveplan.executor.sim import SimRoot
 
     from . import Console
 
 
 def run_sim(args: argparse.Namespace, console: Console) -> int:
-    from executor.sim import SimRoot
-    from executor.sim._control import daemon_info, stop_daemon
-    from executor.sim._state import read_config, read_state, write_config
+    from pveplan.executor.sim import SimRoot
+    from pveplan.executor.sim._control import daemon_info, stop_daemon
+    from pveplan.executor.sim._state import read_config, read_state, write_config
 
     root = SimRoot(args.sim_dir or sim_root(console, store_location(console)))
     if args.sim_command == "up":
-        from executor.sim import ensure_simulator
+        from pveplan.executor.sim import ensure_simulator
 
         config = read_config(root)
         if args.latency is not None:
@@ -81,10 +81,10 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
 def _ssh(args: argparse.Namespace, console: Console, root: SimRoot) -> int:
     """Run a command on a simulated VM as its cloud-init user, with its pinned key."""
 
-    from executor._bridge import open_loop, run
-    from executor.channels import ChannelError, SshPool, SshTarget
-    from executor.sim._control import daemon_info
-    from executor.sim._state import read_state
+    from pveplan.executor._bridge import open_loop, run
+    from pveplan.executor.channels import ChannelError, SshPool, SshTarget
+    from pveplan.executor.sim._control import daemon_info
+    from pveplan.executor.sim._state import read_state
 
     info = daemon_info(root)
     if info is None:

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
-
-from dsl import Diagnostic
+from pveplan.dsl import Diagnostic
 
 from .._errors import PlanError
 from .._hashing import verify_plan
@@ -23,14 +22,14 @@ if TYPE_CHECKING:
 
 
 def store_location(console: Console) -> Path:
-    from store import store_path
+    from pveplan.store import store_path
 
     return store_path(console.env)
 
 
 def applied_plan(console: Console, workspace: str) -> Plan | None:
     """The plan last applied to `workspace`, or None (no store, nothing applied)."""
-    from store import StoreError, open_store
+    from pveplan.store import StoreError, open_store
 
     path = store_location(console)
     if not (path / "store.sqlite").exists():
@@ -67,7 +66,7 @@ def applied_plan(console: Console, workspace: str) -> Plan | None:
 
 def applied_resources(console: Console, workspace: str) -> dict[str, dict[str, object]]:
     """The live resources the store records for `workspace`: address -> outputs."""
-    from store import StoreError, open_store
+    from pveplan.store import StoreError, open_store
 
     path = store_location(console)
     if not (path / "store.sqlite").exists():

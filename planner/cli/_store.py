@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 from ._state import store_location
 
 if TYPE_CHECKING:
-    from store import Store
+    from pveplan.store import Store
 
     from . import Console
 
 
 def run_store(args: argparse.Namespace, console: Console) -> int:
-    from store import open_store
+    from pveplan.store import open_store
 
     path = store_location(console)
     if not (path / "store.sqlite").exists():

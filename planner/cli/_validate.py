@@ -15,7 +15,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from dsl import Diagnostic, DiagnosticError, load_manifest
+from pveplan.dsl import Diagnostic, DiagnosticError, load_manifest
 
 from ._select import SiteCache, display_path, host_name, manifest_paths, site_root
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import dsl
+from pveplan import dsl
 
 from ._model import SPEC_CONFIG_KEYS, Spec
 

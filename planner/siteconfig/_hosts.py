@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-import dsl
+from pveplan import dsl
 
 from .._errors import PlanError
 from ._files import list_names, load_struct

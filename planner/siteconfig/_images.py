@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Literal
 from urllib.parse import urlsplit
 
-import dsl
+from pveplan import dsl
 
 from .._errors import PlanError
 from ._model import Frozen, ImageFormat, SiteFile, SiteImage

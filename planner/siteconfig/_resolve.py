@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-import dsl
+from pveplan import dsl
 
 from .._errors import PlanError
 from ._hosts import HostConfig

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
-import dsl
+from pveplan import dsl
 
 from ._hosts import HostConfig
 from ._images import CatalogImage

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import dsl
+from pveplan import dsl
 
 from .._errors import PlanError
 from ._model import Frozen

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import dsl
+from pveplan import dsl
 
 from .._errors import PlanError
 from ._files import Documents, load_struct

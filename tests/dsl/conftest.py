@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from dsl import DslError, LoadedManifest, load_manifest
+from pveplan.dsl import DslError, LoadedManifest, load_manifest
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 HOMESTAK_MANIFESTS = FIXTURES / "homestak-site-config" / "manifests"

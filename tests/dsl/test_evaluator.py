@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from dsl import Manifest
+from pveplan.dsl import Manifest
 
 from .conftest import errors_of, load_text
 
@@ -147,7 +146,7 @@ def test_errors_in_imported_functions_point_into_the_imported_file(tmp_path: Pat
     path.write_text(
         f'import "lib.pvp" as lib\nmanifest "m" {{ node "n" {{ {VM} vmid = lib.bad(1) }} }}\n'
     )
-    from dsl import DslError, load_manifest
+    from pveplan.dsl import DslError, load_manifest
 
     with pytest.raises(DslError) as info:
         load_manifest(str(path))

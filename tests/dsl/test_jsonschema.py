@@ -23,8 +23,7 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-
-from dsl import (
+from pveplan.dsl import (
     DslError,
     Execution,
     Manifest,
@@ -36,6 +35,7 @@ from dsl import (
     manifest_from_data,
     manifest_json_schema,
 )
+
 from tests.manifest_strategies import manifests
 
 from .conftest import HOMESTAK_MANIFESTS

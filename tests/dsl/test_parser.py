@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from dsl import DslError
-from dsl import _ast as A
-from dsl._parser import MAX_DEPTH, parse, parse_expr
+from pveplan.dsl import DslError
+from pveplan.dsl import _ast as A
+from pveplan.dsl._parser import MAX_DEPTH, parse, parse_expr
 
 from .conftest import errors_of
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from dsl import DslError, load_yaml
-from dsl._yaml import MAX_EXPANDED_VALUES
+from pveplan.dsl import DslError, load_yaml
+from pveplan.dsl._yaml import MAX_EXPANDED_VALUES
 
 from .conftest import HOMESTAK_MANIFESTS, errors_of, load_text
 
@@ -25,7 +24,7 @@ nodes:
 
 @pytest.mark.parametrize("path", sorted(HOMESTAK_MANIFESTS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_homestak_manifest_loads(path: Path) -> None:
-    from dsl import load_manifest
+    from pveplan.dsl import load_manifest
 
     loaded = load_manifest(str(path))
     assert loaded.manifest.schema_version == 2

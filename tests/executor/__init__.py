@@ -20,11 +20,10 @@ from typing import Any, TypeVar
 
 import asyncssh
 import trio
-
-from executor._bridge import open_loop
-from executor.channels import SshPool, SshTarget
-from executor.sim._control import start_daemon, stop_daemon
-from executor.sim._state import (
+from pveplan.executor._bridge import open_loop
+from pveplan.executor.channels import SshPool, SshTarget
+from pveplan.executor.sim._control import start_daemon, stop_daemon
+from pveplan.executor.sim._state import (
     SimRoot,
     address_for,
     empty_state,

@@ -19,14 +19,14 @@ import asyncssh
 import msgspec
 import pytest
 import trio
-
-from executor.channels import (
+from pveplan.executor.channels import (
     ChannelError,
     CommandResult,
     LocalChannel,
     SshTarget,
     wait_for_ssh,
 )
+
 from tests.executor import NODE, Sim, group_alive, make_sim, run_trio, stop_sim, wait_until
 
 

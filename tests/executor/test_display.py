@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 import re
 
-from executor import Event, LiveDisplay, Outcome, PlainDisplay, RunReport, summary
-from executor._display import Progress
-from planner import Plan, PlanSettings, Step
+from pveplan.executor import Event, LiveDisplay, Outcome, PlainDisplay, RunReport, summary
+from pveplan.executor._display import Progress
+from pveplan.planner import Plan, PlanSettings, Step
 
 
 def step(address: str, kind: str, *deps: str, on: str = "sim", **args: object) -> Step:

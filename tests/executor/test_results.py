@@ -3,8 +3,9 @@ outcomes, the nested hosts' outcomes, and the delegate's outputs."""
 
 from __future__ import annotations
 
-from executor import NodeRow, Outcome, RunReport, node_rows, node_table
-from executor._results import outcome_of
+from pveplan.executor import NodeRow, Outcome, RunReport, node_rows, node_table
+from pveplan.executor._results import outcome_of
+
 from tests.executor.test_display import event, tiered
 
 DELEGATE_OUTPUTS = {

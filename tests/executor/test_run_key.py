@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-
-from executor import run_key
-from planner import Step, canonical
+from pveplan.executor import run_key
+from pveplan.planner import Step, canonical
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=20)

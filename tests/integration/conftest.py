@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from executor.sim import SimRoot
-from executor.sim._control import stop_daemon
-from executor.sim._state import read_state
+from pveplan.executor.sim import SimRoot
+from pveplan.executor.sim._control import stop_daemon
+from pveplan.executor.sim._state import read_state
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
 
@@ -49,7 +48,7 @@ class Lab:
         return [v for v in vms if tag in str(v["config"].get("tags", "")).split(";")]
 
     def set_sim_config(self, **config: object) -> None:
-        from executor.sim._state import read_config, write_config
+        from pveplan.executor.sim._state import read_config, write_config
 
         write_config(self.sim, {**read_config(self.sim), **config})
 

@@ -7,8 +7,8 @@ import re
 
 import msgspec
 import trio
+from pveplan.store import open_store
 
-from store import open_store
 from tests.cli_runner import run_cli
 
 from .conftest import Lab
@@ -73,9 +73,9 @@ def last_run_events(lab: Lab, workspace: str) -> list:
 
 def ssh_hostname(lab: Lab, workspace: str, node: str) -> str:
     """Log in to `node` with the host key pinned at its creation; its hostname."""
-    from executor._bridge import open_loop
-    from executor.channels import SshPool, SshTarget
-    from executor.sim._control import daemon_info
+    from pveplan.executor._bridge import open_loop
+    from pveplan.executor.channels import SshPool, SshTarget
+    from pveplan.executor.sim._control import daemon_info
 
     res = resources(lab, workspace)[f"node.{node}.create"]
     vm = next(v for v in lab.vms() if v["name"] == node)

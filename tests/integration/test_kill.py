@@ -23,7 +23,7 @@ TRIALS = 20
 def _pveplan(lab: Lab, *words: str) -> subprocess.Popen:
     env = {**os.environ}
     return subprocess.Popen(
-        [sys.executable, "-m", "planner.cli", *lab.args(*words)],
+        [sys.executable, "-m", "pveplan.planner.cli", *lab.args(*words)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -68,13 +68,18 @@ def test_sigkill_at_random_points_converges(lab: Lab) -> None:
 def test_ctrl_c_says_what_was_running_and_keeps_the_store(lab: Lab) -> None:
     import signal
 
-    from store import open_store
+    from pveplan.store import open_store
 
     name = lab.manifest("interrupted", specless("interrupted", 2, 98000, prefix="i"))
     lab.set_sim_config(latency=0.3)  # every PVE command is slow: Ctrl-C lands mid-step
     env = {**os.environ, "PYTHONFAULTHANDLER": "1"}  # SIGABRT dumps every thread's stack
     proc = subprocess.Popen(
-        [sys.executable, "-m", "planner.cli", *lab.args("apply", "-M", name, "-H", "sim", "--yes")],
+        [
+            sys.executable,
+            "-m",
+            "pveplan.planner.cli",
+            *lab.args("apply", "-M", name, "-H", "sim", "--yes"),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -116,7 +121,7 @@ def _sigint_as_at_a_terminal() -> None:
 def _wait_for_a_started_step(lab: Lab, workspace: str, proc: subprocess.Popen) -> None:
     """Return once the run record of `workspace` holds a started step (events are flushed
     every 0.25 s; each PVE command takes 0.3 s, so a step is still running)."""
-    from store import open_store
+    from pveplan.store import open_store
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -136,7 +141,7 @@ def test_ctrl_c_inside_an_asyncio_callback_ends_the_run() -> None:
         """
         import asyncio, os, signal, threading, time
         import trio
-        from executor._bridge import open_loop, run, run_aio
+        from pveplan.executor._bridge import open_loop, run, run_aio
 
         def busy():  # the asyncio side is working when SIGINT comes
             end = time.monotonic() + 1.0

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from executor.sim._state import read_state
-from store import open_store
+from pveplan.executor.sim._state import read_state
+from pveplan.store import open_store
 
 from .conftest import Lab
 from .test_apply import counts
@@ -116,7 +115,7 @@ def start(lab: Lab, *words: str, out: Path | None = None) -> subprocess.Popen:
     sink = out.open("w") if out is not None else subprocess.DEVNULL
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "planner.cli", *lab.args(*words)],
+            [sys.executable, "-m", "pveplan.planner.cli", *lab.args(*words)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=sink,

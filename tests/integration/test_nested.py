@@ -18,9 +18,9 @@ from collections import Counter
 
 import pytest
 import yaml
+from pveplan.executor.sim._state import read_state
+from pveplan.store import open_store
 
-from executor.sim._state import read_state
-from store import open_store
 from tests.cli_runner import run_cli
 
 from .conftest import Lab
@@ -249,7 +249,12 @@ def _apply_in_background(lab: Lab, name: str) -> subprocess.Popen:
         "XDG_CONFIG_HOME": str(lab.root / "config"),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "planner.cli", *lab.args("apply", "-M", name, "-H", "sim", "--yes")],
+        [
+            sys.executable,
+            "-m",
+            "pveplan.planner.cli",
+            *lab.args("apply", "-M", name, "-H", "sim", "--yes"),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -268,7 +273,7 @@ def _executor_pids(lab: Lab, since: int) -> list[int]:
 def test_a_lost_remote_is_reported_within_seconds_and_the_rerun_completes(
     lab: Lab, cut: str
 ) -> None:
-    from executor.sim._control import stop_daemon
+    from pveplan.executor.sim._control import stop_daemon
 
     name = write_yaml(lab, f"cut-{cut}", deep(f"cut-{cut}", 1, 93010 if cut[0] == "k" else 93020))
     lab.set_sim_config(agent_delay=4.0)  # the nested level's VM takes its time to boot

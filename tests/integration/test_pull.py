@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pveplan.executor.sim._state import read_state
+from pveplan.store import open_store
 
-from executor.sim._state import read_state
-from store import open_store
 from tests.cli_runner import run_cli
 
 from .conftest import Lab
@@ -99,7 +99,7 @@ def node_command(lab: Lab, name: str, *words: str) -> subprocess.CompletedProces
 
 def vm_env(lab: Lab, name: str) -> dict[str, str]:
     """The environment of a root shell in VM `name` (the simulator's session env)."""
-    from executor.sim._setup import session_env
+    from pveplan.executor.sim._setup import session_env
 
     tree = vm_tree(lab, name)
     entry = vm_entry(lab, name)
@@ -119,7 +119,14 @@ class Serving:
         env = {**os.environ, "PVEPLAN_STORE": str(lab.store)}
         self.log = (lab.root / "serve.stderr").open("a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "planner.cli", "serve", "--port=0", f"--site-config={lab.site}"],
+            [
+                sys.executable,
+                "-m",
+                "pveplan.planner.cli",
+                "serve",
+                "--port=0",
+                f"--site-config={lab.site}",
+            ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -335,7 +342,7 @@ def test_apply_uses_a_running_spec_server_which_reloads_on_sighup(lab: Lab, serv
     )
     try:
         serving.process.send_signal(signal.SIGHUP)
-        from executor.pull._client import PullClient
+        from pveplan.executor.pull._client import PullClient
 
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pveplan.planner._planfile import read_plan_file
+from pveplan.planner._provenance import moved_inputs
+from pveplan.planner.siteconfig import load_site_config
 
-import dsl
-from planner._planfile import read_plan_file
-from planner._provenance import moved_inputs
-from planner.siteconfig import load_site_config
+from pveplan import dsl
 
 from ..cli_runner import run_cli
 from .test_cli_plan import SECRET_VALUES, plan_args, site  # noqa: F401  (the fixture)
@@ -133,9 +133,9 @@ def test_a_run_applied_while_this_one_waited_is_caught_under_the_lock(
 ) -> None:
     """The stale check is made again once the workspace lock is held: between planning
     (or the prompt) and the lock, another run may have applied to the workspace."""
-    from planner._errors import PlanError
-    from planner.cli._apply import Prepared, _still_current
-    from store import open_store
+    from pveplan.planner._errors import PlanError
+    from pveplan.planner.cli._apply import Prepared, _still_current
+    from pveplan.store import open_store
 
     plan_file = read_plan_file(saved)
     prepared = Prepared(plan_file, None, None)  # type: ignore[arg-type]

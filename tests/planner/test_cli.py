@@ -159,7 +159,7 @@ def test_fmt_refuses_non_pvp_files(tmp_path: Path) -> None:
 
 def _run_subprocess(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
     done = subprocess.run(
-        [sys.executable, "-m", "planner.cli", *argv],
+        [sys.executable, "-m", "pveplan.planner.cli", *argv],
         cwd=cwd,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -171,11 +171,17 @@ def _run_subprocess(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[in
 
 def test_version_and_help() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "planner.cli", "--version"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "pveplan.planner.cli", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert re.fullmatch(r"pveplan \d+\.\d+\.\d+\n", done.stdout)
     done = subprocess.run(
-        [sys.executable, "-m", "planner.cli", "--help"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "pveplan.planner.cli", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert "validate" in done.stdout and "fmt" in done.stdout
 

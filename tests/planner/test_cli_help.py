@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from planner.cli._app import build_parser
-from planner.cli._environment import ENVIRONMENT, environment_markdown, variables_for
+from pveplan.planner.cli._app import build_parser
+from pveplan.planner.cli._environment import ENVIRONMENT, environment_markdown, variables_for
 
 from ..cli_runner import run_cli
 

@@ -6,9 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from planner._planfile import read_plan_file
-from store import open_store
+from pveplan.planner._planfile import read_plan_file
+from pveplan.store import open_store
 
 from ..cli_runner import run_cli
 

@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from planner._diff import Change
-from planner.cli._consent import at_risk
+from pveplan.planner._diff import Change
+from pveplan.planner.cli._consent import at_risk
 
 from ..cli_runner import run_cli
 
@@ -93,7 +92,7 @@ def test_a_saved_plan_remembers_its_site_config_relative_to_itself(
         cwd=tmp_path / "repo",
     )
     assert code == 0, err
-    from planner._planfile import read_plan_file
+    from pveplan.planner._planfile import read_plan_file
 
     header = read_plan_file(plans / "x.json").header
     assert header.site_config == "../../site-config"

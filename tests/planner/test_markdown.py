@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pveplan.planner._diff import Change, Reason, Summary, diff_plans, summarize
+from pveplan.planner._markdown import LINE_MAX, MIN_MAX_CHARS, render_markdown
+from pveplan.planner._plan import Plan
+from pveplan.planner._planfile import Header, PlanFile, read_plan_file
+from pveplan.planner._render import summary_line
 
-from planner._diff import Change, Reason, Summary, diff_plans, summarize
-from planner._markdown import LINE_MAX, MIN_MAX_CHARS, render_markdown
-from planner._plan import Plan
-from planner._planfile import Header, PlanFile, read_plan_file
-from planner._render import summary_line
 from tests._tiers import examples
 
 from ..cli_runner import run_cli
@@ -295,7 +295,7 @@ def test_no_changes_is_one_short_part() -> None:
 
 
 def test_signers_are_named_and_many_of_them_stay_bounded() -> None:
-    from planner._planfile import PlanSignature
+    from pveplan.planner._planfile import PlanSignature
 
     signatures = tuple(PlanSignature(key=f"SHA256:{n:043d}", signature="x") for n in range(50))
     pf = plan_file(signatures=signatures)  # type: ignore[arg-type]

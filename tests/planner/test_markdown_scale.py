@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from planner._diff import diff_plans
-from planner._planfile import read_plan_file
+from pveplan.planner._diff import diff_plans
+from pveplan.planner._planfile import read_plan_file
 
 from ..cli_runner import run_cli
 from .test_cli_plan import site  # noqa: F401  (the fixture)

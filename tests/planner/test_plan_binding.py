@@ -20,10 +20,9 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from planner._errors import PlanError
-from planner._hashing import canonical
-from planner._planfile import (
+from pveplan.planner._errors import PlanError
+from pveplan.planner._hashing import canonical
+from pveplan.planner._planfile import (
     BOUND_HEADER_FIELDS,
     FREE_HEADER_FIELDS,
     Header,
@@ -31,10 +30,11 @@ from planner._planfile import (
     encode_plan_file,
     read_plan_file,
 )
-from planner.cli import Console
-from planner.cli._app import build_parser
-from planner.cli._apply import Prepared, prepare
-from store import open_store
+from pveplan.planner.cli import Console
+from pveplan.planner.cli._app import build_parser
+from pveplan.planner.cli._apply import Prepared, prepare
+from pveplan.store import open_store
+
 from tests._tiers import examples
 
 from ..cli_runner import run_cli

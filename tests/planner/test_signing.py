@@ -17,12 +17,11 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from planner._errors import PlanError
-from planner._hashing import plan_hash, step_hash
-from planner._plan import Plan
-from planner._planfile import PlanFile, decode_plan_file, encode_plan_file, read_plan_file
-from planner._signing import (
+from pveplan.planner._errors import PlanError
+from pveplan.planner._hashing import plan_hash, step_hash
+from pveplan.planner._plan import Plan
+from pveplan.planner._planfile import PlanFile, decode_plan_file, encode_plan_file, read_plan_file
+from pveplan.planner._signing import (
     fingerprint,
     load_private_key,
     parse_public_keys,
@@ -302,7 +301,7 @@ def _signed_sample(factory: pytest.TempPathFactory):
 def test_require_signature_takes_a_key_line_or_a_file_even_one_named_ssh_something(
     signed: Path, keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from planner._signing import trusted_keys
+    from pveplan.planner._signing import trusted_keys
 
     line = Path(f"{keys[0]}.pub").read_text().strip()
     folder = tmp_path / "ssh-keys"

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
-
-from executor.pull import client_context, generate_certificate
-from executor.specserver import Catalog, PublishedSpec, ServerInfo, SpecServer
-from executor.specserver._catalog import AuthMethod
+from pveplan.executor.pull import client_context, generate_certificate
+from pveplan.executor.specserver import Catalog, PublishedSpec, ServerInfo, SpecServer
+from pveplan.executor.specserver._catalog import AuthMethod
 
 CANARY = "c4n4ry7Q"
 """In every secret and every document: must never reach a log line."""

@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 import pytest
+from pveplan.executor.sim._setup import session_env
+from pveplan.store import open_store
 
-from executor.sim._setup import session_env
-from store import open_store
 from tests.pull._support import CERT, KEY, catalog, node_token, running_server
 from tests.sim import PUBLIC_KEY, Sim
 
@@ -122,7 +122,7 @@ class Node:
     def pveplan(self, *words: str) -> subprocess.CompletedProcess[str]:
         env = {**self.env, "PYTHONPATH": str(REPO)}
         return subprocess.run(
-            [sys.executable, "-m", "planner.cli", *words],
+            [sys.executable, "-m", "pveplan.planner.cli", *words],
             env=env,
             cwd=self.tree / "root",
             capture_output=True,

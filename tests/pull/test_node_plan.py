@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from executor.kinds._node import converge_units, sshd_drop_in, sudoers_rule
-from executor.pull._node_plan import build_plan
-from executor.pull._node_spec import SpecError, decode_document, systemd_interval
-from planner import Plan
-from planner._hashing import verify_plan
+from pveplan.executor.kinds._node import converge_units, sshd_drop_in, sudoers_rule
+from pveplan.executor.pull._node_plan import build_plan
+from pveplan.executor.pull._node_spec import SpecError, decode_document, systemd_interval
+from pveplan.planner import Plan
+from pveplan.planner._hashing import verify_plan
 
 ALICE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDWnMzPXwnJ8nXvJ8OTKUu4Ag1Yh7zL1S9s0wD0Sm6bM alice"
 BUNDLE = "ab" * 32

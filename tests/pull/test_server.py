@@ -13,8 +13,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from executor.pull import (
+from pveplan.executor.pull import (
     HttpStatusError,
     NodeReport,
     PinMismatch,
@@ -24,7 +23,8 @@ from executor.pull import (
     client_context,
     fingerprint,
 )
-from planner._version import __version__
+from pveplan.planner._version import __version__
+
 from tests._tiers import examples
 
 from ._support import (
@@ -215,7 +215,7 @@ def test_pin_mismatch_sends_nothing() -> None:
 
 
 def test_client_keeps_one_connection_and_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
-    from executor.specserver import _http
+    from pveplan.executor.specserver import _http
 
     monkeypatch.setattr(_http, "IDLE_TIMEOUT", 0.3)
     with (

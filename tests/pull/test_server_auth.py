@@ -11,15 +11,14 @@ import time
 
 import msgspec
 import pytest
-
-from executor.pull import (
+from pveplan.executor.pull import (
     HttpStatusError,
     NodeReport,
     PullClient,
     PullError,
     mint_token,
 )
-from executor.specserver import Catalog
+from pveplan.executor.specserver import Catalog
 
 from ._support import (
     CANARY,

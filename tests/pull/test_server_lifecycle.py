@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 import trio
-
-from executor.pull import PullClient, client_context
-from executor.specserver import Catalog, CatalogError, ServerInfo, SpecServer, serve_specs
+from pveplan.executor.pull import PullClient, client_context
+from pveplan.executor.specserver import Catalog, CatalogError, ServerInfo, SpecServer, serve_specs
 
 from ._support import CANARY, CERT, KEY, catalog, document
 
@@ -173,7 +172,7 @@ def test_a_request_in_flight_finishes_during_the_stop(tmp_path: Path) -> None:
 def test_a_stuck_client_is_cut_after_the_grace(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from executor.specserver import _http
+    from pveplan.executor.specserver import _http
 
     monkeypatch.setattr(_http, "DRAIN_GRACE", 0.5)
     (tmp_path / "bundle").write_bytes(b"x" * (16 * 1024 * 1024))

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from pveplan.executor.pull import client_context
+from pveplan.executor.specserver import Limits, ServerInfo, SpecServer
+from pveplan.executor.specserver._limits import NOTICE_BURST, Admission, Notices
+from pveplan.planner import PlanError
+from pveplan.planner.cli._serve import server_limits
+from pveplan.planner.siteconfig import load_site_config
 
-import dsl
-from executor.pull import client_context
-from executor.specserver import Limits, ServerInfo, SpecServer
-from executor.specserver._limits import NOTICE_BURST, Admission, Notices
-from planner import PlanError
-from planner.cli._serve import server_limits
-from planner.siteconfig import load_site_config
+from pveplan import dsl
 
 from ._support import CANARY, CERT, KEY, SITE_TOKEN, Running, catalog, raw_exchange
 

@@ -11,8 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
-
-from executor.pull import (
+from pveplan.executor.pull import (
     client_context,
     fingerprint,
     generate_certificate,
@@ -129,7 +128,7 @@ def test_load_or_create_certificate_refuses_a_broken_pair() -> None:
 def test_load_or_create_certificate_with_the_store(tmp_path: object) -> None:
     from pathlib import Path
 
-    from store import open_store
+    from pveplan.store import open_store
 
     with open_store(Path(str(tmp_path)) / "store") as store:
         first = load_or_create_certificate(store.get_secret, store.put_secret)

@@ -8,8 +8,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from executor.pull import (
+from pveplan.executor.pull import (
     DEFAULT_TOKEN_TTL,
     TokenClaims,
     TokenRefused,
@@ -17,7 +16,7 @@ from executor.pull import (
     looks_like_provisioning_token,
     mint_token,
 )
-from executor.pull._tokens import _b64encode, _mac
+from pveplan.executor.pull._tokens import _b64encode, _mac
 
 KEY = "signing-key-for-tests"
 NOW = 1_800_000_000

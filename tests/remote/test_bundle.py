@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 import trio
-
-from executor.channels import CommandResult, LocalChannel
-from executor.remote import _bundle
-from executor.remote._bundle import (
+from pveplan.executor.channels import CommandResult, LocalChannel
+from pveplan.executor.remote import _bundle
+from pveplan.executor.remote._bundle import (
     INSTALL_CODE,
     REMOTE_REL,
     REMOTE_ROOT,
@@ -31,7 +30,7 @@ from executor.remote._bundle import (
     build_bundle,
     ensure_bundle,
 )
-from planner._version import __version__
+from pveplan.planner._version import __version__
 
 PYTHON = sys._base_executable  # the interpreter under the venv: no pveplan deps of its own
 
@@ -114,10 +113,12 @@ def test_archive_layout(bundle: Bundle) -> None:
         members = tar.getmembers()
     names = [m.name for m in members]
     assert names == sorted(names)
-    assert {"bundle/run.py", "bundle/BUNDLE.json", "bundle/lib/planner/cli/__init__.py"} <= set(
-        names
-    )
-    assert "bundle/lib/executor/remote/_bundle.py" in names
+    assert {
+        "bundle/run.py",
+        "bundle/BUNDLE.json",
+        "bundle/lib/pveplan/planner/cli/__init__.py",
+    } <= set(names)
+    assert "bundle/lib/pveplan/executor/remote/_bundle.py" in names
     assert any(n.startswith("bundle/lib/msgspec/_core.") for n in names)  # compiled dep
     assert any(n.startswith("bundle/lib/cryptography/") for n in names)  # transitive dep
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
@@ -188,7 +189,7 @@ def test_installed_dependencies_import_from_the_bundle(bundle: Bundle, tmp_path:
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import asyncssh, cryptography.hazmat.primitives.asymmetric.ed25519, msgspec, trio,"
-        " trio_asyncio, yaml, lark, xxhash, executor.channels, planner.cli._app as app;"
+        " trio_asyncio, yaml, lark, xxhash, pveplan.executor.channels, pveplan.planner.cli._app as app;"
         "mods = [asyncssh, msgspec, trio_asyncio, yaml, xxhash, app];"
         "bad = [m.__name__ for m in mods if not m.__file__.startswith(sys.argv[1])];"
         "print(bad)"

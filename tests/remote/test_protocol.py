@@ -14,9 +14,8 @@ import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from executor._model import Event
-from executor.remote._protocol import (
+from pveplan.executor._model import Event
+from pveplan.executor.remote._protocol import (
     MAX_FRAME,
     PROTOCOL_VERSION,
     ErrorFrame,
@@ -29,8 +28,8 @@ from executor.remote._protocol import (
     check_hello,
     encode_frame,
 )
-from planner import canonical
-from planner._version import __version__
+from pveplan.planner import canonical
+from pveplan.planner._version import __version__
 
 events = st.builds(
     Event,
@@ -108,7 +107,7 @@ def test_hello_checks_role_protocol_and_version() -> None:
 def _session(home: Path, *sent: bytes) -> tuple[int, list, str]:
     """Run `pveplan executor --stdio` with `sent` on stdin; (status, frames out, stderr)."""
     process = subprocess.run(
-        [sys.executable, "-m", "planner.cli", "executor", "--stdio", "--home", str(home)],
+        [sys.executable, "-m", "pveplan.planner.cli", "executor", "--stdio", "--home", str(home)],
         input=b"".join(sent),
         capture_output=True,
         timeout=60,
@@ -126,9 +125,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
 
 @pytest.fixture(scope="module")
 def subplan() -> object:
-    from dsl import load_manifest
-    from planner._planning import build_plan_file
-    from planner.siteconfig import load_site_config, resolve_manifest
+    from pveplan.dsl import load_manifest
+    from pveplan.planner._planning import build_plan_file
+    from pveplan.planner.siteconfig import load_site_config, resolve_manifest
 
     site = load_site_config(EXAMPLES)
     loaded = load_manifest(str(EXAMPLES / "manifests" / "n2-tiered.yaml"))

@@ -15,10 +15,9 @@ from pathlib import Path
 import asyncssh
 import pytest
 import trio
-
-from executor.channels import ChannelError, CommandResult
-from executor.sim import ensure_simulator
-from executor.sim._control import (
+from pveplan.executor.channels import ChannelError, CommandResult
+from pveplan.executor.sim import ensure_simulator
+from pveplan.executor.sim._control import (
     SimError,
     daemon_info,
     pid_is_daemon,
@@ -26,7 +25,7 @@ from executor.sim._control import (
     stop_daemon,
     stop_daemons_living_with,
 )
-from executor.sim._lifetime import (
+from pveplan.executor.sim._lifetime import (
     IDLE_ENV,
     Lifetime,
     LifetimeOptions,
@@ -36,8 +35,9 @@ from executor.sim._lifetime import (
     runners_working,
     take_lock,
 )
-from executor.sim._runcmd import RECORD
-from executor.sim._state import SimRoot, locked_state, read_config, vm_key, write_config
+from pveplan.executor.sim._runcmd import RECORD
+from pveplan.executor.sim._state import SimRoot, locked_state, read_config, vm_key, write_config
+
 from tests.executor import Sim, group_alive, make_sim, run_trio, stop_sim, wait_until
 
 NEVER = LifetimeOptions(idle_timeout=0)

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from store import Store, open_store
+from pveplan.store import Store, open_store
 
 from .conftest import python
 
@@ -24,7 +24,7 @@ WORKSPACE = "crash@sim"
 CHILD = r"""
 import os, random, sys, time
 from pathlib import Path
-from store import RunEvent, StepResult, open_store
+from pveplan.store import RunEvent, StepResult, open_store
 
 root, round_ = Path(sys.argv[1]), int(sys.argv[2])
 rng = random.Random(round_)

@@ -8,11 +8,10 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pveplan.store._schema as store_schema
 import pytest
-
-import store._schema
-from store import StepResult, StoreError, open_store
-from store._errors import from_exception
+from pveplan.store import StepResult, StoreError, open_store
+from pveplan.store._errors import from_exception
 
 from .conftest import python
 
@@ -68,7 +67,7 @@ def test_a_corrupt_database_file_is_a_store_error(root: Path) -> None:
 
 
 def test_a_busy_database_is_a_store_error(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store._schema, "BUSY_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(store_schema, "BUSY_TIMEOUT_S", 0.1)
     with open_store(root) as opened:
         other = sqlite3.connect(root / "store.sqlite", isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # another process's long write transaction
@@ -94,7 +93,7 @@ def test_a_busy_database_is_a_store_error(root: Path, monkeypatch: pytest.Monkey
 FILE_SIZE_LIMIT = r"""
 import resource, signal, sys
 from pathlib import Path
-from store import StoreError, open_store
+from pveplan.store import StoreError, open_store
 with open_store(Path(sys.argv[1])) as s:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from store import store_path
+from pveplan.store import store_path
 
 
 def test_pveplan_store_wins() -> None:

@@ -11,8 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from store import Store, StoreError, WorkspaceLocked, open_store
+from pveplan.store import Store, StoreError, WorkspaceLocked, open_store
 
 from .conftest import python, wait_for_line
 
@@ -21,7 +20,7 @@ WORKSPACE = "n2-tiered@sim"
 HOLDER = r"""
 import sys
 from pathlib import Path
-from store import open_store
+from pveplan.store import open_store
 with open_store(Path(sys.argv[1])) as s, s.lock_workspace(sys.argv[2]) as lock:
     print("locked", flush=True)
     sys.stdin.read()   # hold until the test closes stdin, or kills us
@@ -30,7 +29,7 @@ with open_store(Path(sys.argv[1])) as s, s.lock_workspace(sys.argv[2]) as lock:
 CONTENDER = r"""
 import sys
 from pathlib import Path
-from store import StoreError, open_store
+from pveplan.store import StoreError, open_store
 with open_store(Path(sys.argv[1])) as s:
     try:
         with s.lock_workspace(sys.argv[2]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from store import RunEvent, StepResult, Store, object_hash
+from pveplan.store import RunEvent, StepResult, Store, object_hash
 
 from .conftest import flip_byte
 
@@ -138,7 +138,7 @@ def test_verify_reports_each_kind_of_damage_by_object(store: Store, root: Path) 
 def test_verify_reports_an_unreadable_database(root: Path) -> None:
     import os
 
-    from store import open_store
+    from pveplan.store import open_store
 
     with open_store(root) as store:
         for n in range(300):

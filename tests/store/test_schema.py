@@ -6,9 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from store import MIGRATIONS, SCHEMA_VERSION, StoreError, open_store
-from store._schema import connect, migrate, statements
+from pveplan.store import MIGRATIONS, SCHEMA_VERSION, StoreError, open_store
+from pveplan.store._schema import connect, migrate, statements
 
 
 def meta(root: Path) -> dict[str, str]:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
-from store import RunEvent, StepResult, Store, StoreError, open_store
+from pveplan.store import RunEvent, StepResult, Store, StoreError, open_store
 
 from .conftest import python, wait_for_line
 
@@ -58,7 +57,7 @@ def test_the_latest_successful_result_wins(store: Store) -> None:
 
 def test_results_are_durable_across_processes(root: Path) -> None:
     code = (
-        "import sys\nfrom pathlib import Path\nfrom store import StepResult, open_store\n"
+        "import sys\nfrom pathlib import Path\nfrom pveplan.store import StepResult, open_store\n"
         "with open_store(Path(sys.argv[1])) as s:\n"
         "    s.record_result(StepResult(run_key='from-child', step_hash='h', address='a',"
         " kind='k', status='ok', outputs={'n': 1}, started=0.0, finished=1.0))\n"
@@ -104,7 +103,7 @@ def test_a_failed_replacement_leaves_the_old_state(store: Store) -> None:
 WRITER = r"""
 import sys
 from pathlib import Path
-from store import open_store
+from pveplan.store import open_store
 with open_store(Path(sys.argv[1])) as s:
     print("ready", flush=True)
     n = 0

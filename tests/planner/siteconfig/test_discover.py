@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from planner import PlanError
-from planner.siteconfig import discover_site_config
-from planner.siteconfig._discover import SYSTEM_DIRS
+from pveplan.planner import PlanError
+from pveplan.planner.siteconfig import discover_site_config
+from pveplan.planner.siteconfig._discover import SYSTEM_DIRS
 
 
 def site(path: Path, *, with_site_yaml: bool = True) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-import planner.siteconfig as siteconfig
+import pveplan.planner.siteconfig as siteconfig
 
 API = {
     "discover_site_config",
@@ -39,7 +39,7 @@ def test_all_is_the_api() -> None:
 def test_every_export_is_defined_here() -> None:
     for name in siteconfig.__all__:
         obj = getattr(siteconfig, name)
-        assert obj.__module__.startswith("planner.siteconfig._"), name
+        assert obj.__module__.startswith("pveplan.planner.siteconfig._"), name
         assert inspect.getdoc(obj), f"{name} has no docstring"
 
 

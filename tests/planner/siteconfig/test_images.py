@@ -7,10 +7,9 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from planner import PlanError
-from planner.siteconfig import SiteFile, SiteImage, load_site_config, resolve_manifest
-from planner.siteconfig._images import FILENAME, build_catalog
+from pveplan.planner import PlanError
+from pveplan.planner.siteconfig import SiteFile, SiteImage, load_site_config, resolve_manifest
+from pveplan.planner.siteconfig._images import FILENAME, build_catalog
 
 from .conftest import manifest, site_with, write
 

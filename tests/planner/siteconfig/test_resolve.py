@@ -9,15 +9,15 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import dsl
-from planner import PlanError
-from planner.siteconfig import (
+from pveplan.planner import PlanError
+from pveplan.planner.siteconfig import (
     ResolvedManifest,
     SecretRef,
     load_site_config,
     resolve_manifest,
 )
+
+from pveplan import dsl
 
 from .conftest import FIXTURE, MANIFESTS, manifest, write
 
