@@ -101,13 +101,15 @@ class Services:
         return [self.driver_public_key, *self.extra_keys]
 
     async def pve(self, host: str) -> PveDriver:
-        """The PVE driver of `host` (one per host, over its channel)."""
+        """The PVE driver of `host`: one per host, over its channel, shared by every step
+        (it holds the run's vmid claims), even by steps that asked for it at once."""
         driver = self._drivers.get(host)
         if driver is None:
             from .pve import PveDriver
 
             channel = await self.hosts.channel(host)
-            driver = self._drivers[host] = PveDriver(channel, self.hosts.pve_node(host))
+            # Another step may have made one while this one waited for the channel.
+            driver = self._drivers.setdefault(host, PveDriver(channel, self.hosts.pve_node(host)))
         return driver
 
 

@@ -27,6 +27,13 @@ manifest "unpinned" {
 
 
 def test_parallel_unpinned_creates_get_distinct_vmids_and_destroy_cleanly(lab: Lab) -> None:
+    # With the image already ensured (cached), every create asks for the host's driver at
+    # the same moment: they must still share one, and so one set of vmid claims.
+    from .test_apply import specless
+
+    warm = lab.manifest("warm", specless("warm", 1, 93700))
+    assert run_cli(lab.args("apply", "-M", warm, "-H", "sim", "--yes"))[0] == 0
+    assert run_cli(lab.args("destroy", "-M", warm, "-H", "sim", "--yes"))[0] == 0
     name = lab.manifest("unpinned", UNPINNED)
     code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
     assert code == 0, out + err
