@@ -23,7 +23,7 @@ from pathlib import Path
 import trio
 
 from executor.pull import client_context, generate_certificate
-from executor.specserver import Catalog, PublishedSpec, ServerInfo, SpecServer
+from executor.specserver import Catalog, Limits, PublishedSpec, ServerInfo, SpecServer
 from executor.specserver._catalog import AuthMethod
 
 CANARY = "c4n4ry7Q"
@@ -92,6 +92,7 @@ def running_server(
     *,
     bundle_path: Callable[[str], Path | None] = lambda digest: None,
     cert: tuple[bytes, bytes] = (CERT, KEY),
+    limits: Limits | None = None,
 ) -> Iterator[Running]:
     loader = load_catalog if callable(load_catalog) else (lambda: load_catalog)
     logs: list[str] = []
@@ -105,6 +106,7 @@ def running_server(
             cert_pem=cert[0],
             key_pem=cert[1],
             log=logs.append,
+            limits=limits,
         )
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
