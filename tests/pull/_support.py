@@ -22,7 +22,7 @@ from pathlib import Path
 
 import trio
 from pveplan.executor.pull import client_context, generate_certificate
-from pveplan.executor.specserver import Catalog, PublishedSpec, ServerInfo, SpecServer
+from pveplan.executor.specserver import Catalog, Limits, PublishedSpec, ServerInfo, SpecServer
 from pveplan.executor.specserver._catalog import AuthMethod
 
 CANARY = "c4n4ry7Q"
@@ -91,6 +91,7 @@ def running_server(
     *,
     bundle_path: Callable[[str], Path | None] = lambda digest: None,
     cert: tuple[bytes, bytes] = (CERT, KEY),
+    limits: Limits | None = None,
 ) -> Iterator[Running]:
     loader = load_catalog if callable(load_catalog) else (lambda: load_catalog)
     logs: list[str] = []
@@ -104,6 +105,7 @@ def running_server(
             cert_pem=cert[0],
             key_pem=cert[1],
             log=logs.append,
+            limits=limits,
         )
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:

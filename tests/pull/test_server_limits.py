@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import queue
 import socket
 import ssl
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 from pveplan.executor.pull import client_context
-from pveplan.executor.specserver import Limits, ServerInfo, SpecServer
+from pveplan.executor.specserver import Limits, ServerInfo
 from pveplan.executor.specserver._limits import NOTICE_BURST, Admission, Notices
 from pveplan.planner import PlanError
 from pveplan.planner.cli._serve import server_limits
@@ -25,59 +22,16 @@ from pveplan.planner.siteconfig import load_site_config
 
 from pveplan import dsl
 
-from ._support import CANARY, CERT, KEY, SITE_TOKEN, Running, catalog, raw_exchange
+from ._support import CANARY, SITE_TOKEN, Running, catalog, raw_exchange, running_server
 
 HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
-@contextlib.contextmanager
-def limited_server(limits: Limits, auth: str = "network") -> Iterator[Running]:
-    """A spec server with `limits` on an ephemeral port of 127.0.0.1, in its own `trio.run`
-    on a thread; leaving cancels it and joins the thread (one that does not stop fails)."""
-    import trio
-
-    logs: list[str] = []
-    ready: queue.Queue[object] = queue.Queue()
-    failures: list[BaseException] = []
-
-    async def main() -> None:
-        server = SpecServer(
-            load_catalog=lambda: catalog(auth),  # type: ignore[arg-type]
-            bundle_path=lambda digest: None,
-            cert_pem=CERT,
-            key_pem=KEY,
-            log=logs.append,
-            limits=limits,
-        )
-        with trio.CancelScope() as scope:
-            async with trio.open_nursery() as nursery:
-                info = await nursery.start(
-                    lambda task_status: server.serve(port=0, task_status=task_status)
-                )
-                ready.put((server, info, scope, trio.lowlevel.current_trio_token()))
-
-    def run() -> None:
-        try:
-            trio.run(main)
-        except BaseException as exc:
-            failures.append(exc)
-            ready.put(None)
-
-    thread = threading.Thread(target=run, name="spec-server-limits", daemon=True)
-    thread.start()
-    started = ready.get(timeout=30)
-    if started is None:
-        thread.join()
-        raise failures[0]
-    server, info, scope, token = started  # type: ignore[misc]
-    try:
-        yield Running(server, info, logs)
-    finally:
-        trio.from_thread.run_sync(scope.cancel, trio_token=token)
-        thread.join(timeout=15)
-        assert not thread.is_alive(), "the spec server did not stop within 15 s"
-        if failures:
-            raise failures[0]
+def limited_server(
+    limits: Limits, auth: str = "network"
+) -> contextlib.AbstractContextManager[Running]:
+    """A spec server with `limits` on an ephemeral port of 127.0.0.1 (see `running_server`)."""
+    return running_server(lambda: catalog(auth), limits=limits)
 
 
 def health(info: ServerInfo, source: str = "127.0.0.1") -> int:
