@@ -80,6 +80,7 @@ def noop_reapply(nodes: int) -> None:
 
 def overlap(count: int = 50, seconds: float = 0.2) -> None:
     import trio
+
     from pveplan.executor import StepKind, execute, register
     from pveplan.executor._context import Services
     from pveplan.planner import Plan, PlanSettings, Step

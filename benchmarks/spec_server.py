@@ -38,6 +38,7 @@ def serve(config: dict[str, object]) -> None:
     from functools import partial
 
     import trio
+
     from pveplan.executor.specserver import Catalog, PublishedSpec, serve_specs
 
     nodes = [f"node-{index:03d}" for index in range(int(config["nodes"]))]  # type: ignore[call-overload]

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import msgspec
+
 from pveplan.planner import Plan, Step
 
 from ._model import Event, Outcome, RunReport

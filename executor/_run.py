@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import msgspec
 import trio
+
 from pveplan.planner import Plan, Step
 from pveplan.store import RunEvent
 

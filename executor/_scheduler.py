@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import trio
+
 from pveplan.planner import Plan, Step, canonical, digest
 from pveplan.store import StepResult
 

@@ -31,6 +31,7 @@ from typing import Literal, Protocol
 import asyncssh
 import msgspec
 import trio
+
 from pveplan.executor._bridge import loop_is_open, run_aio
 
 CLOSE_GRACE = 2.0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
+
 from pveplan.dsl import Location
 
 from ._errors import PlanError

@@ -6,6 +6,7 @@ import json
 
 import msgspec
 from hypothesis import strategies as st
+
 from pveplan.dsl import Execution, Manifest, Node, NodeExecution, Settings
 
 labels = st.from_regex(r"[a-z][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pveplan.dsl import _ast as A
 from pveplan.dsl import load_manifest
 from pveplan.dsl._formatter import format_source

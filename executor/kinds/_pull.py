@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import trio
+
 from pveplan.planner._pullspec import AUTH_SECRETS
 
 from .._context import SpecServerRef, StepContext

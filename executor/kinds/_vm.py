@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 import yaml
+
 from pveplan.planner._pullspec import AUTH_SECRETS
 
 from .._context import StepContext

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 import msgspec
+
 from pveplan.planner._version import __version__
 
 from ._tls import client_context, fingerprint, normalize_fingerprint

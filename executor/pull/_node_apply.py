@@ -23,6 +23,7 @@ from typing import Literal
 
 import msgspec
 import trio
+
 from pveplan.planner import Plan, canonical
 from pveplan.store import StoreError, WorkspaceLocked, open_store
 

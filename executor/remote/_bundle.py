@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 
 import msgspec
 import trio
+
 from pveplan.executor.channels import Channel
 from pveplan.planner._version import __version__
 

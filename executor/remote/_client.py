@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
+
 from pveplan.executor._model import Event
 from pveplan.executor.channels import ChannelError
 

@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 
 import msgspec
 import trio
+
 from pveplan.executor._context import SpecServerRef
 from pveplan.executor._model import Event, Outputs
 

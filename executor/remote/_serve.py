@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 import trio
+
 from pveplan.executor._model import Event, RunReport
 from pveplan.executor._run import run_workspace
 

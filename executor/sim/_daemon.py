@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+
 from pveplan.executor.sim._control import pid_is_daemon
 from pveplan.executor.sim._lifetime import Lifetime, LifetimeOptions, parse_argv, take_lock
 from pveplan.executor.sim._setup import session_env

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
+
 from pveplan.executor.pull._tokens import DEFAULT_TOKEN_TTL
 
 AuthMethod = Literal["network", "site_token", "node_token"]

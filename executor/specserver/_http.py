@@ -35,6 +35,7 @@ from typing import Any
 import h11
 import msgspec
 import trio
+
 from pveplan.planner._version import __version__
 
 from ._limits import Admission, Limits, Notices

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import msgspec
 import trio
+
 from pveplan.executor.pull._report import NodeReport, ReportStatus
 from pveplan.executor.pull._tls import fingerprint, server_context
 from pveplan.executor.pull._tokens import TokenRefused, check_token, looks_like_provisioning_token

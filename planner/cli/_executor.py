@@ -41,6 +41,7 @@ def run_executor(args: argparse.Namespace, console: Console) -> int:
 
 def _serve(home: Path, frames_fd: int) -> int:
     import trio
+
     from pveplan.executor._bridge import open_loop, run
     from pveplan.executor.remote import FrameStream, serve
     from pveplan.executor.remote._bundle import running_bundle

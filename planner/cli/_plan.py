@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
+
 from pveplan.dsl import Diagnostic, load_manifest, load_yaml, manifest_from_data
 
 from .._destroy import destroy_plan

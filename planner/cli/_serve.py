@@ -75,6 +75,7 @@ def server_limits(site: SiteConfig) -> Limits:
     """The spec server's limits: site.yaml's `spec_server:` settings over the server's
     defaults (the server owns the defaults; site.yaml names only what it changes)."""
     import msgspec
+
     from pveplan.executor.specserver import Limits
 
     settings = msgspec.structs.asdict(site.site.spec_server)
@@ -149,6 +150,7 @@ async def serve_for_run(
     """The spec server for a run of `plan` (None if it has no pull nodes): the running one
     if there is one that serves them all, else one of our own until the run ends."""
     import trio
+
     from pveplan.executor import SpecServerRef
 
     from ._catalog import catalog_for_plan
@@ -241,9 +243,8 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     log = _log_line()
 
     def load() -> Any:
-        from pveplan.executor.specserver import CatalogError
-
         from pveplan import dsl
+        from pveplan.executor.specserver import CatalogError
 
         try:
             site = SiteCache().get(root)  # a fresh read each time: SIGHUP picks up edits

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
+
 from pveplan.dsl import Diagnostic
 
 from .._errors import PlanError

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pveplan.dsl import DslError, LoadedManifest, load_manifest
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

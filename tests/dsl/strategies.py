@@ -10,6 +10,7 @@ back to the same tree, and the formatter must make it canonical.
 from __future__ import annotations
 
 from hypothesis import strategies as st
+
 from pveplan.dsl import _ast as A
 
 KEYWORDS = {

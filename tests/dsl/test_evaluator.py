@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pveplan.dsl import Manifest
 
 from .conftest import errors_of, load_text

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pveplan.dsl._formatter import format_source
 from pveplan.dsl._parser import parse
-
 from tests._tiers import examples
 
 from .strategies import messy, programs

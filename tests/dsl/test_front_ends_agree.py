@@ -10,8 +10,8 @@ import msgspec
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pveplan.dsl import Manifest, load_manifest
 
+from pveplan.dsl import Manifest, load_manifest
 from tests._tiers import examples
 
 from ..manifest_strategies import manifests, to_pvp

@@ -23,6 +23,7 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+
 from pveplan.dsl import (
     DslError,
     Execution,
@@ -35,7 +36,6 @@ from pveplan.dsl import (
     manifest_from_data,
     manifest_json_schema,
 )
-
 from tests.manifest_strategies import manifests
 
 from .conftest import HOMESTAK_MANIFESTS

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pveplan.dsl import DslError
 from pveplan.dsl import _ast as A
 from pveplan.dsl._parser import MAX_DEPTH, parse, parse_expr

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pveplan.planner.siteconfig import load_site_config, resolve_manifest
 
 from pveplan import dsl
+from pveplan.planner.siteconfig import load_site_config, resolve_manifest
 
 from ..cli_runner import run_cli
 

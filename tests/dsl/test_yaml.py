@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pveplan.dsl import DslError, load_yaml
 from pveplan.dsl._yaml import MAX_EXPANDED_VALUES
 

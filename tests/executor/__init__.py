@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 import trio
+
 from pveplan.executor._bridge import open_loop
 from pveplan.executor.channels import SshPool, SshTarget
 from pveplan.executor.sim._control import start_daemon, stop_daemon

@@ -19,6 +19,7 @@ import asyncssh
 import msgspec
 import pytest
 import trio
+
 from pveplan.executor.channels import (
     ChannelError,
     CommandResult,
@@ -26,7 +27,6 @@ from pveplan.executor.channels import (
     SshTarget,
     wait_for_ssh,
 )
-
 from tests.executor import NODE, Sim, group_alive, make_sim, run_trio, stop_sim, wait_until
 
 

@@ -9,6 +9,7 @@ from urllib.parse import unquote
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from pveplan.executor.pve import encode_sshkeys, first_ipv4, flags, property_string, tags
 from pveplan.executor.pve._driver import PveError, _data
 

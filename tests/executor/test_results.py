@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pveplan.executor import NodeRow, Outcome, RunReport, node_rows, node_table
 from pveplan.executor._results import outcome_of
-
 from tests.executor.test_display import event, tiered
 
 DELEGATE_OUTPUTS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from pveplan.executor import run_key
 from pveplan.planner import Step, canonical
 

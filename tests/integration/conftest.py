@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pveplan.executor.sim import SimRoot
 from pveplan.executor.sim._control import stop_daemon
 from pveplan.executor.sim._state import read_state

@@ -7,8 +7,8 @@ import re
 
 import msgspec
 import trio
-from pveplan.store import open_store
 
+from pveplan.store import open_store
 from tests.cli_runner import run_cli
 
 from .conftest import Lab

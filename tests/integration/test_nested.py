@@ -18,9 +18,9 @@ from collections import Counter
 
 import pytest
 import yaml
+
 from pveplan.executor.sim._state import read_state
 from pveplan.store import open_store
-
 from tests.cli_runner import run_cli
 
 from .conftest import Lab

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from pveplan.executor.sim._state import read_state
 from pveplan.store import open_store
-
 from tests.cli_runner import run_cli
 
 from .conftest import Lab

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from pveplan import dsl
 from pveplan.planner._planfile import read_plan_file
 from pveplan.planner._provenance import moved_inputs
 from pveplan.planner.siteconfig import load_site_config
-
-from pveplan import dsl
 
 from ..cli_runner import run_cli
 from .test_cli_plan import SECRET_VALUES, plan_args, site  # noqa: F401  (the fixture)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pveplan.planner.cli._app import build_parser
 from pveplan.planner.cli._environment import ENVIRONMENT, environment_markdown, variables_for
 

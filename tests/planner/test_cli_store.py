@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from pveplan.planner._planfile import read_plan_file
 from pveplan.store import open_store
 

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from pveplan.planner._hashing import canonical
 from pveplan.planner._planfile import read_plan_file
 from pveplan.store import open_store

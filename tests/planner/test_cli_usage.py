@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from pveplan.planner.cli import _app, main
 from pveplan.planner.cli._app import build_parser
 

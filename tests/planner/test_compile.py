@@ -16,13 +16,13 @@ import msgspec
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pveplan.dsl import Manifest, load_manifest
 from pveplan.planner._hashing import verify_plan
 from pveplan.planner._plan import Plan
 from pveplan.planner._planfile import encode_plan_file
 from pveplan.planner._planning import build_plan_file
 from pveplan.planner.siteconfig import load_site_config, resolve_manifest
-
 from tests._tiers import examples
 
 from ..manifest_strategies import manifests, to_pvp

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from pveplan.planner._diff import Change
 from pveplan.planner.cli._consent import at_risk
 

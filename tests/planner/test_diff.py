@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from pveplan.dsl import load_manifest
 from pveplan.planner._diff import diff_plans, summarize
 from pveplan.planner._planfile import PlanFile

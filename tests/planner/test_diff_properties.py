@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pveplan.planner._diff import Change, diff_plans, summarize
 from pveplan.planner._render import render_changes
-
 from tests._tiers import examples
 
 from .test_diff_readable import (

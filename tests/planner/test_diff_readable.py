@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from pveplan.dsl import load_manifest
 from pveplan.planner._diff import Change, diff_plans, summarize
 from pveplan.planner._plan import Plan

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pveplan.planner._diff import Change, Reason, Summary, diff_plans, summarize
 from pveplan.planner._markdown import LINE_MAX, MIN_MAX_CHARS, render_markdown
 from pveplan.planner._plan import Plan
 from pveplan.planner._planfile import Header, PlanFile, read_plan_file
 from pveplan.planner._render import summary_line
-
 from tests._tiers import examples
 
 from ..cli_runner import run_cli

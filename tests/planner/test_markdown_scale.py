@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pveplan.planner._diff import diff_plans
 from pveplan.planner._planfile import read_plan_file
 

@@ -20,6 +20,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pveplan.planner._errors import PlanError
 from pveplan.planner._hashing import canonical
 from pveplan.planner._planfile import (
@@ -34,7 +35,6 @@ from pveplan.planner.cli import Console
 from pveplan.planner.cli._app import build_parser
 from pveplan.planner.cli._apply import Prepared, prepare
 from pveplan.store import open_store
-
 from tests._tiers import examples
 
 from ..cli_runner import run_cli

@@ -37,11 +37,11 @@ import pytest
 import yaml
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+
 from pveplan.dsl import load_manifest
 from pveplan.planner._planfile import encode_plan_file
 from pveplan.planner._planning import build_plan_file
 from pveplan.planner.siteconfig import SiteConfig, load_site_config, resolve_manifest
-
 from tests._tiers import examples
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from pveplan.dsl import load_manifest
 from pveplan.planner._errors import PlanError
 from pveplan.planner._planfile import encode_plan_file

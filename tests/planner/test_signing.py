@@ -17,6 +17,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from pveplan.planner._errors import PlanError
 from pveplan.planner._hashing import plan_hash, step_hash
 from pveplan.planner._plan import Plan

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
+
 from pveplan.executor.pull import client_context, generate_certificate
 from pveplan.executor.specserver import Catalog, Limits, PublishedSpec, ServerInfo, SpecServer
 from pveplan.executor.specserver._catalog import AuthMethod

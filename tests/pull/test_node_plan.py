@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from pveplan.executor.kinds._node import converge_units, sshd_drop_in, sudoers_rule
 from pveplan.executor.pull._node_plan import build_plan
 from pveplan.executor.pull._node_spec import SpecError, decode_document, systemd_interval

@@ -15,9 +15,9 @@ from typing import Any
 
 import msgspec
 import pytest
+
 from pveplan.executor.pull import fingerprint
 from pveplan.executor.specserver import Catalog
-
 from tests.cli_runner import run_cli
 from tests.pull._support import OTHER_CERT, SITE_TOKEN, catalog, running_server
 from tests.pull.test_node import spec_document

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pveplan.executor.pull import (
     HttpStatusError,
     NodeReport,
@@ -24,7 +25,6 @@ from pveplan.executor.pull import (
     fingerprint,
 )
 from pveplan.planner._version import __version__
-
 from tests._tiers import examples
 
 from ._support import (

@@ -11,6 +11,7 @@ import time
 
 import msgspec
 import pytest
+
 from pveplan.executor.pull import (
     HttpStatusError,
     NodeReport,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from pveplan.executor.pull import PullClient, client_context
 from pveplan.executor.specserver import Catalog, CatalogError, ServerInfo, SpecServer, serve_specs
 

@@ -8,6 +8,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from pveplan.executor.pull import (
     DEFAULT_TOKEN_TTL,
     TokenClaims,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from pveplan.executor.channels import CommandResult, LocalChannel
 from pveplan.executor.remote import _bundle
 from pveplan.executor.remote._bundle import (

@@ -14,6 +14,7 @@ import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from pveplan.executor._model import Event
 from pveplan.executor.remote._protocol import (
     MAX_FRAME,

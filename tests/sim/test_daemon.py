@@ -16,11 +16,11 @@ from pathlib import Path
 import asyncssh
 import pytest
 import trio
+
 from pveplan.executor.channels import ChannelError, CommandResult, SshTarget, wait_for_ssh
 from pveplan.executor.sim._control import SimError, daemon_info, start_daemon, stop_daemon
 from pveplan.executor.sim._setup import add_host_node
 from pveplan.executor.sim._state import allocate_address, locked_state, vm_key, write_json_atomic
-
 from tests.executor import (
     NODE,
     VM_USER,

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from pveplan.executor.sim._guest import apply_cloud_init
 from pveplan.executor.sim._state import SimRoot
-
 from tests.sim import PUBLIC_KEY, Sim, encoded_key
 
 OTHER_KEY = (

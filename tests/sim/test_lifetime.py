@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 import trio
+
 from pveplan.executor.channels import ChannelError, CommandResult
 from pveplan.executor.sim import ensure_simulator
 from pveplan.executor.sim._control import (
@@ -37,7 +38,6 @@ from pveplan.executor.sim._lifetime import (
 )
 from pveplan.executor.sim._runcmd import RECORD
 from pveplan.executor.sim._state import SimRoot, locked_state, read_config, vm_key, write_config
-
 from tests.executor import Sim, group_alive, make_sim, run_trio, stop_sim, wait_until
 
 NEVER = LifetimeOptions(idle_timeout=0)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pveplan.executor.sim._setup import init_root
 
+from pveplan.executor.sim._setup import init_root
 from tests.sim import Sim, encoded_key
 
 PVE_UNITS = ("pveproxy", "pvedaemon", "pvestatd", "pve-cluster", "pve-firewall", "pvescheduler")

@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+
 from pveplan.executor.sim._setup import add_host_node, init_root
 from pveplan.executor.sim._state import SimRoot, locked_state, read_state
-
 from tests.sim import IMAGE_SHA256, PUBLIC_KEY, Sim, encoded_key
 
 UPID_RE = re.compile(r"^UPID:sim:[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:(\w+):([^:]*):root@pam:$")

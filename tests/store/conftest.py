@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pveplan.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[2]

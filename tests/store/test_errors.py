@@ -8,8 +8,9 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import pveplan.store._schema as store_schema
 import pytest
+
+import pveplan.store._schema as store_schema
 from pveplan.store import StepResult, StoreError, open_store
 from pveplan.store._errors import from_exception
 

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from pveplan.store import Store, StoreError, WorkspaceLocked, open_store
 
 from .conftest import python, wait_for_line

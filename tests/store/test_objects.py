@@ -9,8 +9,8 @@ import pytest
 import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pveplan.store import Store, StoreError, object_hash, open_store
 
+from pveplan.store import Store, StoreError, object_hash, open_store
 from tests._tiers import examples
 
 from .conftest import flip_byte

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from pveplan.store import DamagedRow, StepResult, open_store
 from pveplan.store._rowhash import SEALED, row_hash
 from pveplan.store._schema import MIGRATIONS, connect, migrate
-
 from tests._tiers import examples
 
 WORKSPACE = "lab@sim"

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from pveplan.store import MIGRATIONS, SCHEMA_VERSION, StoreError, open_store
 from pveplan.store._schema import connect, migrate, statements
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+
 from pveplan.store import RunEvent, StepResult, Store, StoreError, open_store
 
 from .conftest import python, wait_for_line

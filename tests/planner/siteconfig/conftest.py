@@ -7,9 +7,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from pveplan.planner.siteconfig import SiteConfig, load_site_config
 
 from pveplan import dsl
+from pveplan.planner.siteconfig import SiteConfig, load_site_config
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "homestak-site-config"
 MANIFESTS = sorted((FIXTURE / "manifests").glob("*.yaml"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pveplan.planner import PlanError
 from pveplan.planner.siteconfig import discover_site_config
 from pveplan.planner.siteconfig._discover import SYSTEM_DIRS

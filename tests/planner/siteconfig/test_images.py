@@ -7,6 +7,7 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from pveplan.planner import PlanError
 from pveplan.planner.siteconfig import SiteFile, SiteImage, load_site_config, resolve_manifest
 from pveplan.planner.siteconfig._images import FILENAME, build_catalog

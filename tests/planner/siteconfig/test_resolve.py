@@ -9,6 +9,8 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from pveplan import dsl
 from pveplan.planner import PlanError
 from pveplan.planner.siteconfig import (
     ResolvedManifest,
@@ -16,8 +18,6 @@ from pveplan.planner.siteconfig import (
     load_site_config,
     resolve_manifest,
 )
-
-from pveplan import dsl
 
 from .conftest import FIXTURE, MANIFESTS, manifest, write
 

@@ -9,10 +9,10 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pveplan.planner import PlanError
-from pveplan.planner.siteconfig import SecretRef, Secrets, load_site_config, resolve_manifest
 
 from pveplan import dsl
+from pveplan.planner import PlanError
+from pveplan.planner.siteconfig import SecretRef, Secrets, load_site_config, resolve_manifest
 from tests._tiers import examples
 
 from .conftest import FAKE, FIXTURE, manifest, site_with, write

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pveplan.planner import PlanError
-from pveplan.planner.siteconfig import HostConfig, Preset, SecretRef, load_site_config
 
 from pveplan import dsl
+from pveplan.planner import PlanError
+from pveplan.planner.siteconfig import HostConfig, Preset, SecretRef, load_site_config
 
 from .conftest import FIXTURE, site_with, write
 
