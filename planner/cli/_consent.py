@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .._errors import PlanError
+from .._nodesummary import host_of, node_changes
 
 if TYPE_CHECKING:
     from .._diff import Change
@@ -24,28 +25,16 @@ _AT_RISK = {"destroy": "destroyed", "replace": "replaced (destroyed, then create
 
 
 def at_risk(changes: Iterable[Change]) -> list[str]:
-    """One line per node that loses a VM or container: `vm db (root-pve ›): replaced ...`.
-
-    A node is at risk when its create step is destroyed or replaced (for a nested host,
-    its delegate's subtree goes with it); the other steps of a node follow its create,
-    so listing them would only repeat it.
-    """
+    """One line per VM, container or PVE host that would be lost: `vm db: replaced ...`,
+    `vm edge on root-pve: destroyed` (from the plan's node summary: a nested host's
+    subtree goes with it, and images are not machines anyone loses)."""
     lines: list[str] = []
-    seen: set[tuple[tuple[str, ...], str]] = set()
-    for change in changes:
-        parts = change.address.split(".")
-        if change.action not in _AT_RISK or len(parts) < 3 or parts[0] != "node":
+    for node in node_changes(changes):
+        if node.action not in _AT_RISK or node.type not in ("vm", "ct", "pve"):
             continue
-        if parts[2] not in ("create", "delegate", "destroy_subtree"):
-            continue
-        key = (change.path, parts[1])
-        if key in seen:
-            continue
-        seen.add(key)
-        where = " › ".join(p.split(".")[1] if p.startswith("node.") else p for p in change.path)
-        kind = "ct" if change.kind.startswith("pve.ct.") else "vm"
+        where = " › ".join(host_of(address) for address in node.path)
         on = f" on {where}" if where else ""
-        lines.append(f"{kind} {parts[1]}{on}: {_AT_RISK[change.action]}")
+        lines.append(f"{node.type} {node.name}{on}: {_AT_RISK[node.action]}")
     return lines
 
 
