@@ -6,7 +6,6 @@ no simulator: the store directory must stay without any applied state.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,16 +17,7 @@ from pveplan.planner.cli._consent import at_risk
 
 from ..cli_runner import run_cli
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
 PVEPLAN = Path(sys.executable).with_name("pveplan")
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PVEPLAN_STORE", str(tmp_path / "store"))
-    monkeypatch.delenv("HOMESTAK_SITE_CONFIG", raising=False)
-    shutil.copytree(EXAMPLES, tmp_path / "site-config")
-    return tmp_path / "site-config"
 
 
 def _pveplan(*words: str, cwd: Path) -> subprocess.CompletedProcess[str]:

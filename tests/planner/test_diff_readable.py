@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 
-import pytest
 import yaml
 
 from pveplan.dsl import load_manifest
@@ -23,7 +21,6 @@ from pveplan.planner.siteconfig import load_site_config, resolve_manifest
 
 from ..cli_runner import run_cli
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
 PLAIN = Style(False)
 
 FLEET = """\
@@ -45,15 +42,6 @@ manifest "fleet" {
 
 HEAD = re.compile(r"(?P<indent> *)(?P<symbol>\+|~|-/\+|-) (?P<address>\S+)  (?P<kind>\S+)")
 DEPENDENTS = re.compile(r"(?P<indent> *)and (?P<count>\d+) dependent steps?:?")
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    target = tmp_path / "site-config"
-    shutil.copytree(EXAMPLES, target)
-    monkeypatch.setenv("PVEPLAN_STORE", str(tmp_path / "store"))
-    monkeypatch.delenv("HOMESTAK_SITE_CONFIG", raising=False)
-    return target
 
 
 def compile_plan(site: Path, file: Path) -> PlanFile:

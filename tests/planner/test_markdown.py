@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -304,15 +303,6 @@ def test_signers_are_named_and_many_of_them_stay_bounded() -> None:
     for part in parts:
         assert len(part) <= MIN_MAX_CHARS
         assert f"signed by SHA256:{0:043d}, SHA256:{1:043d}, SHA256:{2:043d}, 47 more" in part
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    target = tmp_path / "site-config"
-    shutil.copytree(EXAMPLES, target)
-    monkeypatch.setenv("PVEPLAN_STORE", str(tmp_path / "store"))
-    monkeypatch.delenv("HOMESTAK_SITE_CONFIG", raising=False)
-    return target
 
 
 def test_a_real_nested_plan_has_one_section_per_level(site: Path, tmp_path: Path) -> None:

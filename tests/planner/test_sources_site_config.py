@@ -7,21 +7,9 @@ Before, `sources` held only positions the manifest itself wrote, so editing
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
-import pytest
-
 from ..cli_runner import run_cli
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PVEPLAN_STORE", str(tmp_path / "store"))
-    shutil.copytree(EXAMPLES, tmp_path / "site-config")
-    return tmp_path / "site-config"
 
 
 def _plan(site: Path, *more: str) -> tuple[int, str, str]:
