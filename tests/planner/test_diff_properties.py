@@ -14,8 +14,8 @@ from pveplan.planner._diff import Change, diff_plans, summarize
 from pveplan.planner._render import render_changes
 from tests._tiers import examples
 
+from .conftest import EXAMPLES
 from .test_diff_readable import (
-    EXAMPLES,
     HEAD,
     PLAIN,
     changed,
