@@ -7,18 +7,16 @@ and the ones that build collections charge the evaluator's step budget for their
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _ast as A
+from ._operators import Budget
 from ._values import Builtin, Record, is_int, type_name
-
-if TYPE_CHECKING:
-    from ._evaluator import Evaluator
 
 MAX_COLLECTION = 1_000_000
 
 
-def make_builtins(ev: Evaluator) -> list[Builtin]:
+def make_builtins(ev: Budget) -> list[Builtin]:
     """The functions every program sees. Each takes the call's span first, for errors."""
 
     def want_int(span: A.Span, value: Any, what: str) -> int:

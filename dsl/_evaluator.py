@@ -25,16 +25,15 @@ from typing import Any
 from . import _ast as A
 from ._builtins import make_builtins
 from ._errors import DslError, did_you_mean, location_in_text
+from ._operators import INT_MAX, INT_MIN, binary, check_length, show
 from ._positions import Path, SourceMap
-from ._values import Builtin, Closure, Record, is_int, type_name
+from ._values import Builtin, Closure, Record, type_name
 
 Reader = Callable[[str], bytes]
 
 MAX_CALL_DEPTH = 100
 BASE_STEP_BUDGET = 2_000_000
 STEPS_PER_SOURCE_CHAR = 10
-INT_MIN, INT_MAX = -(2**63), 2**63 - 1
-MAX_STRING = 1_000_000
 MANIFEST_DEFAULTS = {"schema_version": 2}
 
 
@@ -353,7 +352,7 @@ class Evaluator:
         if parent is not None and node.fields.get("parent") != parent:
             raise self.error(
                 item.span,
-                f"node {name!r} is nested in {parent!r} but sets parent = {_show(node.fields.get('parent'))}",
+                f"node {name!r} is nested in {parent!r} but sets parent = {show(node.fields.get('parent'))}",
                 "a nested node block's parent is the enclosing node; remove the parent field",
             )
 
@@ -374,7 +373,7 @@ class Evaluator:
             raise self.error(expr.span, f"{what} needs a boolean, got {type_name(value)}")
         return value
 
-    def _int(self, value: int, span: A.Span) -> int:
+    def checked_int(self, value: int, span: A.Span) -> int:
         if not INT_MIN <= value <= INT_MAX:
             raise self.error(span, "integer out of range", "integers are 64-bit signed")
         return value
@@ -387,7 +386,7 @@ class Evaluator:
         return method(self, expr, scope)
 
     def _e_int(self, expr: A.IntLit, scope: Scope) -> int:
-        return self._int(expr.value, expr.span)
+        return self.checked_int(expr.value, expr.span)
 
     def _e_str(self, expr: A.StrLit, scope: Scope) -> str:
         if len(expr.parts) == 1 and isinstance(expr.parts[0], str):
@@ -408,8 +407,7 @@ class Evaluator:
         return text
 
     def check_string(self, text: str, span: A.Span) -> None:
-        if len(text) > MAX_STRING:
-            raise self.error(span, f"string longer than {MAX_STRING:,} characters")
+        check_length(self, text, span)
 
     def _e_bool(self, expr: A.BoolLit, scope: Scope) -> bool:
         return expr.value
@@ -558,7 +556,7 @@ class Evaluator:
         value = self.eval(expr.operand, scope)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(expr.span, f"cannot negate a {type_name(value)}")
-        return self._int(-value, expr.span)
+        return self.checked_int(-value, expr.span)
 
     def _e_binop(self, expr: A.BinOp, scope: Scope) -> Any:
         op = expr.op
@@ -566,67 +564,7 @@ class Evaluator:
             return self._bool(expr.left, scope, "and") and self._bool(expr.right, scope, "and")
         if op == "or":
             return self._bool(expr.left, scope, "or") or self._bool(expr.right, scope, "or")
-        left = self.eval(expr.left, scope)
-        right = self.eval(expr.right, scope)
-        if op == "==":
-            return _equal(left, right)
-        if op == "!=":
-            return not _equal(left, right)
-        both_int = is_int(left) and is_int(right)
-        if op in ("<", "<=", ">", ">="):
-            if not (both_int or (isinstance(left, str) and isinstance(right, str))):
-                raise self.error(
-                    expr.span, f"cannot compare {type_name(left)} {op} {type_name(right)}"
-                )
-            return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[
-                op
-            ]
-        if op == "+":
-            if both_int:
-                return self._int(left + right, expr.span)
-            if isinstance(left, str) and isinstance(right, str):
-                if len(left) + len(right) > MAX_STRING:
-                    raise self.error(expr.span, f"string longer than {MAX_STRING:,} characters")
-                return left + right
-            if isinstance(left, tuple) and isinstance(right, tuple):
-                self.charge(len(left) + len(right), expr.span)
-                return left + right
-            raise self.error(expr.span, f"cannot add {type_name(left)} and {type_name(right)}")
-        if not both_int:
-            raise self.error(
-                expr.span, f"{op} needs two ints, got {type_name(left)} and {type_name(right)}"
-            )
-        if op == "-":
-            return self._int(left - right, expr.span)
-        if op == "*":
-            return self._int(left * right, expr.span)
-        if right == 0:
-            raise self.error(expr.right.span, "division by zero")
-        return self._int(left // right if op == "/" else left % right, expr.span)
-
-
-def _show(value: Any) -> str:
-    """A value as the language writes it (null, true, "text"), for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
-
-
-def _equal(left: Any, right: Any) -> bool:
-    """Structural equality where values of different types are never equal (1 != true)."""
-    if type(left) is not type(right):
-        return False
-    if isinstance(left, tuple):
-        return len(left) == len(right) and all(
-            _equal(a, b) for a, b in zip(left, right, strict=True)
-        )
-    if isinstance(left, Record):
-        return left.fields.keys() == right.fields.keys() and all(
-            _equal(value, right.fields[key]) for key, value in left.fields.items()
-        )
-    return left == right
+        return binary(self, expr, self.eval(expr.left, scope), self.eval(expr.right, scope))
 
 
 _DISPATCH: dict[type, Callable[[Evaluator, Any, Scope], Any]] = {

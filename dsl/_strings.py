@@ -7,12 +7,20 @@ and parsed interpolations, reporting a bad escape at its exact column.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import _ast as A
+from ._errors import DslError
 
-if TYPE_CHECKING:
-    from ._parser import _Build
+
+class Builder(Protocol):
+    """What string decoding needs from the parser's tree builder: an error at a column of
+    a token, and parsing an interpolation (a protocol, so this module does not import the
+    parser back)."""
+
+    def error(self, token: Any, offset: int, summary: str, detail: str = "") -> DslError: ...
+
+    def sub_expr(self, source: str, line: int, col: int) -> A.Expr: ...
 
 
 # --- strings -----------------------------------------------------------------------------
@@ -52,7 +60,7 @@ def _unicode_escape(raw: str, i: int) -> tuple[int | None, int]:
     return code, end
 
 
-def string_parts(token: Any, builder: _Build) -> tuple[str | A.Expr, ...]:
+def string_parts(token: Any, builder: Builder) -> tuple[str | A.Expr, ...]:
     """Split a STRING token into literal text and parsed `${...}` expressions."""
     raw = str(token)[1:-1]
     parts: list[str | A.Expr] = []
@@ -109,7 +117,7 @@ def string_parts(token: Any, builder: _Build) -> tuple[str | A.Expr, ...]:
     return tuple(parts)
 
 
-def string_value(token: Any, builder: _Build) -> str:
+def string_value(token: Any, builder: Builder) -> str:
     parts = string_parts(token, builder)
     if len(parts) != 1 or not isinstance(parts[0], str):
         raise builder.error(token, 0, "an import path cannot use ${...} interpolation")
