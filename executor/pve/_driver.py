@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from .._errors import ExecutorError
 from ..channels import Channel, ChannelError, CommandResult
 from ._params import PvesValue, flags
 
@@ -27,7 +28,7 @@ CLAIM_SCAN = 1000
 """How far past PVE's next free id a claim looks for one no parallel create holds."""
 
 
-class PveError(Exception):
+class PveError(ExecutorError):
     """A PVE operation failed; the message is PVE's, prefixed with what was attempted."""
 
     def __init__(self, message: str, *, status: str = "") -> None:
