@@ -18,6 +18,7 @@ from typing import Any
 _EXPORTS = {
     "TIERS": "._kinds",
     "Event": "._model",
+    "ExecutorError": "._errors",
     "HostInfo": "._hosts",
     "LiveDisplay": "._display",
     "NodeRow": "._results",
@@ -47,6 +48,7 @@ _EXPORTS = {
 __all__ = [
     "TIERS",
     "Event",
+    "ExecutorError",
     "HostInfo",
     "LiveDisplay",
     "NodeRow",

@@ -10,6 +10,8 @@ from typing import Literal
 
 import msgspec
 
+from ._errors import ExecutorError
+
 Outputs = dict[str, str | int | bool | None]
 
 EventKind = Literal["started", "finished", "cached", "failed", "skipped", "log"]
@@ -83,7 +85,7 @@ class RunReport(msgspec.Struct, frozen=True, kw_only=True):
         raise KeyError(address)
 
 
-class StepFailed(Exception):
+class StepFailed(ExecutorError):
     """A step could not do its job; the message says why, for the user.
 
     `outputs` are what the step learned before failing (a VM it created half-way), so a

@@ -243,8 +243,8 @@ class PveInstall(StepKind):
             )
         pve = PveDriver(channel, node_name(ctx))
         try:
-            version = await pve.pvesh("get", "/version")
-            nodes = await pve.pvesh("get", "/nodes")
+            version = await pve.version()
+            nodes = await pve.nodes()
         except PveError as exc:
             raise StepFailed(f"PVE does not answer on {node_name(ctx)}: {exc}") from None
         names = [n.get("node") for n in nodes or [] if n.get("node")]
@@ -315,30 +315,28 @@ class ApiToken(StepKind):
     tier = "short"
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
-        import json
-
         user, token = step.args["user"], step.args["token"]
         token_id = f"{user}!{token}"
         secret = ctx.secret_name("apitoken")
         if ctx.services.store.get_secret(secret) is not None:
             return {"token_id": token_id}
-        channel = await root_channel(ctx, refs)
-        argv = ["pveum", "user", "token", "add", user, token]
-        argv += ["--privsep", str(int(step.args.get("privsep", 0))), "--output-format", "json"]
-        result = await channel.run(argv, timeout=COMMAND_TIMEOUT)
-        if result.exit_status != 0 and b"already exists" in result.stderr:
-            raise StepFailed(
-                f"{node_name(ctx)} already has API token {token_id}, but its value is not in "
-                f"this store (a lost store?): remove it on the host (`pveum user token remove "
-                f"{user} {token}`) and apply again"
-            )
-        if result.exit_status != 0:
-            raise command_failed(channel, result)
+        pve = PveDriver(await root_channel(ctx, refs), node_name(ctx))
         try:
-            created = json.loads(result.stdout.decode(errors="replace").strip().splitlines()[-1])
+            created = await pve.create_token(
+                user, token, privsep=bool(int(step.args.get("privsep", 0)))
+            )
+        except PveError as exc:
+            if "already exists" in str(exc):
+                raise StepFailed(
+                    f"{node_name(ctx)} already has API token {token_id}, but its value is not "
+                    f"in this store (a lost store?): remove it on the host (`pveum user token "
+                    f"remove {user} {token}`) and apply again"
+                ) from None
+            raise StepFailed(f"API token {token_id} on {node_name(ctx)}: {exc}") from None
+        try:
             value = str(created["value"])
-        except (ValueError, IndexError, KeyError, TypeError):
-            raise StepFailed(f"pveum on {node_name(ctx)} returned no token value") from None
+        except (KeyError, TypeError):
+            raise StepFailed(f"PVE on {node_name(ctx)} returned no token value") from None
         ctx.services.store.put_secret(secret, value.encode())
         return {"token_id": str(created.get("full-tokenid") or token_id)}
 

@@ -23,7 +23,16 @@ from .._context import StepContext
 from .._keys import generate_ed25519, public_line
 from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
-from ..pve import PveDriver, PveError, encode_sshkeys, first_ipv4, property_string, tags
+from ..pve import (
+    PveDriver,
+    PveError,
+    PveRequest,
+    encode_sshkeys,
+    first_ipv4,
+    property_string,
+    requests,
+    tags,
+)
 from ._pull import pull_boot, pull_instance
 
 MANAGED_TAG = "pveplan"
@@ -139,6 +148,25 @@ def _description(args: Mapping[str, Any]) -> str:
     return f"pveplan: image={args.get('image')}"
 
 
+def reconcile(
+    node: str, vmid: int, config: Mapping[str, Any], *, cores: int, memory: int, disk: int
+) -> list[PveRequest]:
+    """What brings an adopted VM (its probed `config`) to the step's size: cores and memory
+    set in place (only what differs), then the disk grown to `disk` GiB (never shrunk: PVE
+    cannot). Pure; empty when the VM already matches."""
+    out: list[PveRequest] = []
+    changes: dict[str, int] = {}
+    if int(config.get("cores", 1)) != cores:
+        changes["cores"] = cores
+    if _memory_mib(config) != memory:
+        changes["memory"] = memory
+    if changes:
+        out.append(requests.set_vm_config(node, vmid, changes))
+    if _disk_gib(config) < disk:
+        out.append(requests.resize_disk(node, vmid, "scsi0", f"{disk}G"))
+    return out
+
+
 def _memory_mib(config: Mapping[str, Any]) -> int:
     value = str(config.get("memory", "0"))
     value = value.split("=", 1)[-1] if "=" in value else value  # "[current=]MiB"
@@ -215,16 +243,13 @@ class VmCreate(StepKind):
         args: Mapping[str, Any],
     ) -> Outputs:
         ctx.log(f"VM {vmid} ({args['name']}) exists: adopting it")
-        changes: dict[str, Any] = {}
-        if int(config.get("cores", 1)) != args["cores"]:
-            changes["cores"] = args["cores"]
-        if _memory_mib(config) != args["memory"]:
-            changes["memory"] = args["memory"]
-        if changes:
-            ctx.log(f"updating {', '.join(sorted(changes))} in place")
-            await pve.set_config(vmid, changes)
-        if _disk_gib(config) < args["disk"]:
-            await pve.resize(vmid, "scsi0", f"{args['disk']}G")
+        size = reconcile(
+            pve.node, vmid, config, cores=args["cores"], memory=args["memory"], disk=args["disk"]
+        )
+        for request in size:
+            if request.method == "PUT" and request.path.endswith("/config"):
+                ctx.log(f"updating {', '.join(sorted(request.params))} in place")
+            await pve.run(request)
         host_key = await self._host_key(ctx, pve, vmid)
         instance = None
         if (args.get("cloud_init") or {}).get("pull"):

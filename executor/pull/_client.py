@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from pveplan.executor._errors import ExecutorError
 from pveplan.planner._version import __version__
 
 from ._tls import client_context, fingerprint, normalize_fingerprint
@@ -41,7 +42,7 @@ _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class PullError(Exception):
+class PullError(ExecutorError):
     """Talking to the spec server failed; `str(error)` is the message for the user."""
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import msgspec
 
+from pveplan.executor._errors import ExecutorError
+
 HOME = "root"
 PULL_DIR = "root/.pveplan/pull"
 STATE_DIR = "root/.pveplan/state"
@@ -36,7 +38,7 @@ COMPLETE_FILE = "complete.json"
 FAILURE_FILE = "failure.json"
 
 
-class LayoutError(Exception):
+class LayoutError(ExecutorError):
     """A node-side file is missing or unreadable; `str()` is the message for the user."""
 
 

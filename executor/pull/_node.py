@@ -19,6 +19,8 @@ from pathlib import Path
 
 import msgspec
 
+from pveplan.executor._errors import ExecutorError
+
 from ._client import HttpStatusError, PinMismatch, PullClient, PullError
 from ._layout import LayoutError, PullConfig, read_pull_config, read_token, write_private
 from ._node_spec import SpecDocument, SpecError, decode_document, encode_document, spec_path
@@ -32,7 +34,7 @@ MAX_DELAY = 15.0
 REQUEST_TIMEOUT = 10.0
 
 
-class NodeError(Exception):
+class NodeError(ExecutorError):
     """A node command cannot go on; `str()` is the one message for the user."""
 
 

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from pveplan.executor._errors import ExecutorError
+
 from ._layout import SPEC_FILE, STATE_DIR, LayoutError, node_path
 
 USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
@@ -40,7 +42,7 @@ MIN_INTERVAL = 60
 """The shortest converge interval accepted (seconds): anything less hammers the server."""
 
 
-class SpecError(Exception):
+class SpecError(ExecutorError):
     """The spec document is unusable; `str()` is the message for the user."""
 
 

@@ -28,6 +28,8 @@ import time
 
 import msgspec
 
+from pveplan.executor._errors import ExecutorError
+
 TOKEN_VERSION = 1
 DEFAULT_TOKEN_TTL = 86400
 """Seconds a provisioning token stays valid after it was minted."""
@@ -39,7 +41,7 @@ MAX_TOKEN_LENGTH = 4096
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
-class TokenRefused(Exception):
+class TokenRefused(ExecutorError):
     """A token was not accepted; `reason` (also `str(error)`) says why, without the token."""
 
     def __init__(self, reason: str) -> None:

@@ -40,6 +40,7 @@ from pathlib import Path, PurePosixPath
 import msgspec
 import trio
 
+from pveplan.executor._errors import ExecutorError
 from pveplan.executor.channels import Channel
 from pveplan.planner._version import __version__
 
@@ -187,7 +188,7 @@ the hash, as an argv element. READY is written before the rename, so the final d
 appears complete or not at all."""
 
 
-class BundleError(Exception):
+class BundleError(ExecutorError):
     """A bundle cannot be built, shipped or installed; `str()` is the message for the user."""
 
 

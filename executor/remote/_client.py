@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from pveplan.executor._errors import ExecutorError
 from pveplan.executor._model import Event
 from pveplan.executor.channels import ChannelError
 
@@ -41,7 +42,7 @@ HELLO_TIMEOUT = 60.0
 """Seconds a fresh executor may take to start (a cold Python on a slow nested host)."""
 
 
-class RemoteError(Exception):
+class RemoteError(ExecutorError):
     """The remote run could not be carried out or followed; the message names the host."""
 
 

@@ -23,6 +23,7 @@ import msgspec
 import trio
 
 from pveplan.executor._context import SpecServerRef
+from pveplan.executor._errors import ExecutorError
 from pveplan.executor._model import Event, Outputs
 
 PROTOCOL_VERSION = 1
@@ -35,7 +36,7 @@ _LENGTH = struct.Struct(">I")
 CHUNK = 65536
 
 
-class ProtocolError(Exception):
+class ProtocolError(ExecutorError):
     """The other side spoke something this side cannot accept (the message says what)."""
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from pveplan.executor._errors import ExecutorError
 from pveplan.executor.pull._tokens import DEFAULT_TOKEN_TTL
 
 AuthMethod = Literal["network", "site_token", "node_token"]
@@ -64,7 +65,7 @@ class Catalog(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-class CatalogError(Exception):
+class CatalogError(ExecutorError):
     """`load_catalog` failed for a reason whose message is safe to log (it names files and
     fields, never a secret's value). The server logs other exceptions by type only, since
     their text (a YAML error quoting a line of the secrets file) might hold a secret."""

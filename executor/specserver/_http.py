@@ -36,6 +36,7 @@ import h11
 import msgspec
 import trio
 
+from pveplan.executor._errors import ExecutorError
 from pveplan.planner._version import __version__
 
 from ._limits import Admission, Limits, Notices
@@ -99,7 +100,7 @@ def error_response(status: int, message: str, **kwargs: Any) -> Response:
 Handler = Callable[[Request], Response]
 
 
-class _Malformed(Exception):
+class _Malformed(ExecutorError):
     """The client sent something that is not an acceptable request: answer and close."""
 
     def __init__(self, response: Response, head: h11.Request | None = None) -> None:
@@ -171,7 +172,7 @@ def _encode(conn: h11.Connection, event: h11.Response | h11.Data | h11.EndOfMess
     return conn.send(event) or b""
 
 
-class _TooSlow(Exception):
+class _TooSlow(ExecutorError):
     """The client did not send, or did not read, in time: `reason` is for the log (what was
     late and the limit; at most the method and path, never a header, query or body); with
     `answer`, the client gets a 408 before the close."""

@@ -66,6 +66,7 @@ class MethodSpec:
 
     properties: Mapping[str, Prop]
     additional: bool
+    returns: Prop = field(default_factory=dict)
 
     def lookup(self, name: str) -> tuple[Prop | None, str | None]:
         """Schema for ``name`` (``scsi0`` resolves to ``scsi[n]``), or None plus why not.
@@ -151,6 +152,7 @@ def _endpoint(node: Mapping[str, Any]) -> Endpoint:
         verb: MethodSpec(
             properties=info.get("parameters", {}).get("properties", {}),
             additional=bool(info.get("parameters", {}).get("additionalProperties", 0)),
+            returns=info.get("returns", {}),
         )
         for verb, info in node.get("info", {}).items()
     }
@@ -833,3 +835,44 @@ def check_call(argv: Sequence[str], schema: Schema | None = None) -> list[str]:
     if isinstance(request, list):
         return request
     return _check_request(request)
+
+
+def check_api_request(
+    method: str,
+    path: str,
+    path_params: Mapping[str, str | int],
+    params: Mapping[str, str | int | bool],
+    schema: Schema | None = None,
+) -> list[str]:
+    """Problems PVE's API would have with a request given as its schema names it.
+
+    ``path`` is a template of the schema exactly (``/nodes/{node}/qemu/{vmid}/config``),
+    ``path_params`` fill exactly its placeholders, ``method`` is one of its methods, and
+    ``params`` are checked like CLI options, without the CLI's own (``output-format``):
+    declared, valid for their schema (type, format, enum, range), required ones present.
+    A Python bool may only go to a boolean parameter (a transport writes it as 0/1).
+    """
+    schema = schema or load_schema()
+    endpoint = schema.endpoints.get(path)
+    if endpoint is None:
+        return [f"{path}: not a path of the API schema"]
+    spec = endpoint.methods.get(method)
+    if spec is None:
+        allowed = ", ".join(sorted(endpoint.methods)) or "none"
+        return [f"{path} has no {method} method (has: {allowed})"]
+    placeholders = {segment[1:-1] for segment in endpoint.segments if _is_param(segment)}
+    problems = []
+    if set(path_params) != placeholders:
+        problems.append(f"path parameters {sorted(path_params)} != {sorted(placeholders)}")
+    options: dict[str, list[str]] = {}
+    for name, value in params.items():
+        if isinstance(value, bool):
+            prop, _ = spec.lookup(name)
+            if prop is not None and prop.get("type") != "boolean":
+                problems.append(f"{name}: a boolean for a {prop.get('type')} parameter")
+            options[name] = ["1" if value else "0"]
+        else:
+            options[name] = [str(value)]
+    call = ApiCall(label=f"{method} {path}", method=method, path=path, tokens=())
+    values = {name: str(value) for name, value in path_params.items()}
+    return _check_request(_Request(call, spec, values, options, {}, problems))

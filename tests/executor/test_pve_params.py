@@ -10,8 +10,8 @@ from urllib.parse import unquote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pveplan.executor.pve import encode_sshkeys, first_ipv4, flags, property_string, tags
-from pveplan.executor.pve._driver import PveError, _data
+from pveplan.executor.pve import PveError, encode_sshkeys, first_ipv4, flags, property_string, tags
+from pveplan.executor.pve._pvesh import _data
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pve"
 SSHKEYS_VALID = re.compile(r"^[-%a-zA-Z0-9_.!~*'()]*$")  # PVE's validator (pve-api.md §3)

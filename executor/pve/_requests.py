@@ -1,0 +1,230 @@
+"""PVE operations as data: each builder returns the `PveRequest` that asks PVE for one thing.
+
+Deciding what to ask is kept apart from asking (STYLE §4): the builders here are pure (no
+channel, no clock, no I/O), so a table test can hold every request against PVE 9.1's API
+schema (`tests/executor/test_pve_requests.py`), and any transport can carry them: `pvesh`
+on the host today (`_pvesh`), PVE's HTTPS API with a token next. A request says it the way
+the schema does (`apidata.js`): the method, the path template (`/nodes/{node}/qemu/{vmid}/
+config`) with the values of its placeholders, and the parameters by their API names.
+
+Values are what PVE is sent, already in PVE's spelling where a spelling matters
+(`encode_sshkeys`, `tags`, property strings: `_params`); booleans stay booleans, and each
+transport writes them as PVE wants them (0/1). A builder never puts None in `params`: an
+absent parameter is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import quote
+
+import msgspec
+
+from ._params import PvesValue
+
+Method = Literal["GET", "POST", "PUT", "DELETE"]
+PowerAction = Literal["start", "stop", "shutdown", "reboot", "reset"]
+
+
+class PveRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One call of PVE's API, as its schema names it; what a transport carries.
+
+    Frozen, but shallow: builders hand out fresh dicts and nothing may change them after.
+    """
+
+    method: Method
+    path: str
+    """The schema's path template, e.g. `/nodes/{node}/qemu/{vmid}/config`."""
+    path_params: dict[str, str | int] = {}
+    """The value of each `{placeholder}` in `path`, as it is (not URL-encoded)."""
+    params: dict[str, PvesValue] = {}
+    """The method's parameters by their API names (query for GET/DELETE, body otherwise)."""
+    returns_task: bool = False
+    """PVE answers with a UPID and does the work in a task: the caller follows the task to
+    its end, because a task that failed is still a success for the call that started it."""
+
+    def filled_path(self, *, encode: bool = False) -> str:
+        """`path` with its placeholders filled; `encode` percent-encodes each value, as a
+        URL needs (`pvesh` routes the path itself and takes them as they are)."""
+        path = self.path
+        for name, value in self.path_params.items():
+            text = str(value)
+            path = path.replace(f"{{{name}}}", quote(text, safe="") if encode else text)
+        return path
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.filled_path()}"
+
+
+def _clean(params: Mapping[str, PvesValue | None]) -> dict[str, PvesValue]:
+    return {key: value for key, value in params.items() if value is not None}
+
+
+# --- cluster and nodes --------------------------------------------------------------------
+
+
+def cluster_resources(kind: Literal["vm", "storage", "node", "sdn"]) -> PveRequest:
+    """Every resource of one type across the cluster (VMs: qemu and lxc both)."""
+    return PveRequest(method="GET", path="/cluster/resources", params={"type": kind})
+
+
+def next_id(vmid: int | None = None) -> PveRequest:
+    """PVE's next free vmid, or (with `vmid`) whether that one is free: PVE answers with the
+    id as a JSON *string*, and refuses a taken one."""
+    return PveRequest(method="GET", path="/cluster/nextid", params=_clean({"vmid": vmid}))
+
+
+def version() -> PveRequest:
+    return PveRequest(method="GET", path="/version")
+
+
+def nodes() -> PveRequest:
+    return PveRequest(method="GET", path="/nodes")
+
+
+def task_status(node: str, upid: str) -> PveRequest:
+    """A task's state; `node` must be the node the task runs on (the UPID's own)."""
+    return PveRequest(
+        method="GET",
+        path="/nodes/{node}/tasks/{upid}/status",
+        path_params={"node": node, "upid": upid},
+    )
+
+
+# --- VMs ------------------------------------------------------------------------------------
+
+_VM = "/nodes/{node}/qemu/{vmid}"
+
+
+def _vm(node: str, vmid: int) -> dict[str, str | int]:
+    return {"node": node, "vmid": vmid}
+
+
+def vm_config(node: str, vmid: int) -> PveRequest:
+    return PveRequest(method="GET", path=f"{_VM}/config", path_params=_vm(node, vmid))
+
+
+def vm_status(node: str, vmid: int) -> PveRequest:
+    return PveRequest(method="GET", path=f"{_VM}/status/current", path_params=_vm(node, vmid))
+
+
+def create_vm(node: str, vmid: int, params: Mapping[str, PvesValue | None]) -> PveRequest:
+    return PveRequest(
+        method="POST",
+        path="/nodes/{node}/qemu",
+        path_params={"node": node},
+        params=_clean({"vmid": vmid, **params}),
+        returns_task=True,
+    )
+
+
+def set_vm_config(node: str, vmid: int, params: Mapping[str, PvesValue | None]) -> PveRequest:
+    """Change a VM's config at once (PUT; POST would run it as a task)."""
+    return PveRequest(
+        method="PUT", path=f"{_VM}/config", path_params=_vm(node, vmid), params=_clean(params)
+    )
+
+
+def resize_disk(node: str, vmid: int, disk: str, size: str) -> PveRequest:
+    """Grow `disk` to `size` (`32G`; `+1G` grows by); PVE never shrinks a disk."""
+    return PveRequest(
+        method="PUT",
+        path=f"{_VM}/resize",
+        path_params=_vm(node, vmid),
+        params={"disk": disk, "size": size},
+        returns_task=True,
+    )
+
+
+def vm_power(node: str, vmid: int, action: PowerAction) -> PveRequest:
+    return PveRequest(
+        method="POST", path=f"{_VM}/status/{action}", path_params=_vm(node, vmid), returns_task=True
+    )
+
+
+def destroy_vm(node: str, vmid: int, *, skiplock: bool = False) -> PveRequest:
+    """Destroy a VM with its disks and its place in backup, replication and HA jobs.
+
+    `skiplock` (root only) destroys a VM a cut-off create left locked `create`."""
+    params: dict[str, PvesValue] = {"purge": True, "destroy-unreferenced-disks": True}
+    if skiplock:
+        params["skiplock"] = True
+    return PveRequest(
+        method="DELETE", path=_VM, path_params=_vm(node, vmid), params=params, returns_task=True
+    )
+
+
+def agent_interfaces(node: str, vmid: int) -> PveRequest:
+    """The guest agent's `network-get-interfaces` (its answer is wrapped in `result`)."""
+    return PveRequest(
+        method="GET", path=f"{_VM}/agent/network-get-interfaces", path_params=_vm(node, vmid)
+    )
+
+
+# --- storage ------------------------------------------------------------------------------
+
+
+def storage_content(node: str, storage: str, content: str) -> PveRequest:
+    return PveRequest(
+        method="GET",
+        path="/nodes/{node}/storage/{storage}/content",
+        path_params={"node": node, "storage": storage},
+        params={"content": content},
+    )
+
+
+def download_url(
+    node: str, storage: str, *, filename: str, url: str, content: str, sha256: str | None
+) -> PveRequest:
+    """Fetch `url` onto the storage as `filename`; with `sha256`, PVE verifies it."""
+    params: dict[str, PvesValue] = {"content": content, "filename": filename, "url": url}
+    if sha256:
+        params.update({"checksum": sha256, "checksum-algorithm": "sha256"})
+    return PveRequest(
+        method="POST",
+        path="/nodes/{node}/storage/{storage}/download-url",
+        path_params={"node": node, "storage": storage},
+        params=params,
+        returns_task=True,
+    )
+
+
+# --- host network and access --------------------------------------------------------------
+
+
+def networks(node: str, kind: str | None = None) -> PveRequest:
+    """The node's interfaces, of one `type` (bridge, eth, ...) if given."""
+    return PveRequest(
+        method="GET",
+        path="/nodes/{node}/network",
+        path_params={"node": node},
+        params={"type": kind} if kind else {},
+    )
+
+
+def create_bridge(node: str, bridge: str, ports: str) -> PveRequest:
+    """Stage a Linux bridge over `ports`: pending until `reload_network`."""
+    return PveRequest(
+        method="POST",
+        path="/nodes/{node}/network",
+        path_params={"node": node},
+        params={"iface": bridge, "type": "bridge", "bridge_ports": ports, "autostart": True},
+    )
+
+
+def reload_network(node: str) -> PveRequest:
+    """Apply the node's pending network changes (PVE's reload, a task)."""
+    return PveRequest(
+        method="PUT", path="/nodes/{node}/network", path_params={"node": node}, returns_task=True
+    )
+
+
+def create_token(userid: str, tokenid: str, *, privsep: bool) -> PveRequest:
+    """A new API token of `userid`; its answer holds the token's value, shown this once."""
+    return PveRequest(
+        method="POST",
+        path="/access/users/{userid}/token/{tokenid}",
+        path_params={"userid": userid, "tokenid": tokenid},
+        params={"privsep": privsep},
+    )

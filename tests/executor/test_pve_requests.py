@@ -1,0 +1,192 @@
+"""Every PVE request the driver can build conforms to PVE 9.1's API schema.
+
+Why: a misspelt parameter, a method the path does not have or an enum value PVE does not
+know fails only on a real host, late, with a terse 400. The builders are pure, so each one
+is called here with typical values, the way the step kinds call them, and its request is
+held against the schema in tests/fixtures/pve (`check_api_request`): the path is one of the
+schema's, the method one of its methods, every parameter declared and valid, the required
+ones present, and `returns_task` exactly where PVE answers with a task's UPID. A builder
+added without a case here fails `test_every_builder_has_a_contract_case`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, get_args
+
+import pytest
+
+from pveplan.executor.kinds._vm import _vm_params, reconcile
+from pveplan.executor.pve import PveRequest, encode_sshkeys
+from pveplan.executor.pve import requests as build
+from tests.contract.pve_contract import check_api_request, load_schema
+
+NODE = "pve"
+UPID = "UPID:pve:00001234:00005678:65000000:qmstart:100:root@pam:"
+STEP_ARGS: dict[str, Any] = {  # as planner._compile writes a pve.vm.create step's args
+    "name": "web1",
+    "type": "vm",
+    "vmid": 100,
+    "cores": 2,
+    "memory": 2048,
+    "disk": 20,
+    "bridge": "vmbr0",
+    "storage": "local-lvm",
+    "tags": ["pveplan", "pveplan-lab"],
+    "image": "debian-12",
+    "cloud_init": {"user": "homestak", "sudo": True, "agent": True, "serial": True},
+}
+KEYS = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9v root@driver", "ssh-rsa AAAAB3Nza x@y"]
+CREATE_PARAMS = _vm_params(
+    STEP_ARGS, "local:import/debian-12.qcow2", KEYS, "pveplan-100-user.yaml", "local"
+)
+CONFIG = {"cores": 1, "memory": "1024", "scsi0": "local-lvm:vm-100-disk-0,size=10G"}
+
+CASES: dict[str, list[PveRequest]] = {
+    "cluster_resources": [build.cluster_resources("vm")],
+    "next_id": [build.next_id(), build.next_id(101)],
+    "version": [build.version()],
+    "nodes": [build.nodes()],
+    "task_status": [build.task_status(NODE, UPID)],
+    "vm_config": [build.vm_config(NODE, 100)],
+    "vm_status": [build.vm_status(NODE, 100)],
+    "create_vm": [build.create_vm(NODE, 100, CREATE_PARAMS), build.create_vm(NODE, 999, {})],
+    "set_vm_config": [
+        build.set_vm_config(NODE, 100, {"cores": 4, "memory": 4096}),
+        build.set_vm_config(NODE, 100, {"description": "pveplan: image=x\npveplan: destroying"}),
+        *reconcile(NODE, 100, CONFIG, cores=2, memory=2048, disk=20),
+    ],
+    "resize_disk": [build.resize_disk(NODE, 100, "scsi0", "20G")],
+    "vm_power": [build.vm_power(NODE, 100, a) for a in get_args(build.PowerAction)],
+    "destroy_vm": [build.destroy_vm(NODE, 100), build.destroy_vm(NODE, 100, skiplock=True)],
+    "agent_interfaces": [build.agent_interfaces(NODE, 100)],
+    "storage_content": [build.storage_content(NODE, "local", "import")],
+    "download_url": [
+        build.download_url(
+            NODE,
+            "local",
+            filename="d.qcow2",
+            url="https://x/d.qcow2",
+            content="import",
+            sha256=None,
+        ),
+        build.download_url(
+            NODE, "local", filename="d.qcow2", url="https://x/d", content="import", sha256="ab" * 32
+        ),
+    ],
+    "networks": [build.networks(NODE), build.networks(NODE, "bridge")],
+    "create_bridge": [build.create_bridge(NODE, "vmbr0", "eth0")],
+    "reload_network": [build.reload_network(NODE)],
+    "create_token": [
+        build.create_token("root@pam", "pveplan", privsep=False),
+        build.create_token("root@pam", "pveplan", privsep=True),
+    ],
+}
+ALL = [pytest.param(r, id=f"{name}-{i}") for name, rs in CASES.items() for i, r in enumerate(rs)]
+
+
+def test_every_builder_has_a_contract_case() -> None:
+    builders = {
+        name
+        for name, obj in vars(build).items()
+        if inspect.isfunction(obj) and obj.__module__ == build.__name__ and name[0] != "_"
+    }
+    assert builders == set(CASES)
+
+
+@pytest.mark.parametrize("request_", ALL)
+def test_request_conforms_to_the_api_schema(request_: PveRequest) -> None:
+    problems = check_api_request(
+        request_.method, request_.path, request_.path_params, request_.params
+    )
+    assert problems == [], str(request_)
+
+
+@pytest.mark.parametrize("request_", ALL)
+def test_returns_task_exactly_where_pve_answers_with_a_upid(request_: PveRequest) -> None:
+    """PVE's async methods return the UPID as a string; every other method used here
+    returns an object, an array, null or (nextid) an integer."""
+    returns = load_schema().endpoints[request_.path].methods[request_.method].returns
+    assert request_.returns_task == (returns.get("type") == "string")
+
+
+@pytest.mark.parametrize("request_", ALL)
+def test_the_filled_path_routes_to_the_same_template(request_: PveRequest) -> None:
+    for encode in (False, True):
+        resolved = load_schema().resolve(request_.filled_path(encode=encode))
+        assert resolved is not None
+        endpoint, values = resolved
+        assert endpoint.template == request_.path
+        assert values == {k: str(v) for k, v in request_.path_params.items()}
+
+
+def test_no_builder_sends_none() -> None:
+    for requests in CASES.values():
+        for request in requests:
+            assert None not in request.params.values()
+
+
+def test_the_create_request_is_the_vm_the_kind_means() -> None:
+    request = CASES["create_vm"][0]
+    assert request.params["vmid"] == 100
+    assert request.params["scsi0"] == "local-lvm:0,import-from=local:import/debian-12.qcow2"
+    assert request.params["sshkeys"] == encode_sshkeys(KEYS)
+    assert request.params["cicustom"] == "user=local:snippets/pveplan-100-user.yaml"
+    assert request.params["tags"] == "pveplan;pveplan-lab"
+
+
+# --- the checker catches what it exists to catch ----------------------------------------
+
+BAD = [
+    (build.PveRequest(method="GET", path="/nodes/{node}/qemus", path_params={"node": NODE}), "not a path"),
+    (build.PveRequest(method="POST", path="/version"), "no POST method"),
+    (build.PveRequest(method="GET", path="/nodes/{node}/network"), "path parameters"),
+    (build.set_vm_config(NODE, 100, {"cors": 2}), "cors: unknown parameter"),
+    (build.set_vm_config(NODE, 100, {"scsihw": "virtio"}), "scsihw: value 'virtio'"),
+    (build.set_vm_config(NODE, 100, {"cores": True}), "a boolean for a integer"),
+    (build.set_vm_config(NODE, 100, {"vmid": 101}), "comes from the path"),
+    (build.vm_config(NODE, 99), "vmid (in path)"),
+    (build.PveRequest(method="POST", path="/nodes/{node}/qemu", path_params={"node": NODE}), "vmid: missing required"),
+    (build.networks(NODE, "bridges"), "type: value 'bridges'"),
+    (build.destroy_vm("pve_1", 100), "node (in path)"),
+    (build.cluster_resources("vms"), "type: value 'vms'"),  # type: ignore[arg-type]
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("request_", "expected"), BAD)
+def test_bad_requests_are_rejected(request_: PveRequest, expected: str) -> None:
+    problems = check_api_request(
+        request_.method, request_.path, request_.path_params, request_.params
+    )
+    assert any(expected in problem for problem in problems), problems
+
+
+# --- what the VM kind decides -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"cores": 2, "memory": "2048", "scsi0": "x:vm-100-disk-0,size=20G"}, []),
+        ({"cores": 2, "memory": "current=2048", "scsi0": "x,size=32G"}, []),  # never shrinks
+        ({"cores": 1, "memory": "2048", "scsi0": "x,size=20G"}, [("PUT config", {"cores": 2})]),
+        (
+            {"cores": 2, "memory": "512", "scsi0": "x,size=10G"},
+            [("PUT config", {"memory": 2048}), ("PUT resize", {"disk": "scsi0", "size": "20G"})],
+        ),
+        (
+            {},
+            [
+                ("PUT config", {"cores": 2, "memory": 2048}),
+                ("PUT resize", {"disk": "scsi0", "size": "20G"}),
+            ],
+        ),
+    ],
+)
+def test_reconcile_asks_only_for_what_differs(
+    config: dict[str, Any], expected: list[tuple[str, dict[str, Any]]]
+) -> None:
+    requests = reconcile(NODE, 100, config, cores=2, memory=2048, disk=20)
+    got = [(f"{r.method} {r.path.rsplit('/', 1)[-1]}", r.params) for r in requests]
+    assert got == expected
+    assert all(r.path_params == {"node": NODE, "vmid": 100} for r in requests)
