@@ -1,6 +1,6 @@
 """The simulator's SSH daemon: every simulated host and running VM answers SSH on its address.
 
-Run as its own process, `python -m executor.sim._daemon ROOT` (`_control.start_daemon` does
+Run as its own process, `python -m pveplan.sim._daemon ROOT` (`_control.start_daemon` does
 that), on plain asyncio + asyncssh: no trio, so nothing of the client side's bridge is needed
 here. It binds one port, chosen ephemeral on the first host's address, on every machine's
 loopback address; writes ROOT/daemon.json once the hosts listen; then reconciles listeners
@@ -38,10 +38,10 @@ from typing import Any
 
 import asyncssh
 
-from pveplan.executor.sim._control import pid_is_daemon
-from pveplan.executor.sim._lifetime import Lifetime, LifetimeOptions, parse_argv, take_lock
-from pveplan.executor.sim._setup import session_env
-from pveplan.executor.sim._state import (
+from pveplan.sim._control import pid_is_daemon
+from pveplan.sim._lifetime import Lifetime, LifetimeOptions, parse_argv, take_lock
+from pveplan.sim._setup import session_env
+from pveplan.sim._state import (
     SimRoot,
     address_prefix,
     append_record,

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pveplan.executor.sim._state import (
+from pveplan.sim._state import (
     SimRoot,
     host_chain_running,
     read_state,
@@ -145,8 +145,8 @@ def launch(root: SimRoot, node: str, vmid: int) -> int | None:
                 record.update(started=time.time(), done=True, finished=time.time())
         write_boot_finished(root, node, vmid)
         return None
-    from pveplan.executor.sim._control import daemon_info
-    from pveplan.executor.sim._setup import bootstrap_code  # _setup imports this module
+    from pveplan.sim._control import daemon_info
+    from pveplan.sim._setup import bootstrap_code  # _setup imports this module
 
     info = daemon_info(root)
     with _edit(tree) as record:
@@ -154,7 +154,7 @@ def launch(root: SimRoot, node: str, vmid: int) -> int | None:
             started=time.time(), limit=_limit(), daemon=info["pid"] if info is not None else None
         )
     (tree / RUNNER_LOG).parent.mkdir(parents=True, exist_ok=True)
-    code = bootstrap_code("pveplan.executor.sim._runcmd", "main(sys.argv[1:])")
+    code = bootstrap_code("pveplan.sim._runcmd", "main(sys.argv[1:])")
     with open(tree / RUNNER_LOG, "ab") as log:
         try:
             child = subprocess.Popen(
@@ -298,14 +298,14 @@ class Runner:
         if not host_chain_running(state, self.node):
             return "host stopped"
         if self.daemon is not None:
-            from pveplan.executor.sim._control import pid_is_daemon
+            from pveplan.sim._control import pid_is_daemon
 
             if not pid_is_daemon(self.daemon):
                 return "daemon stopped"
         return None
 
     def run(self) -> int:
-        from pveplan.executor.sim._setup import session_env
+        from pveplan.sim._setup import session_env
 
         with _edit(self.tree) as record:
             record["pid"] = os.getpid()

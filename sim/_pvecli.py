@@ -7,10 +7,10 @@ verification failed.` plus `param: message` lines, other failures as a bare mess
 task-returning calls that run synchronously, echo the task log and print the UPID even
 when the worker failed. Every command is a separate process, so all state lives in the
 root's `state.json` (see docs/simulator.md); guest-side effects of a VM's boot are
-delegated to `executor.sim._guest`.
+delegated to `sim._guest`.
 
-Run as `python -m executor.sim._pvecli TOOL ROOT NODE ARGS...`, or through the launchers
-that `executor.sim._setup` writes into `hosts/NODE/bin/` (`pveversion` too, which is no
+Run as `python -m pveplan.sim._pvecli TOOL ROOT NODE ARGS...`, or through the launchers
+that `sim._setup` writes into `hosts/NODE/bin/` (`pveversion` too, which is no
 API call: it is neither delayed nor recorded).
 """
 
@@ -32,16 +32,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from pveplan.executor.sim import _network
-from pveplan.executor.sim._runcmd import kill_runcmd, launch
-from pveplan.executor.sim._setup import (
+from pveplan.sim import _network
+from pveplan.sim._runcmd import kill_runcmd, launch
+from pveplan.sim._setup import (
     KERNEL_RELEASE,
     PVE_VERSION,
     STORAGES,
     delete_trees,
     remove_host_node,
 )
-from pveplan.executor.sim._state import (
+from pveplan.sim._state import (
     SimRoot,
     allocate_address,
     append_record,
@@ -1846,7 +1846,7 @@ def boot(ctx: Ctx, vmid: int, task: Task) -> None:
     bridge = _network.missing_bridge(_network.node_network(state, ctx.node), vm["config"])
     if bridge is not None:
         raise TaskError(f"bridge '{bridge}' does not exist")
-    from pveplan.executor.sim._guest import apply_cloud_init
+    from pveplan.sim._guest import apply_cloud_init
 
     apply_cloud_init(
         ctx.root, ctx.node, vmid, user_data, hostname=vm["config"].get("name") or f"VM{vmid}"

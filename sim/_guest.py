@@ -4,7 +4,7 @@ A simulated VM is a directory tree (`vms/NODE/VMID/`). Its first start applies c
 the way a Debian cloud image would, once per instance: `write_files`, users with their
 authorized keys and sudo rules (also in `/etc/sudoers.d/90-cloud-init-users`), the SSH
 host key, the hostname, packages, deferred `write_files`, and records `runcmd`, which
-`executor.sim._runcmd` runs in the background once the VM is up. Afterwards pveplan (or the
+`sim._runcmd` runs in the background once the VM is up. Afterwards pveplan (or the
 VM itself) configures the guest with `sudo`, `apt-get`, `dpkg-query`, `systemctl`,
 `timedatectl`, `useradd`, `usermod`, `id`, `getent`, `hostnamectl` and `cloud-init status`;
 the launchers in the VM's `bin/` run `main` here, which answers with the stdout, stderr
@@ -12,7 +12,7 @@ and exit codes of the Debian commands and records the effect in `var/lib/sim/*.j
 The caller is `$USER` (the daemon sets it per SSH login); `sudo` runs its command with
 USER=root, which is what the root-only commands check, if the VM's sudoers files (or the
 rules cloud-init recorded) let the caller in without a password. Installing `proxmox-ve`
-makes the VM a simulated PVE host in its own right (`executor.sim._setup.make_nested_host`).
+makes the VM a simulated PVE host in its own right (`sim._setup.make_nested_host`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pveplan.executor.sim._runcmd import (
+from pveplan.sim._runcmd import (
     BOOT_FINISHED,
     CLOUD_INIT_VERSION,
     DATASOURCE,
@@ -43,8 +43,8 @@ from pveplan.executor.sim._runcmd import (
     rfc2822,
     runcmd_entries,
 )
-from pveplan.executor.sim._setup import PVE_VERSION, NodeNameTaken, make_nested_host
-from pveplan.executor.sim._state import SimRoot, write_json_atomic
+from pveplan.sim._setup import PVE_VERSION, NodeNameTaken, make_nested_host
+from pveplan.sim._state import SimRoot, write_json_atomic
 
 DEFAULT_USER = "debian"  # the default user of Debian's cloud images
 DEFAULT_TIMEZONE = "Etc/UTC"
@@ -258,7 +258,7 @@ def apply_cloud_init(
     the hostname are applied once per instance id (a hash of the user-data); a later
     start with the same data changes nothing, one with new data applies it again.
     """
-    from pveplan.executor.sim._setup import write_guest_launchers
+    from pveplan.sim._setup import write_guest_launchers
 
     guest = Guest(root, node, vmid)
     for sub in VM_DIRS:
@@ -598,7 +598,7 @@ def _ensure_host_key(guest: Guest, keys: Any, hostname: str) -> None:
         return
     if private.exists():
         return
-    from pveplan.executor._keys import generate_ed25519  # as sshd would: a fresh key at first boot
+    from pveplan.executor import generate_ed25519  # as sshd would: a fresh key at first boot
 
     key, public_line = generate_ed25519(f"root@{hostname}")
     _write_secret(private, key.decode())
