@@ -1,7 +1,7 @@
 """cloud-init's final stage in a simulated VM: `runcmd`, in the background, after the boot.
 
 On a Debian cloud image `runcmd` runs in cloud-init's final stage, after the boot has
-finished, so `qm start` returns long before it is done. Here the start (`_pvecli.boot`)
+finished, so `qm start` returns long before it is done. Here the start (`_power.boot`)
 marks the VM running, then `launch` spawns a detached runner (`python -c ... ROOT NODE
 VMID`, in a session and process group of its own) that runs the entries one after the
 other, in the VM's tree, as root, with the environment of an SSH session on that VM
@@ -55,7 +55,7 @@ DATASOURCE = "DataSourceNoCloud [seed=/dev/sr0][dsmode=net]"
 
 @contextlib.contextmanager
 def _edit(tree: Path) -> Any:
-    """runcmd.json to change in place, under the guest's lock (`_guest.Guest.edit`'s).
+    """runcmd.json to change in place, under the guest's lock (`_vm.Guest.edit`'s).
     A tree that is gone (the VM was destroyed) is not brought back: nothing is written."""
     if not tree.is_dir():
         yield {}

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pveplan.sim import SimRoot
-from pveplan.sim._guest import apply_cloud_init
+from pveplan.sim._cloudinit import apply_cloud_init
 from tests.sim import PUBLIC_KEY, Sim, encoded_key
 
 OTHER_KEY = (
