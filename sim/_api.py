@@ -20,9 +20,7 @@ from urllib.parse import unquote
 from pveplan.sim._errors import NoHandler, fail, param_error
 from pveplan.sim._params import check_iface, check_storage_id, validate
 from pveplan.sim._schema import PARAMS, VM_OPTIONS
-from pveplan.sim._state import (
-    SimRoot,
-)
+from pveplan.sim._state import SimRoot
 
 
 @dataclass

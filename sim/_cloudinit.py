@@ -19,13 +19,7 @@ from typing import Any
 
 from pveplan.sim._apt import install_packages, package_version
 from pveplan.sim._hostctl import link_timezone
-from pveplan.sim._runcmd import (
-    CLOUD_INIT_VERSION,
-    RUNNER_LOG,
-    plan_runcmd,
-    rfc2822,
-    runcmd_entries,
-)
+from pveplan.sim._runcmd import CLOUD_INIT_VERSION, RUNNER_LOG, plan_runcmd, rfc2822, runcmd_entries
 from pveplan.sim._state import SimRoot
 from pveplan.sim._users import free_id, group_list, new_user, user_record
 from pveplan.sim._vm import (

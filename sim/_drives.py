@@ -26,13 +26,8 @@ from pveplan.sim._params import (
     split_drive,
 )
 from pveplan.sim._schema import FORMATS
-from pveplan.sim._setup import (
-    STORAGES,
-)
-from pveplan.sim._state import (
-    locked_state,
-    vm_key,
-)
+from pveplan.sim._setup import STORAGES
+from pveplan.sim._state import locked_state, vm_key
 from pveplan.sim._storage import parse_volume, storage_def, storage_dir, volume_size
 from pveplan.sim._tasks import Task, run_task
 from pveplan.sim._vms import DRIVE_KEY_RE, config_digest, drive_bytes, get_vm, is_cdrom

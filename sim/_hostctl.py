@@ -10,11 +10,7 @@ import os
 import re
 import time
 
-from pveplan.sim._runcmd import (
-    BOOT_FINISHED,
-    DATASOURCE,
-    read_record,
-)
+from pveplan.sim._runcmd import BOOT_FINISHED, DATASOURCE, read_record
 from pveplan.sim._stdio import write_stderr, write_stdout
 from pveplan.sim._vm import DEFAULT_TIMEZONE, Guest
 

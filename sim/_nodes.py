@@ -15,14 +15,8 @@ from pveplan.sim import _network
 from pveplan.sim._api import Ctx, route
 from pveplan.sim._errors import fail, param_error
 from pveplan.sim._params import GIB, TOKENID_RE, USERID_RE
-from pveplan.sim._setup import (
-    PVE_VERSION,
-    STORAGES,
-)
-from pveplan.sim._state import (
-    locked_state,
-    read_state,
-)
+from pveplan.sim._setup import PVE_VERSION, STORAGES
+from pveplan.sim._state import locked_state, read_state
 from pveplan.sim._tasks import CLI_USER, Task, run_task
 from pveplan.sim._vms import node_vms, resource_entry
 

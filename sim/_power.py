@@ -20,18 +20,8 @@ from pveplan.sim._drives import free_volume
 from pveplan.sim._errors import TaskError, conf_missing, fail
 from pveplan.sim._params import split_drive
 from pveplan.sim._runcmd import kill_runcmd, launch
-from pveplan.sim._setup import (
-    STORAGES,
-    delete_trees,
-    remove_host_node,
-)
-from pveplan.sim._state import (
-    locked_state,
-    nested_host,
-    read_state,
-    take_fault,
-    vm_key,
-)
+from pveplan.sim._setup import STORAGES, delete_trees, remove_host_node
+from pveplan.sim._state import locked_state, nested_host, read_state, take_fault, vm_key
 from pveplan.sim._storage import parse_volume, scan_dir_storage, storage_dir
 from pveplan.sim._tasks import Task, run_task
 from pveplan.sim._vms import DRIVE_KEY_RE, get_vm

@@ -36,15 +36,8 @@ from pveplan.sim._api import CLI_METHODS, Ctx, Route, call_api, call_route, find
 from pveplan.sim._cmdline import Options, parse_options, render
 from pveplan.sim._errors import ApiError, NoHandler, render_error
 from pveplan.sim._qm import qm_main
-from pveplan.sim._setup import (
-    KERNEL_RELEASE,
-    PVE_VERSION,
-)
-from pveplan.sim._state import (
-    SimRoot,
-    append_record,
-    read_config,
-)
+from pveplan.sim._setup import KERNEL_RELEASE, PVE_VERSION
+from pveplan.sim._state import SimRoot, append_record, read_config
 from pveplan.sim._stdio import write_stderr, write_stdout
 from pveplan.sim._vms import QEMU_VERSION
 

@@ -27,13 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pveplan.sim._state import (
-    SimRoot,
-    host_chain_running,
-    read_state,
-    vm_key,
-    write_json_atomic,
-)
+from pveplan.sim._state import SimRoot, host_chain_running, read_state, vm_key, write_json_atomic
 
 RECORD = Path("var/lib/sim/runcmd.json")
 OUTPUT_LOG = Path("var/log/cloud-init-output.log")

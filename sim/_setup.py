@@ -20,13 +20,7 @@ from typing import Any
 
 from pveplan.sim._network import default_network
 from pveplan.sim._runcmd import kill_runcmd
-from pveplan.sim._state import (
-    SimRoot,
-    allocate_address,
-    locked_state,
-    nested_host,
-    vm_key,
-)
+from pveplan.sim._state import SimRoot, allocate_address, locked_state, nested_host, vm_key
 
 PVE_VERSION = {"release": "9.1", "repoid": "5a2f2f5d2b3c1e07", "version": "9.1.9"}
 KERNEL_RELEASE = "6.17.2-1-pve"

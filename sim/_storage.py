@@ -18,14 +18,8 @@ from typing import Any
 
 from pveplan.sim._api import Ctx, route
 from pveplan.sim._errors import TaskError, fail, param_error
-from pveplan.sim._setup import (
-    STORAGES,
-)
-from pveplan.sim._state import (
-    locked_state,
-    read_state,
-    take_fault,
-)
+from pveplan.sim._setup import STORAGES
+from pveplan.sim._state import locked_state, read_state, take_fault
 from pveplan.sim._tasks import Task, run_task
 
 SIM_IMAGE_PREFIX = "sim://images/"

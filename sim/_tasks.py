@@ -17,10 +17,7 @@ from typing import Any
 
 from pveplan.sim._api import Ctx, route
 from pveplan.sim._errors import ApiError, TaskError, fail, param_error
-from pveplan.sim._state import (
-    locked_state,
-    read_state,
-)
+from pveplan.sim._state import locked_state, read_state
 from pveplan.sim._stdio import write_stderr, write_stdout
 
 CLI_USER = "root@pam"

@@ -22,13 +22,7 @@ from pveplan.sim._errors import ApiError, TaskError, fail, param_error
 from pveplan.sim._params import normalize_tags, parse_propstring, split_drive, split_list
 from pveplan.sim._power import boot
 from pveplan.sim._schema import FORMATS, VM_OPTIONS
-from pveplan.sim._state import (
-    allocate_address,
-    locked_state,
-    read_state,
-    take_fault,
-    vm_key,
-)
+from pveplan.sim._state import allocate_address, locked_state, read_state, take_fault, vm_key
 from pveplan.sim._stdio import write_stdout
 from pveplan.sim._tasks import Task, run_task
 from pveplan.sim._vms import (

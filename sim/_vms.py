@@ -15,12 +15,7 @@ from pveplan.sim._api import Ctx, route
 from pveplan.sim._errors import conf_missing, fail
 from pveplan.sim._params import BOOLEAN_WORDS, MIB, parse_propstring, parse_size, split_drive
 from pveplan.sim._schema import FORMATS
-from pveplan.sim._state import (
-    read_config,
-    read_state,
-    take_fault,
-    vm_key,
-)
+from pveplan.sim._state import read_config, read_state, take_fault, vm_key
 
 QEMU_VERSION = "10.1.2"
 RUNNING_MACHINE = "pc-i440fx-10.1+pve0"
