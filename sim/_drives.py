@@ -32,7 +32,7 @@ from pveplan.sim._storage import parse_volume, storage_def, storage_dir, volume_
 from pveplan.sim._tasks import Task, run_task
 from pveplan.sim._vms import DRIVE_KEY_RE, config_digest, drive_bytes, get_vm, is_cdrom
 
-# --- creating and changing VM configs -------------------------------------------------
+# --- the drives of a new or changed config -------------------------------------------
 
 NEW_DISK_RE = re.compile(r"^(([^/:\s]+):)?(\d+(\.\d+)?)$")
 CLOUDINIT_RE = re.compile(r"^([^/:\s]+):cloudinit$")

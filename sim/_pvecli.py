@@ -41,6 +41,8 @@ from pveplan.sim._state import SimRoot, append_record, read_config
 from pveplan.sim._stdio import write_stderr, write_stdout
 from pveplan.sim._vms import QEMU_VERSION
 
+# --- pvesh -----------------------------------------------------------------------------
+
 
 def _print_result(found: Route, data: Any, opts: Options, fmt: str) -> None:
     if found.returns_null or opts.output.get("quiet") not in (None, "0"):
