@@ -1,13 +1,14 @@
-"""executor: Plan -> effects (trio scheduler, drivers, remote executors, simulator).
+"""executor: Plan -> effects (trio scheduler, drivers, remote executors).
 
 `run_workspace` runs a plan against a workspace of the store; `execute` is the scheduler
 alone. Step kinds (`kinds/`) act through the PVE driver (`pve/`) and command channels
 (`channels`): local processes, and SSH with pinned host keys driven from trio through
-one bridge module (`_bridge`). `sim/` is the simulator of PVE hosts. The executor imports
-the planner's plan model and the store, nothing else of pveplan's.
+one bridge module (`_bridge`). The simulator of PVE hosts is a package of its own
+(`pveplan.sim`, the repository's `sim/`). The executor imports the planner's plan model
+and the store, nothing else of pveplan's.
 
-Exports load lazily (PEP 562): the simulator's `pvesh` runs as a fresh process for every
-call and imports `executor.sim`, which must not pay for trio and asyncssh each time.
+Exports load lazily (PEP 562): the simulator imports `generate_ed25519` from here in a
+process that runs one simulated command, which must not pay for trio and asyncssh.
 """
 
 from __future__ import annotations

@@ -42,6 +42,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Stop the daemons this run started and no fixture stopped (a test that failed before
     its `finally`, a test that applied to a store of its own and never ran `sim down`)."""
-    from pveplan.executor.sim._control import stop_daemons_living_with
+    from pveplan.sim import stop_daemons_living_with
 
     stop_daemons_living_with(os.getpid())

@@ -15,7 +15,7 @@ MAIN_JOB_MODULES = (
     "pveplan.planner.cli._plan",
     "executor",
     "pveplan.executor.channels",
-    "pveplan.executor.sim",
+    "pveplan.sim",
     "store",
     "dsl",
     "asyncssh",

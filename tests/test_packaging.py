@@ -1,6 +1,6 @@
 """One import namespace: the distribution installs `pveplan` and nothing else at the top.
 
-`dsl`, `planner`, `executor` and `store` are folders of the repository, mapped into
+`dsl`, `planner`, `executor`, `store` and `sim` are folders of the repository, mapped into
 `pveplan.*` by pyproject.toml; generic top-level names would clash with unrelated
 packages of the same names and be shadowed by any such folder in the working directory.
 """
@@ -22,6 +22,7 @@ FOLDERS = {
     "planner": "pveplan.planner",
     "executor": "pveplan.executor",
     "store": "pveplan.store",
+    "sim": "pveplan.sim",
 }
 OLD_NAMES = frozenset(FOLDERS)
 

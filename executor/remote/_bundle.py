@@ -15,7 +15,7 @@ refuses with a message that says what to do when they differ.
 Layout of the archive (every entry under one top directory):
 
     bundle/BUNDLE.json   version, python, platform, files with sha256 (for humans/debugging)
-    bundle/lib/...       pveplan (its planner, executor, dsl, store) and the runtime dependencies
+    bundle/lib/...       pveplan (its planner, executor, dsl, store, sim) and the runtime dependencies
     bundle/run.py        the launcher: puts lib/ first on sys.path, runs pveplan.planner.cli.main
 """
 
@@ -48,7 +48,14 @@ FORMAT = 2
 """Bumped whenever the layout or the launcher changes, so cached archives are rebuilt."""
 
 TOP = "bundle"
-PACKAGES = ("pveplan", "pveplan.planner", "pveplan.executor", "pveplan.dsl", "pveplan.store")
+PACKAGES = (
+    "pveplan",
+    "pveplan.planner",
+    "pveplan.executor",
+    "pveplan.dsl",
+    "pveplan.store",
+    "pveplan.sim",
+)
 """pveplan's import packages; `pveplan` itself holds only its __init__ (the others are
 folders of their own in a checkout, mapped into the namespace by the installer)."""
 DISTRIBUTION = "pveplan"

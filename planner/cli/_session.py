@@ -83,7 +83,7 @@ def host_info(
 
     config = site.host(host)
     if config.sim:
-        from pveplan.executor.sim import ensure_simulator
+        from pveplan.sim import ensure_simulator
 
         root = sim_root(console, store.path)
         try:

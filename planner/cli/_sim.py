@@ -15,19 +15,17 @@ from ._session import driver_key, sim_root
 from ._state import store_location
 
 if TYPE_CHECKING:
-    from pveplan.executor.sim import SimRoot
+    from pveplan.sim import SimRoot
 
     from . import Console
 
 
 def run_sim(args: argparse.Namespace, console: Console) -> int:
-    from pveplan.executor.sim import SimRoot
-    from pveplan.executor.sim._control import daemon_info, stop_daemon
-    from pveplan.executor.sim._state import read_config, read_state, write_config
+    from pveplan.sim import SimRoot, daemon_info, read_config, read_state, stop_daemon, write_config
 
     root = SimRoot(args.sim_dir or sim_root(console, store_location(console)))
     if args.sim_command == "up":
-        from pveplan.executor.sim import ensure_simulator
+        from pveplan.sim import ensure_simulator
 
         config = read_config(root)
         if args.latency is not None:
@@ -83,8 +81,7 @@ def _ssh(args: argparse.Namespace, console: Console, root: SimRoot) -> int:
 
     from pveplan.executor._bridge import open_loop, run
     from pveplan.executor.channels import ChannelError, SshPool, SshTarget
-    from pveplan.executor.sim._control import daemon_info
-    from pveplan.executor.sim._state import read_state
+    from pveplan.sim import daemon_info, read_state
 
     info = daemon_info(root)
     if info is None:

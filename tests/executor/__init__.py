@@ -23,8 +23,8 @@ import trio
 
 from pveplan.executor._bridge import open_loop
 from pveplan.executor.channels import SshPool, SshTarget
-from pveplan.executor.sim._control import start_daemon, stop_daemon
-from pveplan.executor.sim._state import (
+from pveplan.sim import start_daemon, stop_daemon
+from pveplan.sim._state import (
     SimRoot,
     address_for,
     empty_state,

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pveplan.executor.sim import SimRoot
-from pveplan.executor.sim._control import stop_daemon
-from pveplan.executor.sim._state import read_state
+from pveplan.sim import SimRoot, read_state, stop_daemon
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
 
@@ -49,7 +47,7 @@ class Lab:
         return [v for v in vms if tag in str(v["config"].get("tags", "")).split(";")]
 
     def set_sim_config(self, **config: object) -> None:
-        from pveplan.executor.sim._state import read_config, write_config
+        from pveplan.sim import read_config, write_config
 
         write_config(self.sim, {**read_config(self.sim), **config})
 

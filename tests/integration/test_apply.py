@@ -75,7 +75,7 @@ def ssh_hostname(lab: Lab, workspace: str, node: str) -> str:
     """Log in to `node` with the host key pinned at its creation; its hostname."""
     from pveplan.executor._bridge import open_loop
     from pveplan.executor.channels import SshPool, SshTarget
-    from pveplan.executor.sim._control import daemon_info
+    from pveplan.sim import daemon_info
 
     res = resources(lab, workspace)[f"node.{node}.create"]
     vm = next(v for v in lab.vms() if v["name"] == node)

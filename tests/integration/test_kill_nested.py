@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pveplan.executor.sim._state import read_state
+from pveplan.sim import read_state
 from pveplan.store import open_store
 
 from .conftest import Lab

@@ -19,7 +19,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from pveplan.executor.sim._state import read_state
+from pveplan.sim import read_state
 from pveplan.store import open_store
 from tests.cli_runner import run_cli
 
@@ -273,7 +273,7 @@ def _executor_pids(lab: Lab, since: int) -> list[int]:
 def test_a_lost_remote_is_reported_within_seconds_and_the_rerun_completes(
     lab: Lab, cut: str
 ) -> None:
-    from pveplan.executor.sim._control import stop_daemon
+    from pveplan.sim import stop_daemon
 
     name = write_yaml(lab, f"cut-{cut}", deep(f"cut-{cut}", 1, 93010 if cut[0] == "k" else 93020))
     lab.set_sim_config(agent_delay=4.0)  # the nested level's VM takes its time to boot

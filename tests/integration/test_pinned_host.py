@@ -11,7 +11,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pveplan.executor.sim._control import daemon_info
+from pveplan.sim import daemon_info
 from tests.cli_runner import run_cli
 
 from .conftest import Lab

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pveplan.executor.sim._state import read_state
+from pveplan.sim import read_state
 from pveplan.store import open_store
 from tests.cli_runner import run_cli
 
@@ -99,7 +99,7 @@ def node_command(lab: Lab, name: str, *words: str) -> subprocess.CompletedProces
 
 def vm_env(lab: Lab, name: str) -> dict[str, str]:
     """The environment of a root shell in VM `name` (the simulator's session env)."""
-    from pveplan.executor.sim._setup import session_env
+    from pveplan.sim import session_env
 
     tree = vm_tree(lab, name)
     entry = vm_entry(lab, name)

@@ -49,7 +49,7 @@ def test_a_create_cut_off_between_pves_two_config_writes_is_cleared_and_redone(l
     """PVE writes a new VM's config empty and locked `create` first, then whole: a kill in
     between leaves a nameless locked VM at the pinned vmid. The store already holds the
     host key kept just before that create, which is how pveplan knows it is its own."""
-    from pveplan.executor.sim._state import allocate_address, locked_state, vm_key
+    from pveplan.sim._state import allocate_address, locked_state, vm_key
     from pveplan.store import open_store
 
     from .test_apply import specless

@@ -19,7 +19,7 @@ from pveplan.planner.cli._environment import ENVIRONMENT, environment_markdown, 
 from ..cli_runner import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-PACKAGES = ("dsl", "planner", "executor", "store")
+PACKAGES = ("dsl", "planner", "executor", "store", "sim")
 SHELL_SYNTAX = ("|", ">", "<", "&&", "#")
 
 

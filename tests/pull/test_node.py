@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from pveplan.executor.sim._setup import session_env
+from pveplan.sim import session_env
 from pveplan.store import open_store
 from tests.pull._support import CERT, KEY, catalog, node_token, running_server
 from tests.sim import PUBLIC_KEY, Sim

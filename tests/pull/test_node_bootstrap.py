@@ -22,7 +22,7 @@ import pytest
 from pveplan.executor.pull import fingerprint
 from pveplan.executor.pull._bootstrap import BOOTSTRAP_CODE
 from pveplan.executor.remote._bundle import Bundle, build_bundle
-from pveplan.executor.sim._setup import session_env
+from pveplan.sim import session_env
 from tests.pull._support import OTHER_CERT, Running, catalog, node_token, running_server
 from tests.pull.test_node import Node, spec_document
 from tests.sim import Sim

@@ -120,6 +120,7 @@ def test_archive_layout(bundle: Bundle) -> None:
         "bundle/lib/pveplan/planner/cli/__init__.py",
     } <= set(names)
     assert "bundle/lib/pveplan/executor/remote/_bundle.py" in names
+    assert "bundle/lib/pveplan/sim/_pvecli.py" in names  # the simulator, a package of its own
     assert any(n.startswith("bundle/lib/msgspec/_core.") for n in names)  # compiled dep
     assert any(n.startswith("bundle/lib/cryptography/") for n in names)  # transitive dep
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)

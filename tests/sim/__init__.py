@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pveplan.executor.sim._setup import init_root
-from pveplan.executor.sim._state import SimRoot, read_state, write_config
+from pveplan.sim import SimRoot, init_root, read_state, write_config
 
 IMAGE_SHA256 = "afd852e95699ef51b3cb7f20695cd112bc894bbdedf12304d008324a35885b61"
 """sha256 of the simulator's `debian-12` image (`pveplan-sim-image debian-12\\n`)."""

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pveplan.executor.sim._control import start_daemon, stop_daemon
+from pveplan.sim import start_daemon, stop_daemon
 from tests.executor import group_alive, wait_until
 from tests.sim import Sim
 

@@ -18,9 +18,9 @@ import pytest
 import trio
 
 from pveplan.executor.channels import ChannelError, CommandResult, SshTarget, wait_for_ssh
-from pveplan.executor.sim._control import SimError, daemon_info, start_daemon, stop_daemon
-from pveplan.executor.sim._setup import add_host_node
-from pveplan.executor.sim._state import allocate_address, locked_state, vm_key, write_json_atomic
+from pveplan.sim import SimError, daemon_info, start_daemon, stop_daemon
+from pveplan.sim._setup import add_host_node
+from pveplan.sim._state import allocate_address, locked_state, vm_key, write_json_atomic
 from tests.executor import (
     NODE,
     VM_USER,
@@ -193,7 +193,7 @@ def test_shells_are_refused(sim: Sim) -> None:
 
 def test_second_daemon_refuses(sim: Sim) -> None:
     second = subprocess.run(
-        [sys.executable, "-m", "pveplan.executor.sim._daemon", str(sim.root.path)],
+        [sys.executable, "-m", "pveplan.sim._daemon", str(sim.root.path)],
         capture_output=True,
         timeout=10,
         check=False,
@@ -206,7 +206,7 @@ def test_second_daemon_refuses(sim: Sim) -> None:
 def test_sigterm_stops_sessions_and_removes_daemon_json(tmp_path: Path) -> None:
     sim = make_sim(tmp_path / "sim", start=False)
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "pveplan.executor.sim._daemon", str(sim.root.path)],
+        [sys.executable, "-m", "pveplan.sim._daemon", str(sim.root.path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

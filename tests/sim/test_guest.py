@@ -17,8 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pveplan.executor.sim._guest import apply_cloud_init
-from pveplan.executor.sim._state import SimRoot
+from pveplan.sim import SimRoot
+from pveplan.sim._cloudinit import apply_cloud_init
 from tests.sim import PUBLIC_KEY, Sim, encoded_key
 
 OTHER_KEY = (

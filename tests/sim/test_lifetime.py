@@ -17,8 +17,8 @@ import pytest
 import trio
 
 from pveplan.executor.channels import ChannelError, CommandResult
-from pveplan.executor.sim import ensure_simulator
-from pveplan.executor.sim._control import (
+from pveplan.sim import ensure_simulator
+from pveplan.sim._control import (
     SimError,
     daemon_info,
     pid_is_daemon,
@@ -26,7 +26,7 @@ from pveplan.executor.sim._control import (
     stop_daemon,
     stop_daemons_living_with,
 )
-from pveplan.executor.sim._lifetime import (
+from pveplan.sim._lifetime import (
     IDLE_ENV,
     Lifetime,
     LifetimeOptions,
@@ -36,8 +36,8 @@ from pveplan.executor.sim._lifetime import (
     runners_working,
     take_lock,
 )
-from pveplan.executor.sim._runcmd import RECORD
-from pveplan.executor.sim._state import SimRoot, locked_state, read_config, vm_key, write_config
+from pveplan.sim._runcmd import RECORD
+from pveplan.sim._state import SimRoot, locked_state, read_config, vm_key, write_config
 from tests.executor import Sim, group_alive, make_sim, run_trio, stop_sim, wait_until
 
 NEVER = LifetimeOptions(idle_timeout=0)

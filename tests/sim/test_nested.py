@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pveplan.executor.sim._setup import init_root
+from pveplan.sim import init_root
 from tests.sim import Sim, encoded_key
 
 PVE_UNITS = ("pveproxy", "pvedaemon", "pvestatd", "pve-cluster", "pve-firewall", "pvescheduler")
@@ -255,7 +255,7 @@ def test_init_root_rewrites_the_nested_hosts_launchers(tmp_path: Path) -> None:
     launcher = sim.root.vm_dir("sim", 100) / "bin" / "qm"
     launcher.write_text("#!/bin/sh\nexit 1\n")
     init_root(sim.root, ["sim"])
-    assert "pveplan.executor.sim._pvecli" in launcher.read_text()
+    assert "pveplan.sim._pvecli" in launcher.read_text()
     assert _ok(sim.at("pve1").run("qm", "list")) == ""
 
 

@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import pytest
 
-from pveplan.executor.sim._setup import add_host_node, init_root
-from pveplan.executor.sim._state import SimRoot, locked_state, read_state
+from pveplan.sim import SimRoot, locked_state, read_state
+from pveplan.sim._setup import add_host_node, init_root
 from tests.sim import IMAGE_SHA256, PUBLIC_KEY, Sim, encoded_key
 
 UPID_RE = re.compile(r"^UPID:sim:[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:(\w+):([^:]*):root@pam:$")
@@ -644,7 +644,7 @@ CAPTURED_TOKEN_TABLE = """\
 def test_python_module_entry_point(tmp_path: Path) -> None:
     sim = Sim(tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "pveplan.executor.sim._pvecli", "pvesh", str(sim.root.path), "sim", "get", "/cluster/nextid"],
+        [sys.executable, "-m", "pveplan.sim._pvecli", "pvesh", str(sim.root.path), "sim", "get", "/cluster/nextid"],
         capture_output=True, text=True, check=False, env={**os.environ},
     )  # fmt: skip
     assert (result.returncode, result.stdout) == (0, "100\n")

@@ -18,15 +18,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pveplan.executor.sim._network import default_network
-from pveplan.executor.sim._runcmd import kill_runcmd
-from pveplan.executor.sim._state import (
-    SimRoot,
-    allocate_address,
-    locked_state,
-    nested_host,
-    vm_key,
-)
+from pveplan.sim._network import default_network
+from pveplan.sim._runcmd import kill_runcmd
+from pveplan.sim._state import SimRoot, allocate_address, locked_state, nested_host, vm_key
 
 PVE_VERSION = {"release": "9.1", "repoid": "5a2f2f5d2b3c1e07", "version": "9.1.9"}
 KERNEL_RELEASE = "6.17.2-1-pve"
@@ -219,7 +213,7 @@ def session_env(
     sim: SimRoot, tree: Path, node: str, vmid: int | None, user: str, home: Path
 ) -> dict[str, str]:
     """The environment of a command run in machine `tree` as `user`: an SSH session's
-    (the daemon) and a cloud-init `runcmd`'s (`executor.sim._runcmd`).
+    (the daemon) and a cloud-init `runcmd`'s (`sim._runcmd`).
 
     PATH has the machine's `bin/` first, so its simulated tools shadow the real ones;
     `PVEPLAN_SYSROOT` is the tree, which stands for the machine's `/` (pveplan's node-side
@@ -249,7 +243,7 @@ def write_host_launchers(root: SimRoot, node: str) -> None:
     bindir = root.host_dir(node) / "bin"
     for tool in HOST_TOOLS:
         call = f"main({tool!r}, sys.argv[1:], {str(root.path)!r}, {node!r})"
-        _write_launcher(bindir / tool, "pveplan.executor.sim._pvecli", call, f"{tool} on {node}")
+        _write_launcher(bindir / tool, "pveplan.sim._pvecli", call, f"{tool} on {node}")
 
 
 def write_guest_launchers(root: SimRoot, node: str, vmid: int) -> None:
@@ -258,7 +252,7 @@ def write_guest_launchers(root: SimRoot, node: str, vmid: int) -> None:
     for tool in GUEST_TOOLS:
         call = f"main({tool!r}, sys.argv[1:], {str(root.path)!r}, {node!r}, {int(vmid)!r})"
         where = f"{tool} in VM {vmid} on {node}"
-        _write_launcher(bindir / tool, "pveplan.executor.sim._guest", call, where)
+        _write_launcher(bindir / tool, "pveplan.sim._guest", call, where)
     _link_python(bindir / "python3")
 
 
@@ -277,15 +271,19 @@ def _link_python(path: Path) -> None:
 
 
 SIM_PACKAGE = Path(__file__).resolve().parent
+"""This package's folder. Its siblings are pveplan's other packages (the repository's top
+folders in a checkout, `pveplan/*` when installed or bundled), so its parent stands for
+`pveplan` in `bootstrap_code`."""
 
 
 def bootstrap_code(module: str, call: str) -> str:
     """Python source that imports `main` from simulator module `module` without loading
-    `pveplan/__init__` or `executor/__init__` (bare packages registered first), then exits with `call`."""
+    `pveplan/__init__` or `sim/__init__` (bare packages registered first, with their
+    folders: the interpreter running it may have no pveplan on its path), then exits with
+    `call`."""
     packages = (
-        ("pveplan", str(SIM_PACKAGE.parent.parent)),
-        ("pveplan.executor", str(SIM_PACKAGE.parent)),
-        ("pveplan.executor.sim", str(SIM_PACKAGE)),
+        ("pveplan", str(SIM_PACKAGE.parent)),
+        ("pveplan.sim", str(SIM_PACKAGE)),
     )
     return (
         "import sys\n"
@@ -303,12 +301,12 @@ def bootstrap_code(module: str, call: str) -> str:
 def _write_launcher(path: Path, module: str, call: str, what: str) -> None:
     """One executable script; written by rename so a running launcher is never torn.
 
-    The script registers `pveplan`, `pveplan.executor` and `pveplan.executor.sim` as bare
-    packages before importing
-    the simulator module: `executor/__init__` loads the whole executor (trio, asyncssh),
-    about ten times the cost of the command itself, and a launcher runs once per call.
+    The script registers `pveplan` and `pveplan.sim` as bare packages before importing
+    the simulator module, so a launcher, which runs once per call, pays for the module it
+    runs and nothing else. (The one thing of pveplan's the simulator uses, the executor's
+    key helper, is imported where a VM first boots; `executor/__init__` loads lazily.)
     """
-    text = f"#!{sys.executable}\n" + f'"""Simulated {what} (written by executor.sim._setup)."""\n'
+    text = f"#!{sys.executable}\n" + f'"""Simulated {what} (written by sim._setup)."""\n'
     text += bootstrap_code(module, call)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

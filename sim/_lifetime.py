@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pveplan.executor.sim._state import DEFAULT_CONFIG, SimRoot
+from pveplan.sim._state import DEFAULT_CONFIG, SimRoot
 
 LOG = logging.getLogger("pveplan.sim.daemon")
 
@@ -85,7 +85,7 @@ def _seconds(text: Any) -> float:
 
 def parse_argv(argv: list[str]) -> tuple[SimRoot, LifetimeOptions]:
     """`ROOT [--idle-timeout S] [--exit-with-pid PID]`; exits 2 with usage when malformed."""
-    parser = argparse.ArgumentParser(prog="python -m executor.sim._daemon")
+    parser = argparse.ArgumentParser(prog="python -m pveplan.sim._daemon")
     parser.add_argument("root")
     parser.add_argument(IDLE_FLAG, type=_seconds, default=None, dest="idle_timeout")
     parser.add_argument(EXIT_WITH_FLAG, type=int, default=None, dest="exit_with_pid")
@@ -211,8 +211,8 @@ def _start_time(pid: int) -> str | None:
 def runners_working(root: SimRoot) -> bool:
     """Whether a runcmd runner of a running VM is still at work (started, not finished, its
     process alive): idling out would cut it short, as runners stop with their daemon."""
-    from pveplan.executor.sim._runcmd import read_record
-    from pveplan.executor.sim._state import read_state
+    from pveplan.sim._runcmd import read_record
+    from pveplan.sim._state import read_state
 
     try:
         vms = read_state(root).get("vms", {}).values()
@@ -263,7 +263,7 @@ def daemons_living_with(pid: int) -> list[int]:
             args = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"pveplan.executor.sim._daemon" not in args:
+        if b"pveplan.sim._daemon" not in args:
             continue
         if (EXIT_WITH_FLAG.encode(), str(pid).encode()) in itertools.pairwise(args):
             found.append(int(entry.name))

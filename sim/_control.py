@@ -1,6 +1,6 @@
 """Start, stop and look at a simulator's SSH daemon (`pveplan sim up/down/status`).
 
-The daemon is a process of its own (`python -m executor.sim._daemon ROOT`), detached into its
+The daemon is a process of its own (`python -m pveplan.sim._daemon ROOT`), detached into its
 own session so it outlives the command that started it (`apply` starts it on demand and
 leaves it running, until it stops by itself: `_lifetime`). ROOT/daemon.json is the only
 handle on it: written by the daemon once it listens, removed by it when it stops; a file
@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pveplan.executor.sim._lifetime import LifetimeOptions, daemons_living_with, options_from_env
-from pveplan.executor.sim._state import SimRoot
+from pveplan.sim._lifetime import LifetimeOptions, daemons_living_with, options_from_env
+from pveplan.sim._state import SimRoot
 
 POLL = 0.02
 LOG_TAIL = 2000
@@ -53,7 +53,7 @@ def pid_is_daemon(pid: int) -> bool:
         cmdline = (proc / "cmdline").read_bytes()
     except (FileNotFoundError, IndexError, PermissionError):
         return False
-    return state not in {"Z", "X"} and b"pveplan.executor.sim._daemon" in cmdline
+    return state not in {"Z", "X"} and b"pveplan.sim._daemon" in cmdline
 
 
 def _reap(pid: int) -> None:
@@ -107,7 +107,7 @@ def start_daemon(
             [
                 sys.executable,
                 "-m",
-                "pveplan.executor.sim._daemon",
+                "pveplan.sim._daemon",
                 str(root.path),
                 *lifetime.argv(),
             ],

@@ -1,7 +1,7 @@
 """cloud-init's final stage in a simulated VM: `runcmd`, in the background, after the boot.
 
 On a Debian cloud image `runcmd` runs in cloud-init's final stage, after the boot has
-finished, so `qm start` returns long before it is done. Here the start (`_pvecli.boot`)
+finished, so `qm start` returns long before it is done. Here the start (`_power.boot`)
 marks the VM running, then `launch` spawns a detached runner (`python -c ... ROOT NODE
 VMID`, in a session and process group of its own) that runs the entries one after the
 other, in the VM's tree, as root, with the environment of an SSH session on that VM
@@ -27,13 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pveplan.executor.sim._state import (
-    SimRoot,
-    host_chain_running,
-    read_state,
-    vm_key,
-    write_json_atomic,
-)
+from pveplan.sim._state import SimRoot, host_chain_running, read_state, vm_key, write_json_atomic
 
 RECORD = Path("var/lib/sim/runcmd.json")
 OUTPUT_LOG = Path("var/log/cloud-init-output.log")
@@ -55,7 +49,7 @@ DATASOURCE = "DataSourceNoCloud [seed=/dev/sr0][dsmode=net]"
 
 @contextlib.contextmanager
 def _edit(tree: Path) -> Any:
-    """runcmd.json to change in place, under the guest's lock (`_guest.Guest.edit`'s).
+    """runcmd.json to change in place, under the guest's lock (`_vm.Guest.edit`'s).
     A tree that is gone (the VM was destroyed) is not brought back: nothing is written."""
     if not tree.is_dir():
         yield {}
@@ -145,8 +139,8 @@ def launch(root: SimRoot, node: str, vmid: int) -> int | None:
                 record.update(started=time.time(), done=True, finished=time.time())
         write_boot_finished(root, node, vmid)
         return None
-    from pveplan.executor.sim._control import daemon_info
-    from pveplan.executor.sim._setup import bootstrap_code  # _setup imports this module
+    from pveplan.sim._control import daemon_info
+    from pveplan.sim._setup import bootstrap_code  # _setup imports this module
 
     info = daemon_info(root)
     with _edit(tree) as record:
@@ -154,7 +148,7 @@ def launch(root: SimRoot, node: str, vmid: int) -> int | None:
             started=time.time(), limit=_limit(), daemon=info["pid"] if info is not None else None
         )
     (tree / RUNNER_LOG).parent.mkdir(parents=True, exist_ok=True)
-    code = bootstrap_code("pveplan.executor.sim._runcmd", "main(sys.argv[1:])")
+    code = bootstrap_code("pveplan.sim._runcmd", "main(sys.argv[1:])")
     with open(tree / RUNNER_LOG, "ab") as log:
         try:
             child = subprocess.Popen(
@@ -298,14 +292,14 @@ class Runner:
         if not host_chain_running(state, self.node):
             return "host stopped"
         if self.daemon is not None:
-            from pveplan.executor.sim._control import pid_is_daemon
+            from pveplan.sim._control import pid_is_daemon
 
             if not pid_is_daemon(self.daemon):
                 return "daemon stopped"
         return None
 
     def run(self) -> int:
-        from pveplan.executor.sim._setup import session_env
+        from pveplan.sim._setup import session_env
 
         with _edit(self.tree) as record:
             record["pid"] = os.getpid()

@@ -1,0 +1,57 @@
+"""sim: the PVE simulator, simulated PVE hosts and VMs on loopback (docs/simulator.md).
+
+It owns a simulator root (a directory: `state.json`, host and VM trees, the daemon's
+files), the PVE tools its hosts answer with (`pvesh`, `qm`, `pveum`, `pveversion`), the
+Debian tools inside its VMs, and the SSH daemon through which pveplan reaches both. It is
+the far end: it never imports the planner, the store or the CLI, and of the executor only
+its public key helper (a VM's first boot generates a host key as sshd would).
+
+Exports load lazily (PEP 562): `import pveplan.sim` stays cheap for the CLI, and the
+launchers a simulated host runs once per command import the modules they run and no more.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SimError": "._control",
+    "SimRoot": "._state",
+    "daemon_info": "._control",
+    "ensure_simulator": "._up",
+    "init_root": "._setup",
+    "locked_state": "._state",
+    "read_config": "._state",
+    "read_state": "._state",
+    "session_env": "._setup",
+    "start_daemon": "._control",
+    "stop_daemon": "._control",
+    "stop_daemons_living_with": "._control",
+    "write_config": "._state",
+}
+
+__all__ = [
+    "SimError",
+    "SimRoot",
+    "daemon_info",
+    "ensure_simulator",
+    "init_root",
+    "locked_state",
+    "read_config",
+    "read_state",
+    "session_env",
+    "start_daemon",
+    "stop_daemon",
+    "stop_daemons_living_with",
+    "write_config",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pveplan.sim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
