@@ -1,8 +1,8 @@
 """planner: Manifest + site config -> Plan.
 
-Owns the site config (discovery, loading, resolving a manifest's foreign keys), and,
-as later issues land, steps, hashing, plan files, diffs and the CLI (the composition
-root, `planner.cli`). Pure apart from reading the site-config files it is pointed at.
+Owns the site config (discovery, loading, resolving a manifest's foreign keys), steps,
+hashing, plan files, diffs and their rendering. Pure apart from reading the site-config
+files it is pointed at; the CLI (`pveplan.cli`, the composition root) is its caller.
 """
 
 from ._errors import PlanError

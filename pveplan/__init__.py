@@ -2,7 +2,8 @@
 
 The one import namespace of the distribution. Its packages are folders of their own at
 the top of the repository, mapped here by the installer (pyproject.toml):
-`pveplan.dsl` (text -> Manifest), `pveplan.planner` (Manifest + site config -> Plan; the
-CLI), `pveplan.executor` (Plan -> effects) and `pveplan.store` (what outlives a command).
+`pveplan.dsl` (text -> Manifest), `pveplan.planner` (Manifest + site config -> Plan),
+`pveplan.executor` (Plan -> effects), `pveplan.store` (what outlives a command) and
+`pveplan.cli` (the `pveplan` command, the composition root).
 Nothing else is installed at the top level of site-packages.
 """

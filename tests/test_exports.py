@@ -60,7 +60,7 @@ def test_version_is_fast_to_reach() -> None:
     import sys
 
     code = (
-        "import sys\nfrom pveplan.planner.cli import main\n"
+        "import sys\nfrom pveplan.cli import main\n"
         "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('lark', 'yaml', 'pveplan.dsl._evaluator') if m in sys.modules))"
     )

@@ -15,8 +15,8 @@ refuses with a message that says what to do when they differ.
 Layout of the archive (every entry under one top directory):
 
     bundle/BUNDLE.json   version, python, platform, files with sha256 (for humans/debugging)
-    bundle/lib/...       pveplan (its planner, executor, dsl, store) and the runtime dependencies
-    bundle/run.py        the launcher: puts lib/ first on sys.path, runs pveplan.planner.cli.main
+    bundle/lib/...       pveplan (its cli, planner, executor, dsl, store) and the runtime dependencies
+    bundle/run.py        the launcher: puts lib/ first on sys.path, runs pveplan.cli.main
 """
 
 from __future__ import annotations
@@ -47,7 +47,14 @@ FORMAT = 2
 """Bumped whenever the layout or the launcher changes, so cached archives are rebuilt."""
 
 TOP = "bundle"
-PACKAGES = ("pveplan", "pveplan.planner", "pveplan.executor", "pveplan.dsl", "pveplan.store")
+PACKAGES = (
+    "pveplan",
+    "pveplan.cli",
+    "pveplan.planner",
+    "pveplan.executor",
+    "pveplan.dsl",
+    "pveplan.store",
+)
 """pveplan's import packages; `pveplan` itself holds only its __init__ (the others are
 folders of their own in a checkout, mapped into the namespace by the installer)."""
 DISTRIBUTION = "pveplan"
@@ -72,7 +79,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 
-from pveplan.planner.cli import main  # noqa: E402
+from pveplan.cli import main  # noqa: E402
 
 sys.exit(main(sys.argv[1:]))
 '''

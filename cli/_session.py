@@ -13,16 +13,16 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._errors import PlanError
+from pveplan.planner._errors import PlanError
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from pveplan.executor import HostInfo, Services
     from pveplan.executor.remote import Bundle
+    from pveplan.planner.siteconfig import HostConfig, SiteConfig
     from pveplan.store import Store
 
-    from ..siteconfig import HostConfig, SiteConfig
     from . import Console
 
 T = TypeVar("T")
@@ -155,8 +155,7 @@ def run_trio(
     from pveplan.executor import Services, SiteHostAccess
     from pveplan.executor._bridge import open_loop, run
     from pveplan.executor.channels import SshPool
-
-    from ..siteconfig import SecretRef
+    from pveplan.planner.siteconfig import SecretRef
 
     private, public = driver_key(console)
 

@@ -10,7 +10,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from .._errors import PlanError
+from pveplan.planner._errors import PlanError
+
 from ._session import driver_key, sim_root
 from ._state import store_location
 

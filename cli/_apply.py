@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._diff import diff_plans, plan_changes, summarize
-from .._errors import PlanError
-from .._hashing import canonical
-from .._plan import Plan
-from .._planfile import PlanFile, read_plan_file
-from .._render import render_changes
+from pveplan.planner._diff import diff_plans, plan_changes, summarize
+from pveplan.planner._errors import PlanError
+from pveplan.planner._hashing import canonical
+from pveplan.planner._plan import Plan
+from pveplan.planner._planfile import PlanFile, read_plan_file
+from pveplan.planner._render import render_changes
+
 from ._consent import at_risk, confirm
 from ._plan import destroy_plan_file, make_plan
 from ._select import SiteCache, site_root
@@ -36,8 +37,8 @@ from ._state import applied_plan
 
 if TYPE_CHECKING:
     from pveplan.executor import RunReport
+    from pveplan.planner.siteconfig import SiteConfig
 
-    from ..siteconfig import SiteConfig
     from . import Console
 
 INTERRUPTED = 130
@@ -89,9 +90,8 @@ def _prepare_plan_file(args: argparse.Namespace, console: Console, name: str) ->
     """A saved plan, refused unless signed as required, made from the inputs on disk,
     and planned against what the store records as applied now."""
     from pveplan.dsl import load_manifest
-
-    from .._provenance import moved_inputs
-    from .._signing import require_signature, trusted_keys
+    from pveplan.planner._provenance import moved_inputs
+    from pveplan.planner._signing import require_signature, trusted_keys
 
     plan_file = read_plan_file(Path(name))
     required = getattr(args, "require_signature", None) or ()

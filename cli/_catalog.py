@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pveplan import dsl
+from pveplan.planner._errors import PlanError
+from pveplan.planner._plan import Plan
+from pveplan.planner._pullspec import PulledSpec, from_await_step, pulled_spec
+from pveplan.planner._secretuse import SecretDigests
+from pveplan.planner.siteconfig import SecretRef, SiteConfig, resolve_manifest
 
-from .._errors import PlanError
-from .._plan import Plan
-from .._pullspec import PulledSpec, from_await_step, pulled_spec
-from .._secretuse import SecretDigests
-from ..siteconfig import SecretRef, SiteConfig, resolve_manifest
 from ._select import MANIFEST_SUFFIXES
 
 if TYPE_CHECKING:

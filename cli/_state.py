@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from pveplan.dsl import Diagnostic
-
-from .._errors import PlanError
-from .._hashing import verify_plan
-from .._plan import Plan
+from pveplan.planner._errors import PlanError
+from pveplan.planner._hashing import verify_plan
+from pveplan.planner._plan import Plan
 
 if TYPE_CHECKING:
     from . import Console

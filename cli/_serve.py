@@ -22,17 +22,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .._errors import PlanError
+from pveplan.planner._errors import PlanError
+
 from ._select import SiteCache, find_manifest, site_root
 
 if TYPE_CHECKING:
     from pveplan.executor import SpecServerRef
     from pveplan.executor.remote import Bundle
     from pveplan.executor.specserver import Limits
+    from pveplan.planner._plan import Plan
+    from pveplan.planner.siteconfig import SiteConfig
     from pveplan.store import Store
 
-    from .._plan import Plan
-    from ..siteconfig import SiteConfig
     from . import Console
 
 DEFAULT_PORT = 44443

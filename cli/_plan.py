@@ -15,22 +15,23 @@ from typing import TYPE_CHECKING, NamedTuple
 import msgspec
 
 from pveplan.dsl import Diagnostic, load_manifest, load_yaml, manifest_from_data
+from pveplan.planner._destroy import destroy_plan
+from pveplan.planner._diff import Change, diff_plans, plan_changes, summarize
+from pveplan.planner._errors import PlanError
+from pveplan.planner._hashing import plan_hash
+from pveplan.planner._plan import Plan, PlanSettings
+from pveplan.planner._planfile import PlanFile, encode_plan_file, read_plan_file, relative_to
+from pveplan.planner._planning import build_plan_file, workspace_name
+from pveplan.planner._render import changes_json, render_changes
 
-from .._destroy import destroy_plan
-from .._diff import Change, diff_plans, plan_changes, summarize
-from .._errors import PlanError
-from .._hashing import plan_hash
-from .._plan import Plan, PlanSettings
-from .._planfile import PlanFile, encode_plan_file, read_plan_file, relative_to
-from .._planning import build_plan_file, workspace_name
-from .._render import changes_json, render_changes
 from ._fmt import write_atomic
 from ._output import output_format, print_markdown
 from ._select import SiteCache, host_name, manifest_paths, site_root
 from ._state import applied_plan, applied_resources
 
 if TYPE_CHECKING:
-    from ..siteconfig import SiteConfig
+    from pveplan.planner.siteconfig import SiteConfig
+
     from . import Console
 
 
@@ -45,7 +46,7 @@ class Planned(NamedTuple):
 def make_plan(args: argparse.Namespace, console: Console) -> Planned:
     """Load, check, resolve and compile the one manifest the arguments name; with the
     plan the store records as applied to its workspace (None if nothing is)."""
-    from ..siteconfig import resolve_manifest
+    from pveplan.planner.siteconfig import resolve_manifest
 
     host = host_name(args)
     if host is None:
@@ -125,7 +126,7 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         header = msgspec.structs.replace(plan_file.header, site_config=where)
         plan_file = msgspec.structs.replace(plan_file, header=header)
         if args.sign:
-            from .._signing import load_private_key, sign
+            from pveplan.planner._signing import load_private_key, sign
 
             plan_file = sign(plan_file, load_private_key(Path(args.sign)))
         try:

@@ -46,9 +46,8 @@ def _serve(home: Path, frames_fd: int) -> int:
     from pveplan.executor.remote import FrameStream, serve
     from pveplan.executor.remote._bundle import running_bundle
     from pveplan.executor.remote._layout import STORE
+    from pveplan.planner._version import __version__
     from pveplan.store import open_store
-
-    from .._version import __version__
 
     running = running_bundle()
     with open_store(home / STORE) as store:
@@ -75,9 +74,9 @@ async def _services(home: Path, store: Any, plan: Plan, options: Any) -> AsyncIt
     from pveplan.executor.channels import SshPool
     from pveplan.executor.remote._bundle import current_bundle
     from pveplan.executor.remote._layout import BASE, NEXT_HOP_KEY, SITE_CONFIG
+    from pveplan.planner._planning import workspace_name
+    from pveplan.planner.siteconfig import SecretRef, load_site_config
 
-    from .._planning import workspace_name
-    from ..siteconfig import SecretRef, load_site_config
     from ._session import pinned_host_info
 
     site_root = home / SITE_CONFIG
