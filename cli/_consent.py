@@ -14,11 +14,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from pveplan.planner._errors import PlanError
-from pveplan.planner._nodesummary import host_of, node_changes
+from pveplan.planner import PlanError, host_of, node_changes
 
 if TYPE_CHECKING:
-    from pveplan.planner._diff import Change
+    from pveplan.planner import Change
 
     from . import Console
 

@@ -6,13 +6,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pveplan.planner._errors import PlanError
+from pveplan.planner import PlanError
 
 from ._fmt import write_atomic
 
 if TYPE_CHECKING:
-    from pveplan.planner._diff import Change, Summary
-    from pveplan.planner._planfile import PlanFile
+    from pveplan.planner import Change, PlanFile, Summary
 
     from . import Console
 
@@ -31,7 +30,7 @@ def print_markdown(
 ) -> None:
     """The diff as markdown parts: on stdout one after another, or one file per part in
     `--parts-dir` (older parts of the same plan's workspace removed, so none is stale)."""
-    from pveplan.planner._markdown import MIN_MAX_CHARS, render_markdown
+    from pveplan.planner import MIN_MAX_CHARS, render_markdown
 
     if args.max_chars < MIN_MAX_CHARS:
         raise PlanError.at(

@@ -15,14 +15,25 @@ from typing import TYPE_CHECKING, NamedTuple
 import msgspec
 
 from pveplan.dsl import Diagnostic, load_manifest, load_yaml, manifest_from_data
-from pveplan.planner._destroy import destroy_plan
-from pveplan.planner._diff import Change, diff_plans, plan_changes, summarize
-from pveplan.planner._errors import PlanError
-from pveplan.planner._hashing import plan_hash
-from pveplan.planner._plan import Plan, PlanSettings
-from pveplan.planner._planfile import PlanFile, encode_plan_file, read_plan_file, relative_to
-from pveplan.planner._planning import build_plan_file, workspace_name
-from pveplan.planner._render import changes_json, render_changes
+from pveplan.planner import (
+    Change,
+    Plan,
+    PlanError,
+    PlanFile,
+    PlanSettings,
+    build_plan_file,
+    changes_json,
+    destroy_plan,
+    diff_plans,
+    encode_plan_file,
+    plan_changes,
+    plan_hash,
+    read_plan_file,
+    relative_to,
+    render_changes,
+    summarize,
+    workspace_name,
+)
 
 from ._fmt import write_atomic
 from ._output import output_format, print_markdown
@@ -30,7 +41,7 @@ from ._select import SiteCache, host_name, manifest_paths, site_root
 from ._state import applied_plan, applied_resources
 
 if TYPE_CHECKING:
-    from pveplan.planner.siteconfig import SiteConfig
+    from pveplan.planner import SiteConfig
 
     from . import Console
 
@@ -46,7 +57,7 @@ class Planned(NamedTuple):
 def make_plan(args: argparse.Namespace, console: Console) -> Planned:
     """Load, check, resolve and compile the one manifest the arguments name; with the
     plan the store records as applied to its workspace (None if nothing is)."""
-    from pveplan.planner.siteconfig import resolve_manifest
+    from pveplan.planner import resolve_manifest
 
     host = host_name(args)
     if host is None:
@@ -126,7 +137,7 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         header = msgspec.structs.replace(plan_file.header, site_config=where)
         plan_file = msgspec.structs.replace(plan_file, header=header)
         if args.sign:
-            from pveplan.planner._signing import load_private_key, sign
+            from pveplan.planner import load_private_key, sign
 
             plan_file = sign(plan_file, load_private_key(Path(args.sign)))
         try:

@@ -7,7 +7,7 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from pveplan.planner._errors import PlanError
+from pveplan.planner import PlanError
 
 from ._session import open_run_store
 

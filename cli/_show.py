@@ -7,9 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pveplan.planner._graph import plan_to_dot
-from pveplan.planner._planfile import read_plan_file
-from pveplan.planner._render import plan_json, render_plan
+from pveplan.planner import plan_json, plan_to_dot, read_plan_file, render_plan
 
 from ._output import output_format, print_markdown
 
@@ -23,7 +21,7 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
     if form == "json":
         console.print(json.dumps(plan_json(plan_file), indent=2, sort_keys=True))
     elif form == "markdown":
-        from pveplan.planner._diff import plan_changes, summarize
+        from pveplan.planner import plan_changes, summarize
 
         from ._plan import against_plan
         from ._state import applied_plan

@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from pveplan.dsl import Diagnostic
-from pveplan.planner._errors import PlanError
-from pveplan.planner._hashing import verify_plan
-from pveplan.planner._plan import Plan
+from pveplan.planner import Plan, PlanError, verify_plan
 
 if TYPE_CHECKING:
     from . import Console
