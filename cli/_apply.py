@@ -35,7 +35,7 @@ from pveplan.planner import (
 )
 
 from ._consent import at_risk, confirm
-from ._plan import destroy_plan_file, make_plan
+from ._plan import make_plan, workspace_destroy
 from ._select import SiteCache, site_root
 from ._serve import serve_for_run
 from ._session import driver_key, host_info, open_run_store, run_trio
@@ -319,7 +319,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
 
         return run_dry_run_verb(args, console)
     prepared = prepare(args, console)
-    destroy = destroy_plan_file(prepared.plan_file, prepared.old, console).plan
+    destroy = workspace_destroy(prepared.plan_file, prepared.old, console).plan
     if getattr(args, "discover", False):  # the host's tags alone, whatever the store says
         destroy = Plan(
             manifest=destroy.manifest, host=destroy.host, action="destroy", hash=destroy.hash
@@ -464,7 +464,7 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     destroyed_ok = True
     if created_ok or prepared.plan.settings.cleanup_on_failure:
         fresh = applied_plan(console, prepared.workspace) or prepared.plan
-        destroy = destroy_plan_file(
+        destroy = workspace_destroy(
             PlanFile(hash=fresh.hash, plan=fresh, header=prepared.plan_file.header), fresh, console
         ).plan
         down, _, (_, sweep_errors) = execute_run(

@@ -20,14 +20,12 @@ from pveplan.planner import (
     Plan,
     PlanError,
     PlanFile,
-    PlanSettings,
     build_plan_file,
     changes_json,
-    destroy_plan,
+    destroy_plan_file,
     diff_plans,
     encode_plan_file,
     plan_changes,
-    plan_hash,
     read_plan_file,
     relative_to,
     render_changes,
@@ -98,21 +96,11 @@ def against_plan(path: Path, workspace: str) -> Plan:
     return other.plan
 
 
-def destroy_plan_file(plan_file: PlanFile, old: Plan | None, console: Console) -> PlanFile:
+def workspace_destroy(plan_file: PlanFile, old: Plan | None, console: Console) -> PlanFile:
     """The destroy plan for the workspace `plan_file` belongs to, from what the store holds."""
-    if old is None:
-        empty = Plan(
-            manifest=plan_file.plan.manifest,
-            host=plan_file.plan.host,
-            action="destroy",
-            hash=plan_hash(
-                plan_file.plan.manifest, plan_file.plan.host, "destroy", PlanSettings(), []
-            ),
-        )
-        return msgspec.structs.replace(plan_file, plan=empty, hash=empty.hash)
-    plan = destroy_plan(old, applied_resources(console, plan_file.header.workspace))
-    header = msgspec.structs.replace(plan_file.header, sources={})
-    return PlanFile(hash=plan.hash, plan=plan, header=header)
+    workspace = plan_file.header.workspace
+    resources = applied_resources(console, workspace) if old is not None else None
+    return destroy_plan_file(plan_file, old, resources)
 
 
 def plan_and_changes(
@@ -120,7 +108,7 @@ def plan_and_changes(
 ) -> tuple[PlanFile, list[Change]]:
     """The plan to show (the destroy plan, when destroying) and its changes against `old`."""
     if destroy:
-        plan_file = destroy_plan_file(plan_file, old, console)
+        plan_file = workspace_destroy(plan_file, old, console)
     return plan_file, plan_changes(plan_file.plan, old, plan_file.header.sources)
 
 
