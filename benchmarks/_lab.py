@@ -35,7 +35,7 @@ class Lab:
         """Run `pveplan WORDS`; its wall time (exits with its output when it fails)."""
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "pveplan.planner.cli", *words],
+            [sys.executable, "-m", "pveplan.cli", *words],
             env=self.env,
             capture_output=True,
             text=True,

@@ -41,7 +41,7 @@ def manifest(nodes: int) -> str:
 def pveplan(env: dict[str, str], *words: str) -> tuple[float, str]:
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "pveplan.planner.cli", *words],
+        [sys.executable, "-m", "pveplan.cli", *words],
         env=env,
         capture_output=True,
         text=True,
@@ -72,7 +72,7 @@ def noop_reapply(nodes: int) -> None:
             )
         finally:
             subprocess.run(
-                [sys.executable, "-m", "pveplan.planner.cli", "sim", "down"],
+                [sys.executable, "-m", "pveplan.cli", "sim", "down"],
                 env=env,
                 capture_output=True,
             )

@@ -1,8 +1,9 @@
 """What a run needs from the outside world, handed to each step kind.
 
-`Services` is built by the composition root (the CLI, or a test) and owns the things that
-outlive one step: the SSH pool, how to reach each PVE host, the driver's own SSH key, the
-store (for secrets made at run time) and how to reveal a site secret by name. A
+`Services` is built by `run_session` from what the composition root hands in (by
+`serve_stdio` on a nested host, or by a test) and owns the things that outlive one step:
+the SSH pool, how to reach each PVE host, the driver's own SSH key, the store (for secrets
+made at run time) and how to reveal a site secret by name. A
 `StepContext` is one step's view of it, plus a `log` that turns into run events.
 """
 

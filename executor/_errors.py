@@ -5,7 +5,7 @@ Every exception the executor raises on purpose derives from `ExecutorError`, so 
 clause and let anything else (a bug) keep its traceback. The families under it keep their
 own names and fields: `StepFailed` (a step did not reach its goal), `ChannelError` (a
 command or file could not be carried), `PveError` (PVE said no), the remote protocol's,
-the pull node's and the spec server's errors. The simulator (`executor/sim`) is a far end
+the pull node's and the spec server's errors. The simulator (`pveplan.sim`) is a far end
 of its own and is not under this root.
 
 Nothing here is raised directly; it carries no fields of its own, so making a class derive

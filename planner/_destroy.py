@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from ._hashing import plan_hash, step_hash
-from ._plan import Plan, Step
+from ._plan import Plan, PlanSettings, Step
+from ._planfile import PlanFile
 
 DESTROY_KINDS = {"pve.vm.create": "pve.vm.destroy", "pve.ct.create": "pve.ct.destroy"}
 KIND_VERSION = 1
@@ -23,6 +26,29 @@ KIND_VERSION = 1
 def destroy_plan(applied: Plan, resources: Mapping[str, Mapping[str, Any]] | None = None) -> Plan:
     """The plan that removes everything `applied` created (`resources`: address -> outputs)."""
     return _level(applied, resources or {})
+
+
+def destroy_plan_file(
+    plan_file: PlanFile,
+    old: Plan | None,
+    resources: Mapping[str, Mapping[str, Any]] | None = None,
+) -> PlanFile:
+    """The destroy plan for the workspace `plan_file` belongs to: what removes `old` (the
+    plan applied there, with its live `resources`), or, with nothing applied, an empty
+    destroy plan of the same manifest and host. The header keeps the workspace and drops
+    the source map (no manifest line made a destroy step)."""
+    if old is None:
+        manifest, host = plan_file.plan.manifest, plan_file.plan.host
+        empty = Plan(
+            manifest=manifest,
+            host=host,
+            action="destroy",
+            hash=plan_hash(manifest, host, "destroy", PlanSettings(), []),
+        )
+        return msgspec.structs.replace(plan_file, plan=empty, hash=empty.hash)
+    plan = destroy_plan(old, resources)
+    header = msgspec.structs.replace(plan_file.header, sources={})
+    return PlanFile(hash=plan.hash, plan=plan, header=header)
 
 
 def _level(applied: Plan, resources: Mapping[str, Mapping[str, Any]]) -> Plan:

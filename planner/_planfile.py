@@ -133,6 +133,24 @@ def read_plan_file(path: Path) -> PlanFile:
     return decode_plan_file(data, str(path))
 
 
+def decode_applied_plan(data: bytes, plan_hash: str) -> Plan:
+    """The plan object the store holds as applied (`plan_hash`), decoded strictly and
+    checked against its own hashes: a damaged store is an error, never a wrong diff."""
+    try:
+        plan = msgspec.json.decode(data, type=Plan)
+    except msgspec.DecodeError as exc:
+        raise PlanError.at(
+            None, f"applied plan {plan_hash} in the store is unreadable: {exc}"
+        ) from None
+    if verify_plan(plan):
+        raise PlanError.at(
+            None,
+            f"applied plan {plan_hash} in the store does not match its hashes",
+            "run `pveplan store verify`",
+        )
+    return plan
+
+
 def file_digests(files: dict[str, bytes]) -> tuple[dict[str, str], str]:
     """Per-file xxh3-128 digests (sorted by relative path) and one digest over them all."""
     per_file = {name: digest(files[name]) for name in sorted(files)}

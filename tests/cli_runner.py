@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from pveplan.planner.cli import main
+from pveplan.cli import main
 
 
 def run_cli(argv: Sequence[str], cwd: Path | None = None) -> tuple[int, str, str]:

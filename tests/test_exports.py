@@ -60,9 +60,17 @@ def test_version_is_fast_to_reach() -> None:
     import sys
 
     code = (
-        "import sys\nfrom pveplan.planner.cli import main\n"
+        "import sys\nfrom pveplan.cli import main\n"
         "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('lark', 'yaml', 'pveplan.dsl._evaluator') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("package", ["pveplan.planner", "pveplan.executor"])
+def test_lazy_exports_are_listed(package: str) -> None:
+    module = importlib.import_module(package)
+    assert set(module._EXPORTS) <= set(module.__all__)
+    missing = [name for name in module.__all__ if getattr(module, name, None) is None]
+    assert missing == []

@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 MAIN_JOB_MODULES = (
-    "pveplan.planner.cli._apply",
-    "pveplan.planner.cli._plan",
+    "pveplan.cli._apply",
+    "pveplan.cli._plan",
     "executor",
     "pveplan.executor.channels",
     "pveplan.sim",

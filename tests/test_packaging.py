@@ -1,6 +1,6 @@
 """One import namespace: the distribution installs `pveplan` and nothing else at the top.
 
-`dsl`, `planner`, `executor`, `store` and `sim` are folders of the repository, mapped into
+`cli`, `dsl`, `planner`, `executor`, `store` and `sim` are folders of the repository, mapped into
 `pveplan.*` by pyproject.toml; generic top-level names would clash with unrelated
 packages of the same names and be shadowed by any such folder in the working directory.
 """
@@ -18,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {
+    "cli": "pveplan.cli",
     "dsl": "pveplan.dsl",
     "planner": "pveplan.planner",
     "executor": "pveplan.executor",

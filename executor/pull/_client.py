@@ -341,3 +341,13 @@ class PullClient:
             return msgspec.json.decode(body)
         except msgspec.DecodeError:
             raise PullError(f"the answer to {method} {self.url}{path} is not JSON") from None
+
+
+def published_specs(url: str, fingerprint: str, *, timeout: float = 3.0) -> set[str] | None:
+    """The node names a running spec server at `url` publishes, if it answers with the
+    certificate `fingerprint` pins (else None: gone, another server, or not a spec server)."""
+    try:
+        with PullClient(url, fingerprint, timeout=timeout) as client:
+            return set(client.get_json("/specs")["specs"])
+    except (PullError, KeyError, TypeError):
+        return None

@@ -156,3 +156,25 @@ def _fail(message: str) -> None:
     # An unwritable state directory must not hide the message, which still reaches the user.
     with contextlib.suppress(OSError):
         mark_failure("spec", message)
+
+
+def node_spec_get(
+    *,
+    timeout: float,
+    log: Callable[[str], None],
+    server: str | None = None,
+    fingerprint: str | None = None,
+    identity: str | None = None,
+    instance: str | None = None,
+    token_file: Path | None = None,
+) -> SpecDocument:
+    """`pveplan spec get` on a node: `spec_get` from pull.json and the token file, each
+    field overridable (see `source`). Any failure is one `NodeError`."""
+    src = source(
+        server=server,
+        fingerprint=fingerprint,
+        identity=identity,
+        instance=instance,
+        token_file=token_file,
+    )
+    return spec_get(src, timeout=timeout, log=log)

@@ -15,8 +15,8 @@ refuses with a message that says what to do when they differ.
 Layout of the archive (every entry under one top directory):
 
     bundle/BUNDLE.json   version, python, platform, files with sha256 (for humans/debugging)
-    bundle/lib/...       pveplan (its planner, executor, dsl, store, sim) and the runtime dependencies
-    bundle/run.py        the launcher: puts lib/ first on sys.path, runs pveplan.planner.cli.main
+    bundle/lib/...       pveplan (its cli, planner, executor, dsl, store, sim) and the runtime dependencies
+    bundle/run.py        the launcher: puts lib/ first on sys.path, runs pveplan.cli.main
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ FORMAT = 2
 TOP = "bundle"
 PACKAGES = (
     "pveplan",
+    "pveplan.cli",
     "pveplan.planner",
     "pveplan.executor",
     "pveplan.dsl",
@@ -80,7 +81,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 
-from pveplan.planner.cli import main  # noqa: E402
+from pveplan.cli import main  # noqa: E402
 
 sys.exit(main(sys.argv[1:]))
 '''

@@ -7,9 +7,9 @@ same scheduler and caching as the driver, streaming every event back. The run en
 `result` frame. If the driver goes away (stdin ends) the run is cancelled: what finished is
 already recorded, so the next session resumes from this store's cache.
 
-The composition root (planner/cli/_executor.py) hands in the byte streams, the open store,
-and a factory for `Services` (SSH pool, host access, keys): this module only speaks the
-protocol and drives `run_workspace`.
+`_home.serve_stdio` (what `pveplan executor --stdio` calls) hands in the byte streams, the
+open store, and a factory for `Services` (SSH pool, host access, keys): this module only
+speaks the protocol and drives `run_workspace`.
 """
 
 from __future__ import annotations

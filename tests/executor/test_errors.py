@@ -1,8 +1,7 @@
 """The executor has one error root: every exception class it defines derives from ExecutorError.
 
 Why: a caller catches "the executor failed" in one clause (STYLE §6) and a bug keeps its
-traceback. A new exception class that forgets the root fails here. The simulator
-(`executor.sim`) is a far end of its own and is left out.
+traceback. A new exception class that forgets the root fails here.
 """
 
 from __future__ import annotations
@@ -16,14 +15,10 @@ from pveplan.executor import ExecutorError, StepFailed
 from pveplan.executor.channels import ChannelError
 from pveplan.executor.pve import PveError
 
-SKIPPED = ("pveplan.executor.sim",)
-
 
 def _exception_classes() -> list[type[BaseException]]:
     found: list[type[BaseException]] = []
     for info in pkgutil.walk_packages(executor.__path__, "pveplan.executor."):
-        if info.name.startswith(SKIPPED):
-            continue
         module = importlib.import_module(info.name)
         found += [
             obj

@@ -23,7 +23,7 @@ TRIALS = 20
 def _pveplan(lab: Lab, *words: str) -> subprocess.Popen:
     env = {**os.environ}
     return subprocess.Popen(
-        [sys.executable, "-m", "pveplan.planner.cli", *lab.args(*words)],
+        [sys.executable, "-m", "pveplan.cli", *lab.args(*words)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -77,7 +77,7 @@ def test_ctrl_c_says_what_was_running_and_keeps_the_store(lab: Lab) -> None:
         [
             sys.executable,
             "-m",
-            "pveplan.planner.cli",
+            "pveplan.cli",
             *lab.args("apply", "-M", name, "-H", "sim", "--yes"),
         ],
         env=env,

@@ -116,7 +116,7 @@ def start(lab: Lab, *words: str, out: Path | None = None) -> subprocess.Popen:
     sink = out.open("w") if out is not None else subprocess.DEVNULL
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "pveplan.planner.cli", *lab.args(*words)],
+            [sys.executable, "-m", "pveplan.cli", *lab.args(*words)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=sink,

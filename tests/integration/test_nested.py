@@ -252,7 +252,7 @@ def _apply_in_background(lab: Lab, name: str) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "pveplan.planner.cli",
+            "pveplan.cli",
             *lab.args("apply", "-M", name, "-H", "sim", "--yes"),
         ],
         env=env,

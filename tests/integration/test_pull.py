@@ -122,7 +122,7 @@ class Serving:
             [
                 sys.executable,
                 "-m",
-                "pveplan.planner.cli",
+                "pveplan.cli",
                 "serve",
                 "--port=0",
                 f"--site-config={lab.site}",

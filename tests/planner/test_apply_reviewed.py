@@ -133,8 +133,8 @@ def test_a_run_applied_while_this_one_waited_is_caught_under_the_lock(
 ) -> None:
     """The stale check is made again once the workspace lock is held: between planning
     (or the prompt) and the lock, another run may have applied to the workspace."""
+    from pveplan.cli._apply import Prepared, _still_current
     from pveplan.planner._errors import PlanError
-    from pveplan.planner.cli._apply import Prepared, _still_current
     from pveplan.store import open_store
 
     plan_file = read_plan_file(saved)

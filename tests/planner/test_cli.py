@@ -159,7 +159,7 @@ def test_fmt_refuses_non_pvp_files(tmp_path: Path) -> None:
 
 def _run_subprocess(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
     done = subprocess.run(
-        [sys.executable, "-m", "pveplan.planner.cli", *argv],
+        [sys.executable, "-m", "pveplan.cli", *argv],
         cwd=cwd,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -171,14 +171,14 @@ def _run_subprocess(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[in
 
 def test_version_and_help() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pveplan.planner.cli", "--version"],
+        [sys.executable, "-m", "pveplan.cli", "--version"],
         capture_output=True,
         text=True,
         cwd=ROOT,
     )
     assert re.fullmatch(r"pveplan \d+\.\d+\.\d+\n", done.stdout)
     done = subprocess.run(
-        [sys.executable, "-m", "pveplan.planner.cli", "--help"],
+        [sys.executable, "-m", "pveplan.cli", "--help"],
         capture_output=True,
         text=True,
         cwd=ROOT,

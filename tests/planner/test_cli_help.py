@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pveplan.planner.cli._app import build_parser
-from pveplan.planner.cli._environment import ENVIRONMENT, environment_markdown, variables_for
+from pveplan.cli._app import build_parser
+from pveplan.cli._environment import ENVIRONMENT, environment_markdown, variables_for
 
 from ..cli_runner import run_cli
 
@@ -227,7 +227,7 @@ def test_every_variable_the_sources_read_is_in_the_table() -> None:
     # The scan sees literals, module constants, and loops over them:
     assert where.keys() >= {"PVEPLAN_STORE", "HOMESTAK_SITE_CONFIG", "PVEPLAN_SIM_RUNCMD_LIMIT"}
     missing = {name: place for name, place in where.items() if name not in ENVIRONMENT}
-    assert missing == {}, "add these to planner/cli/_environment.py's ENVIRONMENT"
+    assert missing == {}, "add these to cli/_environment.py's ENVIRONMENT"
     assert unknown == [], "read the environment with a literal name or a module constant"
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pveplan.planner.cli import _app, main
-from pveplan.planner.cli._app import build_parser
+from pveplan.cli import _app, main
+from pveplan.cli._app import build_parser
 
 from ..cli_runner import run_cli
 
@@ -224,7 +224,7 @@ def test_zsh_registers_the_completion(tmp_path: Path) -> None:
 
 def test_version_does_not_import_the_completion_library() -> None:
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "pveplan.planner.cli", "--version"],
+        [sys.executable, "-X", "importtime", "-m", "pveplan.cli", "--version"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -233,5 +233,5 @@ def test_version_does_not_import_the_completion_library() -> None:
     )
     assert done.returncode == 0 and done.stdout.startswith("pveplan ")
     imported = re.findall(r"\|\s+(\S+)\s*$", done.stderr, flags=re.MULTILINE)
-    assert "pveplan.planner.cli" in imported  # the import log is there to look at
+    assert "pveplan.cli" in imported  # the import log is there to look at
     assert not [name for name in imported if name.split(".")[0] == "argcomplete"]

@@ -160,7 +160,7 @@ def test_plan_file_is_byte_identical_across_directories_and_users(tmp_path: Path
             [
                 sys.executable,
                 "-m",
-                "pveplan.planner.cli",
+                "pveplan.cli",
                 "plan",
                 "-M",
                 "lab",

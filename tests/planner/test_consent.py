@@ -1,4 +1,4 @@
-"""Consent: no terminal and no --yes means refuse, before anything runs (planner/cli/_consent.py).
+"""Consent: no terminal and no --yes means refuse, before anything runs (cli/_consent.py).
 
 These runs refuse before a store lock, a simulator or a host is touched, so they need
 no simulator: the store directory must stay without any applied state.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pveplan.cli._consent import at_risk
 from pveplan.planner._diff import Change
-from pveplan.planner.cli._consent import at_risk
 
 from ..cli_runner import run_cli
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from pveplan.cli._render import Style
 from pveplan.dsl import load_manifest
 from pveplan.planner._diff import diff_plans, summarize
 from pveplan.planner._planfile import PlanFile
 from pveplan.planner._planning import build_plan_file
 from pveplan.planner._render import render_changes
-from pveplan.planner.cli._render import Style
 from pveplan.planner.siteconfig import load_site_config, resolve_manifest
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples" / "site-config"

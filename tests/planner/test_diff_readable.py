@@ -10,13 +10,13 @@ from pathlib import Path
 
 import yaml
 
+from pveplan.cli._render import Style
 from pveplan.dsl import load_manifest
 from pveplan.planner._diff import Change, diff_plans, summarize
 from pveplan.planner._plan import Plan
 from pveplan.planner._planfile import PlanFile
 from pveplan.planner._planning import build_plan_file
 from pveplan.planner._render import render_changes
-from pveplan.planner.cli._render import Style
 from pveplan.planner.siteconfig import load_site_config, resolve_manifest
 
 from ..cli_runner import run_cli

@@ -21,6 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pveplan.cli import Console
+from pveplan.cli._app import build_parser
+from pveplan.cli._apply import Prepared, prepare
 from pveplan.planner._errors import PlanError
 from pveplan.planner._hashing import canonical
 from pveplan.planner._planfile import (
@@ -31,9 +34,6 @@ from pveplan.planner._planfile import (
     encode_plan_file,
     read_plan_file,
 )
-from pveplan.planner.cli import Console
-from pveplan.planner.cli._app import build_parser
-from pveplan.planner.cli._apply import Prepared, prepare
 from pveplan.store import open_store
 from tests._tiers import examples
 

@@ -57,7 +57,7 @@ def test_a_pull_node_boots_with_its_pull_settings_and_the_driver_awaits_its_repo
 
 
 def test_the_expected_spec_hash_is_what_the_server_computes_from_the_site_alone() -> None:
-    from pveplan.planner.cli._catalog import catalog_for_plan, catalog_for_site
+    from pveplan.cli._catalog import catalog_for_plan, catalog_for_site
 
     site, plan_file = plan_for(EXAMPLES, "n2-pull")
     expected = {
@@ -73,7 +73,7 @@ def test_the_expected_spec_hash_is_what_the_server_computes_from_the_site_alone(
 
 
 def test_two_manifests_defining_one_node_differently_are_not_served(site_copy: Path) -> None:
-    from pveplan.planner.cli._catalog import catalog_for_site
+    from pveplan.cli._catalog import catalog_for_site
 
     other = (
         (site_copy / "manifests" / "n1-pull.yaml").read_text().replace("spec: base", "spec: pve")
@@ -142,7 +142,7 @@ def test_a_spec_change_moves_the_spec_hash_and_only_that_nodes_steps(service: st
 def test_each_node_is_served_only_the_secrets_its_own_spec_names(site_copy: Path) -> None:
     import json
 
-    from pveplan.planner.cli._catalog import catalog_for_site
+    from pveplan.cli._catalog import catalog_for_site
 
     alice, bob = "ssh-ed25519 AAAA-alice-CANARY alice@x", "ssh-ed25519 AAAA-bob-CANARY bob@x"
     secrets = site_copy / "secrets.yaml"

@@ -122,7 +122,7 @@ class Node:
     def pveplan(self, *words: str) -> subprocess.CompletedProcess[str]:
         env = {**self.env, "PYTHONPATH": str(REPO)}
         return subprocess.run(
-            [sys.executable, "-m", "pveplan.planner.cli", *words],
+            [sys.executable, "-m", "pveplan.cli", *words],
             env=env,
             cwd=self.tree / "root",
             capture_output=True,

@@ -15,11 +15,11 @@ import msgspec
 import pytest
 
 from pveplan import dsl
+from pveplan.cli._serve import server_limits
 from pveplan.executor.pull import client_context
 from pveplan.executor.specserver import Limits, ServerInfo
 from pveplan.executor.specserver._limits import NOTICE_BURST, Admission, Notices
 from pveplan.planner import PlanError
-from pveplan.planner.cli._serve import server_limits
 from pveplan.planner.siteconfig import load_site_config
 
 from ._support import CANARY, SITE_TOKEN, Running, catalog, raw_exchange, running_server

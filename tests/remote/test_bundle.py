@@ -117,7 +117,7 @@ def test_archive_layout(bundle: Bundle) -> None:
     assert {
         "bundle/run.py",
         "bundle/BUNDLE.json",
-        "bundle/lib/pveplan/planner/cli/__init__.py",
+        "bundle/lib/pveplan/cli/__init__.py",
     } <= set(names)
     assert "bundle/lib/pveplan/executor/remote/_bundle.py" in names
     assert "bundle/lib/pveplan/sim/_pvecli.py" in names  # the simulator, a package of its own
@@ -191,7 +191,7 @@ def test_installed_dependencies_import_from_the_bundle(bundle: Bundle, tmp_path:
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import asyncssh, cryptography.hazmat.primitives.asymmetric.ed25519, msgspec, trio,"
-        " trio_asyncio, yaml, lark, xxhash, pveplan.executor.channels, pveplan.planner.cli._app as app;"
+        " trio_asyncio, yaml, lark, xxhash, pveplan.executor.channels, pveplan.cli._app as app;"
         "mods = [asyncssh, msgspec, trio_asyncio, yaml, xxhash, app];"
         "bad = [m.__name__ for m in mods if not m.__file__.startswith(sys.argv[1])];"
         "print(bad)"

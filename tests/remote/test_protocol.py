@@ -108,7 +108,7 @@ def test_hello_checks_role_protocol_and_version() -> None:
 def _session(home: Path, *sent: bytes) -> tuple[int, list, str]:
     """Run `pveplan executor --stdio` with `sent` on stdin; (status, frames out, stderr)."""
     process = subprocess.run(
-        [sys.executable, "-m", "pveplan.planner.cli", "executor", "--stdio", "--home", str(home)],
+        [sys.executable, "-m", "pveplan.cli", "executor", "--stdio", "--home", str(home)],
         input=b"".join(sent),
         capture_output=True,
         timeout=60,

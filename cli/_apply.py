@@ -21,23 +21,30 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._diff import diff_plans, plan_changes, summarize
-from .._errors import PlanError
-from .._hashing import canonical
-from .._plan import Plan
-from .._planfile import PlanFile, read_plan_file
-from .._render import render_changes
+from pveplan.planner import (
+    Plan,
+    PlanError,
+    PlanFile,
+    canonical,
+    diff_plans,
+    plan_changes,
+    pull_identities,
+    read_plan_file,
+    render_changes,
+    summarize,
+)
+
 from ._consent import at_risk, confirm
-from ._plan import destroy_plan_file, make_plan
+from ._plan import make_plan, workspace_destroy
 from ._select import SiteCache, site_root
-from ._serve import pull_identities, serve_for_run
+from ._serve import serve_for_run
 from ._session import driver_key, host_info, open_run_store, run_trio
 from ._state import applied_plan
 
 if TYPE_CHECKING:
     from pveplan.executor import RunReport
+    from pveplan.planner import SiteConfig
 
-    from ..siteconfig import SiteConfig
     from . import Console
 
 INTERRUPTED = 130
@@ -89,9 +96,7 @@ def _prepare_plan_file(args: argparse.Namespace, console: Console, name: str) ->
     """A saved plan, refused unless signed as required, made from the inputs on disk,
     and planned against what the store records as applied now."""
     from pveplan.dsl import load_manifest
-
-    from .._provenance import moved_inputs
-    from .._signing import require_signature, trusted_keys
+    from pveplan.planner import moved_inputs, require_signature, trusted_keys
 
     plan_file = read_plan_file(Path(name))
     required = getattr(args, "require_signature", None) or ()
@@ -314,7 +319,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
 
         return run_dry_run_verb(args, console)
     prepared = prepare(args, console)
-    destroy = destroy_plan_file(prepared.plan_file, prepared.old, console).plan
+    destroy = workspace_destroy(prepared.plan_file, prepared.old, console).plan
     if getattr(args, "discover", False):  # the host's tags alone, whatever the store says
         destroy = Plan(
             manifest=destroy.manifest, host=destroy.host, action="destroy", hash=destroy.hash
@@ -459,7 +464,7 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     destroyed_ok = True
     if created_ok or prepared.plan.settings.cleanup_on_failure:
         fresh = applied_plan(console, prepared.workspace) or prepared.plan
-        destroy = destroy_plan_file(
+        destroy = workspace_destroy(
             PlanFile(hash=fresh.hash, plan=fresh, header=prepared.plan_file.header), fresh, console
         ).plan
         down, _, (_, sweep_errors) = execute_run(
@@ -480,55 +485,12 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
 
 
 def verify_ssh(plan: Plan) -> Any:
-    """An `after` hook: SSH to every node of the tree (nested ones through the chain of
-    their hosts, as root on each), each with its pinned key; `true` must succeed.
-    Node name -> problem (None: fine)."""
+    """An `after` hook: SSH to every node of the tree with its pinned key (the executor's
+    `probe_node_ssh`). Node name -> problem (None: fine)."""
 
     async def after(services: Any, report: Any) -> dict[str, str | None]:
-        from pveplan.executor.channels import ChannelError, SshTarget
-        from pveplan.executor.kinds._delegate import NODE_FIELDS
+        from pveplan.executor import probe_node_ssh
 
-        field_step = {field: step for step, fields in NODE_FIELDS.items() for field in fields}
-        known: dict[str, Any] = {}
-        for outcome in report.outcomes:
-            for key, value in outcome.outputs.items():
-                known[f"{outcome.address}#{key}"] = value
-                if key.startswith("node."):  # a nested node, from its delegate
-                    name, field = key[5:].rsplit(".", 1)
-                    known[f"node.{name}.{field_step[field]}#{field}"] = value
-
-        def target(node: str, user: str, via: SshTarget | None) -> SshTarget | None:
-            ip = known.get(f"node.{node}.wait_ip#ip")
-            key = known.get(f"node.{node}.create#host_key")
-            if not ip or not key:
-                return None
-            found = services.hosts.vm_target(plan.host, str(ip), user, str(key), node)
-            return msgspec.structs.replace(found, via=via)
-
-        results: dict[str, str | None] = {}
-
-        async def level(level_plan: Plan, via: SshTarget | None) -> None:
-            for step in level_plan.steps:
-                if step.kind != "ssh.wait":
-                    continue
-                node = step.address.split(".")[1]
-                found = target(node, str(step.args.get("user") or "homestak"), via)
-                if found is None:
-                    results[node] = "no address or host key recorded"
-                    continue
-                try:
-                    channel = await services.pool.channel(found)
-                    result = await channel.run(["true"], timeout=30)
-                except ChannelError as exc:
-                    results[node] = str(exc)
-                    continue
-                status = result.exit_status
-                results[node] = None if status == 0 else f"`true` exited {status}"
-            for address, subplan in level_plan.subplans.items():
-                host = address.split(".")[1]
-                await level(subplan, target(host, "root", via))
-
-        await level(plan, None)
-        return results
+        return await probe_node_ssh(services, plan, report)
 
     return after

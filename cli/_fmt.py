@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def run_fmt(args: argparse.Namespace, console: Console) -> int:
-    from pveplan.dsl._formatter import format_source
+    from pveplan.dsl import format_source
 
     if args.files == ["-"]:
         data = sys.stdin.buffer.read()

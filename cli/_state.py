@@ -10,13 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from pveplan.dsl import Diagnostic
-
-from .._errors import PlanError
-from .._hashing import verify_plan
-from .._plan import Plan
+from pveplan.planner import Plan, PlanError, decode_applied_plan
 
 if TYPE_CHECKING:
     from . import Console
@@ -50,19 +45,7 @@ def applied_plan(console: Console, workspace: str) -> Plan | None:
             data = store.get_object(object_hash)
     except StoreError as exc:
         raise PlanError([_as_diagnostic(d) for d in exc.diagnostics]) from None
-    try:
-        plan = msgspec.json.decode(data, type=Plan)
-    except msgspec.DecodeError as exc:
-        raise PlanError.at(
-            None, f"applied plan {state.plan_hash} in the store is unreadable: {exc}"
-        ) from None
-    if verify_plan(plan):
-        raise PlanError.at(
-            None,
-            f"applied plan {state.plan_hash} in the store does not match its hashes",
-            "run `pveplan store verify`",
-        )
-    return plan
+    return decode_applied_plan(data, state.plan_hash)
 
 
 def applied_resources(console: Console, workspace: str) -> dict[str, dict[str, object]]:

@@ -61,8 +61,7 @@ def host_names(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[s
 
 def _site_config(parsed_args: argparse.Namespace) -> Path | None:
     """The site config the command line would use, or None (completion never fails)."""
-    from .._errors import PlanError
-    from ..siteconfig import discover_site_config
+    from pveplan.planner import PlanError, discover_site_config
 
     try:
         return discover_site_config(

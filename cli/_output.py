@@ -6,12 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._errors import PlanError
+from pveplan.planner import PlanError
+
 from ._fmt import write_atomic
 
 if TYPE_CHECKING:
-    from .._diff import Change, Summary
-    from .._planfile import PlanFile
+    from pveplan.planner import Change, PlanFile, Summary
+
     from . import Console
 
 
@@ -29,7 +30,7 @@ def print_markdown(
 ) -> None:
     """The diff as markdown parts: on stdout one after another, or one file per part in
     `--parts-dir` (older parts of the same plan's workspace removed, so none is stale)."""
-    from .._markdown import MIN_MAX_CHARS, render_markdown
+    from pveplan.planner import MIN_MAX_CHARS, render_markdown
 
     if args.max_chars < MIN_MAX_CHARS:
         raise PlanError.at(

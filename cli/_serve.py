@@ -22,33 +22,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .._errors import PlanError
+from pveplan.planner import PlanError, pull_identities
+
 from ._select import SiteCache, find_manifest, site_root
 
 if TYPE_CHECKING:
-    from pveplan.executor import SpecServerRef
-    from pveplan.executor.remote import Bundle
-    from pveplan.executor.specserver import Limits
+    from pveplan.executor import Bundle, Limits, SpecServerRef
+    from pveplan.planner import Plan, SiteConfig
     from pveplan.store import Store
 
-    from .._plan import Plan
-    from ..siteconfig import SiteConfig
     from . import Console
 
 DEFAULT_PORT = 44443
 SERVER_FILE = "serve.json"
 
 
-def pull_identities(plan: Plan) -> list[str]:
-    """The pull nodes of `plan` and its subplans (whose reports an apply waits for)."""
-    return sorted(
-        step.args["identity"] for _, step in plan.walk() if step.kind == "config.await_report"
-    )
-
-
 def certificate(store: Store, cert: str | None, key: str | None) -> tuple[bytes, bytes]:
     """The server's certificate and key: the files given, else the store's (made once)."""
-    from pveplan.executor.pull._tls import load_or_create_certificate
+    from pveplan.executor import load_or_create_certificate
 
     if cert or key:
         if not (cert and key):
@@ -76,7 +67,7 @@ def server_limits(site: SiteConfig) -> Limits:
     defaults (the server owns the defaults; site.yaml names only what it changes)."""
     import msgspec
 
-    from pveplan.executor.specserver import Limits
+    from pveplan.executor import Limits
 
     settings = msgspec.structs.asdict(site.site.spec_server)
     try:
@@ -118,7 +109,7 @@ async def _start(
 ) -> Any:
     """Start the spec server in `nursery`; its `ServerInfo`. A port that cannot be bound
     is one `PlanError`, with `busy` as the hint."""
-    from pveplan.executor.specserver import serve_specs
+    from pveplan.executor import serve_specs
 
     try:
         return await nursery.start(
@@ -203,8 +194,7 @@ def _running_server(store: Store, identities: list[str]) -> SpecServerRef | None
     """The server recorded in the store, if it answers with its recorded certificate
     (else None). One that answers but misses some of `identities` is an error: it would
     make those nodes wait for specs it does not have."""
-    from pveplan.executor import SpecServerRef
-    from pveplan.executor.pull._client import PullClient, PullError
+    from pveplan.executor import SpecServerRef, published_specs
 
     try:
         record = json.loads((store.path / SERVER_FILE).read_text())
@@ -212,10 +202,8 @@ def _running_server(store: Store, identities: list[str]) -> SpecServerRef | None
         os.kill(pid, 0)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    try:
-        with PullClient(url, fingerprint, timeout=3.0) as client:
-            published = set(client.get_json("/specs")["specs"])
-    except (PullError, KeyError, TypeError):
+    published = published_specs(url, fingerprint, timeout=3.0)
+    if published is None:
         return None
     missing = [name for name in identities if name not in published]
     if missing:
@@ -244,7 +232,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
 
     def load() -> Any:
         from pveplan import dsl
-        from pveplan.executor.specserver import CatalogError
+        from pveplan.executor import CatalogError
 
         try:
             site = SiteCache().get(root)  # a fresh read each time: SIGHUP picks up edits
@@ -261,7 +249,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         cert, key = certificate(store, args.cert, args.key)
 
         async def main() -> None:
-            from pveplan.executor.remote._bundle import current_bundle
+            from pveplan.executor import current_bundle
 
             bundle = functools.cache(lambda: current_bundle(store.path / "bundles"))
             unused = [catalog]  # the start uses the catalog loaded above; reloads read anew

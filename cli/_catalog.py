@@ -1,8 +1,9 @@
 """What the spec server publishes: pull nodes' specs with their secrets, and credentials.
 
-Two sources give the same result for the same node, because both go through
-`planner._pullspec`: a plan (its `config.await_report` steps, at any depth: what an apply
-needs served) and a site config's manifests (what `pveplan serve` publishes on its own).
+Two sources give the same result for the same node, because the planner finds both
+(`plan_pulled_specs`, `site_pulled_specs`): a plan (its `config.await_report` steps, at any
+depth: what an apply needs served) and a site config's manifests (what `pveplan serve`
+publishes on its own).
 Only pull-mode nodes are published. A node name that two manifests define with different
 specs is not served at all (409): a node must never get someone else's spec.
 """
@@ -14,17 +15,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pveplan import dsl
-
-from .._errors import PlanError
-from .._plan import Plan
-from .._pullspec import PulledSpec, from_await_step, pulled_spec
-from .._secretuse import SecretDigests
-from ..siteconfig import SecretRef, SiteConfig, resolve_manifest
-from ._select import MANIFEST_SUFFIXES
+from pveplan.planner import (
+    Plan,
+    PulledSpec,
+    SecretRef,
+    SiteConfig,
+    plan_pulled_specs,
+    site_pulled_specs,
+)
 
 if TYPE_CHECKING:
-    from pveplan.executor.specserver import Catalog, PublishedSpec
+    from pveplan.executor import Catalog, PublishedSpec
 
 NODE_TOKENS = "node_tokens"
 """secrets.yaml section of static per-node tokens (`node_tokens: {edge: ...}`)."""
@@ -32,39 +33,19 @@ NODE_TOKENS = "node_tokens"
 
 def catalog_for_plan(plan: Plan, site: SiteConfig) -> Catalog:
     """The specs the pull nodes of `plan` (and its subplans) will fetch."""
-    pulled = [
-        from_await_step(step) for _, step in plan.walk() if step.kind == "config.await_report"
-    ]
-    return _catalog(pulled, site)
+    return _catalog(plan_pulled_specs(plan), site)
 
 
 def catalog_for_site(
     site: SiteConfig, extra: Iterable[Path] = (), warn: Callable[[str], None] = lambda _: None
 ) -> Catalog:
-    """The specs of every pull node in the site config's manifests (and `extra` files).
-
-    A manifest that does not load or resolve is skipped with a warning: one broken file
-    must not take the specs of every other node offline.
-    """
-    folder = site.root / "manifests"
-    files = sorted(p for p in folder.glob("*") if p.suffix in MANIFEST_SUFFIXES and p.is_file())
-    secret_use = SecretDigests(site.secrets.reveal).use
-    pulled: list[PulledSpec] = []
-    for path in [*files, *extra]:
-        try:
-            resolved = resolve_manifest(dsl.load_manifest(str(path)), site, None)
-            pulled.extend(
-                pulled_spec(node, secret_use)
-                for node in resolved.nodes
-                if node.mode == "pull" and node.spec is not None
-            )
-        except (dsl.DslError, PlanError) as exc:
-            warn(f"skipping {path.name}: {_first_line(exc)}")
-    return _catalog(pulled, site)
+    """The specs of every pull node in the site config's manifests (and `extra` files);
+    one that does not load or resolve is skipped with a warning (`site_pulled_specs`)."""
+    return _catalog(site_pulled_specs(site, extra, warn), site)
 
 
 def _catalog(pulled: list[PulledSpec], site: SiteConfig) -> Catalog:
-    from pveplan.executor.specserver import Catalog
+    from pveplan.executor import Catalog
 
     specs: dict[str, PublishedSpec] = {}
     conflicts: dict[str, str] = {}
@@ -96,7 +77,7 @@ def _catalog(pulled: list[PulledSpec], site: SiteConfig) -> Catalog:
 
 def _published(spec: PulledSpec, site: SiteConfig) -> PublishedSpec:
     """The document a node gets: its spec, and the values of the secrets it names only."""
-    from pveplan.executor.specserver import PublishedSpec
+    from pveplan.executor import PublishedSpec
 
     values = {use.name: site.secrets.reveal(SecretRef(name=use.name)) for use in spec.secrets}
     document = {
@@ -118,8 +99,3 @@ def _published(spec: PulledSpec, site: SiteConfig) -> PublishedSpec:
 def _optional(site: SiteConfig, section: str, key: str) -> str | None:
     ref = SecretRef(name=f"{section}.{key}")
     return site.secrets.reveal(ref) if site.secrets.has(ref) else None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -14,11 +14,11 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from .._errors import PlanError
-from .._nodesummary import host_of, node_changes
+from pveplan.planner import PlanError, host_of, node_changes
 
 if TYPE_CHECKING:
-    from .._diff import Change
+    from pveplan.planner import Change
+
     from . import Console
 
 _AT_RISK = {"destroy": "destroyed", "replace": "replaced (destroyed, then created anew)"}

@@ -65,7 +65,7 @@ def _check(
     summary = f"manifest {manifest.name!r}: {_count(len(manifest.nodes), 'node')}, {_count(roots, 'root')}"
     if args.no_site_config:
         return [*loaded.errors, *loaded.warnings], summary
-    from ..siteconfig import resolve_manifest
+    from pveplan.planner import resolve_manifest
 
     try:
         root = site_root(args, console, path)

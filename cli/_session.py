@@ -1,5 +1,6 @@
 """Wiring a run: the store, the driver's SSH key, host access (starting the simulator for a
-host whose node file says `sim: true`), and the trio side (bridge loop, SSH pool).
+host whose node file says `sim: true`), and the site's secrets, handed to the executor's
+`run_session` (which owns the trio side: bridge loop, SSH pool, bundle).
 
 This is the composition root's job, so it lives in the CLI: it is the one place that
 sees the site config (planner) and the executor together.
@@ -8,21 +9,19 @@ sees the site config (planner) and the executor together.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._errors import PlanError
+from pveplan.planner import PlanError
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
-    from pveplan.executor import HostInfo, Services
-    from pveplan.executor.remote import Bundle
+    from pveplan.executor import Bundle, HostInfo, Services
+    from pveplan.planner import HostConfig, SiteConfig
     from pveplan.store import Store
 
-    from ..siteconfig import HostConfig, SiteConfig
     from . import Console
 
 T = TypeVar("T")
@@ -147,51 +146,30 @@ def run_trio(
     body: Callable[[Services], Awaitable[T]],
     spec_server: Callable[[Callable[[], Bundle]], AbstractAsyncContextManager[Any]] | None = None,
 ) -> T:
-    """Run `body(services)` under trio, inside the asyncio bridge and an SSH pool.
+    """Run `body(services)` under trio, inside the asyncio bridge and an SSH pool (the
+    executor's `run_session`), with the driver's key and the site's secrets; one error
+    out of nested nursery groups, so it renders as one message.
 
     `spec_server(bundle)`, when given, is entered first and yields the spec server this
     run's pull nodes use (or None); it lives exactly as long as the run.
     """
-    from pveplan.executor import Services, SiteHostAccess
-    from pveplan.executor._bridge import open_loop, run
-    from pveplan.executor.channels import SshPool
-
-    from ..siteconfig import SecretRef
-
-    private, public = driver_key(console)
+    from pveplan.executor import run_session
+    from pveplan.planner import SecretRef
 
     def reveal(name: str) -> str:
         return site.secrets.reveal(SecretRef(name=name))
 
-    def bundle() -> Bundle:
-        from pveplan.executor.remote._bundle import current_bundle
-
-        return current_bundle(store.path / "bundles")
-
-    shared_bundle = functools.cache(bundle)
-
-    async def main() -> Any:
-        async with contextlib.AsyncExitStack() as stack:
-            server = None
-            if spec_server is not None:
-                server = await stack.enter_async_context(spec_server(shared_bundle))
-            await stack.enter_async_context(open_loop())
-            pool = await stack.enter_async_context(SshPool(private))
-            services = Services(
-                store=store,
-                workspace=workspace,
-                hosts=SiteHostAccess(hosts, pool),
-                pool=pool,
-                driver_key=(private, public),
-                reveal=reveal,
-                bundle=shared_bundle,
-                site_root=site.root,
-                spec_server=server,
-            )
-            return await body(services)
-
     try:
-        return run(main)  # Ctrl-C only at checkpoints: it must not kill the asyncio loop
+        return run_session(
+            body,
+            store=store,
+            workspace=workspace,
+            hosts=hosts,
+            driver_key=driver_key(console),
+            reveal=reveal,
+            site_root=site.root,
+            spec_server=spec_server,
+        )
     except BaseExceptionGroup as group:
         raise single_error(group) from None
 

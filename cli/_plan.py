@@ -15,22 +15,32 @@ from typing import TYPE_CHECKING, NamedTuple
 import msgspec
 
 from pveplan.dsl import Diagnostic, load_manifest, load_yaml, manifest_from_data
+from pveplan.planner import (
+    Change,
+    Plan,
+    PlanError,
+    PlanFile,
+    build_plan_file,
+    changes_json,
+    destroy_plan_file,
+    diff_plans,
+    encode_plan_file,
+    plan_changes,
+    read_plan_file,
+    relative_to,
+    render_changes,
+    summarize,
+    workspace_name,
+)
 
-from .._destroy import destroy_plan
-from .._diff import Change, diff_plans, plan_changes, summarize
-from .._errors import PlanError
-from .._hashing import plan_hash
-from .._plan import Plan, PlanSettings
-from .._planfile import PlanFile, encode_plan_file, read_plan_file, relative_to
-from .._planning import build_plan_file, workspace_name
-from .._render import changes_json, render_changes
 from ._fmt import write_atomic
 from ._output import output_format, print_markdown
 from ._select import SiteCache, host_name, manifest_paths, site_root
 from ._state import applied_plan, applied_resources
 
 if TYPE_CHECKING:
-    from ..siteconfig import SiteConfig
+    from pveplan.planner import SiteConfig
+
     from . import Console
 
 
@@ -45,7 +55,7 @@ class Planned(NamedTuple):
 def make_plan(args: argparse.Namespace, console: Console) -> Planned:
     """Load, check, resolve and compile the one manifest the arguments name; with the
     plan the store records as applied to its workspace (None if nothing is)."""
-    from ..siteconfig import resolve_manifest
+    from pveplan.planner import resolve_manifest
 
     host = host_name(args)
     if host is None:
@@ -86,21 +96,11 @@ def against_plan(path: Path, workspace: str) -> Plan:
     return other.plan
 
 
-def destroy_plan_file(plan_file: PlanFile, old: Plan | None, console: Console) -> PlanFile:
+def workspace_destroy(plan_file: PlanFile, old: Plan | None, console: Console) -> PlanFile:
     """The destroy plan for the workspace `plan_file` belongs to, from what the store holds."""
-    if old is None:
-        empty = Plan(
-            manifest=plan_file.plan.manifest,
-            host=plan_file.plan.host,
-            action="destroy",
-            hash=plan_hash(
-                plan_file.plan.manifest, plan_file.plan.host, "destroy", PlanSettings(), []
-            ),
-        )
-        return msgspec.structs.replace(plan_file, plan=empty, hash=empty.hash)
-    plan = destroy_plan(old, applied_resources(console, plan_file.header.workspace))
-    header = msgspec.structs.replace(plan_file.header, sources={})
-    return PlanFile(hash=plan.hash, plan=plan, header=header)
+    workspace = plan_file.header.workspace
+    resources = applied_resources(console, workspace) if old is not None else None
+    return destroy_plan_file(plan_file, old, resources)
 
 
 def plan_and_changes(
@@ -108,7 +108,7 @@ def plan_and_changes(
 ) -> tuple[PlanFile, list[Change]]:
     """The plan to show (the destroy plan, when destroying) and its changes against `old`."""
     if destroy:
-        plan_file = destroy_plan_file(plan_file, old, console)
+        plan_file = workspace_destroy(plan_file, old, console)
     return plan_file, plan_changes(plan_file.plan, old, plan_file.header.sources)
 
 
@@ -125,7 +125,7 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         header = msgspec.structs.replace(plan_file.header, site_config=where)
         plan_file = msgspec.structs.replace(plan_file, header=header)
         if args.sign:
-            from .._signing import load_private_key, sign
+            from pveplan.planner import load_private_key, sign
 
             plan_file = sign(plan_file, load_private_key(Path(args.sign)))
         try:

@@ -11,14 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pveplan.dsl import did_you_mean
-
-from .._errors import PlanError
+from pveplan.planner import MANIFEST_SUFFIXES, PlanError
 
 if TYPE_CHECKING:
-    from ..siteconfig import SiteConfig
-    from . import Console
+    from pveplan.planner import SiteConfig
 
-MANIFEST_SUFFIXES = (".pvp", ".yaml", ".yml")
+    from . import Console
 
 
 def manifest_paths(args: argparse.Namespace, console: Console) -> list[str]:
@@ -36,7 +34,7 @@ def manifest_paths(args: argparse.Namespace, console: Console) -> list[str]:
 
 def site_root(args: argparse.Namespace, console: Console, manifest_path: str | None) -> Path:
     """The site config directory, discovered as homestak does (the flag wins)."""
-    from ..siteconfig import discover_site_config
+    from pveplan.planner import discover_site_config
 
     return discover_site_config(args.site_config, console.env, console.cwd, manifest_path)
 
@@ -81,7 +79,7 @@ class SiteCache:
         self._loaded: dict[Path, SiteConfig] = {}
 
     def get(self, root: Path) -> SiteConfig:
-        from ..siteconfig import load_site_config
+        from pveplan.planner import load_site_config
 
         key = root.resolve()
         if key not in self._loaded:

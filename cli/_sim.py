@@ -10,7 +10,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from .._errors import PlanError
+from pveplan.planner import PlanError
+
 from ._session import driver_key, sim_root
 from ._state import store_location
 
@@ -79,8 +80,7 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
 def _ssh(args: argparse.Namespace, console: Console, root: SimRoot) -> int:
     """Run a command on a simulated VM as its cloud-init user, with its pinned key."""
 
-    from pveplan.executor._bridge import open_loop, run
-    from pveplan.executor.channels import ChannelError, SshPool, SshTarget
+    from pveplan.executor import ChannelError, SshTarget, run_ssh_command
     from pveplan.sim import daemon_info, read_state
 
     info = daemon_info(root)
@@ -103,15 +103,10 @@ def _ssh(args: argparse.Namespace, console: Console, root: SimRoot) -> int:
         name=args.name,
     )
 
-    async def main() -> int:
-        async with open_loop(), SshPool(private) as pool:
-            channel = await pool.channel(target)
-            result = await channel.run(command, timeout=60)
-        console.out.write(result.stdout.decode(errors="replace"))
-        console.err.write(result.stderr.decode(errors="replace"))
-        return result.exit_status
-
     try:
-        return run(main)  # Ctrl-C at checkpoints only: the asyncio loop stays whole
+        result = run_ssh_command(private, target, command, timeout=60)
     except ChannelError as exc:
         raise PlanError.at(None, str(exc)) from None
+    console.out.write(result.stdout.decode(errors="replace"))
+    console.err.write(result.stderr.decode(errors="replace"))
+    return result.exit_status

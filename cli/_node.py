@@ -4,7 +4,8 @@ The bootstrap (and later the converge timer) runs them on the node as root, from
 installed bundle: `spec get` fetches the node's spec from the spec server into spec.yaml,
 `config apply` converges the node on it, writes the state marker and reports back. Both
 print one clear line per failure and exit 1, never a traceback; the logic lives in
-`executor.pull._node` and `_node_apply`, this module only reads flags and prints.
+the executor's pull mode (`node_spec_get`, `config_apply`), this module only reads flags
+and prints.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from ._parser import add_action, add_command
 
 if TYPE_CHECKING:
-    from pveplan.executor.pull._node_apply import ApplyResult
+    from pveplan.executor import ApplyResult
 
     from . import Console
 
@@ -79,20 +80,21 @@ def add_node_parsers(commands: argparse._SubParsersAction) -> None:  # type: ign
 
 
 def run_spec(args: argparse.Namespace, console: Console) -> int:
-    from pveplan.executor.pull._node import NodeError, source, spec_get
+    from pveplan.executor import NodeError, node_spec_get
 
     def log(line: str) -> None:
         console.error(f"pveplan spec get: {line}")
 
     try:
-        src = source(
+        document = node_spec_get(
+            timeout=max(0.0, args.timeout),
+            log=log,
             server=args.server,
             fingerprint=args.fingerprint,
             identity=args.identity,
             instance=args.instance,
             token_file=Path(args.token_file) if args.token_file else None,
         )
-        document = spec_get(src, timeout=max(0.0, args.timeout), log=log)
     except NodeError as exc:
         console.error(f"error: {exc}")
         return 1
@@ -103,9 +105,7 @@ def run_spec(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_config(args: argparse.Namespace, console: Console) -> int:
-    from pveplan.executor import PlainDisplay
-    from pveplan.executor.pull._node import NodeError
-    from pveplan.executor.pull._node_apply import config_apply
+    from pveplan.executor import NodeError, PlainDisplay, config_apply
 
     display = PlainDisplay(console.err, verbose=True) if args.verbose else None
     try:

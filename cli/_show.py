@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._graph import plan_to_dot
-from .._planfile import read_plan_file
-from .._render import plan_json, render_plan
+from pveplan.planner import plan_json, plan_to_dot, read_plan_file, render_plan
+
 from ._output import output_format, print_markdown
 
 if TYPE_CHECKING:
@@ -22,7 +21,8 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
     if form == "json":
         console.print(json.dumps(plan_json(plan_file), indent=2, sort_keys=True))
     elif form == "markdown":
-        from .._diff import plan_changes, summarize
+        from pveplan.planner import plan_changes, summarize
+
         from ._plan import against_plan
         from ._state import applied_plan
 

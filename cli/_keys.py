@@ -6,9 +6,16 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._errors import PlanError
-from .._planfile import encode_plan_file, read_plan_file
-from .._signing import fingerprint, generate_key_pair, load_private_key, sign
+from pveplan.planner import (
+    PlanError,
+    encode_plan_file,
+    fingerprint,
+    generate_key_pair,
+    load_private_key,
+    read_plan_file,
+    sign,
+)
+
 from ._fmt import write_atomic
 
 if TYPE_CHECKING:

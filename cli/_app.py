@@ -13,7 +13,8 @@ import importlib
 import sys
 from typing import TYPE_CHECKING
 
-from .._version import __version__
+from pveplan.planner import __version__
+
 from ._environment import environment_section
 from ._node import add_node_parsers
 from ._parser import PveplanParser

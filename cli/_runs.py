@@ -7,7 +7,8 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from .._errors import PlanError
+from pveplan.planner import PlanError
+
 from ._session import open_run_store
 
 if TYPE_CHECKING:

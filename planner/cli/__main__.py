@@ -1,7 +1,0 @@
-"""`python -m planner.cli`: the same as the `pveplan` command."""
-
-import sys
-
-from . import main
-
-sys.exit(main())
