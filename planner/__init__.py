@@ -1,22 +1,36 @@
 """planner: Manifest + site config -> Plan.
 
-Owns the site config (discovery, loading, resolving a manifest's foreign keys), and,
-as later issues land, steps, hashing, plan files, diffs and the CLI (the composition
-root, `planner.cli`). Pure apart from reading the site-config files it is pointed at.
+Owns the site config (discovery, loading, resolving a manifest's foreign keys), steps and
+their typed args, hashing, plan files, diffs, a pull node's node-local plan, and the CLI
+(the composition root, `planner.cli`). Pure apart from reading the site-config files it
+is pointed at. Other packages import only the names below, never a private module.
 """
 
 from ._errors import PlanError
-from ._hashing import canonical, digest
+from ._hashing import canonical, digest, verify_plan
+from ._nodeplan import build_node_plan, node_workspace
+from ._nodespec import SpecDocument, SpecError
+from ._nodespec import decode_document as decode_spec_document
 from ._plan import Plan, PlanSettings, SecretUse, Step
+from ._planfile import workspace_name
+from ._pullspec import AUTH_SECRETS
 from ._version import __version__
 
 __all__ = [
+    "AUTH_SECRETS",
     "Plan",
     "PlanError",
     "PlanSettings",
     "SecretUse",
+    "SpecDocument",
+    "SpecError",
     "Step",
     "__version__",
+    "build_node_plan",
     "canonical",
+    "decode_spec_document",
     "digest",
+    "node_workspace",
+    "verify_plan",
+    "workspace_name",
 ]

@@ -66,3 +66,19 @@ def test_version_is_fast_to_reach() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_executor_imports_only_the_planners_public_names() -> None:
+    """DESIGN.md: the executor sees the planner's public plan model, never its private
+    modules (`pveplan.planner._x`); what it needs is exported from `pveplan.planner`."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(importlib.import_module("pveplan.executor").__file__).parent
+    offenders = [
+        f"{path.relative_to(root)}: {line.strip()}"
+        for path in root.rglob("*.py")
+        for line in path.read_text().splitlines()
+        if re.search(r"\bpveplan\.planner\._|\bfrom\s+\.\.+planner\._", line)
+    ]
+    assert offenders == []

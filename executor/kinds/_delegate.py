@@ -65,7 +65,7 @@ class SubplanDelegate(StepKind):
         return outputs.get("ran") == 0 and not outputs.get("removed")
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
-        from pveplan.planner._version import __version__
+        from pveplan.planner import __version__
 
         from ..remote import BundleError, RemoteError, ensure_bundle, run_remote
         from ..remote._client import executor_argv

@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from pveplan.planner._pullspec import AUTH_SECRETS
+from pveplan.planner import AUTH_SECRETS
 
 from .._context import SpecServerRef, StepContext
 from .._kinds import StepKind, register

@@ -17,7 +17,7 @@ from typing import Any
 import trio
 import yaml
 
-from pveplan.planner._pullspec import AUTH_SECRETS
+from pveplan.planner import AUTH_SECRETS
 
 from .._context import StepContext
 from .._keys import generate_ed25519, public_line

@@ -41,7 +41,7 @@ import msgspec
 import trio
 
 from pveplan.executor.channels import Channel
-from pveplan.planner._version import __version__
+from pveplan.planner import __version__
 
 FORMAT = 2
 """Bumped whenever the layout or the launcher changes, so cached archives are rebuilt."""

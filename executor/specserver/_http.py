@@ -36,7 +36,7 @@ import h11
 import msgspec
 import trio
 
-from pveplan.planner._version import __version__
+from pveplan.planner import __version__
 
 from ._limits import Admission, Limits, Notices
 from ._log import clean, request_line, timestamp

@@ -1,7 +1,8 @@
 """A node's spec as a plan of node-local steps: one per aspect, and per user.
 
-The plan is built on the node from the spec document, hashed exactly like the driver's
-plans (`planner._hashing`), and run by the same executor against the node's own store. So
+The plan is built on the node from the spec document (by the node's own pveplan, which
+calls this through `pveplan.planner`), hashed exactly like the driver's plans
+(`_steps.StepList`), and run by the same executor against the node's own store. So
 a step's hash changes exactly when its part of the spec does (a new package changes
 `config.packages`, nothing else), an unchanged spec re-runs nothing, and a run with
 `refresh` probes every cached step and re-runs exactly those whose part of the world
@@ -18,11 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pveplan.planner import Plan, PlanSettings, SecretUse
-from pveplan.planner._hashing import plan_hash, secret_digest
-from pveplan.planner._steps import StepList
-
-from ._node_spec import DEFAULT_INTERVAL, SpecDocument, SpecError, node_spec, systemd_interval
+from ._hashing import plan_hash, secret_digest
+from ._nodespec import DEFAULT_INTERVAL, SpecDocument, SpecError, node_spec, systemd_interval
+from ._plan import Plan, PlanSettings, SecretUse
+from ._steps import StepList
 
 HOST = "local"
 MANIFEST = "config"
@@ -33,7 +33,7 @@ SETTINGS = PlanSettings(on_error="continue")
 """A failed aspect stops only what depends on it: converge as much as can be."""
 
 
-def workspace(identity: str) -> str:
+def node_workspace(identity: str) -> str:
     """The node store's workspace of a node's convergence."""
     return f"{MANIFEST}@{identity}"
 
@@ -72,7 +72,7 @@ class _Steps(StepList):
         return SecretUse(name=name, digest=digest)
 
 
-def build_plan(document: SpecDocument, *, bundle: str | None = None) -> Plan:
+def build_node_plan(document: SpecDocument, *, bundle: str | None = None) -> Plan:
     """The node-local plan of `document`; `bundle` is the installed bundle's hash (what a
     converge timer runs). SpecError when the spec asks for something it cannot have."""
     spec = node_spec(document)
