@@ -358,15 +358,18 @@ def to_plain(args: StepArgs) -> dict[str, Any]:
     return _wire_decoder.decode(_wire_encoder.encode(args))
 
 
-def args_of(step: Any) -> StepArgs:
-    """The args of `step` (a `Step`) as its kind's Struct; StepArgsError if they do not fit."""
-    return decode_args(step.kind, step.args, step.address)
+def args_of(step: Any, cls: type[StepArgs] | None = None) -> StepArgs:
+    """The args of `step` (a `Step`) as its kind's Struct; StepArgsError if they do not fit.
+    `cls` is for a kind the planner does not make (a benchmark's): its own Struct."""
+    return decode_args(step.kind, step.args, step.address, cls)
 
 
-def decode_args(kind: str, wire: Mapping[str, Any], address: str = "") -> StepArgs:
-    """`wire` (a step's args dict) as the Struct of `kind`."""
+def decode_args(
+    kind: str, wire: Mapping[str, Any], address: str = "", cls: type[StepArgs] | None = None
+) -> StepArgs:
+    """`wire` (a step's args dict) as the Struct of `kind` (or `cls`)."""
     where = f"step {address} ({kind})" if address else f"a {kind} step"
-    cls = STEP_ARGS.get(kind)
+    cls = cls or STEP_ARGS.get(kind)
     if cls is None:
         raise StepArgsError.at(
             None,

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from pveplan.planner import ApiTokenArgs, BridgeArgs, SiteConfigArgs
+
 from .._context import StepContext
 from .._keys import generate_ed25519, public_line, same_key
 from .._kinds import StepKind, register
@@ -141,7 +143,7 @@ class SiteConfigCopy(StepKind):
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         channel = await root_channel(ctx, refs)
-        excluded = tuple(f"{prefix}." for prefix in step.args.get("exclude", ()))
+        excluded = tuple(f"{prefix}." for prefix in ctx.args_as(SiteConfigArgs).exclude)
         secrets: dict[str, Any] = {}
         for use in step.secrets:
             if use.name.startswith(excluded):
@@ -263,7 +265,8 @@ class PveBridge(StepKind):
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         channel = await root_channel(ctx, refs)
         pve = PveDriver(channel, refs["pve_node"])
-        bridge, ports = step.args["bridge"], step.args["interface"]
+        args = ctx.args_as(BridgeArgs)
+        bridge, ports = args.bridge, args.interface
         try:
             found = {n.get("iface"): n for n in await pve.networks("bridge")}
             current = found.get(bridge)
@@ -317,14 +320,15 @@ class ApiToken(StepKind):
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         import json
 
-        user, token = step.args["user"], step.args["token"]
+        args = ctx.args_as(ApiTokenArgs)
+        user, token = args.user, args.token
         token_id = f"{user}!{token}"
         secret = ctx.secret_name("apitoken")
         if ctx.services.store.get_secret(secret) is not None:
             return {"token_id": token_id}
         channel = await root_channel(ctx, refs)
         argv = ["pveum", "user", "token", "add", user, token]
-        argv += ["--privsep", str(int(step.args.get("privsep", 0))), "--output-format", "json"]
+        argv += ["--privsep", str(args.privsep), "--output-format", "json"]
         result = await channel.run(argv, timeout=COMMAND_TIMEOUT)
         if result.exit_status != 0 and b"already exists" in result.stderr:
             raise StepFailed(
