@@ -42,6 +42,10 @@ class StepKind:
     args_type: ClassVar[type[StepArgs] | None] = None
     """Only for a kind the planner does not make (a benchmark's): the Struct of its args.
     The planner's kinds have theirs in `pveplan.planner.STEP_ARGS`."""
+    resource_args: ClassVar[type[StepArgs] | None] = None
+    """For a resource kind: the Struct of what its `destroy` needs, which is all a live
+    resource rebuilt from the store's outputs carries (`executor._run.resource_step`).
+    `destroy` gets either this or, rolling back a step of the plan, the kind's own args."""
 
     def unchanged(self, outputs: Mapping[str, Any]) -> bool:
         """Whether a successful (uncacheable) run changed nothing, so it reports as cached:

@@ -344,7 +344,8 @@ async def execute(
 async def destroy_resources(
     services: Services, steps: Iterable[tuple[Step, Outputs]], emit: Emit
 ) -> tuple[list[str], list[str]]:
-    """Destroy live resources (steps of resource kinds with their outputs), in the given
+    """Destroy live resources (steps of resource kinds with their outputs, as
+    `_run.resource_step` rebuilds them: args of the kind's `resource_args`), in the given
     order; (destroyed addresses, failure messages). Used for nodes removed from a manifest."""
     destroyed: list[str] = []
     errors: list[str] = []
@@ -353,8 +354,8 @@ async def destroy_resources(
         if kind is None:
             errors.append(f"{step.address}: unknown step kind {step.kind!r}")
             continue
-        try:
-            args = args_of(step, kind.args_type)
+        try:  # rebuilt from the resource's outputs: only what its destroy needs
+            args = args_of(step, kind.resource_args or kind.args_type)
         except StepArgsError as exc:
             errors.append(str(exc))
             continue

@@ -387,7 +387,9 @@ def decode_args(
 
 
 def args_as(args: StepArgs, cls: type[A]) -> A:
-    """`args` as `cls`: a kind's own Struct (TypeError if the registry says otherwise)."""
+    """`args` as `cls`: a kind's own Struct, or a union of those it accepts (TypeError if
+    the registry says otherwise: a bug)."""
     if not isinstance(args, cls):
-        raise TypeError(f"expected {cls.__name__} args, got {type(args).__name__}")
+        expected = getattr(cls, "__name__", str(cls))
+        raise TypeError(f"expected {expected} args, got {type(args).__name__}")
     return args

@@ -156,6 +156,7 @@ class VmCreate(StepKind):
     name = "pve.vm.create"
     tier = "long"
     resource = True
+    resource_args = GuestDestroyArgs
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         pve = await ctx.pve()
@@ -325,7 +326,8 @@ class VmCreate(StepKind):
         return _outputs(pve, vmid, args.name, config, public, instance)
 
     async def destroy(self, ctx: StepContext, step: Any, outputs: Mapping[str, Any]) -> None:
-        args = ctx.args_as(VmCreateArgs)
+        # A step of the plan (rollback), or a live resource rebuilt from its outputs.
+        args = ctx.args_as(VmCreateArgs | GuestDestroyArgs)
         vmid = outputs.get("vm_id") or args.vmid
         await destroy_node(ctx, args.name, vmid, step.address)
 

@@ -95,3 +95,17 @@ def test_destroying_a_resource_whose_args_do_not_fit_says_so(tmp_path: Path) -> 
     assert destroyed == []
     assert len(errors) == 1
     assert errors[0].startswith("step node.x.create (pve.vm.create): its args do not fit")
+
+
+def test_a_live_resource_rebuilt_from_its_outputs_is_read_as_the_kinds_resource_args(
+    tmp_path: Path,
+) -> None:
+    """`resource_step` gives a create step only what its destroy needs (name, vmid)."""
+    from pveplan.executor._run import resource_step
+
+    step = resource_step("h", "node.x.create", "pve.vm.create", {"name": "x", "vm_id": 100})
+    with open_store(tmp_path) as store:
+        _, errors = trio.run(destroy_resources, _services(store), [step], lambda e: None)
+    # Decoded, then destroyed for real: here there is no host to reach, so that fails.
+    assert len(errors) == 1 and "do not fit" not in errors[0]
+    assert errors[0].startswith("node.x.create: destroy failed")
