@@ -83,12 +83,16 @@ def overlap(count: int = 50, seconds: float = 0.2) -> None:
 
     from pveplan.executor import StepKind, execute, register
     from pveplan.executor._context import Services
-    from pveplan.planner import Plan, PlanSettings, Step
+    from pveplan.planner import Plan, PlanSettings, Step, StepArgs
     from pveplan.store import open_store
+
+    class SleepArgs(StepArgs, frozen=True, kw_only=True):
+        i: int
 
     @register
     class Sleep(StepKind):
         name = "bench.sleep"
+        args_type = SleepArgs
 
         async def apply(self, ctx, step, refs):  # type: ignore[no-untyped-def]
             await trio.sleep(seconds)

@@ -3,17 +3,19 @@
 `Services` is built by `run_session` from what the composition root hands in (by
 `serve_stdio` on a nested host, or by a test) and owns the things that outlive one step:
 the SSH pool, how to reach each PVE host, the driver's own SSH key, the store (for secrets
-made at run time) and how to reveal a site secret by name. A
-`StepContext` is one step's view of it, plus a `log` that turns into run events.
+made at run time) and how to reveal a site secret by name. A `StepContext` is one step's
+view of it: the step, its args as its kind's Struct, and a `log` that turns into run events.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import msgspec
+
+from pveplan.planner import StepArgs, args_as, args_of
 
 from ._model import Event
 
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
     from .channels import Channel, SshPool, SshTarget
     from .pve import PveDriver
     from .remote import Bundle
+
+
+A = TypeVar("A", bound=StepArgs)
 
 
 class HostAccess(Protocol):
@@ -115,7 +120,7 @@ class Services:
 
 
 class StepContext:
-    """One step's handle on the run: services, and a log that becomes events."""
+    """One step's handle on the run: services, its args, and a log that becomes events."""
 
     def __init__(
         self,
@@ -123,9 +128,13 @@ class StepContext:
         step: Step,
         emit: Callable[[Event], None],
         plan: Plan | None = None,
+        args: StepArgs | None = None,
     ) -> None:
         self.services = services
         self.step = step
+        self.args = args if args is not None else args_of(step)
+        """The step's args as its kind's Struct (the scheduler decodes them once, first,
+        and reports args that do not fit as the step's failure)."""
         self.plan = plan
         self.host = step.host
         self.address = step.address
@@ -134,6 +143,10 @@ class StepContext:
     @property
     def workspace(self) -> str:
         return self.services.workspace
+
+    def args_as(self, cls: type[A]) -> A:
+        """The step's args as `cls`, the kind's own Struct."""
+        return args_as(self.args, cls)
 
     def log(self, message: str) -> None:
         """A line for the run record and `--verbose` (never a secret)."""

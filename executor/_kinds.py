@@ -4,7 +4,8 @@ A kind's `apply` looks at the real state first and adopts what already matches (
 re-run after a lost store, or after a kill between "created" and "recorded", creates no
 duplicate); `destroy` of something absent succeeds; `probe` says how the real state has
 drifted from a recorded result (for `--refresh`), or None. Kinds hold no state: all they
-touch comes through the `StepContext`.
+touch comes through the `StepContext`, including the step's args, decoded once into the
+kind's Struct (`ctx.args_as(VmCreateArgs)`; the planner's `STEP_ARGS` says which).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._model import Outputs
 
 if TYPE_CHECKING:
-    from pveplan.planner import Step
+    from pveplan.planner import Step, StepArgs
 
     from ._context import StepContext
 
@@ -38,15 +39,22 @@ class StepKind:
     """Whether a success leaves something live that `destroy` removes (a VM)."""
     cacheable: ClassVar[bool] = True
     """False for kinds whose effect can be undone behind the record's back (a destroy)."""
+    args_type: ClassVar[type[StepArgs] | None] = None
+    """Only for a kind the planner does not make (a benchmark's): the Struct of its args.
+    The planner's kinds have theirs in `pveplan.planner.STEP_ARGS`."""
+    resource_args: ClassVar[type[StepArgs] | None] = None
+    """For a resource kind: the Struct of what its `destroy` needs, which is all a live
+    resource rebuilt from the store's outputs carries (`executor._run.resource_step`).
+    `destroy` gets either this or, rolling back a step of the plan, the kind's own args."""
 
     def unchanged(self, outputs: Mapping[str, Any]) -> bool:
         """Whether a successful (uncacheable) run changed nothing, so it reports as cached:
         a delegate whose remote level ran no step."""
         return False
 
-    def timeout(self, step: Step) -> float:
-        """The step's own `timeout` arg (a wait), else its kind's tier."""
-        value = step.args.get("timeout")
+    def timeout(self, args: StepArgs) -> float:
+        """The step's own time limit (a wait's `timeout` arg), else its kind's tier."""
+        value = args.wait_limit()
         return float(value) if isinstance(value, int) and value > 0 else TIERS[self.tier]
 
     async def apply(self, ctx: StepContext, step: Step, refs: Mapping[str, Any]) -> Outputs:

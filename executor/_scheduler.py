@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from pveplan.planner import Plan, Step, canonical, digest
+from pveplan.planner import Plan, Step, StepArgs, StepArgsError, args_of, canonical, digest
 from pveplan.store import StepResult
 
 from ._context import Services, StepContext
@@ -76,7 +76,7 @@ class _Run:
         self.outcomes: dict[str, Outcome] = {}
         self.outputs: dict[str, Outputs] = {}
         self.running: dict[str, float] = {}
-        self.created: list[tuple[Step, Outputs]] = []  # resource steps this run ran
+        self.created: list[tuple[Step, StepArgs, Outputs]] = []  # resource steps this run ran
         self.stopping = False
         live = services.store.resources(services.workspace)
         self.live: dict[str, Outputs] = {r.address: dict(r.outputs) for r in live}
@@ -119,6 +119,11 @@ class _Run:
             )
             return
         try:
+            args = args_of(step, kind.args_type)  # decoded once: the kind reads `ctx.args`
+        except StepArgsError as exc:
+            self._fail(step, str(exc), 0.0)
+            return
+        try:
             refs = self._resolve(step)
         except StepFailed as exc:
             self._fail(step, str(exc), 0.0)
@@ -135,9 +140,10 @@ class _Run:
                     ),
                 )
                 return
-            if await self._cached(step, kind, key, refs):
+            ctx = StepContext(self.services, step, self.emit, self.plan, args)
+            if await self._cached(ctx, kind, key, refs):
                 return
-            await self._run(step, kind, key, refs)
+            await self._run(ctx, kind, key, refs)
 
     def _resolve(self, step: Step) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -149,7 +155,10 @@ class _Run:
             values[name] = outputs[output]
         return values
 
-    async def _cached(self, step: Step, kind: StepKind, key: str, refs: Mapping[str, Any]) -> bool:
+    async def _cached(
+        self, ctx: StepContext, kind: StepKind, key: str, refs: Mapping[str, Any]
+    ) -> bool:
+        step = ctx.step
         if not kind.cacheable:
             return False
         result = self.services.store.get_result(key)
@@ -158,9 +167,8 @@ class _Run:
         if kind.resource and step.address not in self.live:
             return False  # destroyed since (or rolled back): the record is history
         if self.refresh:
-            ctx = StepContext(self.services, step, self.emit, self.plan)
             try:
-                with trio.fail_after(kind.timeout(step)):
+                with trio.fail_after(kind.timeout(ctx.args)):
                     drift = await kind.probe(ctx, step, refs, result.outputs)
             except (Exception, trio.TooSlowError) as exc:
                 drift = f"probe failed: {exc}"
@@ -173,18 +181,20 @@ class _Run:
         )
         return True
 
-    async def _run(self, step: Step, kind: StepKind, key: str, refs: Mapping[str, Any]) -> None:
-        ctx = StepContext(self.services, step, self.emit, self.plan)
+    async def _run(
+        self, ctx: StepContext, kind: StepKind, key: str, refs: Mapping[str, Any]
+    ) -> None:
+        step = ctx.step
         started = time.time()
         self.running[step.address] = started
         self.emit(Event(address=step.address, kind="started", host=step.host, at=started))
         outputs: Outputs = {}
         error = ""
         try:
-            with trio.fail_after(kind.timeout(step)):
+            with trio.fail_after(kind.timeout(ctx.args)):
                 outputs = dict(await kind.apply(ctx, step, refs))
         except trio.TooSlowError:
-            error = f"timed out after {kind.timeout(step):g} s"
+            error = f"timed out after {kind.timeout(ctx.args):g} s"
         except StepFailed as exc:
             error, outputs = str(exc), dict(exc.outputs)
         except Exception as exc:  # a kind's bug or an environment failure: report, don't crash
@@ -214,7 +224,7 @@ class _Run:
                 )
                 self.live[step.address] = outputs
         if kind.resource:
-            self.created.append((step, outputs))
+            self.created.append((step, ctx.args, outputs))
         duration = finished - started
         if error:
             self._fail(step, error, duration, outputs)
@@ -264,17 +274,17 @@ class _Run:
     async def rollback(self) -> list[str]:
         """Destroy what this run created, newest first; the addresses destroyed."""
         undone: list[str] = []
-        for step, outputs in reversed(self.created):
+        for step, args, outputs in reversed(self.created):
             kind = kind_for(step.kind)
             assert kind is not None
-            ctx = StepContext(self.services, step, self.emit, self.plan)
+            ctx = StepContext(self.services, step, self.emit, self.plan, args)
             ctx.log("rollback: destroying what this run created")
             await trio.to_thread.run_sync(
                 self.services.store.remove_resource, self.services.workspace, step.address
             )
             self.live.pop(step.address, None)
             try:
-                with trio.fail_after(kind.timeout(step)):
+                with trio.fail_after(kind.timeout(args)):
                     await kind.destroy(ctx, step, outputs)
             except (Exception, trio.TooSlowError) as exc:
                 ctx.log(f"rollback of {step.address} failed: {_describe(exc)}")
@@ -334,7 +344,8 @@ async def execute(
 async def destroy_resources(
     services: Services, steps: Iterable[tuple[Step, Outputs]], emit: Emit
 ) -> tuple[list[str], list[str]]:
-    """Destroy live resources (steps of resource kinds with their outputs), in the given
+    """Destroy live resources (steps of resource kinds with their outputs, as
+    `_run.resource_step` rebuilds them: args of the kind's `resource_args`), in the given
     order; (destroyed addresses, failure messages). Used for nodes removed from a manifest."""
     destroyed: list[str] = []
     errors: list[str] = []
@@ -343,7 +354,12 @@ async def destroy_resources(
         if kind is None:
             errors.append(f"{step.address}: unknown step kind {step.kind!r}")
             continue
-        ctx = StepContext(services, step, emit)
+        try:  # rebuilt from the resource's outputs: only what its destroy needs
+            args = args_of(step, kind.resource_args or kind.args_type)
+        except StepArgsError as exc:
+            errors.append(str(exc))
+            continue
+        ctx = StepContext(services, step, emit, args=args)
         started = time.time()
         emit(
             Event(
@@ -355,7 +371,7 @@ async def destroy_resources(
             services.store.remove_resource, services.workspace, step.address
         )
         try:
-            with trio.fail_after(kind.timeout(step)):
+            with trio.fail_after(kind.timeout(ctx.args)):
                 await kind.destroy(ctx, step, outputs)
         except (Exception, trio.TooSlowError) as exc:
             message = f"{step.address}: destroy failed: {_describe(exc)}"

@@ -1,10 +1,10 @@
 """planner: Manifest + site config -> Plan.
 
-Owns the site config (discovery, loading, resolving a manifest's foreign keys), steps,
-hashing, plan files, diffs and their rendering, signatures, and the pull-mode specs a
-plan carries. Pure apart from reading the site-config files it is pointed at; the CLI
-(`pveplan.cli`, the composition root) is its caller, and reaches it through these names
-only.
+Owns the site config (discovery, loading, resolving a manifest's foreign keys), steps and
+their typed args, hashing, plan files, diffs and their rendering, signatures, the pull-mode
+specs a plan carries and a pull node's node-local plan. Pure apart from reading the
+site-config files it is pointed at; the CLI (`pveplan.cli`, the composition root) and the
+executor reach it through these names only, never a private module.
 
 The plan model and its hashing load with the package (the executor needs little else);
 every other export loads lazily (PEP 562), so `pveplan --version` never pays for the DSL,
@@ -19,9 +19,50 @@ from typing import Any
 from ._errors import PlanError
 from ._hashing import canonical, digest
 from ._plan import Plan, PlanSettings, SecretUse, Step
+from ._stepargs import (
+    STEP_ARGS,
+    ApiTokenArgs,
+    AwaitReportArgs,
+    BridgeArgs,
+    CloudInit,
+    ConfigPushArgs,
+    ConvergeTimerArgs,
+    CtCreateArgs,
+    DelegateArgs,
+    GuestCreateArgs,
+    GuestDestroyArgs,
+    ImageEnsureArgs,
+    NoArgs,
+    PackagesArgs,
+    PullBoot,
+    PullTimeouts,
+    ServicesArgs,
+    SiteConfigArgs,
+    SpecArgs,
+    SpecUserArgs,
+    SshdArgs,
+    SshKeysArgs,
+    SshWaitArgs,
+    StepArgs,
+    StepArgsError,
+    SudoArgs,
+    TimezoneArgs,
+    UserArgs,
+    VmCreateArgs,
+    WaitIpArgs,
+    args_as,
+    args_of,
+    change_of,
+)
 from ._version import __version__
 
 _EXPORTS = {
+    "AUTH_SECRETS": "._pullspec",
+    "SpecDocument": "._nodespec",
+    "SpecError": "._nodespec",
+    "build_node_plan": "._nodeplan",
+    "decode_spec_document": "._nodespec",
+    "node_workspace": "._nodeplan",
     "MANIFEST_SUFFIXES": "._pullnodes",
     "MIN_MAX_CHARS": "._markdown",
     "Change": "._diff",
@@ -69,25 +110,63 @@ _EXPORTS = {
 """Name -> the module it loads from, on first use."""
 
 __all__ = [
+    "AUTH_SECRETS",
     "MANIFEST_SUFFIXES",
     "MIN_MAX_CHARS",
+    "STEP_ARGS",
+    "ApiTokenArgs",
+    "AwaitReportArgs",
+    "BridgeArgs",
     "Change",
+    "CloudInit",
+    "ConfigPushArgs",
+    "ConvergeTimerArgs",
+    "CtCreateArgs",
+    "DelegateArgs",
+    "GuestCreateArgs",
+    "GuestDestroyArgs",
     "HostConfig",
+    "ImageEnsureArgs",
+    "NoArgs",
+    "PackagesArgs",
     "Plan",
     "PlanError",
     "PlanFile",
     "PlanSettings",
+    "PullBoot",
+    "PullTimeouts",
     "PulledSpec",
     "SecretRef",
     "SecretUse",
+    "ServicesArgs",
     "SiteConfig",
+    "SiteConfigArgs",
+    "SpecArgs",
+    "SpecDocument",
+    "SpecError",
+    "SpecUserArgs",
+    "SshKeysArgs",
+    "SshWaitArgs",
+    "SshdArgs",
     "Step",
+    "StepArgs",
+    "StepArgsError",
+    "SudoArgs",
     "Summary",
+    "TimezoneArgs",
+    "UserArgs",
+    "VmCreateArgs",
+    "WaitIpArgs",
     "__version__",
+    "args_as",
+    "args_of",
+    "build_node_plan",
     "build_plan_file",
     "canonical",
+    "change_of",
     "changes_json",
     "decode_applied_plan",
+    "decode_spec_document",
     "destroy_plan",
     "destroy_plan_file",
     "diff_plans",
@@ -101,6 +180,7 @@ __all__ = [
     "load_site_config",
     "moved_inputs",
     "node_changes",
+    "node_workspace",
     "plan_changes",
     "plan_hash",
     "plan_json",

@@ -20,15 +20,31 @@ deep in the tree changes every delegate above it and nothing else.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+
+import msgspec
 
 from pveplan import dsl
 
 from ._errors import PlanError
 from ._hashing import plan_hash
 from ._plan import Plan, PlanSettings, SecretUse
-from ._pullspec import AUTH_SECRETS, auth_method, await_args, pulled_spec, spec_args
+from ._pullspec import AUTH_SECRETS, auth_method, await_args, pulled_spec, push_args
 from ._secretuse import Reveal, SecretDigests
+from ._stepargs import (
+    ApiTokenArgs,
+    BridgeArgs,
+    CloudInit,
+    CtCreateArgs,
+    DelegateArgs,
+    ImageEnsureArgs,
+    NoArgs,
+    PullBoot,
+    SiteConfigArgs,
+    SshWaitArgs,
+    StepArgs,
+    VmCreateArgs,
+    WaitIpArgs,
+)
 from ._steps import StepList
 from .siteconfig import ResolvedManifest, ResolvedNode, SecretRef
 
@@ -58,16 +74,16 @@ KIND_VERSIONS = {
 }
 
 # The PVE lifecycle of a pve node with children, in homestak's order (homestak.md).
-PVE_LIFECYCLE: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("bootstrap", "pveplan.bootstrap", {}),
-    ("site_config", "pveplan.site_config", {"exclude": ["api_tokens"], "mode": "0600"}),
-    ("driver_key", "ssh.authorize_driver_key", {}),
-    ("next_hop_key", "ssh.install_next_hop_key", {}),
-    ("pve_install", "pve.install", {}),
-    ("bridge", "pve.bridge", {"bridge": "vmbr0", "interface": "eth0"}),
-    ("node_file", "pveplan.node_file", {}),
-    ("api_token", "pve.api_token", {"user": "root@pam", "token": "pveplan", "privsep": 0}),
-    ("own_key", "ssh.authorize_own_key", {}),
+PVE_LIFECYCLE: tuple[tuple[str, str, StepArgs], ...] = (
+    ("bootstrap", "pveplan.bootstrap", NoArgs()),
+    ("site_config", "pveplan.site_config", SiteConfigArgs(exclude=("api_tokens",), mode="0600")),
+    ("driver_key", "ssh.authorize_driver_key", NoArgs()),
+    ("next_hop_key", "ssh.install_next_hop_key", NoArgs()),
+    ("pve_install", "pve.install", NoArgs()),
+    ("bridge", "pve.bridge", BridgeArgs(bridge="vmbr0", interface="eth0")),
+    ("node_file", "pveplan.node_file", NoArgs()),
+    ("api_token", "pve.api_token", ApiTokenArgs(user="root@pam", token="pveplan", privsep=0)),
+    ("own_key", "ssh.authorize_own_key", NoArgs()),
 )
 
 WAIT_IP_TIMEOUT = 300
@@ -190,18 +206,18 @@ class _Builder:
             {n.image.name: n.image for n in roots if n.image is not None}.values(),
             key=lambda i: i.name,
         ):
-            args: dict[str, Any] = {
-                "name": image.name,
-                "filename": image.filename,
-                "format": image.format,
-                "storage": datastore,
-                "sha256": image.sha256,
-            }
-            hints = {}
-            if image.sha256 is None:
-                args["url"] = image.url  # unpinned: the URL is all that identifies it
-            else:
-                hints["url"] = image.url  # pinned: the hash is the identity, the URL a hint
+            pinned = image.sha256 is not None
+            args = ImageEnsureArgs(
+                name=image.name,
+                filename=image.filename,
+                format=image.format,
+                storage=datastore,
+                sha256=image.sha256,
+                # unpinned: the URL is all that identifies it; pinned: the hash is the
+                # identity, and the URL only a hint
+                url=msgspec.UNSET if pinned else image.url,
+            )
+            hints = {"url": image.url} if pinned else {}
             steps.add(f"image.{image.name}.ensure", "pve.image.ensure", args, hints=hints)
         subplans: dict[str, Plan] = {}
         for node in roots:
@@ -228,7 +244,7 @@ class _Builder:
         prefix = f"node.{node.name}"
         family = "ct" if node.type == "ct" else "vm"
         create = f"{prefix}.create"
-        args: dict[str, Any] = {
+        guest = {
             "name": node.name,
             "type": node.type,
             "vmid": node.vmid,
@@ -237,42 +253,43 @@ class _Builder:
             "disk": node.disk,
             "bridge": node.bridge,
             "storage": datastore,
-            "tags": ["pveplan", f"pveplan-{self.resolved.name}"],
+            "tags": ("pveplan", f"pveplan-{self.resolved.name}"),
         }
+        pull = node.mode == "pull" and node.spec is not None
+        if pull and family == "ct":
+            raise PlanError.at(
+                None,
+                f"node {node.name!r} is a container in pull mode",
+                "pull mode boots a VM with cloud-init, which containers do not have: "
+                "use execution.mode push for ct nodes",
+            )
         refs: dict[str, str] = {}
+        args: StepArgs
         if family == "vm":
             assert node.image is not None  # validated: vm and pve nodes have images
-            args["image"] = node.image.name
-            args["cloud_init"] = {
-                "user": node.vm_user,
-                "sudo": True,
-                "packages": list(node.packages),
-                "timezone": node.timezone,
-                "agent": True,
-                "serial": True,
-                "mode": node.mode,
-            }
-            refs["volume"] = f"image.{node.image.name}.ensure#volid"
-        else:
-            args["template"] = node.template
-        credential: tuple[SecretUse, ...] = ()
-        if node.mode == "pull" and node.spec is not None:
-            if family == "ct":
-                raise PlanError.at(
-                    None,
-                    f"node {node.name!r} is a container in pull mode",
-                    "pull mode boots a VM with cloud-init, which containers do not have: "
-                    "use execution.mode push for ct nodes",
-                )
             # What first boot needs to fetch the spec (the server's address and certificate
             # are the running server's, filled in at apply: they differ between machines).
-            args["cloud_init"]["pull"] = {
-                "identity": node.name,
-                "spec": node.spec_name,
-                "auth": auth_method(node),
-                "server": self.resolved.server_url or None,
-            }
-            credential = self.credential(node)
+            boot = PullBoot(
+                identity=node.name,
+                spec=node.spec_name,
+                auth=auth_method(node),
+                server=self.resolved.server_url or None,
+            )
+            cloud_init = CloudInit(
+                user=node.vm_user,
+                sudo=True,
+                packages=node.packages,
+                timezone=node.timezone,
+                agent=True,
+                serial=True,
+                mode=node.mode,
+                pull=boot if pull else msgspec.UNSET,
+            )
+            args = VmCreateArgs(**guest, image=node.image.name, cloud_init=cloud_init)
+            refs["volume"] = f"image.{node.image.name}.ensure#volid"
+        else:
+            args = CtCreateArgs(**guest, template=node.template)
+        credential = self.credential(node) if pull else ()
         steps.add(
             create,
             f"pve.{family}.create",
@@ -295,11 +312,11 @@ class _Builder:
             },
         )
         vm_id = {"vmid": f"{create}#vm_id"}
-        steps.add(f"{prefix}.start", f"pve.{family}.start", {}, refs=vm_id)
+        steps.add(f"{prefix}.start", f"pve.{family}.start", NoArgs(), refs=vm_id)
         steps.add(
             f"{prefix}.wait_ip",
             f"pve.{family}.wait_ip",
-            {"timeout": WAIT_IP_TIMEOUT},
+            WaitIpArgs(timeout=WAIT_IP_TIMEOUT),
             refs=vm_id,
             deps=(f"{prefix}.start",),
         )
@@ -311,19 +328,18 @@ class _Builder:
             steps.add(
                 f"{prefix}.wait_ssh",
                 "ssh.wait",
-                {"user": node.vm_user, "timeout": WAIT_SSH_TIMEOUT},
+                SshWaitArgs(user=node.vm_user, timeout=WAIT_SSH_TIMEOUT),
                 refs=ssh,
             )
             last = f"{prefix}.wait_ssh"
         if node.spec is not None:
             if node.mode == "push":
-                spec = spec_args(node)
                 users = node.spec.users
                 keys = [key for user in users for key in user.ssh_keys]
                 steps.add(
                     f"{prefix}.config",
                     "config.push",
-                    {**spec, "ssh_user": node.vm_user},
+                    push_args(node),
                     refs=ssh,
                     secrets=self.secret_uses(keys),
                     deps=(last,),
@@ -353,8 +369,8 @@ class _Builder:
         for name, kind, extra in PVE_LIFECYCLE:
             address = f"{prefix}.{name}"
             secrets: tuple[SecretUse, ...] = ()
-            if name == "site_config":  # the subtree's secrets, never the API tokens
-                excluded = tuple(f"{p}." for p in extra["exclude"])
+            if isinstance(extra, SiteConfigArgs):  # the subtree's secrets, never API tokens
+                excluded = tuple(f"{p}." for p in extra.exclude)
                 names = {
                     use.name
                     for _, step in subplan.walk()
@@ -365,7 +381,7 @@ class _Builder:
             steps.add(
                 address,
                 kind,
-                dict(extra),
+                extra,
                 refs={**ssh, **extra_refs.get(name, {})},
                 secrets=secrets,
                 deps=(last,),
@@ -375,7 +391,9 @@ class _Builder:
         steps.add(
             delegate,
             "subplan.delegate",
-            {"host": node.name, "subplan": subplan.hash, "children": [c.name for c in children]},
+            DelegateArgs(
+                host=node.name, subplan=subplan.hash, children=tuple(c.name for c in children)
+            ),
             refs=ssh,
             deps=(last,),
         )

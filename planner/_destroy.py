@@ -18,6 +18,7 @@ import msgspec
 from ._hashing import plan_hash, step_hash
 from ._plan import Plan, PlanSettings, Step
 from ._planfile import PlanFile
+from ._stepargs import DelegateArgs, GuestDestroyArgs, StepArgs, to_wire
 
 DESTROY_KINDS = {"pve.vm.create": "pve.vm.destroy", "pve.ct.create": "pve.ct.destroy"}
 KIND_VERSION = 1
@@ -69,16 +70,18 @@ def _level(applied: Plan, resources: Mapping[str, Mapping[str, Any]]) -> Plan:
                 address,
                 "subplan.delegate",
                 applied.host,
-                {"host": inner.host, "subplan": inner.hash, "action": "destroy"},
+                DelegateArgs(host=inner.host, subplan=inner.hash, action="destroy"),
                 [],
             )
             subplans[address] = inner
             deps.append(address)
         outputs = resources.get(create.address, {})
-        args = {
-            "name": create.args.get("name"),
-            "vmid": outputs.get("vm_id", create.args.get("vmid")),
-        }
+        # Read leniently, as before args were typed: an applied plan is history, and
+        # destroying what it made must not depend on its create step's args fitting today.
+        args = GuestDestroyArgs(
+            name=create.args.get("name"),
+            vmid=outputs.get("vm_id", create.args.get("vmid")),
+        )
         _add(steps, hashes, f"{node}.destroy", DESTROY_KINDS[create.kind], applied.host, args, deps)
     plan_steps = tuple(steps)
     return Plan(
@@ -104,9 +107,10 @@ def _add(
     address: str,
     kind: str,
     host: str,
-    args: dict[str, Any],
+    typed: StepArgs,
     deps: list[str],
 ) -> None:
+    args = to_wire(kind, typed)
     digest = step_hash(
         kind=kind,
         kind_version=KIND_VERSION,

@@ -3,7 +3,8 @@
 Steps are matched by address, level by level (subplans by their delegate's address). A
 step whose hash is unchanged is cached: its recorded result will be reused. A changed one
 is an update, or a replace when an arg that cannot change in place changed (a VM's vmid,
-image or storage; a shrinking disk). A step only in the old plan is destroyed.
+image or storage; a shrinking disk: the rules are the args' own, `_stepargs.RULES`). A
+step only in the old plan is destroyed.
 
 Beyond Terraform, each change says why: which arg changed (old -> new, and the manifest
 line it comes from), that a secret changed (never its value: "(sensitive)"), or which
@@ -21,16 +22,9 @@ from typing import Any, Literal, NamedTuple
 
 from ._hashing import canonical
 from ._plan import Frozen, Plan, Step
+from ._stepargs import STEP_ARGS, StepArgs, change_of
 
 Action = Literal["create", "update", "replace", "destroy", "unchanged"]
-
-# Args that cannot change without recreating the resource.
-REPLACE_ON: dict[str, frozenset[str]] = {
-    "pve.vm.create": frozenset({"vmid", "image", "type", "storage", "name"}),
-    "pve.ct.create": frozenset({"vmid", "template", "type", "storage", "name"}),
-    "pve.image.ensure": frozenset({"sha256", "url", "filename", "format", "storage"}),
-}
-SHRINK_REPLACES = frozenset({"disk"})
 
 
 class Reason(Frozen, kw_only=True):
@@ -235,6 +229,7 @@ def _compare(
     subplan = False
     replace = False
     where = sources.get(step.address, {})
+    typed = STEP_ARGS.get(step.kind, StepArgs)
     for key in sorted(set(before.args) | set(step.args)):
         old_value, new_value = before.args.get(key), step.args.get(key)
         if canonical(old_value) == canonical(new_value):  # as hashed: a tuple equals a list
@@ -243,12 +238,7 @@ def _compare(
             reasons.append(Reason(text="subplan changed (see the steps nested below)"))
             subplan = True
             continue
-        forces = key in REPLACE_ON.get(step.kind, ()) or (
-            key in SHRINK_REPLACES
-            and isinstance(old_value, int)
-            and isinstance(new_value, int)
-            and new_value < old_value
-        )
+        forces = change_of(typed, key, old_value, new_value) == "replace"
         replace = replace or forces
         suffix = " (forces replacement)" if forces else ""
         reasons.append(

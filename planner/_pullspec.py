@@ -17,14 +17,26 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any
+
+import msgspec
 
 from ._errors import PlanError
 from ._hashing import canonical, digest, has_float
 from ._plan import Frozen, SecretUse, Step
+from ._stepargs import (
+    AuthMethod,
+    AwaitReportArgs,
+    ConfigPushArgs,
+    PullTimeouts,
+    ServicesArgs,
+    SpecArgs,
+    SpecUserArgs,
+    args_as,
+    args_of,
+    to_plain,
+)
 from .siteconfig import ResolvedNode
-
-AuthMethod = Literal["network", "site_token", "node_token"]
 
 AUTH_SECRETS: dict[str, str] = {
     "site_token": "auth.site_token",
@@ -48,7 +60,7 @@ class PulledSpec(Frozen, kw_only=True):
     hash: str
 
 
-def spec_args(node: ResolvedNode) -> dict[str, Any]:
+def spec_args(node: ResolvedNode) -> SpecArgs:
     """What the config phase needs: the resolved spec, posture and packages (no secrets)."""
     spec = node.spec
     assert spec is not None
@@ -58,26 +70,31 @@ def spec_args(node: ResolvedNode) -> dict[str, Any]:
             f"spec {node.spec_name!r} has a number with a fraction in its config",
             "plans hold no floats (their text is not canonical); write the value as a string",
         )
-    args: dict[str, Any] = {
-        "spec": node.spec_name,
-        "hostname": spec.hostname,
-        "domain": spec.domain,
-        "users": [
-            {"name": u.name, "sudo": u.sudo, "ssh_keys": [k.name for k in u.ssh_keys]}
+    return SpecArgs(
+        spec=node.spec_name,
+        hostname=spec.hostname,
+        domain=spec.domain,
+        users=tuple(
+            SpecUserArgs(name=u.name, sudo=u.sudo, ssh_keys=tuple(k.name for k in u.ssh_keys))
             for u in spec.users
-        ],
-        "packages": list(node.packages),
-        "services": {"enable": list(spec.services_enable), "disable": list(spec.services_disable)},
-        "timezone": node.timezone,
-        "posture": node.posture_name,
-        "posture_settings": None if node.posture is None else _plain_cached(node.posture),
-        "network": _plain(spec.network) if spec.network is not None else None,
-        "pve": _plain(spec.pve) if spec.pve is not None else None,
-        "config": dict(spec.config_extra),
-    }
-    if spec.run is not None:  # only when set: plans made before `run` existed keep their hashes
-        args["run"] = _plain(spec.run)
-    return args
+        ),
+        packages=node.packages,
+        services=ServicesArgs(enable=spec.services_enable, disable=spec.services_disable),
+        timezone=node.timezone,
+        posture=node.posture_name,
+        posture_settings=None if node.posture is None else _plain_cached(node.posture),
+        network=_plain(spec.network) if spec.network is not None else None,
+        pve=_plain(spec.pve) if spec.pve is not None else None,
+        config=dict(spec.config_extra),
+        # only when set: plans made before `run` existed keep their hashes
+        run=_plain(spec.run) if spec.run is not None else msgspec.UNSET,
+    )
+
+
+def push_args(node: ResolvedNode) -> ConfigPushArgs:
+    """The args of a push node's `config.push` step: its spec, and whom to log in as."""
+    spec = spec_args(node)
+    return ConfigPushArgs(**msgspec.structs.asdict(spec), ssh_user=node.vm_user)
 
 
 def spec_key_names(node: ResolvedNode) -> list[str]:
@@ -98,7 +115,7 @@ def spec_hash(spec: dict[str, Any], secrets: Iterable[SecretUse]) -> str:
 
 def pulled_spec(node: ResolvedNode, secret_use: Callable[[str], SecretUse]) -> PulledSpec:
     """The spec `node` (pull mode, with a spec) fetches; `secret_use` digests a secret."""
-    args = spec_args(node)
+    args = to_plain(spec_args(node))
     uses = tuple(secret_use(name) for name in spec_key_names(node))
     return PulledSpec(
         identity=node.name,
@@ -110,41 +127,39 @@ def pulled_spec(node: ResolvedNode, secret_use: Callable[[str], SecretUse]) -> P
     )
 
 
-def await_args(pulled: PulledSpec, server: str | None) -> dict[str, Any]:
+def await_args(pulled: PulledSpec, server: str | None) -> AwaitReportArgs:
     """The args of a pull node's `config.await_report` step (the plan shows them)."""
-    return {
-        "identity": pulled.identity,
-        "spec_name": pulled.spec_name,
-        "auth": pulled.auth,
-        "spec_hash": pulled.hash,
-        "spec": pulled.spec,
-        "server": server,
-        "timeouts": {"spec": SPEC_TIMEOUT, "config": CONFIG_TIMEOUT},
-    }
+    return AwaitReportArgs(
+        identity=pulled.identity,
+        spec_name=pulled.spec_name,
+        auth=pulled.auth,
+        spec_hash=pulled.hash,
+        spec=msgspec.convert(pulled.spec, SpecArgs),
+        server=server,
+        timeouts=PullTimeouts(spec=SPEC_TIMEOUT, config=CONFIG_TIMEOUT),
+    )
 
 
 def from_await_step(step: Step) -> PulledSpec:
     """The spec an `await_report` step expects its node to fetch (for the server to serve).
 
     The step's secrets are the spec's keys plus the node's credential; only the keys
-    are part of the spec.
+    are part of the spec. StepArgsError if its args do not fit the kind.
     """
-    args = step.args
-    credential = AUTH_SECRETS.get(args["auth"])
+    args = args_as(args_of(step), AwaitReportArgs)
+    credential = AUTH_SECRETS.get(args.auth)
     return PulledSpec(
-        identity=args["identity"],
-        spec_name=args["spec_name"],
-        auth=args["auth"],
-        spec=args["spec"],
+        identity=args.identity,
+        spec_name=args.spec_name,
+        auth=args.auth,
+        spec=to_plain(args.spec),
         secrets=tuple(s for s in step.secrets if s.name != credential),
-        hash=args["spec_hash"],
+        hash=args.spec_hash,
     )
 
 
 def _plain(value: Any) -> Any:
     """A Struct as JSON-native data (lists, not tuples), as it reads back from a plan file."""
-    import msgspec
-
     return msgspec.json.decode(msgspec.json.encode(value))
 
 

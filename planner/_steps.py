@@ -2,7 +2,8 @@
 
 Shared by the planner (a manifest's plans) and by a pull node (its node-local plan), so
 both hash steps the one way `_hashing.step_hash` defines: a step added after the steps it
-refers to or waits for gets a hash that changes exactly when one of them does.
+refers to or waits for gets a hash that changes exactly when one of them does. A step's
+args come in as its kind's Struct (`_stepargs`) and are stored in their wire form.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from ._hashing import step_hash
 from ._plan import SecretUse, Step
+from ._stepargs import StepArgs, to_wire
 
 
 class StepList:
@@ -27,7 +29,7 @@ class StepList:
         self,
         address: str,
         kind: str,
-        args: dict[str, Any],
+        typed: StepArgs,
         *,
         refs: dict[str, str] | None = None,
         secrets: tuple[SecretUse, ...] = (),
@@ -35,6 +37,7 @@ class StepList:
         hints: dict[str, Any] | None = None,
     ) -> str:
         """Add a step (its refs and deps must already be here); returns its address."""
+        args = to_wire(kind, typed)
         refs = refs or {}
         ref_hashes = {}
         for name, ref in refs.items():

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pveplan.planner import ConfigPushArgs, SpecArgs
+
 from .._context import StepContext
 from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
@@ -122,16 +124,14 @@ async def converge_services(
     return drift
 
 
-async def converge(guest: Guest, spec: Mapping[str, Any], *, repair: bool) -> list[str]:
+async def converge(guest: Guest, spec: SpecArgs, *, repair: bool) -> list[str]:
     """What differs from `spec` on the guest (changed too, when `repair`)."""
-    drift = await converge_timezone(guest, spec.get("timezone"), repair=repair)
-    drift += await converge_packages(guest, spec.get("packages") or [], repair=repair)
-    for user in spec.get("users") or []:
-        drift += await ensure_user(guest, user["name"], bool(user.get("sudo")), repair=repair)
-    services = spec.get("services") or {}
-    drift += await converge_services(
-        guest, services.get("enable") or [], services.get("disable") or [], repair=repair
-    )
+    drift = await converge_timezone(guest, spec.timezone, repair=repair)
+    drift += await converge_packages(guest, spec.packages, repair=repair)
+    for user in spec.users:
+        drift += await ensure_user(guest, user.name, user.sudo, repair=repair)
+    services = spec.services
+    drift += await converge_services(guest, services.enable, services.disable, repair=repair)
     return drift
 
 
@@ -141,25 +141,25 @@ class ConfigPush(StepKind):
     tier = "long"
 
     async def _guest(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Guest:
-        target = vm_target(ctx, refs, step.args.get("ssh_user") or "homestak")
+        target = vm_target(ctx, refs, ctx.args_as(ConfigPushArgs).ssh_user or "homestak")
         return Guest(await ctx.services.pool.channel(target), target.name)
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         try:
             guest = await self._guest(ctx, step, refs)
-            changed = await converge(guest, step.args, repair=True)
+            changed = await converge(guest, ctx.args_as(ConfigPushArgs), repair=True)
         except ChannelError as exc:
             raise StepFailed(str(exc)) from None
         for line in changed:
             ctx.log(f"repaired: {line}")
-        return {"spec": step.args.get("spec"), "changed": len(changed)}
+        return {"spec": ctx.args_as(ConfigPushArgs).spec, "changed": len(changed)}
 
     async def probe(
         self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]
     ) -> str | None:
         try:
             guest = await self._guest(ctx, step, refs)
-            drift = await converge(guest, step.args, repair=False)
+            drift = await converge(guest, ctx.args_as(ConfigPushArgs), repair=False)
         except ChannelError as exc:
             return str(exc)
         return "; ".join(drift) or None

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pveplan.planner import DelegateArgs
+
 from .._context import StepContext
 from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
@@ -65,17 +67,18 @@ class SubplanDelegate(StepKind):
         return outputs.get("ran") == 0 and not outputs.get("removed")
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
-        from pveplan.planner._version import __version__
+        from pveplan.planner import __version__
 
         from ..remote import BundleError, RemoteError, ensure_bundle, run_remote
         from ..remote._client import executor_argv
         from ..remote._protocol import RunOptions
 
-        host = step.args["host"]
+        args = ctx.args_as(DelegateArgs)
+        host = args.host
         subplan = ctx.plan.subplans.get(step.address) if ctx.plan is not None else None
-        if subplan is None or subplan.hash != step.args["subplan"]:
-            raise StepFailed(f"the plan holds no subplan {step.args['subplan']} for {host}")
-        destroying = step.args.get("action") == "destroy"
+        if subplan is None or subplan.hash != args.subplan:
+            raise StepFailed(f"the plan holds no subplan {args.subplan} for {host}")
+        destroying = args.action == "destroy"
         target = await _destroy_target(ctx, step) if destroying else _apply_target(ctx, refs)
         if target is None:
             return {"subplan": subplan.hash, "gone": True}
@@ -119,13 +122,13 @@ class SubplanDelegate(StepKind):
 
 
 def _apply_target(ctx: StepContext, refs: Mapping[str, Any]) -> SshTarget:
-    host = ctx.step.args["host"]
+    host = ctx.args_as(DelegateArgs).host
     return ctx.services.hosts.vm_target(ctx.host, refs["ip"], REMOTE_USER, refs["host_key"], host)
 
 
 async def _destroy_target(ctx: StepContext, step: Any) -> SshTarget | None:
     """Where the nested host answers now, or None if it is gone or stopped (its VMs with it)."""
-    host = step.args["host"]
+    host = ctx.args_as(DelegateArgs).host
     node = step.address.split(".")[1]
     create = f"node.{node}.create"
     recorded = {r.address: r.outputs for r in ctx.services.store.resources(ctx.workspace)}

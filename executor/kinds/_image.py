@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pveplan.planner import ImageEnsureArgs
+
 from .._context import StepContext
 from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
@@ -25,22 +27,23 @@ class ImageEnsure(StepKind):
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         pve = await ctx.pve()
-        args = step.args
-        storage, filename = args["storage"], args["filename"]
+        args = ctx.args_as(ImageEnsureArgs)
+        storage, filename = args.storage, args.filename
         volid = f"{storage}:{CONTENT}/{filename}"
         if await self._present(pve, storage, volid):
             ctx.log(f"{volid} is already on {pve.node}")
             return {"volid": volid}
-        url = args.get("url") or step.hints.get("url")
+        # An unpinned image's URL is its identity; a pinned one's is only a hint.
+        url = (args.url or None) or step.hints.get("url")
         if not url:
-            raise StepFailed(f"image {args['name']} has no URL to fetch it from")
-        ctx.log(f"downloading {args['name']} to {volid}")
+            raise StepFailed(f"image {args.name} has no URL to fetch it from")
+        ctx.log(f"downloading {args.name} to {volid}")
         try:
             await pve.download(
-                storage, filename=filename, url=url, content=CONTENT, sha256=args.get("sha256")
+                storage, filename=filename, url=url, content=CONTENT, sha256=args.sha256
             )
         except PveError as exc:
-            raise StepFailed(f"fetching image {args['name']} from {url}: {exc}") from None
+            raise StepFailed(f"fetching image {args.name} from {url}: {exc}") from None
         return {"volid": volid}
 
     async def _present(self, pve: Any, storage: str, volid: str) -> bool:
@@ -52,6 +55,7 @@ class ImageEnsure(StepKind):
         self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]
     ) -> str | None:
         pve = await ctx.pve()
-        if not await self._present(pve, step.args["storage"], str(outputs.get("volid"))):
+        storage = ctx.args_as(ImageEnsureArgs).storage
+        if not await self._present(pve, storage, str(outputs.get("volid"))):
             return f"{outputs.get('volid')} is no longer on {pve.node}"
         return None

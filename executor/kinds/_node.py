@@ -20,6 +20,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from msgspec import UNSET
+
+from pveplan.planner import (
+    ConvergeTimerArgs,
+    PackagesArgs,
+    ServicesArgs,
+    SshdArgs,
+    SshKeysArgs,
+    SudoArgs,
+    TimezoneArgs,
+    UserArgs,
+)
+
 from .._context import StepContext
 from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
@@ -43,13 +56,12 @@ HEADER = "# Written by pveplan from this node's spec; local edits are reverted.\
 
 
 class _NodeKind(StepKind):
-    """A node-local aspect: `converge(repair)` returns what differed (and fixes it)."""
+    """A node-local aspect: `converge(repair)` returns what differed (and fixes it),
+    reading the step's args as its kind's Struct (`ctx.args_as`)."""
 
     tier: ClassVar[str] = "medium"
 
-    async def converge(
-        self, ctx: StepContext, guest: Guest, args: Mapping[str, Any], *, repair: bool
-    ) -> list[str]:
+    async def converge(self, ctx: StepContext, guest: Guest, *, repair: bool) -> list[str]:
         raise NotImplementedError
 
     async def _guest(self, ctx: StepContext) -> Guest:
@@ -58,7 +70,7 @@ class _NodeKind(StepKind):
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         try:
-            changed = await self.converge(ctx, await self._guest(ctx), step.args, repair=True)
+            changed = await self.converge(ctx, await self._guest(ctx), repair=True)
         except ChannelError as exc:
             raise StepFailed(str(exc)) from None
         except OSError as exc:
@@ -71,7 +83,7 @@ class _NodeKind(StepKind):
         self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]
     ) -> str | None:
         try:
-            drift = await self.converge(ctx, await self._guest(ctx), step.args, repair=False)
+            drift = await self.converge(ctx, await self._guest(ctx), repair=False)
         except (ChannelError, OSError) as exc:
             return f"cannot check: {exc}"
         return "; ".join(drift) or None
@@ -176,10 +188,8 @@ class NodeTimezone(_NodeKind):
     name = "node.timezone"
     tier = "short"
 
-    async def converge(
-        self, ctx: StepContext, guest: Guest, args: Mapping[str, Any], *, repair: bool
-    ) -> list[str]:
-        return await converge_timezone(guest, args["timezone"], repair=repair)
+    async def converge(self, ctx: StepContext, guest: Guest, *, repair: bool) -> list[str]:
+        return await converge_timezone(guest, ctx.args_as(TimezoneArgs).timezone, repair=repair)
 
 
 @register
@@ -187,10 +197,9 @@ class NodePackages(_NodeKind):
     name = "node.packages"
     tier = "extended"
 
-    async def converge(
-        self, ctx: StepContext, guest: Guest, args: Mapping[str, Any], *, repair: bool
-    ) -> list[str]:
-        return await converge_packages(guest, args["packages"], repair=repair, update_lists=True)
+    async def converge(self, ctx: StepContext, guest: Guest, *, repair: bool) -> list[str]:
+        packages = ctx.args_as(PackagesArgs).packages
+        return await converge_packages(guest, packages, repair=repair, update_lists=True)
 
 
 @register
@@ -200,10 +209,9 @@ class NodeUser(_NodeKind):
     name = "node.user"
     tier = "short"
 
-    async def converge(
-        self, ctx: StepContext, guest: Guest, args: Mapping[str, Any], *, repair: bool
-    ) -> list[str]:
-        name, sudo = args["name"], bool(args["sudo"])
+    async def converge(self, ctx: StepContext, guest: Guest, *, repair: bool) -> list[str]:
+        user = ctx.args_as(UserArgs)
+        name, sudo = user.name, user.sudo
         drift = await ensure_user(guest, name, sudo, repair=repair)
         if drift and not repair:
             return drift  # nothing more to check on a user that does not exist
@@ -229,17 +237,16 @@ class NodeSshKeys(_NodeKind):
     name = "node.ssh_keys"
     tier = "short"
 
-    async def converge(
-        self, ctx: StepContext, guest: Guest, args: Mapping[str, Any], *, repair: bool
-    ) -> list[str]:
-        user = args["user"]
+    async def converge(self, ctx: StepContext, guest: Guest, *, repair: bool) -> list[str]:
+        keys = ctx.args_as(SshKeysArgs)
+        user = keys.user
         path = home_of(user) / ".ssh" / "authorized_keys"
         if path.parent.is_symlink():
             raise StepFailed(f"{_shown(path.parent)} is a symbolic link: refusing to follow it")
         lines = (_read_own(path) or b"").decode(errors="replace").splitlines()
         present = {token for line in lines for token in line.split()}
         missing: list[tuple[str, str]] = []
-        for name in args["keys"]:
+        for name in keys.keys:
             key = _public_key(ctx, name)
             if key.split()[1] not in present:
                 missing.append((name, key))
@@ -282,12 +289,11 @@ class NodeSudo(_NodeKind):
     name = "node.sudo"
     tier = "short"
 
-    async def converge(
-        self, ctx: StepContext, guest: Guest, args: Mapping[str, Any], *, repair: bool
-    ) -> list[str]:
-        user = args["user"]
+    async def converge(self, ctx: StepContext, guest: Guest, *, repair: bool) -> list[str]:
+        sudo = ctx.args_as(SudoArgs)
+        user = sudo.user
         path = node_path(f"{SUDOERS_DIR}/pveplan-{user}")
-        content = (HEADER + sudoers_rule(user, bool(args["nopasswd"])) + "\n").encode()
+        content = (HEADER + sudoers_rule(user, sudo.nopasswd) + "\n").encode()
         drift = _file_drift(path, content, 0o440)
         if drift is None:
             return []
@@ -301,22 +307,21 @@ class NodeSudo(_NodeKind):
 class NodeServices(_NodeKind):
     name = "node.services"
 
-    async def converge(
-        self, ctx: StepContext, guest: Guest, args: Mapping[str, Any], *, repair: bool
-    ) -> list[str]:
-        return await converge_services(guest, args["enable"], args["disable"], repair=repair)
+    async def converge(self, ctx: StepContext, guest: Guest, *, repair: bool) -> list[str]:
+        services = ctx.args_as(ServicesArgs)
+        return await converge_services(guest, services.enable, services.disable, repair=repair)
 
 
-def sshd_drop_in(args: Mapping[str, Any]) -> bytes:
+def sshd_drop_in(args: SshdArgs) -> bytes:
     """The posture's SSH settings as sshd_config lines (only those the posture sets)."""
     lines = [HEADER.rstrip("\n")]
-    for key, option in (
-        ("port", "Port"),
-        ("permit_root_login", "PermitRootLogin"),
-        ("password_authentication", "PasswordAuthentication"),
+    for value, option in (
+        (args.port, "Port"),
+        (args.permit_root_login, "PermitRootLogin"),
+        (args.password_authentication, "PasswordAuthentication"),
     ):
-        if args.get(key) is not None:
-            lines.append(f"{option} {args[key]}")
+        if value is not UNSET:
+            lines.append(f"{option} {value}")
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -328,11 +333,9 @@ class NodeSshd(_NodeKind):
     name = "node.sshd"
     tier = "short"
 
-    async def converge(
-        self, ctx: StepContext, guest: Guest, args: Mapping[str, Any], *, repair: bool
-    ) -> list[str]:
+    async def converge(self, ctx: StepContext, guest: Guest, *, repair: bool) -> list[str]:
         path = node_path(SSHD_DROP_IN)
-        content = sshd_drop_in(args)
+        content = sshd_drop_in(ctx.args_as(SshdArgs))
         drift = _file_drift(path, content, 0o644)
         if drift is None:
             return []
@@ -350,16 +353,14 @@ class NodeFail2ban(_NodeKind):
     name = "node.fail2ban"
     tier = "extended"
 
-    async def converge(
-        self, ctx: StepContext, guest: Guest, args: Mapping[str, Any], *, repair: bool
-    ) -> list[str]:
+    async def converge(self, ctx: StepContext, guest: Guest, *, repair: bool) -> list[str]:
         drift = await converge_packages(guest, ["fail2ban"], repair=repair, update_lists=True)
         return drift + await converge_services(guest, ["fail2ban"], [], repair=repair)
 
 
-def converge_units(args: Mapping[str, Any]) -> dict[str, bytes]:
+def converge_units(args: ConvergeTimerArgs) -> dict[str, bytes]:
     """The timer that re-runs `spec get` then `config apply` every `interval`."""
-    launcher = f"/root/.pveplan/bundles/{args['bundle']}/bundle/run.py"
+    launcher = f"/root/.pveplan/bundles/{args.bundle}/bundle/run.py"
     service = (
         f"{HEADER}"
         "[Unit]\n"
@@ -377,11 +378,11 @@ def converge_units(args: Mapping[str, Any]) -> dict[str, bytes]:
     timer = (
         f"{HEADER}"
         "[Unit]\n"
-        f"Description=pveplan: converge this node every {args['interval']}\n"
+        f"Description=pveplan: converge this node every {args.interval}\n"
         "\n"
         "[Timer]\n"
-        f"OnBootSec={args['boot']}\n"
-        f"OnUnitActiveSec={args['interval']}\n"
+        f"OnBootSec={args.boot}\n"
+        f"OnUnitActiveSec={args.interval}\n"
         "\n"
         "[Install]\n"
         "WantedBy=timers.target\n"
@@ -396,11 +397,9 @@ class NodeConvergeTimer(_NodeKind):
     name = "node.converge_timer"
     tier = "short"
 
-    async def converge(
-        self, ctx: StepContext, guest: Guest, args: Mapping[str, Any], *, repair: bool
-    ) -> list[str]:
+    async def converge(self, ctx: StepContext, guest: Guest, *, repair: bool) -> list[str]:
         drift: list[str] = []
-        for unit, content in converge_units(args).items():
+        for unit, content in converge_units(ctx.args_as(ConvergeTimerArgs)).items():
             path = node_path(f"{UNIT_DIR}/{unit}")
             found = _file_drift(path, content, 0o644)
             if found is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from pveplan.planner._pullspec import AUTH_SECRETS
+from pveplan.planner import AUTH_SECRETS, AwaitReportArgs, PullBoot, PullTimeouts
 
 from .._context import SpecServerRef, StepContext
 from .._kinds import StepKind, register
@@ -44,7 +44,7 @@ def spec_server(ctx: StepContext, what: str) -> SpecServerRef:
     return server
 
 
-def credential(ctx: StepContext, identity: str, spec: str, auth: str) -> str | None:
+def credential(ctx: StepContext, identity: str, spec: str | None, auth: str) -> str | None:
     """The token node `identity` presents under posture auth method `auth`."""
     from pveplan.executor.pull._tokens import mint_token
 
@@ -55,16 +55,16 @@ def credential(ctx: StepContext, identity: str, spec: str, auth: str) -> str | N
     return mint_token(identity, spec, value) if auth == "node_token" else value
 
 
-def pull_boot(ctx: StepContext, pull: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+def pull_boot(ctx: StepContext, pull: PullBoot) -> tuple[dict[str, Any], str]:
     """The cloud-init additions of a pull node, and its new instance id."""
     from pveplan.executor.pull._bootstrap import bootstrap_argv
 
-    server = spec_server(ctx, f"pull node {pull['identity']}")
+    server = spec_server(ctx, f"pull node {pull.identity}")
     instance = secrets.token_hex(16)
     settings = {
-        "server": pull.get("server") or server.url,
+        "server": pull.server or server.url,
         "fingerprint": server.fingerprint,
-        "identity": pull["identity"],
+        "identity": pull.identity,
         "instance": instance,
         "bundle": ctx.services.bundle().hash,
     }
@@ -75,7 +75,7 @@ def pull_boot(ctx: StepContext, pull: Mapping[str, Any]) -> tuple[dict[str, Any]
             "content": json.dumps(settings, sort_keys=True) + "\n",
         }
     ]
-    token = credential(ctx, pull["identity"], pull["spec"], pull["auth"])
+    token = credential(ctx, pull.identity, pull.spec, pull.auth)
     if token is not None:
         files.append({"path": f"{PULL_DIR}/token", "permissions": "0600", "content": token})
     extra = {
@@ -106,20 +106,18 @@ class AwaitReport(StepKind):
     def _client(self, ctx: StepContext, step: Any) -> Any:
         from pveplan.executor.pull._client import PullClient
 
-        args = step.args
-        server = spec_server(ctx, f"waiting for pull node {args['identity']}")
-        token = credential(ctx, args["identity"], args["spec_name"], args["auth"])
-        return PullClient(
-            args.get("server") or server.url, server.fingerprint, token=token, timeout=10.0
-        )
+        args = ctx.args_as(AwaitReportArgs)
+        server = spec_server(ctx, f"waiting for pull node {args.identity}")
+        token = credential(ctx, args.identity, args.spec_name, args.auth)
+        return PullClient(args.server or server.url, server.fingerprint, token=token, timeout=10.0)
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
-        args = step.args
-        identity = args["identity"]
+        args = ctx.args_as(AwaitReportArgs)
+        identity = args.identity
         instance = str(refs["instance"])
         client = self._client(ctx, step)
         try:
-            status = await self._wait(ctx, client, identity, instance, args["timeouts"])
+            status = await self._wait(ctx, client, identity, instance, args.timeouts)
         finally:
             client.close()
         report = status["report"]
@@ -127,10 +125,10 @@ class AwaitReport(StepKind):
             raise StepFailed(
                 f"pull node {identity} failed to converge: {report.get('error') or 'no reason'}"
             )
-        if report["spec_hash"] != args["spec_hash"]:
+        if report["spec_hash"] != args.spec_hash:
             raise StepFailed(
                 f"pull node {identity} converged on spec {report['spec_hash'][:12]}, but the "
-                f"plan expected {args['spec_hash'][:12]}: the spec server serves another site "
+                f"plan expected {args.spec_hash[:12]}: the spec server serves another site "
                 "config than the plan was made from (re-plan, or reload the server: SIGHUP)"
             )
         for line in report.get("drift") or []:
@@ -147,13 +145,13 @@ class AwaitReport(StepKind):
         client: Any,
         identity: str,
         instance: str,
-        timeouts: Mapping[str, int],
+        timeouts: PullTimeouts,
     ) -> dict[str, Any]:
         """Poll until the node's report for `instance` arrives; each phase has its limit."""
         from pveplan.executor.pull._client import HttpStatusError, PinMismatch, PullError
 
         phase, started = "waiting", time.monotonic()
-        limit = float(timeouts["spec"])
+        limit = float(timeouts.spec)
         delay = POLL_START
         last_error = ""
         while True:
@@ -178,7 +176,7 @@ class AwaitReport(StepKind):
                 return status
             if status.get("phase") == "fetched" and phase == "waiting":
                 ctx.log(f"{identity} fetched its spec; waiting for it to converge")
-                phase, started, limit = "fetched", time.monotonic(), float(timeouts["config"])
+                phase, started, limit = "fetched", time.monotonic(), float(timeouts.config)
             if time.monotonic() - started > limit:
                 what = "fetch its spec" if phase == "waiting" else "report after fetching its spec"
                 hint = f" (last error: {last_error})" if last_error else ""
@@ -196,7 +194,8 @@ class AwaitReport(StepKind):
         what it repaired); a server that has no report yet knows of no drift."""
         from pveplan.executor.pull._client import PullError
 
-        identity = step.args["identity"]
+        args = ctx.args_as(AwaitReportArgs)
+        identity = args.identity
         client = self._client(ctx, step)
         try:
             status = await trio.to_thread.run_sync(
@@ -212,6 +211,6 @@ class AwaitReport(StepKind):
             return None
         if report["status"] != "converged":
             return f"{identity} last reported a failure: {report.get('error')}"
-        if report["spec_hash"] != step.args["spec_hash"]:
+        if report["spec_hash"] != args.spec_hash:
             return f"{identity} last converged on another spec ({report['spec_hash'][:12]})"
         return None

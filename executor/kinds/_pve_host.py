@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from pveplan.planner import ApiTokenArgs, BridgeArgs, SiteConfigArgs
+
 from .._context import StepContext
 from .._keys import generate_ed25519, public_line, same_key
 from .._kinds import StepKind, register
@@ -141,7 +143,7 @@ class SiteConfigCopy(StepKind):
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         channel = await root_channel(ctx, refs)
-        excluded = tuple(f"{prefix}." for prefix in step.args.get("exclude", ()))
+        excluded = tuple(f"{prefix}." for prefix in ctx.args_as(SiteConfigArgs).exclude)
         secrets: dict[str, Any] = {}
         for use in step.secrets:
             if use.name.startswith(excluded):
@@ -263,7 +265,8 @@ class PveBridge(StepKind):
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         channel = await root_channel(ctx, refs)
         pve = PveDriver(channel, refs["pve_node"])
-        bridge, ports = step.args["bridge"], step.args["interface"]
+        args = ctx.args_as(BridgeArgs)
+        bridge, ports = args.bridge, args.interface
         try:
             found = {n.get("iface"): n for n in await pve.networks("bridge")}
             current = found.get(bridge)
@@ -315,16 +318,15 @@ class ApiToken(StepKind):
     tier = "short"
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
-        user, token = step.args["user"], step.args["token"]
+        args = ctx.args_as(ApiTokenArgs)
+        user, token = args.user, args.token
         token_id = f"{user}!{token}"
         secret = ctx.secret_name("apitoken")
         if ctx.services.store.get_secret(secret) is not None:
             return {"token_id": token_id}
         pve = PveDriver(await root_channel(ctx, refs), node_name(ctx))
         try:
-            created = await pve.create_token(
-                user, token, privsep=bool(int(step.args.get("privsep", 0)))
-            )
+            created = await pve.create_token(user, token, privsep=bool(args.privsep))
         except PveError as exc:
             if "already exists" in str(exc):
                 raise StepFailed(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pveplan.planner import SshWaitArgs
+
 from .._context import StepContext
 from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
@@ -23,9 +25,9 @@ class SshWait(StepKind):
     tier = "short"
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
-        target = vm_target(ctx, refs, step.args["user"])
+        target = vm_target(ctx, refs, ctx.args_as(SshWaitArgs).user)
         try:
-            await wait_for_ssh(ctx.services.pool, target, timeout=self.timeout(step))
+            await wait_for_ssh(ctx.services.pool, target, timeout=self.timeout(ctx.args))
         except ChannelError as exc:
             raise StepFailed(str(exc)) from None
         return {"ssh": f"{target.user}@{target.host}"}
@@ -33,7 +35,7 @@ class SshWait(StepKind):
     async def probe(
         self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]
     ) -> str | None:
-        target = vm_target(ctx, refs, step.args["user"])
+        target = vm_target(ctx, refs, ctx.args_as(SshWaitArgs).user)
         try:
             channel = await ctx.services.pool.channel(target)
             result = await channel.run(["true"], timeout=10)

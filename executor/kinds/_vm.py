@@ -3,8 +3,10 @@ and destroy. Each checks PVE's real state first, so a re-run after a kill or a l
 store adopts instead of duplicating, and destroying what is gone succeeds.
 
 A VM is recognised as ours by its name and the `pveplan` tag; the image it was built
-from is written in its description (PVE keeps no other record of it), so a changed
-image or vmid replaces the VM while a changed size is reconciled in place.
+from is written in its description (PVE keeps no other record of it). What a difference
+between a live VM and its args means is the args' own rule (`VmCreateArgs.reconcile`,
+the same rules the planner's diff shows): a changed image replaces the VM, cores and
+memory are set in place, a disk grows in place.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import trio
 import yaml
 
-from pveplan.planner._pullspec import AUTH_SECRETS
+from pveplan.planner import AUTH_SECRETS, GuestDestroyArgs, VmCreateArgs, change_of
 
 from .._context import StepContext
 from .._keys import generate_ed25519, public_line
@@ -74,7 +76,7 @@ def _snippet_name(vmid: int) -> str:
 
 
 def _user_data(
-    args: Mapping[str, Any],
+    args: VmCreateArgs,
     keys: list[str],
     host_private: bytes,
     host_public: str,
@@ -88,14 +90,14 @@ def _user_data(
     `pull` (a pull node's `write_files` and `runcmd`, from `_pull.pull_boot`) is added last:
     its runcmd runs after the agent is enabled.
     """
-    cloud = args.get("cloud_init") or {}
-    user = cloud.get("user") or "homestak"
+    cloud = args.cloud_init
+    user = cloud.user or "homestak"
     data: dict[str, Any] = {
-        "hostname": args["name"],
+        "hostname": args.name,
         "users": [
             {
                 "name": user,
-                "sudo": "ALL=(ALL) NOPASSWD:ALL" if cloud.get("sudo", True) else False,
+                "sudo": "ALL=(ALL) NOPASSWD:ALL" if cloud.sudo else False,
                 "shell": "/bin/bash",
                 "ssh_authorized_keys": keys,
             }
@@ -105,8 +107,8 @@ def _user_data(
         "packages": ["qemu-guest-agent"],
         "runcmd": [["systemctl", "enable", "--now", "qemu-guest-agent"]],
     }
-    if cloud.get("timezone"):
-        data["timezone"] = cloud["timezone"]
+    if cloud.timezone:
+        data["timezone"] = cloud.timezone
     if root_keys:
         data["disable_root"] = False
         data["ssh_authorized_keys"] = root_keys
@@ -117,21 +119,20 @@ def _user_data(
 
 
 def _vm_params(
-    step_args: Mapping[str, Any], volid: str, keys: list[str], snippet: str, storage_id: str
+    args: VmCreateArgs, volid: str, keys: list[str], snippet: str, storage_id: str
 ) -> dict[str, Any]:
-    cloud = step_args.get("cloud_init") or {}
-    storage = step_args["storage"]
+    storage = args.storage
     return {
-        "name": step_args["name"],
-        "cores": step_args["cores"],
-        "memory": step_args["memory"],
+        "name": args.name,
+        "cores": args.cores,
+        "memory": args.memory,
         "cpu": "host",
         "ostype": "l26",
         "scsihw": "virtio-scsi-single",
         "scsi0": property_string(f"{storage}:0", import_from=volid),
-        "net0": property_string("virtio", bridge=step_args.get("bridge") or "vmbr0"),
+        "net0": property_string("virtio", bridge=args.bridge or "vmbr0"),
         "ide2": f"{storage}:cloudinit",
-        "ciuser": cloud.get("user") or "homestak",
+        "ciuser": args.cloud_init.user or "homestak",
         "sshkeys": encode_sshkeys(keys),
         "ipconfig0": "ip=dhcp",
         "cicustom": f"user={storage_id}:{SNIPPETS}/{snippet}",
@@ -139,30 +140,37 @@ def _vm_params(
         "serial0": "socket",
         "vga": "serial0",
         "boot": "order=scsi0",
-        "tags": tags(step_args.get("tags") or [MANAGED_TAG]),
-        "description": _description(step_args),
+        "tags": tags(list(args.tags) or [MANAGED_TAG]),
+        "description": _description(args),
     }
 
 
-def _description(args: Mapping[str, Any]) -> str:
-    return f"pveplan: image={args.get('image')}"
+def _description(args: VmCreateArgs) -> str:
+    return f"pveplan: image={args.image}"
 
 
 def reconcile(
     node: str, vmid: int, config: Mapping[str, Any], *, cores: int, memory: int, disk: int
 ) -> list[PveRequest]:
-    """What brings an adopted VM (its probed `config`) to the step's size: cores and memory
-    set in place (only what differs), then the disk grown to `disk` GiB (never shrunk: PVE
-    cannot). Pure; empty when the VM already matches."""
+    """What brings an adopted VM (its probed `config`) to the step's size, by the rules
+    of the step's args (`VmCreateArgs.RULES`, the same the plan's diff follows): cores and
+    memory set in place (only what differs), then the disk grown to `disk` GiB. A smaller
+    `disk` is a shrink, which the plan showed as a replacement and PVE cannot do in place,
+    so the adopted VM keeps its disk. Pure; empty when the VM already matches."""
+    live = {"cores": int(config.get("cores", 1)), "memory": _memory_mib(config)}
+    live["disk"] = _disk_gib(config)
+    wanted = {"cores": cores, "memory": memory, "disk": disk}
+    in_place = [
+        field
+        for field, value in live.items()
+        if value != wanted[field]
+        and change_of(VmCreateArgs, field, value, wanted[field]) == "in_place"
+    ]
     out: list[PveRequest] = []
-    changes: dict[str, int] = {}
-    if int(config.get("cores", 1)) != cores:
-        changes["cores"] = cores
-    if _memory_mib(config) != memory:
-        changes["memory"] = memory
+    changes = {field: wanted[field] for field in in_place if field != "disk"}
     if changes:
         out.append(requests.set_vm_config(node, vmid, changes))
-    if _disk_gib(config) < disk:
+    if "disk" in in_place:
         out.append(requests.resize_disk(node, vmid, "scsi0", f"{disk}G"))
     return out
 
@@ -183,23 +191,25 @@ class VmCreate(StepKind):
     name = "pve.vm.create"
     tier = "long"
     resource = True
+    resource_args = GuestDestroyArgs
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         pve = await ctx.pve()
-        args = step.args
+        args = ctx.args_as(VmCreateArgs)
         await self._clear_cut_off_create(ctx, pve, args)
-        found = await find_vm(pve, args["name"], args.get("vmid"))
+        found = await find_vm(pve, args.name, args.vmid)
         if found is not None:
             if MANAGED_TAG not in str(found.get("tags", "")).split(";"):
                 raise StepFailed(
-                    f"VM {found['vmid']} ({args['name']}) on {pve.node} exists but was not made by "
+                    f"VM {found['vmid']} ({args.name}) on {pve.node} exists but was not made by "
                     "pveplan (no 'pveplan' tag): refusing to adopt it"
                 )
             config = await pve.config(found["vmid"])
-            image = _DESCRIPTION.search(str(config.get("description", "")))
-            if image is None or image.group("image") != args.get("image"):
+            described = _DESCRIPTION.search(str(config.get("description", "")))
+            image = described.group("image") if described is not None else None
+            if args.reconcile({"image": image}).get("image") == "replace":
                 ctx.log(f"VM {found['vmid']} was built from another image: replacing it")
-                await destroy_vm(ctx, pve, found["vmid"], args["name"])
+                await destroy_vm(ctx, pve, found["vmid"], args.name)
             else:
                 outputs = await self._adopt(ctx, pve, found["vmid"], config, args)
                 if DESTROYING in str(config.get("description", "")):
@@ -214,7 +224,7 @@ class VmCreate(StepKind):
         return await self._create(ctx, pve, args, refs)
 
     async def _clear_cut_off_create(
-        self, ctx: StepContext, pve: PveDriver, args: Mapping[str, Any]
+        self, ctx: StepContext, pve: PveDriver, args: VmCreateArgs
     ) -> None:
         """Remove the half-made VM a killed create of this node left at its pinned vmid.
 
@@ -222,15 +232,13 @@ class VmCreate(StepKind):
         whole. A kill in between leaves a nameless locked VM that no lookup by name can
         match, and that blocks the vmid for good. It is this node's own when the store
         holds the host key kept just before that create began; anything else stays."""
-        vmid = args.get("vmid")
+        vmid = args.vmid
         if vmid is None or ctx.services.store.get_secret(ctx.secret_name("hostkey")) is None:
             return
         for vm in await pve.vms():
             if vm.get("vmid") == vmid and vm.get("lock") == "create":
-                if vm.get("name") in (args["name"], None, f"VM {vmid}"):
-                    ctx.log(
-                        f"VM {vmid} is a create of {args['name']} that was cut off: removing it"
-                    )
+                if vm.get("name") in (args.name, None, f"VM {vmid}"):
+                    ctx.log(f"VM {vmid} is a create of {args.name} that was cut off: removing it")
                     await pve.destroy_vm(vmid, skiplock=True)
                 return
 
@@ -240,11 +248,11 @@ class VmCreate(StepKind):
         pve: PveDriver,
         vmid: int,
         config: Mapping[str, Any],
-        args: Mapping[str, Any],
+        args: VmCreateArgs,
     ) -> Outputs:
-        ctx.log(f"VM {vmid} ({args['name']}) exists: adopting it")
+        ctx.log(f"VM {vmid} ({args.name}) exists: adopting it")
         size = reconcile(
-            pve.node, vmid, config, cores=args["cores"], memory=args["memory"], disk=args["disk"]
+            pve.node, vmid, config, cores=args.cores, memory=args.memory, disk=args.disk
         )
         for request in size:
             if request.method == "PUT" and request.path.endswith("/config"):
@@ -252,15 +260,15 @@ class VmCreate(StepKind):
             await pve.run(request)
         host_key = await self._host_key(ctx, pve, vmid)
         instance = None
-        if (args.get("cloud_init") or {}).get("pull"):
+        if args.cloud_init.pull:
             # The instance its first boot reports under: in the user-data it booted with.
             instance = pull_instance(await self._snippet(ctx, pve, vmid))
             if instance is None:
                 raise StepFailed(
-                    f"pull node VM {vmid} ({args['name']}) exists, but its cloud-init snippet "
+                    f"pull node VM {vmid} ({args.name}) exists, but its cloud-init snippet "
                     "does not say which instance it reports as: destroy the VM and apply again"
                 )
-        return _outputs(pve, vmid, args["name"], config, host_key, instance)
+        return _outputs(pve, vmid, args.name, config, host_key, instance)
 
     async def _snippet(self, ctx: StepContext, pve: PveDriver, vmid: int) -> dict[str, Any]:
         """The user-data the VM was created with ({} if its snippet is gone or unreadable)."""
@@ -291,9 +299,9 @@ class VmCreate(StepKind):
         return public_line(private)
 
     async def _create(
-        self, ctx: StepContext, pve: PveDriver, args: Mapping[str, Any], refs: Mapping[str, Any]
+        self, ctx: StepContext, pve: PveDriver, args: VmCreateArgs, refs: Mapping[str, Any]
     ) -> Outputs:
-        private, public = generate_ed25519(f"root@{args['name']}")
+        private, public = generate_ed25519(f"root@{args.name}")
         # Kept before the VM exists: a kill after creation still finds the key.
         ctx.services.store.put_secret(ctx.secret_name("hostkey"), private)
         trusted = ctx.services.trusted_keys
@@ -301,20 +309,20 @@ class VmCreate(StepKind):
         credentials = set(AUTH_SECRETS.values())
         keys = [ctx.services.reveal(s.name) for s in ctx.step.secrets if s.name not in credentials]
         keys.extend(k for k in trusted if k not in keys)
-        root_keys = list(trusted) if args.get("type") == "pve" else None
+        root_keys = list(trusted) if args.type == "pve" else None
         pull, instance = None, None
-        if (args.get("cloud_init") or {}).get("pull"):
-            pull, instance = pull_boot(ctx, args["cloud_init"]["pull"])
+        if args.cloud_init.pull:
+            pull, instance = pull_boot(ctx, args.cloud_init.pull)
         storage_id, path = ctx.services.hosts.snippet_storage(ctx.host)
         user_data = _user_data(args, keys, private, public, root_keys, pull).encode()
-        pinned = args.get("vmid")
+        pinned = args.vmid
         for _ in range(1 if pinned else ID_ATTEMPTS):
             # An unpinned VM claims a free id no parallel create of ours has; another tool
             # may still take it first, and then the next one is tried.
             vmid = pinned or await pve.claim_id()
             snippet = f"{path}/{SNIPPETS}/{_snippet_name(vmid)}"
             await pve.channel.put_file(snippet, user_data, 0o600)
-            ctx.log(f"creating VM {vmid} ({args['name']}) from {refs['volume']}")
+            ctx.log(f"creating VM {vmid} ({args.name}) from {refs['volume']}")
             params = _vm_params(args, refs["volume"], keys, _snippet_name(vmid), storage_id)
             try:
                 await pve.create_vm(vmid, params)
@@ -322,40 +330,43 @@ class VmCreate(StepKind):
             except PveError as exc:
                 taken = "already exists" in str(exc)  # by another VM: never record it as ours
                 if pinned or not taken:
-                    partial: Outputs = {"name": args["name"], "node": pve.node}
+                    partial: Outputs = {"name": args.name, "node": pve.node}
                     if not taken:
                         partial["vm_id"] = vmid
                     raise StepFailed(
-                        f"creating VM {vmid} ({args['name']}) on {pve.node}: {exc}", partial
+                        f"creating VM {vmid} ({args.name}) on {pve.node}: {exc}", partial
                     ) from None
                 # Not ours: its id was taken. Our snippet (a private key) must not stay.
                 await pve.channel.run(["rm", "-f", snippet], timeout=30)
         else:
             raise StepFailed(
-                f"creating VM {args['name']} on {pve.node}: {ID_ATTEMPTS} free vmids in a row "
+                f"creating VM {args.name} on {pve.node}: {ID_ATTEMPTS} free vmids in a row "
                 "were taken by other creates; pin a vmid in the manifest, or apply again"
             )
-        partial = {"vm_id": vmid, "name": args["name"], "node": pve.node}
+        partial = {"vm_id": vmid, "name": args.name, "node": pve.node}
         try:
-            await pve.resize(vmid, "scsi0", f"{args['disk']}G")
+            await pve.resize(vmid, "scsi0", f"{args.disk}G")
             config = await pve.config(vmid)
         except PveError as exc:
             raise StepFailed(
-                f"creating VM {vmid} ({args['name']}) on {pve.node}: {exc}", partial
+                f"creating VM {vmid} ({args.name}) on {pve.node}: {exc}", partial
             ) from None
-        return _outputs(pve, vmid, args["name"], config, public, instance)
+        return _outputs(pve, vmid, args.name, config, public, instance)
 
     async def destroy(self, ctx: StepContext, step: Any, outputs: Mapping[str, Any]) -> None:
-        vmid = outputs.get("vm_id") or step.args.get("vmid")
-        await destroy_node(ctx, step.args["name"], vmid, step.address)
+        # A step of the plan (rollback), or a live resource rebuilt from its outputs.
+        args = ctx.args_as(VmCreateArgs | GuestDestroyArgs)
+        vmid = outputs.get("vm_id") or args.vmid
+        await destroy_node(ctx, args.name, vmid, step.address)
 
     async def probe(
         self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]
     ) -> str | None:
         pve = await ctx.pve()
-        found = await find_vm(pve, step.args["name"], outputs.get("vm_id"))
+        name = ctx.args_as(VmCreateArgs).name
+        found = await find_vm(pve, name, outputs.get("vm_id"))
         if found is None:
-            return f"VM {outputs.get('vm_id')} ({step.args['name']}) no longer exists"
+            return f"VM {outputs.get('vm_id')} ({name}) no longer exists"
         config = await pve.config(found["vmid"])
         if str(config.get("vmgenid", "")) != str(outputs.get("uuid", "")):
             return f"VM {found['vmid']} was re-created behind pveplan's back"
@@ -500,7 +511,8 @@ class VmDestroy(StepKind):
         create = step.address.rsplit(".", 1)[0] + ".create"
         # Forgotten first: a destroy cut off half-way leaves no record claiming it is live.
         ctx.services.store.remove_resource(ctx.workspace, create)
-        await destroy_node(ctx, step.args["name"], step.args.get("vmid"), create)
+        args = ctx.args_as(GuestDestroyArgs)
+        await destroy_node(ctx, args.name, args.vmid, create)
         return {}
 
 

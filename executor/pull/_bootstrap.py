@@ -21,7 +21,7 @@ to stderr, one line per step; the token is never read here (the bundle needs non
 
 from __future__ import annotations
 
-from pveplan.executor.remote._bundle import INSTALL_CODE
+from pveplan.executor.remote._scripts import INSTALL_CODE
 
 DEADLINE = 300.0
 """Seconds the bundle download keeps retrying a server that is not reachable yet."""

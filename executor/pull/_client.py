@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from pveplan.executor._errors import ExecutorError
-from pveplan.planner._version import __version__
+from pveplan.planner import __version__
 
 from ._tls import client_context, fingerprint, normalize_fingerprint
 

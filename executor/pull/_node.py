@@ -20,10 +20,11 @@ from pathlib import Path
 import msgspec
 
 from pveplan.executor._errors import ExecutorError
+from pveplan.planner import SpecDocument, SpecError, decode_spec_document
 
 from ._client import HttpStatusError, PinMismatch, PullClient, PullError
 from ._layout import LayoutError, PullConfig, read_pull_config, read_token, write_private
-from ._node_spec import SpecDocument, SpecError, decode_document, encode_document, spec_path
+from ._node_spec import encode_document, spec_path
 from ._node_state import mark_failure
 
 IDENTITY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -113,7 +114,7 @@ def fetch_spec(src: Source, *, timeout: float, log: Callable[[str], None]) -> Sp
             time.sleep(wait)
             delay = min(delay * 2, MAX_DELAY)
     try:
-        document = decode_document(data)
+        document = decode_spec_document(data)
     except SpecError as exc:
         raise NodeError(f"the server sent an unusable spec: {exc}") from None
     if document.identity != src.identity:

@@ -1,6 +1,6 @@
 """`pveplan config apply` on a pull-mode node: converge on spec.yaml, mark, report.
 
-The spec becomes a node-local plan (`_node_plan`) run by the ordinary executor
+The spec becomes a node-local plan (`pveplan.planner.build_node_plan`) run by the ordinary executor
 (`run_workspace`) against the node's own store, under the workspace lock, always with
 refresh: a cached step is probed first and re-run only if its part of the world drifted.
 So a run with nothing drifted runs nothing, and a run after drift repairs exactly that.
@@ -24,7 +24,14 @@ from typing import Literal
 import msgspec
 import trio
 
-from pveplan.planner import Plan, canonical
+from pveplan.planner import (
+    Plan,
+    SpecDocument,
+    SpecError,
+    build_node_plan,
+    canonical,
+    node_workspace,
+)
 from pveplan.store import StoreError, WorkspaceLocked, open_store
 
 from .._model import Event, RunReport
@@ -33,9 +40,8 @@ from ..remote._bundle import running_bundle
 from ._client import PullClient, PullError
 from ._layout import NODE_STORE, LayoutError, PullConfig, node_path, read_pull_config, read_token
 from ._node import NodeError
-from ._node_plan import build_plan, workspace
 from ._node_services import node_services
-from ._node_spec import SpecDocument, SpecError, read_document
+from ._node_spec import read_document
 from ._node_state import mark_complete, mark_failure
 from ._report import NodeReport
 
@@ -142,7 +148,7 @@ def _converge(
         status="failed",
     )
     try:
-        plan = build_plan(document, bundle=bundle)
+        plan = build_node_plan(document, bundle=bundle)
     except SpecError as exc:
         return msgspec.structs.replace(base, error=str(exc))
     collector = _Collector(display)
@@ -177,7 +183,7 @@ def _in_plan_order(plan: Plan, lines: list[str]) -> list[str]:
 
 def _run(plan: Plan, document: SpecDocument, collector: _Collector) -> RunReport:
     """Run the node plan against the node's store, holding the workspace lock."""
-    name = workspace(document.identity)
+    name = node_workspace(document.identity)
     with open_store(node_path(NODE_STORE)) as store, store.lock_workspace(name):
         plan_object = store.put_object(canonical(plan))
         services = node_services(store, name, document.identity, document.secrets)

@@ -58,8 +58,7 @@ OpenServices = Callable[["Plan", RunOptions], AbstractAsyncContextManager["Servi
 
 def decode_plan(frame: PlanFrame) -> Plan:
     """The plan in `frame`, re-hashed: any difference from its claimed hash is refused."""
-    from pveplan.planner import Plan
-    from pveplan.planner._hashing import verify_plan
+    from pveplan.planner import Plan, verify_plan
 
     try:
         plan = msgspec.json.decode(frame.plan, type=Plan)
@@ -148,8 +147,7 @@ async def _run(
     plan: Plan,
     options: RunOptions,
 ) -> int:
-    from pveplan.planner import canonical
-    from pveplan.planner._planning import workspace_name
+    from pveplan.planner import canonical, workspace_name
 
     workspace = workspace_name(plan.manifest, plan.host)
     send_events, receive_events = trio.open_memory_channel[Event](math.inf)

@@ -37,7 +37,7 @@ import msgspec
 import trio
 
 from pveplan.executor._errors import ExecutorError
-from pveplan.planner._version import __version__
+from pveplan.planner import __version__
 
 from ._limits import Admission, Limits, Notices
 from ._log import clean, request_line, timestamp

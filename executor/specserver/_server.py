@@ -31,7 +31,7 @@ import trio
 from pveplan.executor.pull._report import NodeReport, ReportStatus
 from pveplan.executor.pull._tls import fingerprint, server_context
 from pveplan.executor.pull._tokens import TokenRefused, check_token, looks_like_provisioning_token
-from pveplan.planner._version import __version__
+from pveplan.planner import __version__
 
 from ._catalog import Catalog, CatalogError, PublishedSpec
 from ._http import HttpsServer, Request, Response, error_response, json_response

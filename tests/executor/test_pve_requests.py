@@ -14,11 +14,13 @@ from __future__ import annotations
 import inspect
 from typing import Any, get_args
 
+import msgspec
 import pytest
 
 from pveplan.executor.kinds._vm import _vm_params, reconcile
 from pveplan.executor.pve import PveRequest, encode_sshkeys
 from pveplan.executor.pve import requests as build
+from pveplan.planner import VmCreateArgs
 from tests.contract.pve_contract import check_api_request, load_schema
 
 NODE = "pve"
@@ -34,11 +36,23 @@ STEP_ARGS: dict[str, Any] = {  # as planner._compile writes a pve.vm.create step
     "storage": "local-lvm",
     "tags": ["pveplan", "pveplan-lab"],
     "image": "debian-12",
-    "cloud_init": {"user": "homestak", "sudo": True, "agent": True, "serial": True},
+    "cloud_init": {
+        "user": "homestak",
+        "sudo": True,
+        "packages": [],
+        "timezone": None,
+        "agent": True,
+        "serial": True,
+        "mode": "push",
+    },
 }
 KEYS = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9v root@driver", "ssh-rsa AAAAB3Nza x@y"]
 CREATE_PARAMS = _vm_params(
-    STEP_ARGS, "local:import/debian-12.qcow2", KEYS, "pveplan-100-user.yaml", "local"
+    msgspec.convert(STEP_ARGS, VmCreateArgs),
+    "local:import/debian-12.qcow2",
+    KEYS,
+    "pveplan-100-user.yaml",
+    "local",
 )
 CONFIG = {"cores": 1, "memory": "1024", "scsi0": "local-lvm:vm-100-disk-0,size=10G"}
 

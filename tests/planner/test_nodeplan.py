@@ -12,11 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pveplan.executor.kinds._node import converge_units, sshd_drop_in, sudoers_rule
-from pveplan.executor.pull._node_plan import build_plan
-from pveplan.executor.pull._node_spec import SpecError, decode_document, systemd_interval
-from pveplan.planner import Plan
-from pveplan.planner._hashing import verify_plan
+from pveplan.planner import (
+    Plan,
+    SpecError,
+    build_node_plan,
+    decode_spec_document,
+    verify_plan,
+)
+from pveplan.planner._nodespec import systemd_interval
 
 ALICE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDWnMzPXwnJ8nXvJ8OTKUu4Ag1Yh7zL1S9s0wD0Sm6bM alice"
 BUNDLE = "ab" * 32
@@ -54,7 +57,7 @@ def document(**spec: Any) -> dict[str, Any]:
 
 
 def plan_of(doc: dict[str, Any]) -> Plan:
-    return build_plan(decode_document(doc), bundle=BUNDLE)
+    return build_node_plan(decode_spec_document(doc), bundle=BUNDLE)
 
 
 def hashes(plan: Plan) -> dict[str, str]:
@@ -119,7 +122,7 @@ def test_a_changed_key_changes_only_its_step() -> None:
 
 def test_a_schedule_needs_a_bundle() -> None:
     with pytest.raises(SpecError, match="no installed pveplan bundle"):
-        build_plan(decode_document(document()), bundle=None)
+        build_node_plan(decode_spec_document(document()), bundle=None)
 
 
 @pytest.mark.parametrize(
@@ -148,20 +151,6 @@ def test_values_that_become_arguments_are_checked(field: str, value: Any, messag
 )
 def test_intervals_in_systemd_syntax(homestak: str, systemd: str) -> None:
     assert systemd_interval(homestak) == systemd
-
-
-def test_file_contents() -> None:
-    assert sudoers_rule("alice", True) == "alice ALL=(ALL) NOPASSWD:ALL"
-    assert sudoers_rule("alice", False) == "alice ALL=(ALL:ALL) ALL"
-    drop_in = sshd_drop_in({"port": 2222, "permit_root_login": "no"}).decode()
-    assert drop_in.splitlines()[1:] == ["Port 2222", "PermitRootLogin no"]
-    units = converge_units({"interval": "30min", "boot": "5min", "bundle": BUNDLE})
-    service = units["pveplan-converge.service"].decode()
-    launcher = f"/root/.pveplan/bundles/{BUNDLE}/bundle/run.py"
-    assert f"ExecStart=/usr/bin/python3 -I -S {launcher} spec get\n" in service
-    assert service.index("spec get") < service.index("config apply")
-    timer = units["pveplan-converge.timer"].decode()
-    assert "OnUnitActiveSec=30min\n" in timer and "OnBootSec=5min\n" in timer
 
 
 _names = st.from_regex(r"[a-z][a-z0-9-]{1,12}", fullmatch=True)

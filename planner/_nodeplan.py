@@ -1,7 +1,8 @@
 """A node's spec as a plan of node-local steps: one per aspect, and per user.
 
-The plan is built on the node from the spec document, hashed exactly like the driver's
-plans (`planner._hashing`), and run by the same executor against the node's own store. So
+The plan is built on the node from the spec document (by the node's own pveplan, which
+calls this through `pveplan.planner`), hashed exactly like the driver's plans
+(`_steps.StepList`), and run by the same executor against the node's own store. So
 a step's hash changes exactly when its part of the spec does (a new package changes
 `config.packages`, nothing else), an unchanged spec re-runs nothing, and a run with
 `refresh` probes every cached step and re-runs exactly those whose part of the world
@@ -16,13 +17,22 @@ and every apt-get for the one before it (dpkg takes one at a time).
 
 from __future__ import annotations
 
-from typing import Any
-
-from pveplan.planner import Plan, PlanSettings, SecretUse
-from pveplan.planner._hashing import plan_hash, secret_digest
-from pveplan.planner._steps import StepList
-
-from ._node_spec import DEFAULT_INTERVAL, SpecDocument, SpecError, node_spec, systemd_interval
+from ._hashing import plan_hash, secret_digest
+from ._nodespec import DEFAULT_INTERVAL, SpecDocument, SpecError, node_spec, systemd_interval
+from ._plan import Plan, PlanSettings, SecretUse
+from ._stepargs import (
+    ConvergeTimerArgs,
+    NoArgs,
+    PackagesArgs,
+    ServicesArgs,
+    SshdArgs,
+    SshKeysArgs,
+    StepArgs,
+    SudoArgs,
+    TimezoneArgs,
+    UserArgs,
+)
+from ._steps import StepList
 
 HOST = "local"
 MANIFEST = "config"
@@ -33,7 +43,7 @@ SETTINGS = PlanSettings(on_error="continue")
 """A failed aspect stops only what depends on it: converge as much as can be."""
 
 
-def workspace(identity: str) -> str:
+def node_workspace(identity: str) -> str:
     """The node store's workspace of a node's convergence."""
     return f"{MANIFEST}@{identity}"
 
@@ -50,7 +60,7 @@ class _Steps(StepList):
         self,
         address: str,
         kind: str,
-        args: dict[str, Any],
+        args: StepArgs,
         *,
         deps: tuple[str, ...] = (),
         secrets: list[str] | None = None,
@@ -72,29 +82,31 @@ class _Steps(StepList):
         return SecretUse(name=name, digest=digest)
 
 
-def build_plan(document: SpecDocument, *, bundle: str | None = None) -> Plan:
+def build_node_plan(document: SpecDocument, *, bundle: str | None = None) -> Plan:
     """The node-local plan of `document`; `bundle` is the installed bundle's hash (what a
     converge timer runs). SpecError when the spec asks for something it cannot have."""
     spec = node_spec(document)
     steps = _Steps(document)
     if spec.timezone:
-        steps.add("config.timezone", "node.timezone", {"timezone": spec.timezone})
+        steps.add("config.timezone", "node.timezone", TimezoneArgs(timezone=spec.timezone))
     apt = ""
     if spec.packages:
-        apt = steps.add("config.packages", "node.packages", {"packages": list(spec.packages)})
+        apt = steps.add(
+            "config.packages", "node.packages", PackagesArgs(packages=tuple(spec.packages))
+        )
     posture = spec.posture_settings
     if posture is not None and posture.fail2ban.enabled:
-        apt = steps.add("config.fail2ban", "node.fail2ban", {}, deps=(apt,))
+        apt = steps.add("config.fail2ban", "node.fail2ban", NoArgs(), deps=(apt,))
     nopasswd = posture is not None and posture.sudo.nopasswd
     for user in spec.users:
         name = user.name
-        address = steps.add(f"config.user.{name}", "node.user", {"name": name, "sudo": user.sudo})
+        address = steps.add(f"config.user.{name}", "node.user", UserArgs(name=name, sudo=user.sudo))
         if user.ssh_keys:
             keys = list(user.ssh_keys)
             steps.add(
                 f"config.ssh_keys.{name}",
                 "node.ssh_keys",
-                {"user": name, "keys": keys},
+                SshKeysArgs(user=name, keys=tuple(keys)),
                 deps=(address,),
                 secrets=sorted(set(keys)),
             )
@@ -102,7 +114,7 @@ def build_plan(document: SpecDocument, *, bundle: str | None = None) -> Plan:
             steps.add(
                 f"config.sudo.{name}",
                 "node.sudo",
-                {"user": name, "nopasswd": nopasswd},
+                SudoArgs(user=name, nopasswd=nopasswd),
                 deps=(address,),
             )
     services = spec.services
@@ -110,21 +122,22 @@ def build_plan(document: SpecDocument, *, bundle: str | None = None) -> Plan:
         steps.add(
             "config.services",
             "node.services",
-            {"enable": list(services.enable), "disable": list(services.disable)},
+            ServicesArgs(enable=tuple(services.enable), disable=tuple(services.disable)),
             deps=("config.packages", "config.fail2ban"),
         )
     if posture is not None:
-        ssh = {
+        ssh = posture.ssh
+        settings = {  # only what the posture sets
             key: value
             for key, value in (
-                ("port", posture.ssh.port),
-                ("permit_root_login", posture.ssh.permit_root_login),
-                ("password_authentication", posture.ssh.password_authentication),
+                ("port", ssh.port),
+                ("permit_root_login", ssh.permit_root_login),
+                ("password_authentication", ssh.password_authentication),
             )
             if value is not None
         }
-        if ssh:
-            steps.add("config.sshd", "node.sshd", ssh)
+        if settings:
+            steps.add("config.sshd", "node.sshd", SshdArgs(**settings))
     if spec.run is not None and spec.run.trigger == "schedule":
         if bundle is None:
             raise SpecError(
@@ -134,11 +147,11 @@ def build_plan(document: SpecDocument, *, bundle: str | None = None) -> Plan:
         steps.add(
             "config.converge_timer",
             "node.converge_timer",
-            {
-                "interval": systemd_interval(spec.run.interval or DEFAULT_INTERVAL),
-                "boot": BOOT_DELAY,
-                "bundle": bundle,
-            },
+            ConvergeTimerArgs(
+                interval=systemd_interval(spec.run.interval or DEFAULT_INTERVAL),
+                boot=BOOT_DELAY,
+                bundle=bundle,
+            ),
         )
     built = tuple(steps.steps)
     return Plan(
