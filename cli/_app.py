@@ -128,23 +128,29 @@ def run(args: argparse.Namespace, console: Console) -> int:
         module, function = COMMANDS[args.command]
         run_command = getattr(importlib.import_module(module, __package__), function)
         return run_command(args, console)
-    except DiagnosticError as exc:
+    except DiagnosticError as exc:  # dsl and planner
         console.diagnostics(exc.diagnostics)
         return 1
-    except _executor_error() as exc:
-        console.error(f"error: {exc}")
-        return 1
     except Exception as exc:
-        # The store's errors carry the same fields but (the store importing nothing of
-        # ours) another class; import it only if the store was loaded at all.
-        store = sys.modules.get("pveplan.store")
-        if store is not None and isinstance(exc, store.StoreError):
+        # Every other package's error root, each looked up only if that package was
+        # loaded at all (they load lazily; the store and the simulator import nothing of
+        # ours, so their roots are classes of their own). Anything else is a bug and keeps
+        # its traceback.
+        store = _loaded_root("pveplan.store", "StoreError")
+        if store is not None and isinstance(exc, store):
             console.diagnostics(exc.diagnostics)
+            return 1
+        roots = [
+            _loaded_root(p, n)
+            for p, n in (("pveplan.executor", "ExecutorError"), ("pveplan.sim", "SimError"))
+        ]
+        if any(root is not None and isinstance(exc, root) for root in roots):
+            console.error(f"error: {exc}")
             return 1
         raise
 
 
-def _executor_error() -> tuple[type[BaseException], ...]:
-    """The executor's user-facing errors, if it was loaded (it is imported lazily)."""
-    channels = sys.modules.get("pveplan.executor.channels")
-    return (channels.ChannelError,) if channels is not None else ()
+def _loaded_root(package: str, name: str) -> type[BaseException] | None:
+    """`package`'s error root if the package was imported in this run, else None."""
+    module = sys.modules.get(package)
+    return getattr(module, name) if module is not None else None

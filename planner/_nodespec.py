@@ -17,6 +17,10 @@ from typing import Any, Literal
 
 import msgspec
 
+from pveplan.dsl import Diagnostic
+
+from ._errors import PlanError
+
 USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 """Debian's (and useradd's default) user names: also safe in a sudoers.d file name."""
 PACKAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._:-]{0,127}")
@@ -39,8 +43,11 @@ MIN_INTERVAL = 60
 """The shortest converge interval accepted (seconds): anything less hammers the server."""
 
 
-class SpecError(Exception):
+class SpecError(PlanError):
     """The spec document is unusable; `str()` is the message for the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Diagnostic(summary=message)])
 
 
 class SpecUser(msgspec.Struct, frozen=True, kw_only=True):

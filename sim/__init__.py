@@ -16,7 +16,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "SimError": "._control",
+    "SimError": "._errors",
     "SimRoot": "._state",
     "daemon_info": "._control",
     "ensure_simulator": "._up",

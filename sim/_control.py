@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pveplan.sim._errors import SimError
 from pveplan.sim._lifetime import LifetimeOptions, daemons_living_with, options_from_env
 from pveplan.sim._state import SimRoot
 
@@ -30,10 +31,6 @@ LOG_TAIL = 2000
 # Daemons this process started, kept so they can be reaped (no zombie left behind, no
 # "still running" warning when the Popen object would otherwise be collected).
 _children: dict[int, subprocess.Popen[bytes]] = {}
-
-
-class SimError(Exception):
-    """The simulator could not be started or stopped; the message says why (with its log)."""
 
 
 def pid_is_daemon(pid: int) -> bool:

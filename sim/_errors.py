@@ -3,12 +3,21 @@
 A handler raises `ApiError` (synchronous: pvesh exits 255), a task worker `TaskError`
 (the task ends with that exit status; the call itself succeeds), the router `NoHandler`
 (pvesh exits 1). Kept apart from the router so the parameter checks can raise them too.
+
+`SimError` is the root of every simulator exception, so a caller (the CLI) catches "the
+simulator failed" in one clause; raised itself, it says the simulator could not be started
+or stopped.
 """
 
 from __future__ import annotations
 
 
-class ApiError(Exception):
+class SimError(Exception):
+    """The simulator failed; raised itself, it could not be started or stopped (the
+    message says why, with its log)."""
+
+
+class ApiError(SimError):
     """A synchronous failure: what pveproxy would answer with a non-200 status."""
 
     def __init__(self, status: int, message: str, errors: dict[str, str] | None = None) -> None:
@@ -28,7 +37,7 @@ def fail(message: str) -> ApiError:
     return ApiError(500, message)
 
 
-class TaskError(Exception):
+class TaskError(SimError):
     """A failure inside a worker: the call still succeeds, the task's exitstatus has it."""
 
     def __init__(self, message: str) -> None:
@@ -36,7 +45,7 @@ class TaskError(Exception):
         self.message = message
 
 
-class NoHandler(Exception):
+class NoHandler(SimError):
     """No API method for this (command, path): pvesh's `No 'get' handler defined`."""
 
     def __init__(self, cmd: str, path: str) -> None:

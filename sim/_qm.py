@@ -12,14 +12,14 @@ from urllib.parse import quote
 
 from pveplan.sim._api import Ctx, call_api, find_route
 from pveplan.sim._cmdline import Options, cell, json_pretty, parse_options
-from pveplan.sim._errors import ApiError, fail, param_error, render_error
+from pveplan.sim._errors import ApiError, SimError, fail, param_error, render_error
 from pveplan.sim._params import GIB, MIB
 from pveplan.sim._stdio import write_stderr, write_stdout
 from pveplan.sim._tasks import task_failed
 from pveplan.sim._vms import list_vms
 
 
-class QmUsage(Exception):
+class QmUsage(SimError):
     """A qm command line PVE's CLIHandler rejects before calling any API method."""
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pveplan.sim._errors import SimError
 from pveplan.sim._network import default_network
 from pveplan.sim._runcmd import kill_runcmd
 from pveplan.sim._state import SimRoot, allocate_address, locked_state, nested_host, vm_key
@@ -141,7 +142,7 @@ def _link_host_tree(root: SimRoot, node: str, parent: str, vmid: int) -> None:
     link.symlink_to(os.path.relpath(target, link.parent), target_is_directory=True)
 
 
-class NodeNameTaken(ValueError):
+class NodeNameTaken(SimError, ValueError):
     """A VM cannot become PVE host NAME: the simulator has a node of that name already."""
 
 

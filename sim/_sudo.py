@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from pveplan.sim._errors import SimError
 from pveplan.sim._stdio import write_stderr
 from pveplan.sim._vm import SUDOERS, SUDOERS_D, Guest
 
@@ -32,7 +33,7 @@ SUDOERS_RULE = re.compile(
 )
 
 
-class SudoersError(ValueError):
+class SudoersError(SimError, ValueError):
     """A sudoers source sudo cannot parse: sudo then refuses to run anything."""
 
     def __init__(self, path: str, line: int) -> None:
