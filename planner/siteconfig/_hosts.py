@@ -17,7 +17,7 @@ from pveplan import dsl
 from .._errors import PlanError
 from ._files import list_names, load_struct
 from ._model import Frozen, HostFile, NodeFile, SiteDefaults
-from ._secrets import SecretRef
+from ._secrets import SecretRef, ssh_key_id
 
 HostSource = Literal["nodes", "hosts"]
 
@@ -112,7 +112,7 @@ class Hosts:
             path = self._dirs["hosts"] / f"{name}.yaml"
             host, smap = load_struct(HostFile, path, "host file")
             access = host.access
-            keys = access.authorized_keys if access else ()
+            keys = tuple(ssh_key_id(k) for k in access.authorized_keys) if access else ()
             for index, key in enumerate(keys):
                 if not key:
                     where = smap.locate(("access", "authorized_keys", index))

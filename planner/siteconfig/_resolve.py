@@ -38,10 +38,8 @@ from ._resolved import (
     ResolvedSpec,
     ResolvedUser,
 )
-from ._secrets import SecretRef
+from ._secrets import SSH_KEY_PREFIX, SSH_KEYS, SecretRef, ssh_key_id
 from ._site import SiteConfig
-
-SSH_KEYS = "ssh_keys"
 
 
 def resolve_manifest(
@@ -153,13 +151,27 @@ class _Resolver:
         return config
 
     def _ssh_key_ids(self) -> tuple[str, ...] | None:
+        """The ids in secrets.yaml's ssh_keys; the first read also reports every value
+        that is not a public key (each key goes to every node's vm_user)."""
         try:
-            return self.site.secrets.keys(SSH_KEYS)
+            ids = self.site.secrets.keys(SSH_KEYS)
+            problems = self.site.secrets.ssh_key_problems()
         except PlanError as exc:
             self.absorb(exc)
             return None
+        for diag in problems:
+            self.error(diag.location, diag.summary, diag.detail)
+        return ids
 
-    def _check_key(self, key: str, location: dsl.Location | None) -> SecretRef | None:
+    def _check_key(self, written: str, location: dsl.Location | None) -> SecretRef | None:
+        """The key `written` names (`ops` or homestak's FK form `ssh_keys.ops`), or an
+        error at `location` naming the closest key in the form it was written."""
+        key = ssh_key_id(written)
+        if not key:
+            self.error(
+                location, "an ssh key reference names no key", "name a key of secrets.ssh_keys"
+            )
+            return None
         known = self._ssh_key_ids()
         if known is None:
             return None
@@ -167,8 +179,11 @@ class _Resolver:
             return self.site.secrets.ref(SSH_KEYS, key)
         secrets = self.site.secrets
         missing = "" if secrets.exists() else f"; {secrets.path} does not exist"
+        prefix = SSH_KEY_PREFIX if written != key else ""
         self.error(
-            location, f"unknown ssh key {key!r}", dsl.did_you_mean(key, known, "ssh keys") + missing
+            location,
+            f"unknown ssh key {written!r}",
+            dsl.did_you_mean(written, [prefix + k for k in known], "ssh keys") + missing,
         )
         return None
 

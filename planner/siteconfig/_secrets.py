@@ -23,8 +23,20 @@ from pveplan import dsl
 
 from .._errors import PlanError
 from ._model import Frozen
+from ._sshkeys import key_problem
 
 FILE = "secrets.yaml"
+SSH_KEYS = "ssh_keys"
+SSH_KEY_PREFIX = f"{SSH_KEYS}."
+
+
+def ssh_key_id(written: str) -> str:
+    """The id an ssh key reference names: `ops` for both `ops` and `ssh_keys.ops`.
+
+    homestak's seeds and lifecycle docs write the FK form `ssh_keys: [ssh_keys.ops]`; the
+    bare id is pveplan's older spelling. Both name `secrets.yaml`'s `ssh_keys.ops`.
+    """
+    return written[len(SSH_KEY_PREFIX) :] if written.startswith(SSH_KEY_PREFIX) else written
 
 
 class SecretRef(Frozen):
@@ -52,12 +64,14 @@ class SecretRef(Frozen):
 class Secrets:
     """The secrets of one site config, loaded on first use; repr and str show names only."""
 
-    __slots__ = ("_keys", "_path", "_values")
+    __slots__ = ("_key_problems", "_keys", "_path", "_value_pos", "_values")
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._values: dict[str, dict[str, str]] | None = None
         self._keys: dict[tuple[str, str], tuple[str, int, int]] = {}
+        self._value_pos: dict[tuple[str, str], tuple[str, int, int]] = {}
+        self._key_problems: tuple[dsl.Diagnostic, ...] | None = None
 
     @property
     def path(self) -> Path:
@@ -105,6 +119,32 @@ class Secrets:
         self._load()
         pos = self._keys.get((ref.section, ref.key))
         return None if pos is None else _bare(pos)
+
+    def ssh_key_problems(self) -> tuple[dsl.Diagnostic, ...]:
+        """An error for each `ssh_keys` value that is not one SSH public key line, at the
+        value's line:col in secrets.yaml, saying what is wrong and quoting none of it.
+
+        Every key is checked, not only those a manifest names: every key goes to the
+        `vm_user` of every node (homestak's default), and homestak's own validate checks
+        them all. Memoised: the file is parsed once.
+        """
+        if self._key_problems is None:
+            problems = []
+            for key, value in sorted(self._load().get(SSH_KEYS, {}).items()):
+                found = key_problem(value)
+                if found is None:
+                    continue
+                what, hint = found
+                pos = self._value_pos.get((SSH_KEYS, key)) or self._keys.get((SSH_KEYS, key))
+                problems.append(
+                    dsl.Diagnostic(
+                        summary=f"ssh key {key!r} in {FILE} {what}",
+                        detail=hint,
+                        location=_bare(pos) if pos else None,
+                    )
+                )
+            self._key_problems = tuple(problems)
+        return self._key_problems
 
     def __repr__(self) -> str:
         state = "loaded" if self.loaded else "not loaded"
@@ -162,6 +202,9 @@ class Secrets:
             values: dict[str, str] = {}
             for key, value in entries.items():
                 self._keys[(section, key)] = smap.pos((section, key), key=True) or (file, 1, 1)
+                self._value_pos[(section, key)] = (
+                    smap.pos((section, key)) or self._keys[(section, key)]
+                )
                 if not key or not section or "." in section:
                     problem((section, key), f"secret name {section}.{key} is not valid", "")
                     continue

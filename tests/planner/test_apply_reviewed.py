@@ -20,6 +20,10 @@ from pveplan.planner.siteconfig import load_site_config
 from ..cli_runner import run_cli
 from .test_cli_plan import SECRET_VALUES, plan_args, site  # noqa: F401  (the fixture)
 
+NEW_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM/AQBF+OZm6KHj02E4IhRgaugZ5RBuA5rMnfkeNrC4J NEWKEY-bob@y"
+)
+
 
 @pytest.fixture
 def saved(site: Path, tmp_path: Path) -> Path:  # noqa: F811
@@ -77,13 +81,11 @@ def test_site_config_edits_additions_and_removals_are_each_named(saved: Path, si
 
 def test_a_changed_secret_is_named_never_shown(saved: Path, site: Path) -> None:  # noqa: F811
     secrets = site / "secrets.yaml"
-    secrets.write_text(
-        secrets.read_text().replace(SECRET_VALUES[1], "ssh-ed25519 AAAANEWKEY bob@y")
-    )
+    secrets.write_text(secrets.read_text().replace(SECRET_VALUES[1], NEW_KEY))
     code, out = _apply(saved, site)
     assert code == 1
     assert "secrets it uses changed: ssh_keys.alice (new value)" in out
-    assert "AAAANEWKEY" not in out and SECRET_VALUES[1] not in out
+    assert NEW_KEY not in out and "NEWKEY" not in out and SECRET_VALUES[1] not in out
 
 
 def test_a_plan_whose_manifest_cannot_be_found_says_how_to_name_it(

@@ -13,7 +13,9 @@ from ..cli_runner import run_cli
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples" / "site-config"
 SECRET_VALUES = (
     "QUITE-DISTINCTIVE-SIGNING-KEY-7f3a",
-    "ssh-ed25519 AAAADISTINCTIVEKEYMATERIAL91 alice@x",
+    # a real public key (validate parses it), made distinctive by its comment
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDcmez/cnDm5ld9CW9F7xIEF0HFEleNHU5r/x9tOBmvy "
+    "DISTINCTIVEKEYMATERIAL91-alice@x",
 )
 
 

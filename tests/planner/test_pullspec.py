@@ -144,7 +144,8 @@ def test_each_node_is_served_only_the_secrets_its_own_spec_names(site_copy: Path
 
     from pveplan.cli._catalog import catalog_for_site
 
-    alice, bob = "ssh-ed25519 AAAA-alice-CANARY alice@x", "ssh-ed25519 AAAA-bob-CANARY bob@x"
+    alice = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA5gr2yJzAHgb2/rdC4FK8hQfuUuDAaqcPMi7lktEe8t alice-CANARY@x"
+    bob = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfmc4d/cFG5ANNYP3p19L82xaoHaEpvOabe1aE6ycGq bob-CANARY@x"
     secrets = site_copy / "secrets.yaml"
     secrets.write_text(
         secrets.read_text().replace(

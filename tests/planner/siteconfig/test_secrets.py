@@ -37,7 +37,10 @@ def test_keys_refs_and_reveal(fixture_site) -> None:
     assert (ref.section, ref.key, str(ref)) == ("ssh_keys", "alice", "ssh_keys.alice")
     assert secrets.has(ref)
     assert not secrets.has(secrets.ref("ssh_keys", "carol"))
-    assert secrets.reveal(ref) == "ssh-ed25519 AAAATESTKEYALICE-FAKESECRET alice@test"
+    assert secrets.reveal(ref) == (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA5gr2yJzAHgb2/rdC4FK8hQfuUuDAaqcPMi7lktEe8t"
+        " alice-FAKESECRET@test"
+    )
     assert secrets.reveal(secrets.ref("auth", "signing_key")).startswith(FAKE)
 
 
