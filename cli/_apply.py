@@ -35,8 +35,8 @@ from pveplan.planner import (
 )
 
 from ._consent import at_risk, confirm
-from ._plan import make_plan, workspace_destroy
-from ._select import SiteCache, site_root
+from ._plan import make_plan, rehearsal_note, workspace_destroy
+from ._select import SiteCache, simulating, site_root
 from ._serve import serve_for_run
 from ._session import driver_key, host_info, open_run_store, run_trio
 from ._state import applied_plan
@@ -115,6 +115,7 @@ def _prepare_plan_file(args: argparse.Namespace, console: Console, name: str) ->
         raise refusal
     if signer is not None:
         console.error(f"Plan {plan_file.hash} is signed by trusted key {signer}.")
+    _check_rehearsal(args, console, plan_file, site, name)
     manifest = _manifest_of(args, console, plan_file, site.root)
     moved = moved_inputs(plan_file, load_manifest(str(manifest)), site)
     if moved:
@@ -135,6 +136,33 @@ def _prepare_plan_file(args: argparse.Namespace, console: Console, name: str) ->
             "something was applied since: re-run `pveplan plan ... -o FILE`, review, apply that",
         )
     return Prepared(plan_file, site, old, saved=True)
+
+
+def _check_rehearsal(
+    args: argparse.Namespace, console: Console, plan_file: PlanFile, site: SiteConfig, name: str
+) -> None:
+    """A plan made with --simulate runs only with --simulate, and only on the simulator
+    (its host is `sim:HOST`); a plan for a real host is never taken as a rehearsal."""
+    from pveplan.planner import rehearsed_host
+
+    host = plan_file.plan.host
+    real = rehearsed_host(host)
+    if real is not None and not simulating(args, console):
+        raise PlanError.at(
+            None,
+            f"plan file {name} is a rehearsal: it was planned with --simulate for {real}, "
+            f"so it never runs on {real} itself",
+            f"apply it with --simulate to run the rehearsal on the simulator; for {real}, plan "
+            f"without --simulate (`pveplan plan -M {plan_file.plan.manifest} -H {real} -o FILE`), "
+            "review, and apply that",
+        )
+    if real is None and simulating(args, console) and not site.host(host).sim:
+        raise PlanError.at(
+            None,
+            f"plan file {name} is for the real host {host}, and --simulate only runs rehearsals",
+            f"plan the rehearsal (`pveplan plan -M {plan_file.plan.manifest} -H {host} "
+            "--simulate -o FILE`) and apply that with --simulate",
+        )
 
 
 def plan_site_root(
@@ -289,6 +317,7 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
             f"pveplan: {prepared.plan.manifest} on {prepared.plan.host} (plan {prepared.plan.hash})"
         )
     )
+    rehearsal_note(prepared.plan.host, console)
     console.print(render_changes(changes, counts, console.style))
     risks = at_risk(changes)
     # homestak's `create` never asked (it never destroyed): it asks only when it would.

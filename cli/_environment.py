@@ -79,6 +79,10 @@ ENVIRONMENT: dict[str, EnvVar] = {
         "exits (the test suite sets it)",
         _DRIVERS,
     ),
+    "PVEPLAN_SIMULATE": EnvVar(
+        "set to anything but 0: the same as --simulate (rehearse every host on the simulator)",
+        ("validate", "plan", "graph", "apply", "create", "destroy", "test"),
+    ),
     "NO_COLOR": EnvVar(
         "set and non-empty: no colour on a terminal (`pveplan --color always` still colours)",
         ALL,

@@ -188,3 +188,10 @@ def add_manifest_options(parser: argparse.ArgumentParser) -> None:
     )
     host.completer = host_names  # type: ignore[attr-defined]
     parser.add_argument("--site-config", metavar="DIR", help="site config directory")
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="rehearse on the simulator: every host is simulated as its node file describes "
+        "(sim: true), without editing files; plans and workspaces are named sim:HOST and "
+        "never run on the real host",
+    )

@@ -27,6 +27,7 @@ from pveplan.planner import (
     encode_plan_file,
     plan_changes,
     read_plan_file,
+    rehearsed_host,
     relative_to,
     render_changes,
     summarize,
@@ -35,7 +36,7 @@ from pveplan.planner import (
 
 from ._fmt import write_atomic
 from ._output import output_format, print_markdown
-from ._select import SiteCache, host_name, manifest_paths, site_root
+from ._select import SiteCache, host_name, manifest_paths, plan_host, site_root
 from ._state import applied_plan, applied_resources
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ def make_plan(args: argparse.Namespace, console: Console) -> Planned:
         path = paths[0]
         loaded = load_manifest(path)
     site = SiteCache().get(site_root(args, console, path))
+    host = plan_host(args, console, site) or host
     resolved = resolve_manifest(loaded, site, host)
     console.diagnostics([*loaded.warnings, *resolved.warnings])
     workspace = workspace_name(resolved.name, host)
@@ -82,6 +84,15 @@ def make_plan(args: argparse.Namespace, console: Console) -> Planned:
         loaded, resolved, site, host, planned_against=old.hash if old else None
     )
     return Planned(plan_file, old, site)
+
+
+def rehearsal_note(host: str, console: Console) -> None:
+    """Under a plan's title: say so when it is a rehearsal (`--simulate`)."""
+    real = rehearsed_host(host)
+    if real is not None:
+        console.print(
+            f"Rehearsal (--simulate): {real} is simulated; nothing here runs on {real} itself."
+        )
 
 
 def against_plan(path: Path, workspace: str) -> Plan:
@@ -146,6 +157,7 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
             f"pveplan: {plan_file.plan.manifest} on {plan_file.plan.host} (plan {plan_file.hash})"
         )
         console.print(console.style.bold(title))
+        rehearsal_note(plan_file.plan.host, console)
         console.print()
         verbose = getattr(args, "verbose", False)  # list each summed-up dependent step
         console.print(render_changes(changes, summary, console.style, verbose=verbose))
@@ -178,7 +190,9 @@ def _check_all(args: argparse.Namespace, console: Console) -> int:
         per_file = argparse.Namespace(**vars(args))
         if not explicit:
             per_file.manifest = saved.plan.manifest
-        per_file.host = args.host or saved.plan.host
+        real = rehearsed_host(saved.plan.host)
+        per_file.host = args.host or real or saved.plan.host
+        per_file.simulate = bool(real) or getattr(args, "simulate", False)
         plan_file = make_plan(per_file, console).plan_file
         stale += _check(plan_file, saved, path, console)
     return 1 if stale else 0
@@ -229,6 +243,7 @@ def run_dry_run_verb(args: argparse.Namespace, console: Console) -> int:
             f"{args.command} --dry-run: {plan_file.plan.manifest} on {plan_file.plan.host}"
         )
     )
+    rehearsal_note(plan_file.plan.host, console)
     console.print()
     verbose = getattr(args, "verbose", False)
     console.print(render_changes(changes, summary, console.style, verbose=verbose))

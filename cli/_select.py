@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pveplan.dsl import did_you_mean
-from pveplan.planner import MANIFEST_SUFFIXES, PlanError
+from pveplan.dsl import DiagnosticError, did_you_mean
+from pveplan.planner import MANIFEST_SUFFIXES, PlanError, rehearsal_host, rehearsed_host
 
 if TYPE_CHECKING:
     from pveplan.planner import SiteConfig
@@ -70,6 +70,38 @@ def host_name(args: argparse.Namespace) -> str | None:
     if not host:
         return None
     return host.rsplit("@", 1)[-1]
+
+
+def simulating(args: argparse.Namespace, console: Console) -> bool:
+    """`--simulate`, or `$PVEPLAN_SIMULATE` set to anything but "" or "0"."""
+    if getattr(args, "simulate", False):
+        return True
+    return console.env.get("PVEPLAN_SIMULATE", "") not in ("", "0")
+
+
+def plan_host(args: argparse.Namespace, console: Console, site: SiteConfig) -> str | None:
+    """The host a plan targets: `-H`'s host, or under `--simulate` its rehearsal
+    (`sim:HOST`, simulated whatever its node file says), so that a rehearsal never shares
+    a workspace, a cached step or a plan file with the real host. A node file that already
+    says `sim: true` is simulated anyway, so it keeps its own name."""
+    host = host_name(args)
+    if host is None:
+        return None
+    real = rehearsed_host(host)
+    if real is not None:
+        raise PlanError.at(
+            None,
+            f"host {host!r}: names starting with 'sim:' are rehearsals on the simulator",
+            f"to rehearse {real} on the simulator, run with --simulate -H {real}",
+        )
+    if not simulating(args, console):
+        return host
+    try:
+        if site.host(host).sim:
+            return host
+    except DiagnosticError:
+        pass  # an unknown or broken host file: resolving reports it, with the rest
+    return rehearsal_host(host)
 
 
 class SiteCache:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pveplan.dsl import Diagnostic, DiagnosticError, load_manifest
 
-from ._select import SiteCache, display_path, host_name, manifest_paths, site_root
+from ._select import SiteCache, display_path, manifest_paths, plan_host, site_root
 
 if TYPE_CHECKING:
     from . import Console
@@ -26,11 +26,10 @@ if TYPE_CHECKING:
 def run_validate(args: argparse.Namespace, console: Console) -> int:
     paths = manifest_paths(args, console)
     sites = SiteCache()
-    host = host_name(args)
     results: list[dict[str, Any]] = []
     failed = False
     for path in paths:
-        diagnostics, summary = _check(path, args, console, sites, host)
+        diagnostics, summary = _check(path, args, console, sites)
         errors = [d for d in diagnostics if d.severity == "error"]
         failed = failed or bool(errors)
         if args.json:
@@ -53,7 +52,7 @@ def run_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _check(
-    path: str, args: argparse.Namespace, console: Console, sites: SiteCache, host: str | None
+    path: str, args: argparse.Namespace, console: Console, sites: SiteCache
 ) -> tuple[list[Diagnostic], str]:
     """Every diagnostic of the manifest at `path` (errors first), and a summary if valid."""
     try:
@@ -70,6 +69,7 @@ def _check(
     try:
         root = site_root(args, console, path)
         site = sites.get(root)
+        host = plan_host(args, console, site)
     except DiagnosticError as exc:
         return [*loaded.errors, *exc.diagnostics, *loaded.warnings], summary
     try:

@@ -26,7 +26,7 @@ from ._model import (
 from ._resolve import resolve_manifest
 from ._resolved import ResolvedManifest, ResolvedNode, ResolvedSpec, ResolvedUser
 from ._secrets import SecretRef, Secrets
-from ._site import SiteConfig, load_site_config
+from ._site import SiteConfig, load_site_config, rehearsal_host, rehearsed_host
 
 __all__ = [
     "CatalogImage",
@@ -49,5 +49,7 @@ __all__ = [
     "Spec",
     "discover_site_config",
     "load_site_config",
+    "rehearsal_host",
+    "rehearsed_host",
     "resolve_manifest",
 ]

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from pveplan import dsl
 
 from .._errors import PlanError
@@ -27,6 +29,23 @@ from ._secrets import Secrets
 
 SITE_FILE = "site.yaml"
 OLD_LAYOUT = "v2"
+REHEARSAL_PREFIX = "sim:"
+"""How a host rehearsed on the simulator (`--simulate`) is named in plans and workspaces."""
+
+
+def rehearsal_host(name: str) -> str:
+    """The name a rehearsal of host `name` plans under: `sim:father` for `father`.
+
+    A rehearsal is another target: its steps hash differently (the host is in every step's
+    hash), so nothing it records in the store (results, applied state, resources) can be
+    taken as done on the real host, and its plan files name a host no node file defines.
+    """
+    return REHEARSAL_PREFIX + name
+
+
+def rehearsed_host(host: str) -> str | None:
+    """The real host a rehearsal name stands for (`father` for `sim:father`), else None."""
+    return host[len(REHEARSAL_PREFIX) :] if host.startswith(REHEARSAL_PREFIX) else None
 
 
 class SiteConfig:
@@ -78,11 +97,19 @@ class SiteConfig:
 
     def host(self, name: str) -> HostConfig:
         """The merged config of target host `name`; `PlanError` with suggestions if unknown."""
-        return self._hosts.get(name)
+        return self.host_entry(name)[0]
 
     def host_entry(self, name: str) -> tuple[HostConfig, dsl.SourceMap]:
-        """Like `host`, with the source map of the host's file."""
-        return self._hosts.entry(name)
+        """Like `host`, with the source map of the host's file.
+
+        A rehearsal name (`sim:father`) is `father`'s own file, simulated: `sim` is true,
+        whatever the file says, and the config carries the rehearsal name.
+        """
+        real = rehearsed_host(name)
+        if real is None:
+            return self._hosts.entry(name)
+        config, smap = self._hosts.entry(real)
+        return msgspec.structs.replace(config, name=name, sim=True), smap
 
     def host_names(self) -> tuple[str, ...]:
         return self._hosts.names()

@@ -9,6 +9,8 @@ import pveplan.planner.siteconfig as siteconfig
 API = {
     "discover_site_config",
     "load_site_config",
+    "rehearsal_host",
+    "rehearsed_host",
     "resolve_manifest",
     "SiteConfig",
     "Secrets",
