@@ -43,7 +43,8 @@ def print_markdown(
         console.out.write("\n".join(parts))
         return
     folder = Path(args.parts_dir)
-    prefix = f"{plan_file.plan.manifest}-{plan_file.plan.host}-part-"
+    host = plan_file.plan.host.replace(":", "-")  # a rehearsal's sim:HOST; ':' upsets CI artifacts
+    prefix = f"{plan_file.plan.manifest}-{host}-part-"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob(f"{prefix}*.md"):

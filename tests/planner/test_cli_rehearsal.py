@@ -135,3 +135,13 @@ def test_the_homestak_verbs_take_simulate(site: Path) -> None:
     code, out, err = run_cli(["create", *args(site, "flat-12", "--simulate", "--dry-run")])
     assert code == 0, err
     assert "create --dry-run: flat-12 on sim:father" in out and "Rehearsal" in out
+
+
+def test_markdown_parts_of_a_rehearsal_have_no_colon_in_their_names(
+    site: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "comments"
+    more = ("--simulate", "--format", "markdown", "--parts-dir", str(folder))
+    code, _out, err = run_cli(["plan", *args(site, "n3-deep", *more)])
+    assert code == 0, err
+    assert [p.name for p in folder.iterdir()] == ["n3-deep-sim-father-part-01.md"]
