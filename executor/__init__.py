@@ -20,6 +20,7 @@ from typing import Any
 
 _EXPORTS = {
     "TIERS": "._kinds",
+    "ApiAccess": "._hosts",
     "ApplyResult": ".pull._node_apply",
     "Bundle": ".remote",
     "Catalog": ".specserver",
@@ -69,6 +70,7 @@ _EXPORTS = {
 
 __all__ = [
     "TIERS",
+    "ApiAccess",
     "ApplyResult",
     "Bundle",
     "Catalog",
