@@ -228,3 +228,11 @@ def create_token(userid: str, tokenid: str, *, privsep: bool) -> PveRequest:
         path_params={"userid": userid, "tokenid": tokenid},
         params={"privsep": privsep},
     )
+
+
+def permissions(userid: str | None = None, path: str | None = None) -> PveRequest:
+    """Effective privileges, `{path: {privilege: propagate}}`: of `userid` (a user or a
+    full token id; a token may always ask for its own), else of whoever asks."""
+    return PveRequest(
+        method="GET", path="/access/permissions", params=_clean({"userid": userid, "path": path})
+    )

@@ -95,6 +95,7 @@ CASES: dict[str, list[PveRequest]] = {
         build.create_token("root@pam", "pveplan", privsep=False),
         build.create_token("root@pam", "pveplan", privsep=True),
     ],
+    "permissions": [build.permissions(), build.permissions("root@pam!pveplan", "/vms/100")],
 }
 ALL = [pytest.param(r, id=f"{name}-{i}") for name, rs in CASES.items() for i, r in enumerate(rs)]
 
