@@ -21,6 +21,9 @@ from typing import Any
 
 import msgspec
 
+from . import _requests as requests
+from ._requests import PveRequest
+
 Option = tuple[tuple[str, str], ...]
 """Privileges that together satisfy a check: ((privilege, path template), ...)."""
 
@@ -200,3 +203,20 @@ ROLE = (
 """The privileges of the role docs/transports.md gives pveplan's tokens: every check above
 passes with them (of "or" checks, the narrowest choice: Sys.AccessNetwork on the node,
 not Sys.Audit + Sys.Modify on /)."""
+
+ROLE_ID = "PVEPlan"
+
+
+def least_privilege_token(userid: str, tokenid: str) -> list[PveRequest]:
+    """The requests that make `userid` (e.g. `pveplan@pve`) a user whose privilege-separated
+    token `tokenid` has exactly `ROLE` on `/`, as docs/transports.md's pveum commands do:
+    the role, the user, the user's ACL and the token's (a privsep token's privileges are
+    the intersection of both), then the token (its answer holds the value, shown once)."""
+    token = f"{userid}!{tokenid}"
+    return [
+        requests.create_role(ROLE_ID, ROLE),
+        requests.create_user(userid, "pveplan automation"),
+        requests.grant_role("/", ROLE_ID, users=userid),
+        requests.create_token(userid, tokenid, privsep=True),
+        requests.grant_role("/", ROLE_ID, tokens=token),
+    ]

@@ -21,6 +21,7 @@ from pveplan.executor.pve._privileges import (
     REQUEST_NEEDS,
     ROLE,
     granted,
+    least_privilege_token,
     missing,
     needs,
 )
@@ -84,7 +85,13 @@ def test_every_request_a_kind_makes_is_one_pveplan_sends() -> None:
 def test_requests_without_an_entry_need_no_privilege() -> None:
     """Any request pveplan sends over the API that the table leaves out is open to every
     authenticated user (or is only sent over SSH, by root)."""
-    ssh_only = {"/nodes/{node}/network", "/access/users/{userid}/token/{tokenid}"}
+    ssh_only = {  # run as root over SSH, on hosts pveplan installs
+        "/nodes/{node}/network",
+        "/access/users/{userid}/token/{tokenid}",
+        "/access/roles",
+        "/access/users",
+        "/access/acl",
+    }
     covered = {k for key in REQUEST_NEEDS for k in _schema_key(key)}
     for request in (r for rs in CASES.values() for r in rs):
         key = (request.method, request.path)
@@ -133,3 +140,17 @@ def test_the_documented_role_on_the_root_covers_every_need() -> None:
         "VM.Allocate on /vms",
         "VM.Allocate on /vms/101",
     }
+
+
+def test_the_least_privilege_token_is_made_as_the_docs_say() -> None:
+    made = least_privilege_token("pveplan@pve", "apply")
+    role = made[0]
+    assert role.params == {"roleid": "PVEPlan", "privs": ",".join(ROLE)}
+    assert made[3].params == {"privsep": True}
+    acl = [r.params for r in made if r.path == "/access/acl"]
+    assert acl == [
+        {"path": "/", "roles": "PVEPlan", "users": "pveplan@pve", "propagate": True},
+        {"path": "/", "roles": "PVEPlan", "tokens": "pveplan@pve!apply", "propagate": True},
+    ]
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "transports.md").read_text()
+    assert f'pveum role add PVEPlan --privs "{" ".join(ROLE)}"' in docs
