@@ -56,6 +56,7 @@ COMMANDS = {
     "graph": ("._show", "run_graph"),
     "store": ("._store", "run_store"),
     "apply": ("._apply", "run_apply"),
+    "preflight": ("._preflight", "run_preflight"),
     "create": ("._apply", "run_create"),
     "destroy": ("._apply", "run_destroy"),
     "test": ("._apply", "run_test"),

@@ -50,10 +50,11 @@ def _host_access(site_root: Path, host: str) -> tuple[HostInfo, Callable[[str], 
     own pinned host key) and reveals the secrets the driver scoped into its site config."""
     from pveplan.planner import SecretRef, load_site_config
 
-    from ._session import pinned_host_info
+    from ._session import host_api, pinned_host_info
 
     site = load_site_config(site_root)
-    info = pinned_host_info(site.host(host))
+    config = site.host(host)
+    info = pinned_host_info(config, host_api(site, config))
 
     def reveal(name: str) -> str:
         return site.secrets.reveal(SecretRef(name=name))

@@ -1,5 +1,5 @@
 """The parsers of the commands that change or serve hosts, and look after the store:
-`apply`, homestak's `create` / `destroy` / `test`, `runs`, `store`, `sim`, `serve`,
+`apply`, `preflight`, homestak's `create` / `destroy` / `test`, `runs`, `store`, `sim`, `serve`,
 `executor`, and `completion`.
 
 Examples run from a clone of the repository against examples/site-config and its
@@ -26,6 +26,7 @@ SITE = "--site-config examples/site-config"
 def add_run_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """apply, create, destroy, test, runs, store, sim, serve, executor, completion."""
     _add_apply(commands)
+    _add_preflight(commands)
     _add_homestak_verbs(commands)
     _add_store(commands)
     _add_sim(commands)
@@ -97,6 +98,25 @@ def _add_apply(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="refuse a plan file not signed by this key (an ssh-ed25519 line, or a file of "
         "them; repeatable; site.yaml's trusted_plan_keys count too)",
     )
+
+
+def _add_preflight(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    preflight = add_command(
+        commands,
+        "preflight",
+        help="check a host's reachability, certificate, token and privileges for a plan",
+        description="Plan the manifest (changing nothing), then check what its apply needs "
+        "from the host: over the API, that the endpoint answers, its certificate is the "
+        "pinned one (or a CA's), the token is valid and holds every privilege the plan's "
+        "steps need (each missing one named with its path); over SSH, SSH with the pinned "
+        "key and pvesh. Exit 1 if anything is missing. See docs/cli.md.",
+        examples=(
+            f"pveplan preflight -M n1-push -H sim {SITE}",
+            f"pveplan preflight -M n2-tiered -H sim {SITE} && pveplan apply -M n2-tiered -H sim {SITE} -y",
+        ),
+    )
+    preflight.add_argument("files", nargs="*", metavar="FILE", help="a manifest")
+    add_manifest_options(preflight)
 
 
 def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

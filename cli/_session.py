@@ -18,7 +18,7 @@ from pveplan.planner import PlanError
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
-    from pveplan.executor import Bundle, HostInfo, Services
+    from pveplan.executor import ApiAccess, Bundle, HostInfo, Services
     from pveplan.planner import HostConfig, SiteConfig
     from pveplan.store import Store
 
@@ -77,19 +77,28 @@ def host_info(
     console: Console, site: SiteConfig, host: str, public_key: str, store: Store
 ) -> HostInfo:
     """How to reach `host`: the simulator's daemon for a `sim: true` node, else the site
-    config's address and pinned host key."""
+    config's address, pinned host key and (`host_api`) API endpoint and token."""
     from pveplan.executor import HostInfo
 
     config = site.host(host)
     if config.sim:
         from pveplan.sim import ensure_simulator
 
+        if config.transport == "api":
+            raise PlanError.at(
+                None,
+                f"{config.file}: transport: api is not served by the simulator yet",
+                "leave transport out (or write transport: ssh) for sim: true hosts",
+            )
         root = sim_root(console, store.path)
         try:
             daemon = ensure_simulator(root, [config.pve_node], public_key)
         except Exception as exc:
             raise PlanError.at(None, f"cannot start the simulator for {host}: {exc}") from None
         entry = daemon["hosts"][config.pve_node]
+        # FIXME(issue 19 item 4): simulated hosts stay on pvesh over SSH until pveplan.sim
+        # serves the HTTPS API; then build ApiAccess here from the function that gives a
+        # simulated host's URL and certificate fingerprint (pinned) and its token.
         return HostInfo(
             name=host,
             pve_node=config.pve_node,
@@ -98,16 +107,44 @@ def host_info(
             host_key=entry["host_key"],
             vm_ssh_port=daemon["port"],
         )
-    return pinned_host_info(config)
+    return pinned_host_info(config, host_api(site, config))
 
 
-def pinned_host_info(config: HostConfig) -> HostInfo:
+def host_api(
+    site: SiteConfig, config: HostConfig, *, fingerprint: str | None = None
+) -> ApiAccess | None:
+    """The API transport of a host, or None for `pvesh` over SSH: the node file's
+    `transport`, else the API when `api_endpoint` is set and secrets.yaml has its token.
+    `fingerprint` pins a certificate the node file does not (a simulated host's)."""
+    from pveplan.executor import ApiAccess
+
+    if config.transport == "ssh" or not config.api_endpoint or config.api_token is None:
+        return None
+    if not site.secrets.has(config.api_token):
+        if config.transport is None:
+            return None
+        raise PlanError.at(
+            None,
+            f"{config.file} says transport: api, but secrets.yaml has no {config.api_token.name}",
+            f"add it ({config.api_token.name}: USER@REALM!TOKENID=SECRET, as"
+            " `pveum user token add` prints it), or use transport: ssh",
+        )
+    return ApiAccess(
+        endpoint=config.api_endpoint,
+        token_secret=config.api_token.name,
+        fingerprint=fingerprint or config.api_fingerprint,
+        source=config.file,
+    )
+
+
+def pinned_host_info(config: HostConfig, api: ApiAccess | None = None) -> HostInfo:
     """A real host from its node file, which must pin its SSH host key (no trust on first
-    use): the driver's targets, and a nested host's own executor reaching itself."""
+    use): the driver's targets, and a nested host's own executor reaching itself. A host
+    reached through its API (`api`) may leave the key out until something needs SSH."""
     from pveplan.executor import HostInfo
 
     host = config.name
-    if not config.ssh_host_key:
+    if not config.ssh_host_key and api is None:
         raise PlanError.at(
             None,
             f"host {host} has no pinned SSH host key",
@@ -121,9 +158,10 @@ def pinned_host_info(config: HostConfig) -> HostInfo:
         ssh_host=config.ssh_host,
         ssh_port=config.ssh_port,
         ssh_user=config.ssh_user or "root",
-        host_key=config.ssh_host_key,
+        host_key=config.ssh_host_key or "",
         vm_ssh_port=config.vm_ssh_port,
         pinned_in=config.file,
+        api=api,
     )
 
 

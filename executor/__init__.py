@@ -20,6 +20,7 @@ from typing import Any
 
 _EXPORTS = {
     "TIERS": "._kinds",
+    "ApiAccess": "._hosts",
     "ApplyResult": ".pull._node_apply",
     "Bundle": ".remote",
     "Catalog": ".specserver",
@@ -34,6 +35,7 @@ _EXPORTS = {
     "NodeRow": "._results",
     "Outcome": "._model",
     "PlainDisplay": "._display",
+    "PreflightReport": "._preflight",
     "PublishedSpec": ".specserver",
     "RunReport": "._model",
     "Services": "._context",
@@ -52,6 +54,7 @@ _EXPORTS = {
     "node_rows": "._results",
     "node_spec_get": ".pull._node",
     "node_table": "._results",
+    "preflight": "._preflight",
     "probe_node_ssh": "._verify",
     "public_line": "._keys",
     "published_specs": ".pull._client",
@@ -69,6 +72,7 @@ _EXPORTS = {
 
 __all__ = [
     "TIERS",
+    "ApiAccess",
     "ApplyResult",
     "Bundle",
     "Catalog",
@@ -83,6 +87,7 @@ __all__ = [
     "NodeRow",
     "Outcome",
     "PlainDisplay",
+    "PreflightReport",
     "PublishedSpec",
     "RunReport",
     "Services",
@@ -101,6 +106,7 @@ __all__ = [
     "node_rows",
     "node_spec_get",
     "node_table",
+    "preflight",
     "probe_node_ssh",
     "public_line",
     "published_specs",

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from pveplan.planner import Plan, Step
     from pveplan.store import Store
 
+    from ._hosts import ApiAccess
     from .channels import Channel, SshPool, SshTarget
-    from .pve import PveDriver
+    from .pve import HttpsTransport, PveDriver
     from .remote import Bundle
 
 
@@ -50,6 +51,10 @@ class HostAccess(Protocol):
 
     def snippet_storage(self, host: str) -> tuple[str, str]:
         """(storage id, its path on the host) where cloud-init snippets are written."""
+        ...
+
+    def api(self, host: str) -> ApiAccess | None:
+        """How to reach `host`'s PVE API with a token, or None: `pvesh` over the channel."""
         ...
 
 
@@ -94,6 +99,7 @@ class Services:
         self.spec_server = spec_server
         """Where this run's pull nodes fetch their specs (None: no server is running)."""
         self._drivers: dict[str, PveDriver] = {}
+        self._transports: list[HttpsTransport] = []
 
     def bundle(self) -> Bundle:
         """The pveplan bundle nested hosts run (built or found on first use)."""
@@ -107,16 +113,40 @@ class Services:
         return [self.driver_public_key, *self.extra_keys]
 
     async def pve(self, host: str) -> PveDriver:
-        """The PVE driver of `host`: one per host, over its channel, shared by every step
-        (it holds the run's vmid claims), even by steps that asked for it at once."""
+        """The PVE driver of `host`: one per host, shared by every step (it holds the run's
+        vmid claims), even by steps that asked for it at once. Over the host's HTTPS API
+        when it has one (`HostAccess.api`; its SSH channel then opens only if a step needs
+        it), else `pvesh` over its channel."""
         driver = self._drivers.get(host)
-        if driver is None:
-            from .pve import PveDriver
+        if driver is not None:
+            return driver
+        from .pve import HttpsTransport, PveDriver
 
+        api = self.hosts.api(host)
+        if api is None:
             channel = await self.hosts.channel(host)
             # Another step may have made one while this one waited for the channel.
-            driver = self._drivers.setdefault(host, PveDriver(channel, self.hosts.pve_node(host)))
-        return driver
+            return self._drivers.setdefault(host, PveDriver(channel, self.hosts.pve_node(host)))
+        from ._hosts import LazyChannel
+
+        secret = api.token_secret
+        transport = HttpsTransport(
+            api.endpoint,
+            lambda: self.reveal(secret),
+            token_name=secret,
+            fingerprint=api.fingerprint,
+            source=api.source,
+        )
+        self._transports.append(transport)
+        lazy = LazyChannel(host, lambda: self.hosts.channel(host))
+        driver = PveDriver(lazy, self.hosts.pve_node(host), transport=transport)
+        return self._drivers.setdefault(host, driver)
+
+    async def aclose(self) -> None:
+        """Close the API connections this run opened (the SSH pool has its own owner)."""
+        transports, self._transports = self._transports, []
+        for transport in transports:
+            await transport.aclose()
 
 
 class StepContext:

@@ -81,6 +81,7 @@ def run_session(
                 site_root=site_root,
                 spec_server=server,
             )
+            stack.push_async_callback(services.aclose)
             return await body(services)
 
     return run(main)  # Ctrl-C only at checkpoints: it must not kill the asyncio loop

@@ -50,6 +50,9 @@ class LocalHostAccess:
     def snippet_storage(self, host: str) -> tuple[str, str]:
         raise ChannelError(host, "a pull-mode node runs no PVE steps")
 
+    def api(self, host: str) -> None:
+        return None  # a node reaches itself over its local channel
+
 
 def node_services(store: Store, workspace: str, name: str, secrets: Mapping[str, str]) -> Services:
     """Services for running a node-local plan of workspace `workspace` in `store`;

@@ -228,3 +228,40 @@ def create_token(userid: str, tokenid: str, *, privsep: bool) -> PveRequest:
         path_params={"userid": userid, "tokenid": tokenid},
         params={"privsep": privsep},
     )
+
+
+def permissions(userid: str | None = None, path: str | None = None) -> PveRequest:
+    """Effective privileges, `{path: {privilege: propagate}}`: of `userid` (a user or a
+    full token id; a token may always ask for its own), else of whoever asks."""
+    return PveRequest(
+        method="GET", path="/access/permissions", params=_clean({"userid": userid, "path": path})
+    )
+
+
+def create_role(roleid: str, privileges: tuple[str, ...]) -> PveRequest:
+    """A role with exactly `privileges` (`pveum role add ROLE --privs "..."`)."""
+    return PveRequest(
+        method="POST",
+        path="/access/roles",
+        params={"roleid": roleid, "privs": ",".join(privileges)},
+    )
+
+
+def create_user(userid: str, comment: str) -> PveRequest:
+    """A user without a password (it acts only through its tokens)."""
+    return PveRequest(
+        method="POST", path="/access/users", params={"userid": userid, "comment": comment}
+    )
+
+
+def grant_role(
+    path: str, roleid: str, *, users: str | None = None, tokens: str | None = None
+) -> PveRequest:
+    """An ACL giving `roleid` on `path` (propagating) to `users` or to `tokens`."""
+    return PveRequest(
+        method="PUT",
+        path="/access/acl",
+        params=_clean(
+            {"path": path, "roles": roleid, "users": users, "tokens": tokens, "propagate": True}
+        ),
+    )

@@ -8,6 +8,7 @@ the file it came from, so errors about a host can point at it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -48,6 +49,11 @@ class HostConfig(Frozen):
     ssh_port: int = 22
     ssh_host_key: str | None = None
     vm_ssh_port: int = 22
+    transport: Literal["api", "ssh"] | None = None
+    """The node file's choice; None: the API when `api_endpoint` and the token's secret
+    are both there (only the composition root, which may read secrets.yaml, decides)."""
+    api_fingerprint: str | None = None
+    """The pinned API certificate, normalised to `AB:CD:...` (None: the system's CAs)."""
 
     @property
     def is_pve(self) -> bool:
@@ -92,6 +98,7 @@ class Hosts:
             path = self._dirs["nodes"] / f"{name}.yaml"
             node, smap = load_struct(NodeFile, path, "node file")
             endpoint_host = urlsplit(node.api_endpoint).hostname if node.api_endpoint else None
+            pin = _checked_api(node, smap)
             return HostConfig(
                 **common,
                 source="nodes",
@@ -107,6 +114,8 @@ class Hosts:
                 ssh_port=node.ssh_port,
                 ssh_host_key=node.ssh_host_key,
                 vm_ssh_port=node.vm_ssh_port,
+                transport=node.transport,
+                api_fingerprint=pin,
             ), smap
         if name in self._names["hosts"]:
             path = self._dirs["hosts"] / f"{name}.yaml"
@@ -135,6 +144,51 @@ class Hosts:
             + f"; a host is defined by {self._dirs['nodes'] / (name + '.yaml')}"
             + f" or {self._dirs['hosts'] / (name + '.yaml')}",
         )
+
+
+_HEX64 = re.compile(r"[0-9A-Fa-f]{64}")
+_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31}")
+
+
+def normalize_api_fingerprint(text: str) -> str | None:
+    """`text` as `AB:CD:...` (32 uppercase pairs), from what people paste: PVE's and
+    openssl's colon form in any case, or 64 bare hex digits, optionally after `sha256:`
+    or openssl's `SHA256 Fingerprint=`; None if it is not a SHA-256 fingerprint."""
+    value = text.strip()
+    for prefix in ("sha256 fingerprint=", "sha256:", "sha256="):
+        if value.lower().startswith(prefix):
+            value = value[len(prefix) :].strip()
+    if _HEX64.fullmatch(value):
+        value = ":".join(value[i : i + 2] for i in range(0, 64, 2))
+    return value.upper() if _PAIRS.fullmatch(value) else None
+
+
+def _checked_api(node: NodeFile, smap: dsl.SourceMap) -> str | None:
+    """The node file's API settings, checked: its normalised pin (or None)."""
+    if node.transport == "api" and not node.api_endpoint:
+        raise PlanError.at(
+            smap.locate(("transport",)),
+            "transport: api needs api_endpoint",
+            'add api_endpoint: "https://HOST:8006" (and the token in secrets.yaml api_tokens),'
+            " or use transport: ssh",
+        )
+    if node.api_endpoint and urlsplit(node.api_endpoint).scheme.lower() != "https":
+        raise PlanError.at(
+            smap.locate(("api_endpoint",)),
+            "api_endpoint must be an https:// URL",
+            "pveplan sends the API token only over verified TLS: https://HOST:8006",
+        )
+    if node.api_fingerprint is None:
+        return None
+    pin = normalize_api_fingerprint(node.api_fingerprint)
+    if pin is None:
+        raise PlanError.at(
+            smap.locate(("api_fingerprint",)),
+            "api_fingerprint is not a SHA-256 certificate fingerprint",
+            'write it as PVE prints it: 32 hex pairs, "AB:CD:...:EF" (on the host:'
+            " `pvenode cert info`, the pve-ssl.pem entry's fingerprint)",
+        )
+    return pin
 
 
 def _bridge_address(host: HostFile) -> str | None:

@@ -231,6 +231,12 @@ class NodeFile(Frozen):
     ssh_port: int = 22
     ssh_host_key: str | None = None
     vm_ssh_port: int = 22  # the port this host's VMs answer SSH on (nested hosts' node files)
+    # How PVE's operations reach the host: its HTTPS API with the token, or pvesh over SSH
+    # (null: the API when api_endpoint and the token's secret are both given).
+    transport: Literal["api", "ssh"] | None = None
+    # The API certificate's SHA-256 fingerprint ("AB:CD:...", as `pvenode cert info`
+    # prints it): pinned instead of trusting the system's CAs.
+    api_fingerprint: str | None = None
 
 
 class HostInterface(Frozen):

@@ -20,6 +20,7 @@ import pytest
 from pveplan.executor.kinds._vm import _vm_params, reconcile
 from pveplan.executor.pve import PveRequest, encode_sshkeys
 from pveplan.executor.pve import requests as build
+from pveplan.executor.pve._privileges import least_privilege_token
 from pveplan.planner import VmCreateArgs
 from tests.contract.pve_contract import check_api_request, load_schema
 
@@ -94,6 +95,12 @@ CASES: dict[str, list[PveRequest]] = {
     "create_token": [
         build.create_token("root@pam", "pveplan", privsep=False),
         build.create_token("root@pam", "pveplan", privsep=True),
+    ],
+    "permissions": [build.permissions(), build.permissions("root@pam!pveplan", "/vms/100")],
+    "create_role": [least_privilege_token("pveplan@pve", "apply")[0]],
+    "create_user": [least_privilege_token("pveplan@pve", "apply")[1]],
+    "grant_role": [
+        r for r in least_privilege_token("pveplan@pve", "apply") if r.path == "/access/acl"
     ],
 }
 ALL = [pytest.param(r, id=f"{name}-{i}") for name, rs in CASES.items() for i, r in enumerate(rs)]
