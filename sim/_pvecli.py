@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pveplan.sim import (  # noqa: F401  (imported for their @route registrations)
+    _access,
     _drives,
     _nodes,
     _power,

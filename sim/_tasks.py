@@ -70,7 +70,7 @@ def _save_task(ctx: Ctx, task: Task, wtype: str, wid: str, exitstatus: str | Non
         "node": ctx.node,
         "type": wtype,
         "id": wid,
-        "user": CLI_USER,
+        "user": ctx.user,
         "pid": int(match[3], 16),
         "pstart": int(match[4], 16),
         "starttime": int(match[5], 16),
@@ -89,7 +89,7 @@ def run_task(ctx: Ctx, wtype: str, wid: str, worker: Callable[[Task], None]) -> 
     A worker failure does not fail the call: its message goes to stderr and becomes the
     task's exitstatus (and the `TASK ERROR:` last log line), exactly like real PVE.
     """
-    task = Task(make_upid(ctx.node, wtype, wid))
+    task = Task(make_upid(ctx.node, wtype, wid, ctx.user))
     _save_task(ctx, task, wtype, wid, None)
     try:
         worker(task)

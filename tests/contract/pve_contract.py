@@ -876,3 +876,15 @@ def check_api_request(
     call = ApiCall(label=f"{method} {path}", method=method, path=path, tokens=())
     values = {name: str(value) for name, value in path_params.items()}
     return _check_request(_Request(call, spec, values, options, {}, problems))
+
+
+def check_recorded_request(record: Mapping[str, Any], schema: Schema | None = None) -> list[str]:
+    """Problems of one HTTPS API request the simulator recorded in calls.jsonl (`"tool":
+    "api"`: method, path template, path parameters, parameters as sent), each prefixed
+    with the request. A request refused before it reached a method (401, 501) is not
+    recorded."""
+    label = f"{record['method']} {record['path']}"
+    problems = check_api_request(
+        record["method"], record["path"], record["path_params"], record["params"], schema
+    )
+    return [f"{label}: {problem}" for problem in problems]
