@@ -1,4 +1,5 @@
-"""The simulator's SSH daemon: every simulated host and running VM answers SSH on its address.
+"""The simulator's daemon: every simulated host and running VM answers SSH on its address,
+and every PVE host its HTTPS API.
 
 Run as its own process, `python -m pveplan.sim._daemon ROOT` (`_control.start_daemon` does
 that), on plain asyncio + asyncssh: no trio, so nothing of the client side's bridge is needed
@@ -9,7 +10,9 @@ or until `_lifetime.Lifetime` finds a reason to stop by itself (its root deleted
 the process it was started to live with gone).
 A nested PVE host has no listener of its own: it is its VM, served by the VM's listener,
 and a VM is served only while every host up its chain runs (`host_chain_running`).
-What one connection may do is `_sshd`'s.
+What one connection may do is `_sshd`'s. The same loop runs every PVE host's HTTPS API
+(`_https.ApiServers`, reconciled with the SSH listeners), so both share one process and
+one state; its listeners count as activity for `Lifetime` too.
 
 The daemon never writes state.json: it only follows it. It holds ROOT/daemon.lock (flock)
 for its lifetime, so two daemons never serve one root, whatever happened to daemon.json.

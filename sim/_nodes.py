@@ -186,6 +186,8 @@ def add_token(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> dict[st
         if full in tokens:
             raise param_error({"tokenid": "Token already exists."})
         tokens[full] = {"privsep": params.get("privsep", 1), "value": value}
+        if params.get("expire"):
+            tokens[full]["expire"] = params["expire"]
     # The CLI hands the handler strings, and PVE echoes them: `"privsep":"0"` (default 1).
     info: dict[str, Any] = {"privsep": str(params["privsep"]) if "privsep" in params else 1}
     info.update({key: params[key] for key in ("comment", "expire") if key in params})

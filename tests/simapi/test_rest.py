@@ -73,6 +73,14 @@ def test_envelope_and_a_create_task_round_trip(api: Api) -> None:
     assert read_state(api.root)["vms"][f"{NODE}/100"]["config"]["name"] == "web"
 
 
+def test_tasks_in_one_process_have_their_own_upids(api: Api) -> None:
+    api.data("POST", f"/nodes/{NODE}/qemu", {"vmid": 100})
+    upids = {api.data("POST", f"/nodes/{NODE}/qemu/100/status/stop") for _ in range(3)}
+    assert len(upids) == 3
+    tasks = read_state(api.root)["tasks"]
+    assert all(tasks[upid]["exitstatus"] == "OK" for upid in upids)
+
+
 def test_json_bodies_and_localhost(api: Api) -> None:
     answer = api.call("POST", "/nodes/localhost/qemu", {"vmid": 101, "agent": True}, json_body=True)
     assert answer.status == 200
