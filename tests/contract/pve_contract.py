@@ -647,6 +647,14 @@ _PVEUM_COMMANDS: Mapping[tuple[str, ...], _Command] = {
         "DELETE", f"{_TOKEN}/{{tokenid}}", _TOKEN_ARGS, _OUTPUT_OPTIONS
     ),
     ("user", "token", "list"): _Command("GET", _TOKEN, ("userid",), _OUTPUT_OPTIONS),
+    ("user", "add"): _Command("POST", "/access/users", ("userid",)),
+    ("user", "permissions"): _Command(
+        "GET", "/access/permissions", ("userid",), _OUTPUT_OPTIONS
+    ),
+    ("role", "add"): _Command("POST", "/access/roles", ("roleid",)),
+    # pveum.pm: acl modify/delete => update_acl with `delete` fixed to 0/1
+    ("acl", "modify"): _Command("PUT", "/access/acl", ("path",)),
+    ("acl", "delete"): _Command("PUT", "/access/acl", ("path",)),
 }
 
 
