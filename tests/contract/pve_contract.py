@@ -648,9 +648,7 @@ _PVEUM_COMMANDS: Mapping[tuple[str, ...], _Command] = {
     ),
     ("user", "token", "list"): _Command("GET", _TOKEN, ("userid",), _OUTPUT_OPTIONS),
     ("user", "add"): _Command("POST", "/access/users", ("userid",)),
-    ("user", "permissions"): _Command(
-        "GET", "/access/permissions", ("userid",), _OUTPUT_OPTIONS
-    ),
+    ("user", "permissions"): _Command("GET", "/access/permissions", ("userid",), _OUTPUT_OPTIONS),
     ("role", "add"): _Command("POST", "/access/roles", ("roleid",)),
     # pveum.pm: acl modify/delete => update_acl with `delete` fixed to 0/1
     ("acl", "modify"): _Command("PUT", "/access/acl", ("path",)),
