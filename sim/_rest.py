@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from pveplan.sim import _pvecli  # noqa: F401  (registers every route)
 from pveplan.sim._acl import ROOT, access
 from pveplan.sim._api import Ctx, call_route, find_route
-from pveplan.sim._errors import ApiError, NoHandler
+from pveplan.sim._errors import ApiError, NoHandler, param_error
 from pveplan.sim._state import SimRoot, append_record, read_config, read_state
 from pveplan.sim._stdio import QUIET
 
@@ -85,16 +85,16 @@ def authenticate(state: dict[str, Any], node: str, header: str | None) -> str | 
     return tokenid
 
 
-def _text(value: Any) -> str | None:
+def _text(name: str, value: Any) -> str | None:
     """A JSON body's value as the string pve-common would verify (booleans 1/0)."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, list):
-        return ",".join(str(_text(item)) for item in value)
+        return ",".join(str(_text(name, item)) for item in value)
     if isinstance(value, dict):
-        raise ApiError(400, "Parameter verification failed.", {"": "a parameter is an object"})
+        raise param_error({name: "type check ('string') failed - got a HASH"})
     return str(value)
 
 
@@ -110,7 +110,7 @@ def parameters(method: str, query: str, body: bytes, content_type: str | None) -
             raise ApiError(400, "malformed JSON body") from None
         if not isinstance(data, dict):
             raise ApiError(400, "malformed JSON body")
-        params.update({k: t for k, v in data.items() if (t := _text(v)) is not None})
+        params.update({k: t for k, v in data.items() if (t := _text(k, v)) is not None})
         return params
     try:
         params.update(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False))

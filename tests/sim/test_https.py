@@ -18,15 +18,22 @@ from cryptography import x509
 
 from pveplan.sim import (
     ApiEndpoint,
+    SimError,
     SimRoot,
     api_endpoint,
+    daemon_info,
     ensure_simulator,
     init_root,
     read_state,
+    register_token,
     stop_daemon,
     write_config,
 )
+from pveplan.sim._setup import add_host_node
+from pveplan.sim._state import locked_state
 from tests.contract.pve_contract import check_recorded_request
+from tests.executor import NODE as EXECUTOR_NODE
+from tests.executor import make_sim, stop_sim, wait_until
 from tests.sim import PUBLIC_KEY, Sim
 
 NODE = "pve"
@@ -195,3 +202,31 @@ def _at(root: SimRoot) -> Sim:
     view = object.__new__(Sim)
     view.root, view.node = root, NODE
     return view
+
+
+def test_a_nested_host_serves_its_api_while_its_vm_runs(tmp_path: Path) -> None:
+    sim = make_sim(tmp_path / "nested")
+    try:
+        sim.add_vm(405, status="running")
+        with locked_state(sim.root) as state:
+            add_host_node(sim.root, state, "inner", 405, parent=EXECUTOR_NODE)
+        register_token(sim.root, "inner", TOKEN)
+        endpoint = api_endpoint(sim.root, "inner")
+        assert urlsplit(endpoint.url).hostname == sim.vm_address(405)
+        assert endpoint != api_endpoint(sim.root, EXECUTOR_NODE)
+        connection = connect(endpoint)
+        status, _, body = request(connection, "POST", "/nodes/inner/qemu", {"vmid": 100})
+        assert status == 200 and ":qmcreate:100:" in body["data"]
+        assert "inner/100" in read_state(sim.root)["vms"]  # a guest of the nested host
+        wrong = request(connection, "GET", f"/nodes/{EXECUTOR_NODE}/version")
+        assert wrong[0] == 500 and "hostname lookup" in wrong[1]
+        connection.close()
+        sim.set_status(405, "stopped")
+        wait_until(
+            lambda: "inner" not in (daemon_info(sim.root) or {}).get("api", {}),
+            what="the API to go",
+        )
+        with pytest.raises(SimError, match="serves no API for host 'inner'"):
+            api_endpoint(sim.root, "inner", wait=0)
+    finally:
+        stop_sim(sim)
