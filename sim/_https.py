@@ -29,6 +29,7 @@ import h11
 
 from pveplan.sim._certs import ensure_certificate
 from pveplan.sim._rest import Answer, dispatch
+from pveplan.sim._runcmd import reap_runners
 from pveplan.sim._state import SimRoot, host_chain_running
 
 LOG = logging.getLogger("pveplan.sim.https")
@@ -156,7 +157,9 @@ class ApiServers:
         return listener
 
     async def reconcile(self, state: dict[str, Any]) -> None:
-        """Close the listeners of hosts gone or down, open those of hosts that came up."""
+        """Close the listeners of hosts gone or down, open those of hosts that came up
+        (and reap the runcmd runners that requests started and that have exited)."""
+        reap_runners()
         desired = self._desired(state)
         for address in list(self.listeners):
             listener = self.listeners[address]

@@ -4,13 +4,15 @@ the envelope, status codes, token auth, permission checks, tasks, and the access
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-from pveplan.sim import SimError, SimRoot, init_root, read_state, register_token
+from pveplan.sim import SimError, SimRoot, _runcmd, init_root, read_state, register_token
 from pveplan.sim._rest import Answer, dispatch
 from tests.contract.pve_contract import check_recorded_request
 
@@ -251,3 +253,11 @@ def test_requests_are_recorded_and_conform_to_the_schema(api: Api) -> None:
     for record in records:
         assert record["user"] == "ops@pve!pveplan" and record["status"] == 200
         assert check_recorded_request(record) == []
+
+
+def test_runners_the_daemon_started_are_reaped() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    _runcmd._RUNNERS.append(child)
+    child.wait(timeout=30)
+    _runcmd.reap_runners()
+    assert child not in _runcmd._RUNNERS
