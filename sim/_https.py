@@ -91,6 +91,16 @@ def _response(conn: h11.Connection, answer: Answer) -> bytes:
     )
 
 
+TOO_LARGE = Answer(413, "request too large", {"data": None})
+
+
+def _declared_length(head: h11.Request) -> int:
+    for name, value in head.headers:
+        if name.lower() == b"content-length":
+            return int(value)  # h11 has checked it is a number
+    return 0
+
+
 class ApiServers:
     """The HTTPS listeners of one simulator root, kept in step with its state."""
 
@@ -232,11 +242,12 @@ class ApiServers:
                 conn.receive_data(data)
             elif isinstance(event, h11.Request):
                 head = event
+                if _declared_length(event) > MAX_BODY:  # answered before the body comes
+                    return _response(conn, TOO_LARGE)
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > MAX_BODY:
-                    answer = Answer(413, "request too large", {"data": None})
-                    return _response(conn, answer)
+                    return _response(conn, TOO_LARGE)
             elif isinstance(event, h11.EndOfMessage) and head is not None:
                 break
             else:

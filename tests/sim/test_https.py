@@ -230,3 +230,21 @@ def test_a_nested_host_serves_its_api_while_its_vm_runs(tmp_path: Path) -> None:
             api_endpoint(sim.root, "inner", wait=0)
     finally:
         stop_sim(sim)
+
+
+def test_malformed_and_oversized_requests_are_refused(root: SimRoot) -> None:
+    endpoint = api_endpoint(root, NODE)
+    bad = connect(endpoint)
+    bad.sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # type: ignore[union-attr]
+    assert bad.sock.recv(4096).startswith(b"HTTP/1.1 400 ")  # type: ignore[union-attr]
+    bad.close()
+    big = connect(endpoint)
+    head = (
+        f"POST /api2/json/nodes/{NODE}/qemu HTTP/1.1\r\nHost: x\r\nContent-Length: 600000\r\n\r\n"
+    )
+    big.sock.sendall(head.encode())  # type: ignore[union-attr]
+    assert big.sock.recv(4096).startswith(b"HTTP/1.1 413 request too large")  # type: ignore[union-attr]
+    big.close()
+    conn = connect(endpoint)
+    assert request(conn, "GET", "/version")[0] == 200  # the server is still fine
+    conn.close()
