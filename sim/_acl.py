@@ -219,6 +219,14 @@ def permission_tree(state: Mapping[str, Any], node: str, who: str) -> dict[str, 
 # --- the schema's `check` expressions ----------------------------------------------------
 
 
+PERM_MODIFY_ALSO = {
+    "/storage/": "Datastore.Allocate",
+    "/vms/": "VM.Allocate",
+    "/pool/": "Pool.Allocate",
+}
+"""Who allocates an object may also grant on it: check_perm_modify's extra privileges."""
+
+
 def denied(detail: str | None = None) -> ApiError:
     """PVE's `raise_perm_exc`: 403, with `(path, privilege)` when the check names them."""
     return ApiError(403, "Permission check failed" + (f" ({detail})" if detail else ""))
@@ -260,9 +268,13 @@ class Checker:
         if op == "or":
             results = [self.problem(sub) for sub in check[1:]]
             return (all(failed for failed, _ in results), None)
-        if op == "perm-modify":
+        if op == "perm-modify":  # RPCEnvironment::check_perm_modify
             path = self.fill(check[1])
-            detail = self.has(path, ["Permissions.Modify"])
+            privs = ["Permissions.Modify"]
+            for prefix, priv in PERM_MODIFY_ALSO.items():
+                if path.startswith(prefix):
+                    privs.append(priv)
+            detail = self.has(path, privs, any_of=len(privs) > 1)
             return detail is not None, detail
         if op == "userid-param":
             user = str(self.values.get("userid", ""))

@@ -134,6 +134,11 @@ def test_permission_tree_lists_paths_with_privileges() -> None:
             {"path": "/vms"},
             "Permission check failed (/vms, Permissions.Modify)",
         ),
+        (
+            ["perm-modify", "{path}"],
+            {"path": "/vms/7"},
+            "Permission check failed (/vms/7, Permissions.Modify|VM.Allocate)",
+        ),
     ],
 )
 def test_failed_checks_name_path_and_privilege(
@@ -148,6 +153,7 @@ def test_failed_checks_name_path_and_privilege(
 def test_passing_checks() -> None:
     s = state([entry("/", "ops@pve", "PVEVMAdmin")])
     check(s, NODE, "ops@pve", ["perm", "/vms/{vmid}", ["VM.Allocate"]], {"vmid": "5"})
+    check(s, NODE, "ops@pve", ["perm-modify", "{path}"], {"path": "/vms/5"})  # by VM.Allocate
     check(
         s,
         NODE,
