@@ -186,12 +186,10 @@ def permissions(state: Mapping[str, Any], node: str, who: str, path: str) -> dic
     if user == ROOT and not token:
         return dict.fromkeys(ALL_PRIVILEGES, 1)
     host = access(state, node)
-    if user != ROOT and not host["users"].get(user, {}).get("enable", 1):
-        return {}
-    if user != ROOT and user not in host["users"]:
-        return {}
     if user == ROOT:
         user_privs = dict.fromkeys(ALL_PRIVILEGES, 1)
+    elif not int(host["users"].get(user, {}).get("enable", 0)):
+        return {}  # no such user, or disabled
     else:
         user_privs = _privileges(state, node, _roles(host["acl"], "user", user, path))
     if not token:
