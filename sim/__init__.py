@@ -16,14 +16,17 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "ApiEndpoint": "._up",
     "SimError": "._errors",
     "SimRoot": "._state",
+    "api_endpoint": "._up",
     "daemon_info": "._control",
     "ensure_simulator": "._up",
     "init_root": "._setup",
     "locked_state": "._state",
     "read_config": "._state",
     "read_state": "._state",
+    "register_token": "._access",
     "session_env": "._setup",
     "start_daemon": "._control",
     "stop_daemon": "._control",
@@ -32,14 +35,17 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ApiEndpoint",
     "SimError",
     "SimRoot",
+    "api_endpoint",
     "daemon_info",
     "ensure_simulator",
     "init_root",
     "locked_state",
     "read_config",
     "read_state",
+    "register_token",
     "session_env",
     "start_daemon",
     "stop_daemon",

@@ -17,18 +17,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from pveplan.sim._acl import ROOT
 from pveplan.sim._errors import NoHandler, fail, param_error
 from pveplan.sim._params import check_iface, check_storage_id, validate
+from pveplan.sim._perms import authorize, filter_result
 from pveplan.sim._schema import PARAMS, VM_OPTIONS
-from pveplan.sim._state import SimRoot
+from pveplan.sim._state import SimRoot, read_state
 
 
 @dataclass
 class Ctx:
-    """One invocation: which simulator, and which host node the command runs on."""
+    """One invocation: which simulator, which host node the command runs on, and who asks
+    (`root@pam` on the command line; the API token's `user@realm!token` over HTTPS)."""
 
     root: SimRoot
     node: str
+    user: str = ROOT
 
     def host_path(self, path: str) -> Path:
         """A path on this simulated host: absolute paths live under `hosts/NODE/`."""
@@ -114,10 +118,17 @@ def _path_values(path: dict[str, str]) -> dict[str, Any]:
 
 
 def call_route(ctx: Ctx, found: Route, path: dict[str, str], raw: dict[str, str]) -> Any:
-    """Run one API method: node check, parameter verification, then the handler."""
+    """Run one API method: node check, permission check (for anyone but root@pam),
+    parameter verification, then the handler."""
     check_node(ctx, path.get("node"))
+    key = f"{found.method} {found.template}"
+    if ctx.user != ROOT:
+        authorize(read_state(ctx.root), ctx.node, ctx.user, key, {**raw, **path})
     params = validate(found.table, raw)
-    return found.handler(ctx, _path_values(path), params)
+    data = found.handler(ctx, _path_values(path), params)
+    if ctx.user != ROOT:
+        data = filter_result(read_state(ctx.root), ctx.node, ctx.user, key, data)
+    return data
 
 
 def call_api(ctx: Ctx, cmd: str, path: str, raw: dict[str, str]) -> Any:

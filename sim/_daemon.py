@@ -1,4 +1,5 @@
-"""The simulator's SSH daemon: every simulated host and running VM answers SSH on its address.
+"""The simulator's daemon: every simulated host and running VM answers SSH on its address,
+and every PVE host its HTTPS API.
 
 Run as its own process, `python -m pveplan.sim._daemon ROOT` (`_control.start_daemon` does
 that), on plain asyncio + asyncssh: no trio, so nothing of the client side's bridge is needed
@@ -9,7 +10,9 @@ or until `_lifetime.Lifetime` finds a reason to stop by itself (its root deleted
 the process it was started to live with gone).
 A nested PVE host has no listener of its own: it is its VM, served by the VM's listener,
 and a VM is served only while every host up its chain runs (`host_chain_running`).
-What one connection may do is `_sshd`'s.
+What one connection may do is `_sshd`'s. The same loop runs every PVE host's HTTPS API
+(`_https.ApiServers`, reconciled with the SSH listeners), so both share one process and
+one state; its listeners count as activity for `Lifetime` too.
 
 The daemon never writes state.json: it only follows it. It holds ROOT/daemon.lock (flock)
 for its lifetime, so two daemons never serve one root, whatever happened to daemon.json.
@@ -34,6 +37,7 @@ from typing import Any
 import asyncssh
 
 from pveplan.sim._control import pid_is_daemon
+from pveplan.sim._https import DEFAULT_PORT, ApiServers
 from pveplan.sim._lifetime import Lifetime, LifetimeOptions, parse_argv, take_lock
 from pveplan.sim._sshd import GRACE, Listener, Machine, SimServer, Spec, run_session, sftp_server
 from pveplan.sim._state import (
@@ -104,8 +108,12 @@ class Daemon:
         self.port = 0
         self.listeners: dict[str, Listener] = {}
         self.hosts: dict[str, dict[str, str]] = {}
+        self.api_hosts: dict[str, dict[str, str]] = {}
         self.stop = asyncio.Event()
         self.started = time.time()
+        port = read_config(root).get("api_port", DEFAULT_PORT)
+        self.api = ApiServers(root, int(port) if isinstance(port, int) else DEFAULT_PORT)
+        self._state: dict[str, Any] = {}
         self._fault_keys: dict[str, asyncssh.SSHKey] = {}
         self._pending = False
 
@@ -173,6 +181,7 @@ class Daemon:
 
     def desired(self) -> dict[str, Spec]:
         state, config = read_state(self.root), read_config(self.root)
+        self._state = state
         self.lifetime.configure(config)
         self._pending = False
         return {**self._host_specs(state), **self._vm_specs(state, config)}
@@ -201,6 +210,7 @@ class Daemon:
             self.port = _free_port(read_state(self.root)["prefix"] + ".255.254")
         with contextlib.suppress(OSError):
             (self.root.path / PORT_FILE).write_text(f"{self.port}\n")
+        await self.api.reconcile(read_state(self.root))
         self._update_hosts()
 
     def _update_hosts(self) -> None:
@@ -212,9 +222,11 @@ class Daemon:
             for address, listener in self.listeners.items()
             if listener.spec.machine.vmid is None
         }
-        if hosts != self.hosts or not self.root.daemon.exists():
-            self.hosts = hosts
+        api = self.api.info()
+        if hosts != self.hosts or api != self.api_hosts or not self.root.daemon.exists():
+            self.hosts, self.api_hosts = hosts, api
             info = {"pid": os.getpid(), "port": self.port, "started": self.started, "hosts": hosts}
+            info.update(api_port=self.api.port, api=api)
             write_json_atomic(self.root.daemon, info)
 
     async def reconcile(self) -> None:
@@ -237,6 +249,7 @@ class Daemon:
                 LOG.info("listening on %s:%d", address, self.port)
             except OSError as exc:
                 LOG.warning("cannot listen on %s:%d: %s", address, self.port, exc)
+        await self.api.reconcile(self._state)
         try:
             self._update_hosts()
         except OSError as exc:  # ROOT deleted under us: `Lifetime` stops the daemon next tick
@@ -259,7 +272,8 @@ class Daemon:
             if stamp != seen or now - last >= RECHECK or self._pending:
                 seen, last = stamp, now
                 await self.reconcile()
-            if reason := self.lifetime.idle_reason(self.listeners.values()):
+            listeners = [*self.listeners.values(), *self.api.listeners.values()]
+            if reason := self.lifetime.idle_reason(listeners):
                 LOG.info("stopping by itself: %s", reason)
                 return
             with contextlib.suppress(TimeoutError):
@@ -273,6 +287,7 @@ class Daemon:
     async def shutdown(self) -> None:
         """Stop listening, kill every session, wait (bounded) for them to be reaped."""
         listeners = list(self.listeners.values())
+        await self.api.aclose()
         await self.close_all()
         deadline = time.monotonic() + GRACE
         while any(listener.sessions for listener in listeners) and time.monotonic() < deadline:

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from pveplan.sim import _network
+from pveplan.sim._acl import user_exists
 from pveplan.sim._api import Ctx, route
 from pveplan.sim._errors import fail, param_error
 from pveplan.sim._params import GIB, TOKENID_RE, USERID_RE
 from pveplan.sim._setup import PVE_VERSION, STORAGES
 from pveplan.sim._state import locked_state, read_state
-from pveplan.sim._tasks import CLI_USER, Task, run_task
+from pveplan.sim._tasks import Task, run_task
 from pveplan.sim._vms import node_vms, resource_entry
 
 NEXTID_RANGE = (100, 1_000_000)
@@ -176,15 +177,17 @@ def add_token(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> dict[st
         errors["tokenid"] = "value does not match the regex pattern"
     if errors:
         raise param_error(errors)
-    if userid != CLI_USER:
-        raise fail(f"no such user ('{userid}')")
     full = f"{userid}!{tokenid}"
     value = str(uuid.uuid4())
     with locked_state(ctx.root) as state:
+        if not user_exists(state, ctx.node, userid):
+            raise fail(f"no such user ('{userid}')")
         tokens = state["tokens"].setdefault(ctx.node, {})
         if full in tokens:
             raise param_error({"tokenid": "Token already exists."})
         tokens[full] = {"privsep": params.get("privsep", 1), "value": value}
+        if params.get("expire"):
+            tokens[full]["expire"] = params["expire"]
     # The CLI hands the handler strings, and PVE echoes them: `"privsep":"0"` (default 1).
     info: dict[str, Any] = {"privsep": str(params["privsep"]) if "privsep" in params else 1}
     info.update({key: params[key] for key in ("comment", "expire") if key in params})

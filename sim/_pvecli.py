@@ -21,9 +21,9 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from pveplan.sim import (  # noqa: F401  (imported for their @route registrations)
+    _access,
     _drives,
     _nodes,
     _power,
@@ -32,9 +32,10 @@ from pveplan.sim import (  # noqa: F401  (imported for their @route registration
     _vmconfig,
     _vms,
 )
-from pveplan.sim._api import CLI_METHODS, Ctx, Route, call_api, call_route, find_route
+from pveplan.sim._api import CLI_METHODS, Ctx, Route, call_route, find_route
 from pveplan.sim._cmdline import Options, parse_options, render
 from pveplan.sim._errors import ApiError, NoHandler, render_error
+from pveplan.sim._pveum import pveum_main
 from pveplan.sim._qm import qm_main
 from pveplan.sim._setup import KERNEL_RELEASE, PVE_VERSION
 from pveplan.sim._state import SimRoot, append_record, read_config
@@ -72,32 +73,6 @@ def pvesh_main(ctx: Ctx, argv: list[str]) -> int:
     fmt = opts.output_format  # checked before any work is done
     data = call_route(ctx, found, path, opts.params)
     _print_result(found, data, opts, fmt)
-    return 0
-
-
-# --- pveum -----------------------------------------------------------------------------
-
-
-def pveum_main(ctx: Ctx, argv: list[str]) -> int:
-    """`pveum user token add USERID TOKENID [--privsep 0|1] [--output-format ...]`."""
-    if argv[:3] != ["user", "token", "add"]:
-        write_stderr(f"ERROR: unknown command 'pveum {' '.join(argv[:3])}'")
-        write_stderr("USAGE: pveum <COMMAND> [ARGS] [OPTIONS]")
-        return 255
-    template = "/access/users/{userid}/token/{tokenid}"
-    found, _ = find_route("create", template)
-    opts = parse_options(argv[3:], found.table)
-    if len(opts.positional) != 2:
-        many = len(opts.positional) > 2
-        write_stderr(f"400 {'too many' if many else 'not enough'} arguments")
-        write_stderr("pveum user token add <userid> <tokenid> [OPTIONS] [FORMAT_OPTIONS]")
-        return 255
-    userid, tokenid = opts.positional
-    fmt = opts.output_format
-    data = call_api(
-        ctx, "create", f"/access/users/{quote(userid)}/token/{quote(tokenid)}", opts.params
-    )
-    write_stdout(render(data, fmt))
     return 0
 
 

@@ -171,6 +171,13 @@ def launch(root: SimRoot, node: str, vmid: int) -> int | None:
     return child.pid
 
 
+def reap_runners() -> None:
+    """Collect the runners of this process that have exited. For a long-lived process (the
+    daemon starts VMs for HTTPS API requests): unreaped, they would stay zombies, which
+    `kill -0` still finds alive."""
+    _RUNNERS[:] = [child for child in _RUNNERS if child.poll() is None]
+
+
 def write_boot_finished(root: SimRoot, node: str, vmid: int) -> None:
     """`/var/lib/cloud/instance/boot-finished`, as cloud-init's final stage writes it."""
     tree = root.vm_dir(node, vmid)

@@ -174,7 +174,7 @@ def make_nested_host(root: SimRoot, node: str, vmid: int, hostname: str | None) 
 
 def remove_host_node(root: SimRoot, state: dict[str, Any], node: str) -> list[Path]:
     """Drop nested host `node` from `state` (in place) with everything on it: its VMs (and
-    the hosts they became, recursively), volumes, tokens, tasks and network. Returns the
+    the hosts they became, recursively), volumes, tokens, users, ACLs, tasks and network. Returns the
     paths to delete once the state is written (`delete_trees`): guests die with their host.
     """
     doomed = [root.host_dir(node), root.path / "vms" / node]
@@ -187,7 +187,7 @@ def remove_host_node(root: SimRoot, state: dict[str, Any], node: str) -> list[Pa
         kill_runcmd(root, node, vm["vmid"], "destroyed with its host")
         del state["vms"][key]
     del state["nodes"][node]
-    for table in ("storage", "tokens", "network"):
+    for table in ("storage", "tokens", "network", "access"):
         state.get(table, {}).pop(node, None)
     state["tasks"] = {u: t for u, t in state["tasks"].items() if t.get("node") != node}
     return doomed

@@ -7,6 +7,7 @@ caller polls `/nodes/NODE/tasks/UPID/status` as on a real host, and finds it sto
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -38,10 +39,15 @@ def _process_start() -> int:
         return 0
 
 
+_WORKERS = itertools.count()
+"""PVE forks a worker per task, so each UPID has a pid of its own; the daemon runs many tasks
+(HTTPS requests) in one process, so the n-th task of a process gets pid + n."""
+
+
 def make_upid(node: str, wtype: str, wid: str, user: str = CLI_USER) -> str:
     """`UPID:node:PID:PSTART:STARTTIME:type:id:user:` with uppercase hex fields."""
     return (
-        f"UPID:{node}:{os.getpid():08X}:{_process_start():08X}:{int(time.time()):08X}:"
+        f"UPID:{node}:{os.getpid() + next(_WORKERS):08X}:{_process_start():08X}:{int(time.time()):08X}:"
         f"{wtype}:{wid}:{user}:"
     )
 
@@ -70,7 +76,7 @@ def _save_task(ctx: Ctx, task: Task, wtype: str, wid: str, exitstatus: str | Non
         "node": ctx.node,
         "type": wtype,
         "id": wid,
-        "user": CLI_USER,
+        "user": ctx.user,
         "pid": int(match[3], 16),
         "pstart": int(match[4], 16),
         "starttime": int(match[5], 16),
@@ -89,7 +95,7 @@ def run_task(ctx: Ctx, wtype: str, wid: str, worker: Callable[[Task], None]) -> 
     A worker failure does not fail the call: its message goes to stderr and becomes the
     task's exitstatus (and the `TASK ERROR:` last log line), exactly like real PVE.
     """
-    task = Task(make_upid(ctx.node, wtype, wid))
+    task = Task(make_upid(ctx.node, wtype, wid, ctx.user))
     _save_task(ctx, task, wtype, wid, None)
     try:
         worker(task)

@@ -647,6 +647,12 @@ _PVEUM_COMMANDS: Mapping[tuple[str, ...], _Command] = {
         "DELETE", f"{_TOKEN}/{{tokenid}}", _TOKEN_ARGS, _OUTPUT_OPTIONS
     ),
     ("user", "token", "list"): _Command("GET", _TOKEN, ("userid",), _OUTPUT_OPTIONS),
+    ("user", "add"): _Command("POST", "/access/users", ("userid",)),
+    ("user", "permissions"): _Command("GET", "/access/permissions", ("userid",), _OUTPUT_OPTIONS),
+    ("role", "add"): _Command("POST", "/access/roles", ("roleid",)),
+    # pveum.pm: acl modify/delete => update_acl with `delete` fixed to 0/1
+    ("acl", "modify"): _Command("PUT", "/access/acl", ("path",)),
+    ("acl", "delete"): _Command("PUT", "/access/acl", ("path",)),
 }
 
 
@@ -876,3 +882,15 @@ def check_api_request(
     call = ApiCall(label=f"{method} {path}", method=method, path=path, tokens=())
     values = {name: str(value) for name, value in path_params.items()}
     return _check_request(_Request(call, spec, values, options, {}, problems))
+
+
+def check_recorded_request(record: Mapping[str, Any], schema: Schema | None = None) -> list[str]:
+    """Problems of one HTTPS API request the simulator recorded in calls.jsonl (`"tool":
+    "api"`: method, path template, path parameters, parameters as sent), each prefixed
+    with the request. A request refused before it reached a method (401, 501) is not
+    recorded."""
+    label = f"{record['method']} {record['path']}"
+    problems = check_api_request(
+        record["method"], record["path"], record["path_params"], record["params"], schema
+    )
+    return [f"{label}: {problem}" for problem in problems]

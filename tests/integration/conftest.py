@@ -76,14 +76,18 @@ def lab(lab_root: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
 
 
 def _check_contract(calls: Path) -> None:
-    """Every pvesh/qm/pveum call of the session conforms to the PVE 9.1 API schema."""
-    from tests.contract.pve_contract import check_call
+    """Every pvesh/qm/pveum call and every HTTPS API request of the session conforms to the
+    PVE 9.1 API schema."""
+    from tests.contract.pve_contract import check_call, check_recorded_request
 
     if not calls.exists():
         return
     problems = []
     for line in calls.read_text().splitlines():
         record = json.loads(line)
+        if record["tool"] == "api":
+            problems += check_recorded_request(record)
+            continue
         argv = [record["tool"], *record["argv"]]
         for problem in check_call(argv):
             problems.append(f"{' '.join(argv)}: {problem}")

@@ -56,7 +56,7 @@ async def run_on(sim: Sim, target: SshTarget, argv: list[str]) -> CommandResult:
 def test_daemon_json_names_hosts_and_their_keys(sim: Sim) -> None:
     info = daemon_info(sim.root)
     assert info == sim.info
-    assert set(info) == {"pid", "port", "started", "hosts"}
+    assert set(info) == {"pid", "port", "started", "hosts", "api_port", "api"}
     key_path = sim.root.host_dir(NODE) / "etc/ssh/ssh_host_ed25519_key"
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     public = asyncssh.read_private_key(str(key_path)).export_public_key("openssh")
