@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import msgspec
+
 from pveplan.planner import PlanError
 
 if TYPE_CHECKING:
@@ -84,21 +86,23 @@ def host_info(
     if config.sim:
         from pveplan.sim import ensure_simulator
 
-        if config.transport == "api":
-            raise PlanError.at(
-                None,
-                f"{config.file}: transport: api is not served by the simulator yet",
-                "leave transport out (or write transport: ssh) for sim: true hosts",
-            )
         root = sim_root(console, store.path)
+        # A simulated host is reached as its node file says: `transport: api` rehearses
+        # PVE's HTTPS API with the site's own token (registered with the simulator, which
+        # serves it with a certificate of its own, pinned here from its daemon's answer);
+        # otherwise `pvesh` over SSH, as before.
+        api = host_api(site, config) if config.transport == "api" else None
+        tokens = {config.pve_node: site.secrets.reveal(config.api_token)} if api else None
         try:
-            daemon = ensure_simulator(root, [config.pve_node], public_key)
+            daemon = ensure_simulator(root, [config.pve_node], public_key, api_tokens=tokens)
         except Exception as exc:
             raise PlanError.at(None, f"cannot start the simulator for {host}: {exc}") from None
         entry = daemon["hosts"][config.pve_node]
-        # FIXME(issue 19 item 4): simulated hosts stay on pvesh over SSH until pveplan.sim
-        # serves the HTTPS API; then build ApiAccess here from the function that gives a
-        # simulated host's URL and certificate fingerprint (pinned) and its token.
+        if api is not None:
+            served = daemon["api"][config.pve_node]
+            api = msgspec.structs.replace(
+                api, endpoint=served["url"], fingerprint=served["fingerprint"]
+            )
         return HostInfo(
             name=host,
             pve_node=config.pve_node,
@@ -106,6 +110,7 @@ def host_info(
             ssh_port=daemon["port"],
             host_key=entry["host_key"],
             vm_ssh_port=daemon["port"],
+            api=api,
         )
     return pinned_host_info(config, host_api(site, config))
 

@@ -216,15 +216,23 @@ def parse_token(text: str) -> tuple[str, str, str]:
 
 
 def register_token(root: SimRoot | str, node: str, token: str) -> str:
-    """Make `token` (`user@realm!tokenid=secret`) valid on simulated host `node`, with full
-    privileges (its user gets Administrator on `/`; the token is not privilege-separated).
-    Idempotent; a new secret replaces the old one. Returns the full token id."""
+    """Make `token` (`user@realm!tokenid=secret`) valid on simulated host `node`.
+
+    A token the host does not have yet is made as an administrator would for pveplan: its
+    user gets Administrator on `/` and the token is not privilege-separated. A token the
+    host already has keeps its privilege separation, its user and their ACLs (what an
+    operator set up, as on a real host); only its secret becomes the one given. Idempotent.
+    Returns the full token id."""
     userid, tokenid, secret = parse_token(token)
     sim = root if isinstance(root, SimRoot) else SimRoot(root)
     full = f"{userid}!{tokenid}"
     with locked_state(sim) as state:
         tokens = state.setdefault("tokens", {}).setdefault(node, {})
-        tokens[full] = {**tokens.get(full, {}), "privsep": 0, "value": secret}
+        known = tokens.get(full)
+        if known is not None:
+            tokens[full] = {**known, "value": secret}
+            return full
+        tokens[full] = {"privsep": 0, "value": secret}
         if userid != ROOT:
             host = access_for_update(state, node)
             host["users"].setdefault(userid, {"enable": 1, "expire": 0})
