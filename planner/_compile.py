@@ -51,6 +51,7 @@ from .siteconfig import ResolvedManifest, ResolvedNode, SecretRef
 # Bump a kind's version whenever the meaning of its args changes, so old results are
 # not reused for a step that now means something else.
 KIND_VERSIONS = {
+    "pve.storage.content": 1,
     "pve.image.ensure": 1,
     "pve.vm.create": 1,
     "pve.vm.start": 1,

@@ -128,6 +128,12 @@ class PveDriver:
 
     # --- storage -----------------------------------------------------------------------
 
+    async def storage_config(self, storage: str) -> dict[str, Any]:
+        return dict(await self.run(requests.storage_config(storage)) or {})
+
+    async def set_storage_content(self, storage: str, content: Sequence[str]) -> None:
+        await self.run(requests.set_storage_content(storage, content))
+
     async def storage_content(self, storage: str, content: str) -> list[dict[str, Any]]:
         return list(await self.run(requests.storage_content(self.node, storage, content)) or [])
 

@@ -15,7 +15,7 @@ absent parameter is left out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 from urllib.parse import quote
 
@@ -163,6 +163,23 @@ def agent_interfaces(node: str, vmid: int) -> PveRequest:
 
 
 # --- storage ------------------------------------------------------------------------------
+
+
+def storage_config(storage: str) -> PveRequest:
+    """A storage's configuration (type, `content` as a comma list, path, digest); PVE
+    answers `storage 'X' does not exist` for a storage it does not have."""
+    return PveRequest(method="GET", path="/storage/{storage}", path_params={"storage": storage})
+
+
+def set_storage_content(storage: str, content: Sequence[str]) -> PveRequest:
+    """Set the content types a storage allows (`pvesm set STORAGE --content ...`): the
+    list replaces the old one, so it must hold the types to keep as well."""
+    return PveRequest(
+        method="PUT",
+        path="/storage/{storage}",
+        path_params={"storage": storage},
+        params={"content": ",".join(content)},
+    )
 
 
 def storage_content(node: str, storage: str, content: str) -> PveRequest:
