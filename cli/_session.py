@@ -82,11 +82,15 @@ def host_info(
 
     config = site.host(host)
     if config.sim:
-        from pveplan.sim import ensure_simulator
+        from pveplan.sim import SimHost, ensure_simulator
 
         root = sim_root(console, store.path)
+        # The host its node file describes: its datastore and bridge are modelled.
+        described = SimHost(
+            node=config.pve_node, datastore=config.datastore, bridges=(config.bridge,)
+        )
         try:
-            daemon = ensure_simulator(root, [config.pve_node], public_key)
+            daemon = ensure_simulator(root, [described], public_key)
         except Exception as exc:
             raise PlanError.at(None, f"cannot start the simulator for {host}: {exc}") from None
         entry = daemon["hosts"][config.pve_node]

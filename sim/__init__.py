@@ -17,6 +17,7 @@ from typing import Any
 
 _EXPORTS = {
     "SimError": "._errors",
+    "SimHost": "._storagecfg",
     "SimRoot": "._state",
     "daemon_info": "._control",
     "ensure_simulator": "._up",
@@ -33,6 +34,7 @@ _EXPORTS = {
 
 __all__ = [
     "SimError",
+    "SimHost",
     "SimRoot",
     "daemon_info",
     "ensure_simulator",
