@@ -84,17 +84,20 @@ def host_info(
 
     config = site.host(host)
     if config.sim:
-        from pveplan.sim import ensure_simulator
+        from pveplan.sim import SimHost, ensure_simulator
 
         root = sim_root(console, store.path)
-        # A simulated host is reached as its node file says: `transport: api` rehearses
-        # PVE's HTTPS API with the site's own token (registered with the simulator, which
-        # serves it with a certificate of its own, pinned here from its daemon's answer);
-        # otherwise `pvesh` over SSH, as before.
+        # The host its node file describes (its datastore and bridge are modelled), reached
+        # as the node file says: `transport: api` rehearses PVE's HTTPS API with the site's
+        # own token (registered with the simulator, which serves it with a certificate of
+        # its own, pinned here from its daemon's answer); otherwise `pvesh` over SSH.
+        described = SimHost(
+            node=config.pve_node, datastore=config.datastore, bridges=(config.bridge,)
+        )
         api = host_api(site, config) if config.transport == "api" else None
         tokens = {config.pve_node: site.secrets.reveal(config.api_token)} if api else None
         try:
-            daemon = ensure_simulator(root, [config.pve_node], public_key, api_tokens=tokens)
+            daemon = ensure_simulator(root, [described], public_key, api_tokens=tokens)
         except Exception as exc:
             raise PlanError.at(None, f"cannot start the simulator for {host}: {exc}") from None
         entry = daemon["hosts"][config.pve_node]

@@ -3,6 +3,7 @@
 For each node, the steps homestak's iac-driver performs, as separate input-addressed
 steps (so a re-run skips what is done, and a change re-runs exactly what it affects):
 
+    storage.<s>.content           a storage the steps use, with the content types they need
     image.<image>.ensure          the node's image on its host (shared per host and image)
     node.<n>.create               VM (or CT) with cloud-init user, keys, agent, serial, tags
     node.<n>.start
@@ -42,6 +43,7 @@ from ._stepargs import (
     SiteConfigArgs,
     SshWaitArgs,
     StepArgs,
+    StorageContentArgs,
     VmCreateArgs,
     WaitIpArgs,
 )
@@ -51,6 +53,7 @@ from .siteconfig import ResolvedManifest, ResolvedNode, SecretRef
 # Bump a kind's version whenever the meaning of its args changes, so old results are
 # not reused for a step that now means something else.
 KIND_VERSIONS = {
+    "pve.storage.content": 1,
     "pve.image.ensure": 1,
     "pve.vm.create": 1,
     "pve.vm.start": 1,
@@ -92,6 +95,11 @@ DEFAULT_STORAGE = "local-lvm"
 # PVE installed on Debian (how a nested host gets it) has one storage: `local`, a
 # directory, which holds imported images and VM disks alike.
 NESTED_STORAGE = "local"
+# Images (content `import`) and cloud-init snippets go to `local`, the directory storage
+# every PVE host has: a datastore such as `local-lvm` or `local-zfs` holds no files.
+# (The executor writes snippets there too: `executor._hosts.SNIPPET_STORAGE`.)
+IMAGE_STORAGE = "local"
+SNIPPET_STORAGE = "local"
 DEFAULT_PARALLELISM = 10
 
 
@@ -137,6 +145,19 @@ def _datastore(resolved: ResolvedManifest) -> str:
     return (
         config.datastore if config is not None and config.datastore else None
     ) or DEFAULT_STORAGE
+
+
+def storage_step(storage: str) -> str:
+    return f"storage.{storage}.content"
+
+
+def guest_storage(node: ResolvedNode, datastore: str) -> tuple[tuple[str, str], ...]:
+    """(storage, content type) a guest's create needs: its disks on the datastore
+    (`images`; `rootdir` for a container) and, for a VM, its cloud-init snippet on
+    `local`."""
+    if node.type == "ct":
+        return ((datastore, "rootdir"),)
+    return ((datastore, "images"), (SNIPPET_STORAGE, "snippets"))
 
 
 PRESET_FIELDS = frozenset({"cores", "memory", "disk"})
@@ -202,23 +223,31 @@ class _Builder:
     def plan(self, host: str, parent: str | None, datastore: str) -> Plan:
         steps = StepList(host, KIND_VERSIONS.__getitem__)
         roots = self.children.get(parent, [])
-        for image in sorted(
+        images = sorted(
             {n.image.name: n.image for n in roots if n.image is not None}.values(),
             key=lambda i: i.name,
-        ):
+        )
+        self.storage_steps(steps, roots, datastore, bool(images))
+        for image in images:
             pinned = image.sha256 is not None
             args = ImageEnsureArgs(
                 name=image.name,
                 filename=image.filename,
                 format=image.format,
-                storage=datastore,
+                storage=IMAGE_STORAGE,
                 sha256=image.sha256,
                 # unpinned: the URL is all that identifies it; pinned: the hash is the
                 # identity, and the URL only a hint
                 url=msgspec.UNSET if pinned else image.url,
             )
             hints = {"url": image.url} if pinned else {}
-            steps.add(f"image.{image.name}.ensure", "pve.image.ensure", args, hints=hints)
+            steps.add(
+                f"image.{image.name}.ensure",
+                "pve.image.ensure",
+                args,
+                hints=hints,
+                deps=(storage_step(IMAGE_STORAGE),),
+            )
         subplans: dict[str, Plan] = {}
         for node in roots:
             self.node_steps(steps, node, datastore, subplans)
@@ -237,6 +266,25 @@ class _Builder:
                 [(s.address, s.hash) for s in plan_steps],
             ),
         )
+
+    def storage_steps(
+        self, steps: StepList, roots: list[ResolvedNode], datastore: str, images: bool
+    ) -> None:
+        """One `pve.storage.content` step per storage this plan's steps use, with the
+        content types they need there: before anything is put on it."""
+        needs: dict[str, set[str]] = {}
+        if images:
+            needs.setdefault(IMAGE_STORAGE, set()).add("import")
+        for node in roots:
+            for storage, content in guest_storage(node, datastore):
+                needs.setdefault(storage, set()).add(content)
+        for storage in sorted(needs):
+            args = StorageContentArgs(
+                storage=storage,
+                content=tuple(sorted(needs[storage])),
+                enable=self.resolved.enable_content,
+            )
+            steps.add(storage_step(storage), "pve.storage.content", args)
 
     def node_steps(
         self, steps: StepList, node: ResolvedNode, datastore: str, subplans: dict[str, Plan]
@@ -296,6 +344,7 @@ class _Builder:
             args,
             refs=refs,
             secrets=(*self.secret_uses(node.authorized_keys), *credential),
+            deps=tuple(sorted({storage_step(s) for s, _ in guest_storage(node, datastore)})),
         )
         self.record_sources(
             create,

@@ -27,7 +27,8 @@ class NodeChange(Frozen, kw_only=True):
     """The host of that level: the target host, or the nested PVE host it lives on."""
     name: str
     type: str
-    """`vm`, `ct`, `pve` (a PVE host with children), `image`; `step` for other addresses."""
+    """`vm`, `ct`, `pve` (a PVE host with children), `image`, `storage`; `step` for other
+    addresses."""
     action: Action
     fields: tuple[str, ...] = ()
     """What changed: the changed args (`memory`, `disk`), `secret <name>`, `version`."""
@@ -54,6 +55,8 @@ def resource_of(address: str) -> tuple[str, str]:
         return "node", address[len("node.") :].rsplit(".", 1)[0]
     if address.startswith("image.") and address.endswith(".ensure") and address.count(".") >= 2:
         return "image", address[len("image.") : -len(".ensure")]
+    if address.startswith("storage.") and address.endswith(".content"):
+        return "storage", address[len("storage.") : -len(".content")]
     return "step", address
 
 

@@ -87,6 +87,17 @@ class ImageEnsureArgs(StepArgs, frozen=True, kw_only=True):
     url: str | UnsetType = UNSET
 
 
+class StorageContentArgs(StepArgs, frozen=True, kw_only=True):
+    """A storage of the host that the plan's steps use, and the content types they need
+    on it (sorted): `import` for images, `snippets` for cloud-init, `images` (`rootdir`
+    for containers) on the datastore. `enable` (site.yaml `storage.enable_content`) says
+    whether a missing type is enabled, or refused with the command that enables it."""
+
+    storage: str
+    content: tuple[str, ...]
+    enable: bool
+
+
 class GuestCreateArgs(StepArgs, frozen=True, kw_only=True):
     """What a VM and a container are both made with. Which resource it is (name, vmid,
     type, storage) only changes by recreating it; sizes change on the live guest, except
@@ -300,6 +311,7 @@ class ConvergeTimerArgs(StepArgs, frozen=True, kw_only=True):
 # --- the registry ----------------------------------------------------------------------
 
 STEP_ARGS: Mapping[str, type[StepArgs]] = {
+    "pve.storage.content": StorageContentArgs,
     "pve.image.ensure": ImageEnsureArgs,
     "pve.vm.create": VmCreateArgs,
     "pve.vm.start": NoArgs,

@@ -18,6 +18,7 @@ from typing import Any
 _EXPORTS = {
     "ApiEndpoint": "._up",
     "SimError": "._errors",
+    "SimHost": "._storagecfg",
     "SimRoot": "._state",
     "api_endpoint": "._up",
     "daemon_info": "._control",
@@ -37,6 +38,7 @@ _EXPORTS = {
 __all__ = [
     "ApiEndpoint",
     "SimError",
+    "SimHost",
     "SimRoot",
     "api_endpoint",
     "daemon_info",

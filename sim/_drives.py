@@ -26,9 +26,9 @@ from pveplan.sim._params import (
     split_drive,
 )
 from pveplan.sim._schema import FORMATS
-from pveplan.sim._setup import STORAGES
 from pveplan.sim._state import locked_state, vm_key
 from pveplan.sim._storage import parse_volume, storage_def, storage_dir, volume_size
+from pveplan.sim._storagecfg import is_file_based
 from pveplan.sim._tasks import Task, run_task
 from pveplan.sim._vms import DRIVE_KEY_RE, config_digest, drive_bytes, get_vm, is_cdrom
 
@@ -121,20 +121,24 @@ def _source_size(ctx: Ctx, state: dict[str, Any], source: str) -> int:
     return size
 
 
-def _volid_for(storage: str, vmid: int, name: str) -> str:
-    """The volid a new volume gets: LVM names it, a dir storage files it per VM."""
-    if STORAGES[storage]["type"] == "dir":
+def _is_dir(ctx: Ctx, state: dict[str, Any], storage: str) -> bool:
+    return is_file_based(storage_def(state, ctx.node, storage))
+
+
+def _volid_for(ctx: Ctx, state: dict[str, Any], storage: str, vmid: int, name: str) -> str:
+    """The volid a new volume gets: LVM and ZFS name it, a dir storage files it per VM."""
+    if _is_dir(ctx, state, storage):
         return f"{storage}:{vmid}/{name}.qcow2"
     return f"{storage}:{name}"
 
 
 def _volume_taken(ctx: Ctx, state: dict[str, Any], vmid: int, storage: str, name: str) -> bool:
-    volid = _volid_for(storage, vmid, name)
+    volid = _volid_for(ctx, state, storage, vmid, name)
     vm = state["vms"].get(vm_key(ctx.node, vmid))
     if vm is not None and any(split_drive(str(v))[0] == volid for v in vm["config"].values()):
         return True
-    if STORAGES[storage]["type"] == "dir":
-        return (storage_dir(ctx, storage) / "images" / str(vmid) / f"{name}.qcow2").exists()
+    if _is_dir(ctx, state, storage):
+        return (storage_dir(ctx, storage, state) / "images" / str(vmid) / f"{name}.qcow2").exists()
     return volid in state["storage"][ctx.node][storage]
 
 
@@ -142,9 +146,9 @@ def _allocate(
     ctx: Ctx, state: dict[str, Any], vmid: int, storage: str, name: str, size: int
 ) -> str:
     """Create a volume (an LVM entry, or a sparse file for a dir storage); its volid."""
-    volid = _volid_for(storage, vmid, name)
-    if STORAGES[storage]["type"] == "dir":
-        path = storage_dir(ctx, storage) / "images" / str(vmid) / f"{name}.qcow2"
+    volid = _volid_for(ctx, state, storage, vmid, name)
+    if _is_dir(ctx, state, storage):
+        path = storage_dir(ctx, storage, state) / "images" / str(vmid) / f"{name}.qcow2"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as handle:
             handle.truncate(size)
@@ -189,7 +193,7 @@ def _create_disk(
         size = max(source_bytes // GIB, 0) * GIB or 2 * GIB
         log(f"importing disk '{plan.source}' to VM {vmid} ...")
     name = _free_disk_name(ctx, state, vmid, plan.storage)
-    if STORAGES[plan.storage]["type"] == "lvmthin":
+    if storage_def(state, ctx.node, plan.storage)["type"] in ("lvmthin", "lvm"):
         log(f'  Logical volume "{name}" created.')
     volid = _allocate(ctx, state, vmid, plan.storage, name, size)
     if plan.kind == "import":

@@ -59,6 +59,22 @@ def default_network(address: str | None, *, nested: bool) -> dict[str, Any]:
     return {"ifaces": {"eth0": _eth(3), "vmbr0": bridge}, "active": ["eth0", "vmbr0"]}
 
 
+def add_bridge(network: dict[str, Any], bridge: str) -> None:
+    """Give a host a bridge its node file names (in place): applied and up, as on the host
+    the node file describes. A bridge it has already is left as it is; one other than
+    vmbr0 has no ports (the simulator's hosts have one NIC, which vmbr0 has)."""
+    if bridge in network["ifaces"] or bridge in network.get("pending", {}):
+        return
+    iface = {
+        **_eth(5, autostart=1, bridge_ports="none", bridge_stp="off", bridge_fd="0"),
+        "type": "bridge",
+    }
+    network["ifaces"][bridge] = iface
+    if "pending" in network:
+        network["pending"][bridge] = dict(iface)
+    network["active"] = sorted({*network.get("active", ()), bridge})
+
+
 def node_network(state: dict[str, Any], node: str) -> dict[str, Any]:
     """The network of `node` in `state` (created with the defaults if the state predates
     networking, so an old root keeps working)."""

@@ -16,8 +16,9 @@ from pveplan.sim._acl import user_exists
 from pveplan.sim._api import Ctx, route
 from pveplan.sim._errors import fail, param_error
 from pveplan.sim._params import GIB, TOKENID_RE, USERID_RE
-from pveplan.sim._setup import PVE_VERSION, STORAGES
+from pveplan.sim._setup import PVE_VERSION
 from pveplan.sim._state import locked_state, read_state
+from pveplan.sim._storagecfg import node_storages
 from pveplan.sim._tasks import Task, run_task
 from pveplan.sim._vms import node_vms, resource_entry
 
@@ -84,8 +85,7 @@ def nextid(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> str:
     raise fail(f"unable to get any free VMID in range [{low}, {high - 1}]")
 
 
-def _storage_resource(ctx: Ctx, storage: str) -> dict[str, Any]:
-    sdef = STORAGES[storage]
+def _storage_resource(ctx: Ctx, storage: str, sdef: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": f"storage/{ctx.node}/{storage}",
         "type": "storage",
@@ -93,7 +93,7 @@ def _storage_resource(ctx: Ctx, storage: str) -> dict[str, Any]:
         "node": ctx.node,
         "status": "available",
         "plugintype": sdef["type"],
-        "content": ",".join(sdef["content"]),
+        "content": ",".join(sorted(sdef["content"])),
         "shared": 0,
         "disk": 4 * GIB,
         "maxdisk": 100 * GIB,
@@ -113,7 +113,8 @@ def cluster_resources(
     if wanted in (None, "node"):
         resources.append({**_node_entry(ctx.node), "cgroup-mode": 2})
     if wanted in (None, "storage"):
-        resources += [_storage_resource(ctx, s) for s in sorted(state["storage"].get(ctx.node, {}))]
+        storages = node_storages(state, ctx.node)
+        resources += [_storage_resource(ctx, s, storages[s]) for s in sorted(storages)]
     return resources
 
 

@@ -48,11 +48,15 @@ SCHEMA_CHECKS: dict[str, list[Any] | None] = {
     "POST /nodes/{node}/qemu/{vmid}/status/shutdown": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
     "POST /nodes/{node}/qemu/{vmid}/status/start": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
     "POST /nodes/{node}/qemu/{vmid}/status/stop": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
+    "GET /nodes/{node}/storage": None,
     "GET /nodes/{node}/storage/{storage}/content": ["perm", "/storage/{storage}", ["Datastore.Audit", "Datastore.AllocateSpace"], "any", 1],
     "POST /nodes/{node}/storage/{storage}/download-url": ["and", ["perm", "/storage/{storage}", ["Datastore.AllocateTemplate"]], ["or", ["perm", "/", ["Sys.Audit", "Sys.Modify"]], ["perm", "/nodes/{node}", ["Sys.AccessNetwork"]]]],
     "GET /nodes/{node}/tasks/{upid}/log": None,
     "GET /nodes/{node}/tasks/{upid}/status": None,
     "GET /nodes/{node}/version": None,
+    "GET /storage": None,
+    "GET /storage/{storage}": ["perm", "/storage/{storage}", ["Datastore.Allocate"]],
+    "PUT /storage/{storage}": ["perm", "/storage", ["Datastore.Allocate"]],
     "GET /version": None,
 }
 # fmt: on
@@ -92,14 +96,20 @@ def _visible(state: dict[str, Any], node: str, who: str, entry: Any) -> bool:
         return True
     if "vmid" in entry:
         return "VM.Audit" in permissions(state, node, who, f"/vms/{entry['vmid']}")
-    if entry.get("type") == "storage":
+    if "storage" in entry:  # a storage in /cluster/resources, /storage or a node's list
         wanted = {"Datastore.Audit", "Datastore.AllocateSpace"}
         return bool(wanted & set(permissions(state, node, who, f"/storage/{entry['storage']}")))
     return True
 
 
 def filter_result(state: dict[str, Any], node: str, who: str, key: str, data: Any) -> Any:
-    """The part of a list method's result `who` may see (VMs need VM.Audit on /vms/VMID)."""
-    if who == ROOT or key not in ("GET /nodes/{node}/qemu", "GET /cluster/resources"):
+    """The part of a list method's result `who` may see (VMs need VM.Audit on /vms/VMID,
+    storages Datastore.Audit or AllocateSpace on /storage/STORAGE)."""
+    if who == ROOT or key not in (
+        "GET /nodes/{node}/qemu",
+        "GET /cluster/resources",
+        "GET /nodes/{node}/storage",
+        "GET /storage",
+    ):
         return data
     return [entry for entry in data if _visible(state, node, who, entry)]

@@ -20,9 +20,10 @@ from pveplan.sim._drives import free_volume
 from pveplan.sim._errors import TaskError, conf_missing, fail
 from pveplan.sim._params import split_drive
 from pveplan.sim._runcmd import kill_runcmd, launch
-from pveplan.sim._setup import STORAGES, delete_trees, remove_host_node
+from pveplan.sim._setup import delete_trees, remove_host_node
 from pveplan.sim._state import locked_state, nested_host, read_state, take_fault, vm_key
-from pveplan.sim._storage import parse_volume, scan_dir_storage, storage_dir
+from pveplan.sim._storage import parse_volume, scan_dir_storage, storage_def, storage_dir
+from pveplan.sim._storagecfg import is_file_based, node_storages
 from pveplan.sim._tasks import Task, run_task
 from pveplan.sim._vms import DRIVE_KEY_RE, get_vm
 
@@ -187,10 +188,15 @@ def _doomed_volumes(
     if unreferenced:
         for volumes in state["storage"][ctx.node].values():
             volids.update(v for v, entry in volumes.items() if entry.get("vmid") == vmid)
-        volids.update(
-            v["volid"] for v in scan_dir_storage(ctx, state, "local") if v.get("vmid") == vmid
-        )
+        for storage in _dir_storages(ctx, state):
+            volids.update(
+                v["volid"] for v in scan_dir_storage(ctx, state, storage) if v.get("vmid") == vmid
+            )
     return sorted(volid for volid in volids if owned.match(volid))
+
+
+def _dir_storages(ctx: Ctx, state: dict[str, Any]) -> list[str]:
+    return [s for s, cfg in node_storages(state, ctx.node).items() if is_file_based(cfg)]
 
 
 def _destroy_worker(ctx: Ctx, vmid: int, params: dict[str, Any], task: Task) -> None:
@@ -204,14 +210,16 @@ def _destroy_worker(ctx: Ctx, vmid: int, params: dict[str, Any], task: Task) -> 
             ctx, state, vm, bool(params.get("destroy-unreferenced-disks"))
         ):
             free_volume(ctx, state, volid)
-            if STORAGES[volid.split(":")[0]]["type"] == "lvmthin":
+            if storage_def(state, ctx.node, volid.split(":")[0])["type"] in ("lvmthin", "lvm"):
                 task.log(f'  Logical volume "{volid.split(":", 1)[1]}" successfully removed.')
         inner = nested_host(state, ctx.node, vmid)  # a PVE host: its guests die with it
         doomed = remove_host_node(ctx.root, state, inner) if inner is not None else []
         del state["vms"][vm_key(ctx.node, vmid)]
         kill_runcmd(ctx.root, ctx.node, vmid, "destroyed")
-    with contextlib.suppress(OSError):
-        (storage_dir(ctx, "local") / "images" / str(vmid)).rmdir()  # only once empty
+        dirs = [storage_dir(ctx, s, state) for s in _dir_storages(ctx, state)]
+    for base in dirs:
+        with contextlib.suppress(OSError):
+            (base / "images" / str(vmid)).rmdir()  # only once empty
     if params.get("purge"):
         task.log(f"purging VM {vmid} from related configurations..")
     delete_trees([*doomed, ctx.root.vm_dir(ctx.node, vmid)])

@@ -28,6 +28,7 @@ from pveplan.sim import (  # noqa: F401  (imported for their @route registration
     _nodes,
     _power,
     _storage,
+    _storagecfg,
     _tasks,
     _vmconfig,
     _vms,

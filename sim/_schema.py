@@ -363,6 +363,23 @@ PARAMS: dict[str, dict[str, dict[str, Any]]] = {
         "url": {"type": "string", "required": True},  # `https?://.*` or sim://, see _check_download
         "verify-certificates": {"type": "boolean"},
     },
+    "GET /storage": {
+        "type": {"type": "string", "enum": ["btrfs", "cephfs", "cifs", "dir", "esxi", "iscsi", "iscsidirect", "lvm", "lvmthin", "nfs", "pbs", "rbd", "zfs", "zfspool"]},
+    },
+    "GET /storage/{storage}": {},
+    "PUT /storage/{storage}": {  # the options every storage type has; content checked by the handler
+        "content": {"type": "string", "format": "pve-storage-content-list"},
+        "delete": {"type": "string", "format": "pve-configid-list", "maxLength": 4096},
+        "digest": {"type": "string", "maxLength": 64},
+        "disable": {"type": "boolean"},
+    },
+    "GET /nodes/{node}/storage": {
+        "content": {"type": "string", "format": "pve-storage-content-list"},
+        "enabled": {"type": "boolean"},
+        "format": {"type": "boolean"},
+        "storage": {"type": "string", "format": "pve-storage-id"},
+        "target": {"type": "string", "format": "pve-node"},
+    },
     "POST /access/users/{userid}/token/{tokenid}": {
         "comment": {"type": "string"},
         "expire": {"type": "integer", "minimum": 0},

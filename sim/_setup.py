@@ -19,9 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from pveplan.sim._errors import SimError
-from pveplan.sim._network import default_network
+from pveplan.sim._network import add_bridge, default_network, node_network
 from pveplan.sim._runcmd import kill_runcmd
 from pveplan.sim._state import SimRoot, allocate_address, locked_state, nested_host, vm_key
+from pveplan.sim._storagecfg import (
+    SimHost,
+    activate_all,
+    add_storage,
+    default_storages,
+    storage_for,
+)
 
 PVE_VERSION = {"release": "9.1", "repoid": "5a2f2f5d2b3c1e07", "version": "9.1.9"}
 KERNEL_RELEASE = "6.17.2-1-pve"
@@ -43,42 +50,27 @@ GUEST_TOOLS = (
 FORWARDED_ENV = ("PVEPLAN_SIM_RUNCMD_LIMIT",)
 """Simulator settings a session (and a runcmd) inherits from the daemon's environment."""
 
-# Every simulated host has the two storages of a fresh PVE install. `state.json` holds
-# their volumes; what each storage is (type, allowed content, where a dir storage keeps
-# its files relative to the host root) is fixed here.
-STORAGES: dict[str, dict[str, Any]] = {
-    "local": {
-        "type": "dir",
-        "content": ("backup", "images", "import", "iso", "snippets", "vztmpl"),
-        "path": "var/lib/vz",
-    },
-    "local-lvm": {"type": "lvmthin", "content": ("images",), "path": None},
-}
-
-HOST_DIRS = (
-    "bin",
-    "root/.ssh",
-    "etc/ssh",
-    "var/lib/vz/snippets",
-    "var/lib/vz/import",
-    "var/lib/vz/images",
-    "var/lib/vz/template/iso",
-)
+HOST_DIRS = ("bin", "root/.ssh", "etc/ssh")
+"""A host's own directories; its storages' directories come with their content types
+(`_storagecfg.activate`)."""
 
 
-def init_root(root: SimRoot, nodes: Iterable[str] = ("sim",)) -> None:
+def init_root(root: SimRoot, nodes: Iterable[str | SimHost] = ("sim",)) -> None:
     """Make `root` a simulator with `nodes` as host nodes; safe to call again.
 
-    An existing state is kept (a second `sim up` must not forget running VMs); nodes it
-    lacks are added. Directories and launchers are (re)written every time, so a root made
-    by another interpreter gets launchers pointing at the current one.
+    Each node is a name (a fresh PVE install) or a `SimHost`, what its node file says:
+    the datastore and bridges it names are given to it, also when it exists already (a
+    node file may name a storage later; nothing is taken away). An existing state is kept
+    (a second `sim up` must not forget running VMs); nodes it lacks are added.
+    Directories and launchers are (re)written every time, so a root made by another
+    interpreter gets launchers pointing at the current one.
     """
+    hosts = [SimHost(node=n) if isinstance(n, str) else n for n in nodes]
     with locked_state(root) as state:
-        for node in nodes:
-            if node not in state["nodes"]:
-                add_host_node(root, state, node)
-            else:
-                _make_host_tree(root, node)
+        for host in hosts:
+            if host.node not in state["nodes"]:
+                add_host_node(root, state, host.node, datastore=host.datastore)
+            describe_host(root, state, host)
         for node, info in state["nodes"].items():
             if info.get("vmid") is not None and root.host_dir(node).is_dir():
                 write_host_launchers(root, node)  # nested hosts: for this interpreter too
@@ -91,13 +83,16 @@ def add_host_node(
     vmid: int | None = None,
     *,
     parent: str | None = None,
+    datastore: str | None = None,
 ) -> str:
     """Add host `node` to `state` (in place) with its tree and launchers; return its address.
 
     `vmid` names the VM that this host runs in (a nested PVE host): the host then answers
     on that VM's address and its tree is the VM's tree, because it *is* that machine.
     `parent` (the node the VM runs on) disambiguates when two levels reuse a vmid. A
-    top-level host gets a fresh address. Raises ValueError for a taken name or an unknown VM.
+    top-level host gets a fresh address. Its storages are a fresh install's
+    (`_storagecfg.default_storages`, with `datastore`). Raises ValueError for a taken name
+    or an unknown VM.
     """
     if node in state["nodes"]:
         raise ValueError(f"the simulator already has a node named '{node}'")
@@ -108,12 +103,27 @@ def add_host_node(
         parent, address = vm["node"], vm["address"]
         _link_host_tree(root, node, parent, vmid)
     state["nodes"][node] = {"address": address, "vmid": vmid, "parent": parent}
+    storages = default_storages(datastore, nested=vmid is not None)
+    state.setdefault("storage_cfg", {})[node] = storages
     volumes = state["storage"].setdefault(node, {})
-    for storage in STORAGES:
+    for storage in storages:
         volumes.setdefault(storage, {})
     state.setdefault("network", {})[node] = default_network(address, nested=vmid is not None)
     _make_host_tree(root, node)
+    activate_all(root, state, node)
     return address
+
+
+def describe_host(root: SimRoot, state: dict[str, Any], host: SimHost) -> None:
+    """Give an existing host what its node file names and it lacks (in place): the
+    datastore as a storage, each bridge as a bridge that is up; then its tree."""
+    if host.datastore:
+        add_storage(state, host.node, host.datastore, storage_for(host.datastore))
+    network = node_network(state, host.node)
+    for bridge in host.bridges:
+        add_bridge(network, bridge)
+    _make_host_tree(root, host.node)
+    activate_all(root, state, host.node)
 
 
 def _host_vm_record(state: dict[str, Any], vmid: int, parent: str | None) -> dict[str, Any]:
@@ -187,7 +197,7 @@ def remove_host_node(root: SimRoot, state: dict[str, Any], node: str) -> list[Pa
         kill_runcmd(root, node, vm["vmid"], "destroyed with its host")
         del state["vms"][key]
     del state["nodes"][node]
-    for table in ("storage", "tokens", "network", "access"):
+    for table in ("storage", "storage_cfg", "tokens", "network", "access"):
         state.get(table, {}).pop(node, None)
     state["tasks"] = {u: t for u, t in state["tasks"].items() if t.get("node") != node}
     return doomed

@@ -1,9 +1,11 @@
 """A simulated host's storages: volumes, content listings and `download-url`.
 
-What each storage is comes from `_setup.STORAGES`; `state.json` holds the volumes, and a
-dir storage keeps its files under the host's tree as PVE lays them out, so content
-types are enforced as PVE does. Downloads need no network: a simulated host has
-internet, and every URL yields simulated content with the checksum it was asked for.
+What each storage is comes from the host's storage.cfg (`_storagecfg`); `state.json`
+holds the volumes of block storages, and a file-based storage keeps its files under the
+host's tree as PVE lays them out. Content types are enforced as PVE does: a listing shows
+enabled types only, and a download needs its type enabled. Downloads need no network: a
+simulated host has internet, and every URL yields simulated content with the checksum it
+was asked for.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 
 from pveplan.sim._api import Ctx, route
 from pveplan.sim._errors import TaskError, fail, param_error
-from pveplan.sim._setup import STORAGES
 from pveplan.sim._state import locked_state, read_state, take_fault
+from pveplan.sim._storagecfg import SUBDIRS, is_file_based, storage_cfg, storage_path
 from pveplan.sim._tasks import Task, run_task
 
 SIM_IMAGE_PREFIX = "sim://images/"
@@ -30,13 +32,7 @@ SIM_IMAGE_HTTPS = "https://images.sim.pveplan.invalid/"
 
 # --- storage -------------------------------------------------------------------------
 
-DIR_LAYOUT = {
-    "iso": "template/iso",
-    "vztmpl": "template/cache",
-    "import": "import",
-    "snippets": "snippets",
-    "backup": "dump",
-}
+DIR_LAYOUT = {kind: SUBDIRS[kind] for kind in ("iso", "vztmpl", "import", "snippets", "backup")}
 VOLNAME_KINDS = {
     "iso": "iso",
     "vztmpl": "vztmpl",
@@ -59,13 +55,15 @@ class Volume:
 
 def storage_def(state: dict[str, Any], node: str, storage: str) -> dict[str, Any]:
     """A storage of `node` (type, content, path), or PVE's error if it has none."""
-    if storage not in state["storage"].get(node, {}) or storage not in STORAGES:
-        raise fail(f"storage '{storage}' does not exist")
-    return STORAGES[storage]
+    cfg = storage_cfg(state, node, storage)
+    state["storage"].setdefault(node, {}).setdefault(storage, {})
+    return cfg
 
 
-def storage_dir(ctx: Ctx, storage: str) -> Path:
-    return ctx.root.host_dir(ctx.node) / STORAGES[storage]["path"]
+def storage_dir(ctx: Ctx, storage: str, state: dict[str, Any] | None = None) -> Path:
+    """Where file-based `storage` keeps its files in the host's tree."""
+    cfg = storage_def(state if state is not None else read_state(ctx.root), ctx.node, storage)
+    return storage_path(ctx.root, ctx.node, cfg)
 
 
 def parse_volume(ctx: Ctx, state: dict[str, Any], volid: str) -> Volume:
@@ -74,16 +72,19 @@ def parse_volume(ctx: Ctx, state: dict[str, Any], volid: str) -> Volume:
     if not sep:
         raise fail(f"unable to parse volume ID '{volid}'")
     sdef = storage_def(state, ctx.node, storage)
-    if sdef["type"] == "dir":
-        return _parse_dir_volume(ctx, volid, storage, name)
+    if is_file_based(sdef):
+        return _parse_dir_volume(ctx, state, volid, storage, name)
     match = re.fullmatch(r"(?:vm|base)-(\d+)-(disk-\d+|cloudinit)", name)
     if not match:
-        raise fail(f"unable to parse lvm volume name '{name}'")
+        kind = {"lvmthin": "lvm", "zfspool": "zfs"}.get(sdef["type"], sdef["type"])
+        raise fail(f"unable to parse {kind} volume name '{name}'")
     return Volume(volid, storage, "images", int(match[1]), None)
 
 
-def _parse_dir_volume(ctx: Ctx, volid: str, storage: str, name: str) -> Volume:
-    base = storage_dir(ctx, storage)
+def _parse_dir_volume(
+    ctx: Ctx, state: dict[str, Any], volid: str, storage: str, name: str
+) -> Volume:
+    base = storage_dir(ctx, storage, state)
     kind, _, rest = name.partition("/")
     if kind in VOLNAME_KINDS and rest and "/" not in rest:
         return Volume(volid, storage, VOLNAME_KINDS[kind], None, base / DIR_LAYOUT[kind] / rest)
@@ -113,7 +114,7 @@ def _file_format(content: str, name: str) -> str:
 
 def scan_dir_storage(ctx: Ctx, state: dict[str, Any], storage: str) -> list[dict[str, Any]]:
     """A dir storage's volumes are its files, as on PVE (SFTP uploads included)."""
-    base = storage_dir(ctx, storage)
+    base = storage_dir(ctx, storage, state)
     known = state["storage"][ctx.node][storage]
     found = []
     for content, sub in DIR_LAYOUT.items():
@@ -136,7 +137,7 @@ def _dir_entry(volid: str, content: str, path: Path, known: dict[str, Any]) -> d
 
 def list_volumes(ctx: Ctx, state: dict[str, Any], storage: str) -> list[dict[str, Any]]:
     """Every volume of a storage in the shape of GET .../storage/{storage}/content."""
-    if STORAGES[storage]["type"] == "dir":
+    if is_file_based(storage_def(state, ctx.node, storage)):
         return scan_dir_storage(ctx, state, storage)
     entries = state["storage"][ctx.node][storage]
     return [{"volid": volid, **entries[volid]} for volid in sorted(entries)]
@@ -145,8 +146,9 @@ def list_volumes(ctx: Ctx, state: dict[str, Any], storage: str) -> list[dict[str
 @route("GET", "/nodes/{node}/storage/{storage}/content")
 def storage_content(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
     state = read_state(ctx.root)
-    storage_def(state, ctx.node, path["storage"])
-    volumes = list_volumes(ctx, state, path["storage"])
+    enabled = set(storage_def(state, ctx.node, path["storage"])["content"])
+    # PVE lists the enabled content types only (`PVE::Storage::volume_list`).
+    volumes = [v for v in list_volumes(ctx, state, path["storage"]) if v["content"] in enabled]
     if "content" in params:
         volumes = [v for v in volumes if v["content"] == params["content"]]
     if "vmid" in params:
@@ -176,7 +178,7 @@ def _check_download(ctx: Ctx, storage: str, params: dict[str, Any]) -> str:
     if not (URL_RE.match(params["url"]) or params["url"].startswith(SIM_IMAGE_PREFIX)):
         raise param_error({"url": "value does not match the regex pattern"})
     sdef = storage_def(read_state(ctx.root), ctx.node, storage)
-    if sdef["path"] is None:
+    if not is_file_based(sdef):
         raise fail(f"can't upload to storage type '{sdef['type']}', not a file based storage!")
     content = params["content"]
     if content not in sdef["content"]:
@@ -191,19 +193,38 @@ def _check_download(ctx: Ctx, storage: str, params: dict[str, Any]) -> str:
     return filename
 
 
-def _fetch(url: str) -> bytes:
-    """The bytes behind a URL: the simulator's images (`https://images.sim.pveplan.invalid/NAME.EXT`,
-    or `sim://images/NAME.EXT`) are served here; there is no network."""
+def _fetch(url: str, checksum: tuple[str, str] | None) -> bytes:
+    """The bytes behind a URL. The simulator's images (`https://images.sim.pveplan.invalid/
+    NAME.EXT`, or `sim://images/NAME.EXT`) are fixed bytes; any other URL is on the
+    internet, which a simulated host has: its content is simulated, and it is what the
+    download was asked to verify (`checksum`: algorithm, hex digest), so a real site
+    config's pins pass. Without a checksum it is `pveplan-sim-download URL\n`.
+    """
     prefix = next((p for p in (SIM_IMAGE_PREFIX, SIM_IMAGE_HTTPS) if url.startswith(p)), None)
     if prefix is not None:
         name = url[len(prefix) :]
         if not name or "/" in name:
             raise TaskError(f"download failed: 404 Not Found: {url}")
         return sim_image_bytes(name.rsplit(".", 1)[0] if "." in name else name)
-    host = re.sub(r"^https?://([^/:]+).*$", r"\1", url)
-    raise TaskError(
-        f"download failed: wget: unable to resolve host address '{host}' (the simulator has no network)"
-    )
+    return internet_bytes(url, checksum)
+
+
+class _Verified(bytes):
+    """Simulated internet content that stands for a file whose `algorithm` digest is
+    `digest` (no bytes hash to a digest picked in advance; the checksum check asks this)."""
+
+    algorithm: str
+    digest: str
+
+
+def internet_bytes(url: str, checksum: tuple[str, str] | None) -> bytes:
+    """What a simulated download of `url` fetches (see `_fetch`)."""
+    data = f"pveplan-sim-download {url}\n".encode()
+    if checksum is None:
+        return data
+    verified = _Verified(data)
+    verified.algorithm, verified.digest = checksum[0], checksum[1].lower()
+    return verified
 
 
 def _download_worker(
@@ -218,7 +239,8 @@ def _download_worker(
         raise TaskError(fault)
     if target.exists():
         raise TaskError(f"refusing to override existing file '{shown}'")
-    data = _fetch(url)
+    checksum = (params["checksum-algorithm"], params["checksum"]) if "checksum" in params else None
+    data = _fetch(url, checksum)
     task.log(f"download of '{url}' to '{shown}' finished")
     if "checksum" in params:
         _verify_checksum(data, params["checksum-algorithm"], params["checksum"], task)
@@ -233,7 +255,10 @@ def _download_worker(
 
 def _verify_checksum(data: bytes, algorithm: str, expected: str, task: Task) -> None:
     task.log("calculating checksum...")
-    got = hashlib.new(algorithm, data).hexdigest()
+    if isinstance(data, _Verified) and data.algorithm == algorithm:
+        got = data.digest  # the file the simulated internet served has that checksum
+    else:
+        got = hashlib.new(algorithm, data).hexdigest()
     if got.lower() != expected.lower():
         raise TaskError(f"checksum mismatch: got '{got}' != expect '{expected}'")
     task.log("OK, checksum verified")

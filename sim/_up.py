@@ -15,6 +15,7 @@ from ._errors import SimError
 from ._lifetime import LifetimeOptions
 from ._setup import init_root
 from ._state import SimRoot
+from ._storagecfg import SimHost
 
 HOSTS_WAIT = 5.0
 
@@ -32,23 +33,25 @@ def authorize(root: SimRoot, node: str, public_key: str) -> None:
 
 def ensure_simulator(
     root: Path | str,
-    nodes: Sequence[str],
+    hosts: Sequence[str | SimHost],
     public_key: str,
     *,
     lifetime: LifetimeOptions | None = None,
     api_tokens: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The running daemon's info (see docs/simulator.md), serving every host in `nodes`
+    """The running daemon's info (see docs/simulator.md), serving every host in `hosts`
     over SSH and HTTPS (`api`: node -> url and certificate fingerprint).
 
-    `api_tokens` maps a host to the API token a site configured for it
-    (`user@realm!tokenid=secret`): it is made valid there with full privileges (its user
-    is Administrator on `/`). A daemon that stopped by itself (idle, see `_lifetime`) left
-    no daemon.json, so this starts a new one; `lifetime` is for that new daemon (default:
+    A host is a node name (a fresh PVE install) or a `SimHost`: what its node file says
+    (datastore, bridges), which the simulator models. `api_tokens` maps a host to the API
+    token a site configured for it (`user@realm!tokenid=secret`), made valid there (see
+    `register_token`). A daemon that stopped by itself (idle, see `_lifetime`) left no
+    daemon.json, so this starts a new one; `lifetime` is for that new daemon (default:
     from the environment).
     """
     sim = SimRoot(root)
-    init_root(sim, nodes)
+    init_root(sim, hosts)
+    nodes = [h if isinstance(h, str) else h.node for h in hosts]
     for node in nodes:
         authorize(sim, node, public_key)
     for node, token in (api_tokens or {}).items():

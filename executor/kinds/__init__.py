@@ -1,6 +1,6 @@
 """The built-in step kinds; importing this package registers them (see `_kinds`)."""
 
-from . import _config, _delegate, _image, _node, _pull, _pve_host, _ssh, _vm
+from . import _config, _delegate, _image, _node, _pull, _pve_host, _ssh, _storage, _vm
 
 __all__ = [
     "_config",
@@ -10,5 +10,6 @@ __all__ = [
     "_pull",
     "_pve_host",
     "_ssh",
+    "_storage",
     "_vm",
 ]

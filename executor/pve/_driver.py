@@ -128,6 +128,14 @@ class PveDriver:
 
     # --- storage -----------------------------------------------------------------------
 
+    async def storage_status(self, storage: str) -> dict[str, Any] | None:
+        """`storage` as this node has it (type, content, active), or None without it."""
+        found = await self.run(requests.node_storage(self.node, storage)) or []
+        return dict(found[0]) if found else None
+
+    async def set_storage_content(self, storage: str, content: Sequence[str]) -> None:
+        await self.run(requests.set_storage_content(storage, content))
+
     async def storage_content(self, storage: str, content: str) -> list[dict[str, Any]]:
         return list(await self.run(requests.storage_content(self.node, storage, content)) or [])
 

@@ -15,7 +15,7 @@ absent parameter is left out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 from urllib.parse import quote
 
@@ -163,6 +163,30 @@ def agent_interfaces(node: str, vmid: int) -> PveRequest:
 
 
 # --- storage ------------------------------------------------------------------------------
+
+
+def node_storage(node: str, storage: str) -> PveRequest:
+    """One storage as `node` has it (type, `content` as a comma list, active): a list of
+    one, or empty when the node has no such storage. Read here rather than the storage's
+    configuration (`GET /storage/{storage}`), which PVE guards with Datastore.Allocate:
+    this listing needs only Datastore.Audit (or AllocateSpace) on the storage."""
+    return PveRequest(
+        method="GET",
+        path="/nodes/{node}/storage",
+        path_params={"node": node},
+        params={"storage": storage},
+    )
+
+
+def set_storage_content(storage: str, content: Sequence[str]) -> PveRequest:
+    """Set the content types a storage allows (`pvesm set STORAGE --content ...`): the
+    list replaces the old one, so it must hold the types to keep as well."""
+    return PveRequest(
+        method="PUT",
+        path="/storage/{storage}",
+        path_params={"storage": storage},
+        params={"content": ",".join(content)},
+    )
 
 
 def storage_content(node: str, storage: str, content: str) -> PveRequest:

@@ -201,14 +201,24 @@ class SiteSpecServer(Frozen):
     max_body: Annotated[int, Meta(ge=1024, le=1 << 30, description="Bytes")] | None = None
 
 
+class SiteStorage(Frozen):
+    """`storage:` in site.yaml (pveplan extension): what the plan may do to a host's
+    storages. `enable_content` (default true): a `pve.storage.content` step enables a
+    content type the plan needs and the storage lacks (`pvesm set --content`); false:
+    it refuses, naming the command to run (docs/site-config.md, "Storage")."""
+
+    enable_content: bool = True
+
+
 class SiteFile(Frozen):
-    """site.yaml: homestak's `defaults`, plus pveplan's `images`, `trusted_plan_keys` and
-    `spec_server`."""
+    """site.yaml: homestak's `defaults`, plus pveplan's `images`, `trusted_plan_keys`,
+    `spec_server` and `storage`."""
 
     defaults: SiteDefaults = SiteDefaults()
     images: dict[str, SiteImage] = msgspec.field(default_factory=dict)
     trusted_plan_keys: Names = ()
     spec_server: SiteSpecServer = SiteSpecServer()
+    storage: SiteStorage = SiteStorage()
 
 
 # ---- nodes/*.yaml and hosts/*.yaml ----------------------------------------------------

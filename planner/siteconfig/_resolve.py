@@ -82,6 +82,7 @@ class _Resolver:
             pattern=self.manifest.pattern,
             settings=self.manifest.settings,
             server_url=self.defaults.server_url,
+            enable_content=self.site.site.storage.enable_content,
             nodes=tuple(n for n in nodes if n is not None),
             warnings=tuple(self.warnings),
         )

@@ -98,6 +98,9 @@ class ResolvedManifest(Frozen, kw_only=True):
     server_url: str = ""
     """site.yaml's `defaults.server_url`: where pull nodes reach the spec server ("" means
     the URL of the server the driver runs)."""
+    enable_content: bool = True
+    """site.yaml's `storage.enable_content`: enable a content type a storage lacks, or
+    refuse with the command that does."""
     nodes: tuple[ResolvedNode, ...]
     warnings: tuple[dsl.Diagnostic, ...] = ()
 

@@ -76,6 +76,10 @@ CASES: dict[str, list[PveRequest]] = {
     "destroy_vm": [build.destroy_vm(NODE, 100), build.destroy_vm(NODE, 100, skiplock=True)],
     "agent_interfaces": [build.agent_interfaces(NODE, 100)],
     "storage_content": [build.storage_content(NODE, "local", "import")],
+    "node_storage": [build.node_storage(NODE, "local-zfs")],
+    "set_storage_content": [
+        build.set_storage_content("local", ["backup", "images", "import", "iso", "snippets"]),
+    ],
     "download_url": [
         build.download_url(
             NODE,

@@ -69,7 +69,8 @@ def test_plan_prints_the_diff_and_summary(site: Path) -> None:
     code, out, _ = run_cli(["plan", *plan_args(site, "n1-push")])
     assert code == 0
     assert "+ node.edge.create  pve.vm.create" in out
-    assert out.rstrip().endswith("Plan: 6 to add, 0 to change, 0 to replace, 0 to destroy.")
+    assert "+ storage.local.content  pve.storage.content" in out
+    assert out.rstrip().endswith("Plan: 7 to add, 0 to change, 0 to replace, 0 to destroy.")
 
 
 def test_detailed_exitcode(site: Path) -> None:

@@ -60,7 +60,9 @@ def test_plan_a_homestak_site_config_with_simulate(
     assert len(creates) == nodes
     images = [s for _, s in plan.walk() if s.kind == "pve.image.ensure"]
     top = [s for s in plan.steps if s.kind == "pve.image.ensure"]
-    assert images and all(s.args["storage"] == "local-zfs" for s in top)  # father's datastore
+    assert images and all(s.args["storage"] == "local" for s in top)  # files live on `local`
+    top_creates = [s for s in plan.steps if s.kind == "pve.vm.create"]
+    assert top_creates and all(s.args["storage"] == "local-zfs" for s in top_creates)  # disks
     # `ssh_keys: [ssh_keys.ops]` in the base spec: its config step uses exactly that key
     configs = [s for _, s in plan.walk() if s.kind == "config.push" and "edge" in s.address]
     configs = configs or [s for _, s in plan.walk() if s.kind == "config.push"]

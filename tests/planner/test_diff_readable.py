@@ -284,11 +284,14 @@ def test_a_new_tree_lists_its_images_and_hosts(site: Path) -> None:
     text = render_changes(changes, summarize(changes), PLAIN)
 
     assert section(text, "Nodes:") == [
+        "    + storage local",
         "    + image debian-12",
         "    + image pve-9",
         "    + pve outer",
+        "    + storage outer › local",
         "    + image outer › pve-9",
         "    + pve outer › mid",
+        "    + storage outer › mid › local",
         "    + image outer › mid › debian-12",
         "    + vm outer › mid › leaf",
         "    + vm side",

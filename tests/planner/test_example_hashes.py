@@ -19,14 +19,14 @@ from ..cli_runner import run_cli
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
 
 PINNED = {
-    "lab": "2e82cdc1b43bc3c59d5416606a72d15a",
-    "n1-pull": "a17d250b14df9cc6ae432271ea887740",
-    "n1-push": "b59ea08e3a6ac70f57397f640f9bcac2",
-    "n2-mixed": "d1cb055cd99e34599ce47cb68eda26e6",
-    "n2-pull": "23eb7f72fc2db137aca52b79a1666148",
-    "n2-tiered": "8cfe1dddd8d423be5be6d8ec6b662127",
-    "n3-deep": "530eb6da5d92c7395d8509305e3507a2",
-    "workers-20": "0f8b0d032799a66966afe23fa67ac63b",
+    "lab": "19d17a6e2aedfce8ba700f87ec4888fb",
+    "n1-pull": "d3cfc7e35c7cf2a47cbc31947d915340",
+    "n1-push": "2e182be71dd1b1a01974558ff7be9654",
+    "n2-mixed": "072970ff1a7f64a18090bd928732053e",
+    "n2-pull": "6d09d4ed55fcb246048f549c02080f43",
+    "n2-tiered": "b7a7d4209f94d9ecced9e42d8b1c7eb6",
+    "n3-deep": "448d9abeb797959a5a72114152be881f",
+    "workers-20": "873e67b2ebe8dd1481cc904cf8dfbdb2",
 }
 
 

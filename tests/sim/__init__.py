@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pveplan.sim import SimRoot, init_root, read_state, write_config
+from pveplan.sim import SimRoot, init_root, locked_state, read_state, write_config
+from pveplan.sim._storagecfg import activate, node_storages
 
 IMAGE_SHA256 = "afd852e95699ef51b3cb7f20695cd112bc894bbdedf12304d008324a35885b61"
 """sha256 of the simulator's `debian-12` image (`pveplan-sim-image debian-12\\n`)."""
@@ -24,17 +25,35 @@ PUBLIC_KEY = (
 
 
 class Sim:
-    """A fresh simulator root with one host node; commands run through its launchers."""
+    """A fresh simulator root with one host node; commands run through its launchers.
 
-    def __init__(self, path: Path, node: str = "sim") -> None:
+    The node is a fresh PVE install whose `local` storage also has `snippets` and
+    `images` enabled (what pveplan's `pve.storage.content` step leaves), unless
+    `fresh` asks for the install as it is.
+    """
+
+    def __init__(self, path: Path, node: str = "sim", *, fresh: bool = False) -> None:
         self.root = SimRoot(path)
         self.node = node
+        self.vm_storage = "local-lvm"
+        """Where VM disks go: the install's `local-lvm`; a nested host has only `local`."""
         init_root(self.root, [node])
+        if not fresh:
+            self.enable_content("local", "snippets", "images")
+
+    def enable_content(self, storage: str, *types: str) -> None:
+        """Add content `types` to `storage` of this node (as `pvesm set` would)."""
+        with locked_state(self.root) as state:
+            cfg = node_storages(state, self.node)[storage]
+            cfg["content"] = sorted({*cfg["content"], *types})
+            activate(self.root, self.node, cfg)
 
     def at(self, node: str) -> Sim:
         """The same simulator seen from host `node` (a nested one: no `init_root` for it)."""
         view = object.__new__(Sim)
         view.root, view.node = self.root, node
+        nested = self.state()["nodes"].get(node, {}).get("vmid") is not None
+        view.vm_storage = "local" if nested else self.vm_storage
         return view
 
     def run(self, tool: str, *args: Any) -> subprocess.CompletedProcess[str]:
@@ -83,7 +102,7 @@ class Sim:
             "pvesh",
             "create",
             f"/nodes/{self.node}/qemu",
-            *("--vmid", vmid, "--scsi0", "local-lvm:4", "--net0", "virtio,bridge=vmbr0"),
+            *("--vmid", vmid, "--scsi0", f"{self.vm_storage}:4", "--net0", "virtio,bridge=vmbr0"),
             *("--agent", "1", *extra, "--output-format", "json"),
         )
 

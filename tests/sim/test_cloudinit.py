@@ -53,7 +53,7 @@ def _boot(sim: Sim, vmid: int, user_data: str | dict[str, Any], *, name: str = "
     if f"{sim.node}/{vmid}" not in sim.state()["vms"]:
         _ok(sim.run(
             "qm", "create", vmid, "--name", name, "--net0", "virtio,bridge=vmbr0",
-            "--ide2", "local-lvm:cloudinit", "--cicustom", f"user=local:snippets/user-{vmid}.yaml",
+            "--ide2", f"{sim.vm_storage}:cloudinit", "--cicustom", f"user=local:snippets/user-{vmid}.yaml",
         ))  # fmt: skip
     started = time.monotonic()
     _ok(sim.run("qm", "start", vmid))

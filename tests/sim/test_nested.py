@@ -58,7 +58,10 @@ def test_installing_proxmox_ve_makes_the_vm_a_host(pve1: Sim) -> None:
     state = pve1.state()
     vm = pve1.vm(100)
     assert state["nodes"]["pve1"] == {"address": vm["address"], "vmid": 100, "parent": "sim"}
-    assert state["storage"]["pve1"] == {"local": {}, "local-lvm": {}}
+    # PVE installed on Debian: no storage.cfg, so pve-storage's built-in `local` only
+    assert state["storage"]["pve1"] == {"local": {}}
+    content = pve1.at("pve1").pvesh("get", "/storage/local")["content"]
+    assert content == "backup,images,iso,rootdir,snippets,vztmpl"
     tree = pve1.root.vm_dir("sim", 100)
     link = pve1.root.host_dir("pve1")
     assert os.readlink(link) == "../vms/sim/100"
@@ -222,6 +225,7 @@ def test_nesting_to_depth_two_and_destroying_the_top(tmp_path: Path) -> None:
     pve2 = sim.at("pve2")
     add_bridge(pve2)
     boot_vm(pve2, 300, "leaf")
+    pve2.enable_content("local", "import")
     pve2.download_debian()
     _ok(pve2.run("pveum", "user", "token", "add", "root@pam", "deep"))
     state = sim.state()
@@ -261,6 +265,7 @@ def test_init_root_rewrites_the_nested_hosts_launchers(tmp_path: Path) -> None:
 
 def test_a_download_on_a_nested_host_uses_the_nested_storage(pve1: Sim) -> None:
     nested = pve1.at("pve1")
+    nested.enable_content("local", "import")  # not in pve-storage's built-in `local`
     nested.download_debian()
     volumes = nested.pvesh("get", "/nodes/pve1/storage/local/content", "--content", "import")
     assert [v["volid"] for v in volumes] == ["local:import/debian-12.qcow2"]

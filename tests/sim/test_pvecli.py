@@ -62,11 +62,14 @@ def test_init_root_is_idempotent_and_writes_executable_launchers(tmp_path: Path)
     for sub in (
         "root/.ssh",
         "etc/ssh",
-        "var/lib/vz/snippets",
         "var/lib/vz/import",
         "var/lib/vz/template/iso",
+        "var/lib/vz/template/cache",
+        "var/lib/vz/dump",
     ):
         assert (root.host_dir("sim") / sub).is_dir()
+    # PVE 9's installer leaves `local` without snippets: no directory for them
+    assert not (root.host_dir("sim") / "var/lib/vz/snippets").exists()
     launcher = root.host_dir("sim") / "bin" / "pvesh"
     assert stat.S_IMODE(launcher.stat().st_mode) == 0o755
     text = launcher.read_text()
@@ -83,7 +86,7 @@ def test_nested_host_node_is_its_vm(tmp_path: Path) -> None:
     state = sim.state()
     assert state["nodes"]["pve-nested"] == {"address": address, "vmid": 200, "parent": "sim"}
     assert state["nodes"]["sim"]["parent"] is None
-    assert state["storage"]["pve-nested"] == {"local": {}, "local-lvm": {}}
+    assert state["storage"]["pve-nested"] == {"local": {}}
     link = sim.root.host_dir("pve-nested")
     assert os.readlink(link) == "../vms/sim/200"  # relative: the root may move
     assert link.resolve() == sim.root.vm_dir("sim", 200).resolve()
