@@ -20,18 +20,10 @@ from .test_apply import counts
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "homestak-rehearsal"
 
-NEEDS_SIMULATED_SITE = pytest.mark.xfail(
-    strict=False,
-    reason="needs the simulator to model a host from its node file (a zfspool storage "
-    "named local-zfs for `datastore: local-zfs`) and to download unpinned images "
-    "(issue 19 item 5, simulator side), which merge separately",
-)
 
-
-@NEEDS_SIMULATED_SITE
-@pytest.mark.parametrize(("name", "top_level_vms"), [("flat-12", 12), ("n3-deep", 1)])
+@pytest.mark.parametrize(("name", "vms"), [("flat-12", 12), ("n3-deep", 3)])  # every level's
 def test_apply_reapply_destroy_a_homestak_site_config_with_simulate(
-    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, top_level_vms: int
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, vms: int
 ) -> None:
     site = tmp_path / "site-config"
     shutil.copytree(FIXTURE, site)
@@ -41,7 +33,7 @@ def test_apply_reapply_destroy_a_homestak_site_config_with_simulate(
     code, out, err = run_cli(["apply", *base])
     assert code == 0, out + err
     assert "Rehearsal (--simulate)" in out
-    assert len(lab.vms(name)) == top_level_vms
+    assert len(lab.vms(name)) == vms  # nested levels share the simulator's state
 
     code, out, err = run_cli(["apply", *base])
     assert code == 0, out + err
