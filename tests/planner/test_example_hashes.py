@@ -19,13 +19,13 @@ from ..cli_runner import run_cli
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
 
 PINNED = {
-    "lab": "2e82cdc1b43bc3c59d5416606a72d15a",
+    "lab": "9a7e5e4d51c5bd61a5354aed5554c25d",
     "n1-pull": "a17d250b14df9cc6ae432271ea887740",
     "n1-push": "b59ea08e3a6ac70f57397f640f9bcac2",
-    "n2-mixed": "d1cb055cd99e34599ce47cb68eda26e6",
-    "n2-pull": "23eb7f72fc2db137aca52b79a1666148",
-    "n2-tiered": "8cfe1dddd8d423be5be6d8ec6b662127",
-    "n3-deep": "530eb6da5d92c7395d8509305e3507a2",
+    "n2-mixed": "3d966c957582c1121f29bea0d4f35e2d",
+    "n2-pull": "eb6b4966daf5d1e6fb5569dd7ce1332b",
+    "n2-tiered": "d82c511fa82479438aba9279e488dd34",
+    "n3-deep": "9c60960a73a2f1a285b515aea2a683c9",
     "workers-20": "0f8b0d032799a66966afe23fa67ac63b",
 }
 
