@@ -4,8 +4,10 @@ It speaks the frames of `executor.remote` on stdin/stdout, so nothing else may w
 stdout: the real stdout is kept for frames and fd 1 is pointed at stderr before anything
 runs. Its world is root's home on that host (`pveplan.executor.serve_stdio`): the store in
 `.pveplan/store`, the site config the driver copied into `.pveplan/site-config` (scoped
-secrets, site.yaml, and the node file saying how to reach PVE on this host: over SSH to
-itself, with its own pinned host key), and the key the driver installed for the next hop.
+secrets, site.yaml, and the node file saying how to reach PVE on this host: its HTTPS API
+with the host's own least-privilege token and pinned certificate, and SSH to itself, with
+its own pinned host key, for snippet files), and the key the driver installed for the next
+hop.
 `--home` points elsewhere (tests run executors in their own directories).
 """
 
@@ -46,8 +48,9 @@ def _serve(home: Path, frames_fd: int) -> int:
 
 
 def _host_access(site_root: Path, host: str) -> tuple[HostInfo, Callable[[str], str]]:
-    """How this host's executor reaches `host` (its node file, over SSH to itself with its
-    own pinned host key) and reveals the secrets the driver scoped into its site config."""
+    """How this host's executor reaches `host` (its node file: its API with its token, and
+    SSH to itself with its own pinned host key) and reveals the secrets the driver scoped
+    into its site config."""
     from pveplan.planner import SecretRef, load_site_config
 
     from ._session import host_api, pinned_host_info

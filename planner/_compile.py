@@ -70,8 +70,8 @@ KIND_VERSIONS = {
     "ssh.install_next_hop_key": 1,
     "pve.install": 1,
     "pve.bridge": 1,
-    "pveplan.node_file": 1,
-    "pve.api_token": 1,
+    "pveplan.node_file": 2,  # 2: pins the host's certificate (api_fingerprint)
+    "pve.api_token": 2,  # 2: pveplan@pve's least-privilege token, put in secrets.yaml
     "ssh.authorize_own_key": 1,
     "subplan.delegate": 1,
 }
@@ -85,7 +85,9 @@ PVE_LIFECYCLE: tuple[tuple[str, str, StepArgs], ...] = (
     ("pve_install", "pve.install", NoArgs()),
     ("bridge", "pve.bridge", BridgeArgs(bridge="vmbr0", interface="eth0")),
     ("node_file", "pveplan.node_file", NoArgs()),
-    ("api_token", "pve.api_token", ApiTokenArgs(user="root@pam", token="pveplan", privsep=0)),
+    # A privilege-separated token with exactly pveplan's role (not root's): the nested
+    # executor reaches PVE on its host with it, over HTTPS.
+    ("api_token", "pve.api_token", ApiTokenArgs(user="pveplan@pve", token="pveplan", privsep=1)),
     ("own_key", "ssh.authorize_own_key", NoArgs()),
 )
 

@@ -3,8 +3,11 @@
 PVE keeps a node's certificate at `/etc/pve/local/pve-ssl.pem` (key `pve-ssl.key`), so the
 simulator keeps it at `hosts/NODE/etc/pve/local/` (for a nested host, its VM's tree): it
 outlives daemon restarts, so a fingerprint pinned once stays right, and goes with the host
-when a nested host is destroyed. Only the daemon makes certificates (one process, holding
-the daemon lock); anyone may read one and its fingerprint.
+when a nested host is destroyed. Certificates are made by the daemon (one process, holding
+the daemon lock) for a top-level host, and by installing PVE in a VM for a nested one (under
+the state lock, before the daemon can see that host), as pve-cluster makes one at install;
+anyone may read one and its fingerprint (pveplan reads a nested host's over SFTP, at
+`/etc/pve/local/pve-ssl.pem` of the VM, to pin it).
 """
 
 from __future__ import annotations

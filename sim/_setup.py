@@ -111,6 +111,13 @@ def add_host_node(
     state.setdefault("network", {})[node] = default_network(address, nested=vmid is not None)
     _make_host_tree(root, node)
     activate_all(root, state, node)
+    if vmid is not None:
+        # Installing PVE makes the node's certificate (pve-cluster's postinst), so it is in
+        # the VM's /etc/pve/local/ before the host's API first listens; made here, under
+        # the state lock, the daemon only ever finds it (it makes one for a host without).
+        from pveplan.sim._certs import ensure_certificate  # cryptography: only when needed
+
+        ensure_certificate(root.host_dir(node), node, address)
     return address
 
 

@@ -2,8 +2,10 @@
 
 homestak's order (homestak.md): bootstrap pveplan, copy the scoped secrets and site.yaml,
 authorise the driver's key, give the host its key for the next hop, install PVE, bridge
-vmbr0, write its node file, create its API token, authorise its own key. Then
-`subplan.delegate` runs the children there.
+vmbr0, write its node file (its API endpoint, with its certificate pinned), create its
+least-privilege API token (and put it in the host's own secrets.yaml), authorise its own
+key. Then `subplan.delegate` runs the children there; that executor reaches PVE on its
+host with the token over HTTPS, and SSH only for what needs root (snippet files).
 
 All of it happens as root over SSH (cloud-init gives a `pve` node's root the driver's
 keys). Files travel over SFTP with mode 0600, never through a command line; each step
@@ -25,7 +27,9 @@ from .._keys import generate_ed25519, public_line, same_key
 from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
 from ..channels import Channel, ChannelError, CommandResult, SshChannel
-from ..pve import PveDriver, PveError
+from ..pve import PveDriver, PveError, PveRequest, cert_fingerprint
+from ..pve._privileges import least_privilege_token
+from ..pve._requests import create_token
 from ..remote._layout import (
     AUTHORIZED_KEYS,
     NEXT_HOP_KEY,
@@ -38,6 +42,12 @@ INSTALL_TIMEOUT = 1200.0
 COMMAND_TIMEOUT = 120.0
 PVE_PACKAGES = ("proxmox-ve",)
 DEFAULT_NESTED_STORAGE = "local"  # planner._compile.NESTED_STORAGE
+PVE_CERT = "/etc/pve/local/pve-ssl.pem"
+"""The node's certificate, which its API (pveproxy) serves: pinned in its node file."""
+PROXY_CERT = "/etc/pve/local/pveproxy-ssl.pem"
+"""A certificate uploaded for pveproxy, which it serves instead when present."""
+API_PORT = 8006
+TOKEN_PATH = "/access/users/{userid}/token/{tokenid}"
 
 
 def node_name(ctx: StepContext) -> str:
@@ -136,7 +146,8 @@ class Bootstrap(StepKind):
 
 @register
 class SiteConfigCopy(StepKind):
-    """site.yaml and the secrets the subtree needs (never api_tokens), mode 0600."""
+    """site.yaml and the secrets the subtree needs, mode 0600: of `api_tokens`, only the
+    host's own (once its api_token step has made it; that step also adds it itself)."""
 
     name = "pveplan.site_config"
     tier = "short"
@@ -149,6 +160,9 @@ class SiteConfigCopy(StepKind):
             if use.name.startswith(excluded):
                 continue
             _put_dotted(secrets, use.name, ctx.services.reveal(use.name))
+        own = own_token(ctx)
+        if own is not None:  # this host's own token (made by its api_token step), only
+            _put_dotted(secrets, f"api_tokens.{node_name(ctx)}", own)
         site_root = ctx.services.site_root
         site_file = site_root / "site.yaml" if site_root is not None else None
         site = site_file.read_bytes() if site_file is not None and site_file.is_file() else b""
@@ -163,6 +177,16 @@ class SiteConfigCopy(StepKind):
         if changed:
             ctx.log(f"wrote {', '.join(changed)} (mode 0600)")
         return {"secrets": len(step.secrets)}
+
+
+def own_token(ctx: StepContext) -> str | None:
+    """The host's own API token as secrets.yaml holds one (`USER@REALM!TOKENID=VALUE`),
+    from the driver's store, where its api_token step keeps it; None before it ran (or a
+    value an older pveplan kept, without its token id: that token is not the one used)."""
+    secret = ctx.secret_name("apitoken", f"node.{node_name(ctx)}.api_token")
+    stored = ctx.services.store.get_secret(secret)
+    text = stored.decode() if stored is not None else ""
+    return text if "!" in text.partition("=")[0] and "=" in text else None
 
 
 def _put_dotted(tree: dict[str, Any], name: str, value: str) -> None:
@@ -282,7 +306,14 @@ class PveBridge(StepKind):
 
 @register
 class NodeFile(StepKind):
-    """nodes/NAME.yaml on the host: how its own executor reaches it (itself, over SSH)."""
+    """nodes/NAME.yaml on the host: how its own executor reaches it, itself: PVE's API
+    with the host's token (api_tokens.NAME, which the api_token step puts in its
+    secrets.yaml), the certificate pinned; SSH, with its own pinned host key, for what
+    needs root (snippet files).
+
+    The pin is the SHA-256 of /etc/pve/local/pve-ssl.pem, read over the root SSH channel
+    whose host key was pinned when the VM was made: no certificate is trusted on first use.
+    """
 
     name = "pveplan.node_file"
     tier = "quick"
@@ -291,10 +322,12 @@ class NodeFile(StepKind):
         channel = await root_channel(ctx, refs)
         name = node_name(ctx)
         port = ctx.services.hosts.vm_target(ctx.host, refs["ip"], REMOTE_USER, "", name).port
+        pin = await certificate_pin(channel, name)
         document = {
             "node": refs["pve_node"],
             "host": name,
-            "api_endpoint": f"https://{refs['ip']}:8006",
+            "api_endpoint": f"https://{refs['ip']}:{API_PORT}",
+            "api_fingerprint": pin,
             "api_token": name,
             "datastore": DEFAULT_NESTED_STORAGE,
             "ip": refs["ip"],
@@ -307,45 +340,119 @@ class NodeFile(StepKind):
             document, sort_keys=True
         )
         await converge_file(channel, f"{SITE_CONFIG}/nodes/{name}.yaml", text.encode())
-        return {"node_file": f"nodes/{name}.yaml"}
+        return {"node_file": f"nodes/{name}.yaml", "api_fingerprint": pin}
+
+
+async def certificate_pin(channel: Channel, name: str) -> str:
+    """The SHA-256 fingerprint (`AB:CD:...`) of the certificate PVE's API on the host
+    serves: an uploaded pveproxy-ssl.pem, else the node's own pve-ssl.pem."""
+    for path in (PROXY_CERT, PVE_CERT):
+        try:
+            pem = await channel.get_file(path)
+        except ChannelError as exc:
+            raise StepFailed(str(exc)) from None
+        if pem is None:
+            continue
+        try:
+            return pem_fingerprint(pem)
+        except ValueError:
+            raise StepFailed(f"{name}: {path} holds no PEM certificate") from None
+    raise StepFailed(f"{name} has no {PVE_CERT}: is PVE (pve-cluster) running there?")
+
+
+def pem_fingerprint(pem: bytes) -> str:
+    """The fingerprint of the first certificate of a PEM file (ValueError: none)."""
+    import ssl
+
+    text = pem.decode("ascii", errors="replace")
+    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+    start = text.find(begin)
+    stop = text.find(end, start)
+    if start < 0 or stop < 0:
+        raise ValueError("no certificate")
+    return cert_fingerprint(ssl.PEM_cert_to_DER_cert(text[start : stop + len(end)]))
+
+
+def token_requests(args: ApiTokenArgs) -> list[PveRequest]:
+    """What the api_token step asks PVE, in order: for a privilege-separated token, the
+    least-privilege role, its user, both ACLs and the token (`least_privilege_token`);
+    else only the token (it has its user's privileges)."""
+    if args.privsep:
+        return least_privilege_token(args.user, args.token)
+    return [create_token(args.user, args.token, privsep=False)]
+
+
+async def ensure_token(pve: PveDriver, args: ApiTokenArgs, known: str | None) -> str:
+    """Make `args`' token and what it needs on the host, adopting what exists (a re-run,
+    or one after a kill): the token as secrets.yaml holds it (`USER@REALM!TOKENID=VALUE`).
+
+    `known` is the value the driver's store has for it. A token that exists without one
+    cannot be recovered (PVE shows a value once): StepFailed says how to start over.
+    """
+    token_id = f"{args.user}!{args.token}"
+    made = known
+    for request in token_requests(args):
+        try:
+            answer = await pve.run(request)
+        except PveError as exc:
+            if "already exists" not in str(exc):
+                raise StepFailed(f"API token {token_id} on {pve.node}: {exc}") from None
+            if request.path == TOKEN_PATH and made is None:
+                raise StepFailed(
+                    f"{pve.node} already has API token {token_id}, but its value is not "
+                    f"in this store (a lost store?): remove it on the host (`pveum user token "
+                    f"remove {args.user} {args.token}`) and apply again"
+                ) from None
+            continue  # the role, the user or the token is there already: adopted
+        if request.path == TOKEN_PATH:
+            try:
+                made = f"{answer.get('full-tokenid') or token_id}={answer['value']}"
+            except (AttributeError, KeyError, TypeError):
+                raise StepFailed(f"PVE on {pve.node} returned no token value") from None
+    assert made is not None
+    return made
 
 
 @register
 class ApiToken(StepKind):
-    """root@pam's API token on the host, its value kept as a secret in the driver's store."""
+    """The host's API token, with exactly the privileges pveplan needs (`ROLE`), for its
+    own executor: the value is kept as a secret in the driver's store and written into the
+    host's secrets.yaml as api_tokens.NAME (what its node file names)."""
 
     name = "pve.api_token"
     tier = "short"
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         args = ctx.args_as(ApiTokenArgs)
-        user, token = args.user, args.token
-        token_id = f"{user}!{token}"
+        token_id = f"{args.user}!{args.token}"
+        name = node_name(ctx)
+        store = ctx.services.store
         secret = ctx.secret_name("apitoken")
-        if ctx.services.store.get_secret(secret) is not None:
-            return {"token_id": token_id}
-        pve = PveDriver(await root_channel(ctx, refs), node_name(ctx))
+        stored = own_token(ctx)
+        known = stored if stored is not None and stored.startswith(f"{token_id}=") else None
+        channel = await root_channel(ctx, refs)
+        token = await ensure_token(PveDriver(channel, name), args, known)
+        if token != known:
+            store.put_secret(secret, token.encode())  # before anything else can fail
+        path = f"{SITE_CONFIG}/secrets.yaml"
         try:
-            created = await pve.create_token(user, token, privsep=bool(args.privsep))
-        except PveError as exc:
-            if "already exists" in str(exc):
-                raise StepFailed(
-                    f"{node_name(ctx)} already has API token {token_id}, but its value is not "
-                    f"in this store (a lost store?): remove it on the host (`pveum user token "
-                    f"remove {user} {token}`) and apply again"
-                ) from None
-            raise StepFailed(f"API token {token_id} on {node_name(ctx)}: {exc}") from None
-        try:
-            value = str(created["value"])
-        except (KeyError, TypeError):
-            raise StepFailed(f"PVE on {node_name(ctx)} returned no token value") from None
-        ctx.services.store.put_secret(secret, value.encode())
-        return {"token_id": str(created.get("full-tokenid") or token_id)}
+            current = yaml.safe_load(await channel.get_file(sftp_path(path)) or b"") or {}
+        except ChannelError as exc:
+            raise StepFailed(str(exc)) from None
+        except yaml.YAMLError:  # its text holds secrets: not quoted
+            current = None
+        if not isinstance(current, dict):
+            raise StepFailed(f"{name}: its {path} is not a YAML mapping")
+        _put_dotted(current, f"api_tokens.{name}", token)
+        if await converge_file(channel, path, yaml.safe_dump(current, sort_keys=True).encode()):
+            ctx.log(f"api_tokens.{name} ({token_id}) written to secrets.yaml (mode 0600)")
+        return {"token_id": token.partition("=")[0]}
 
 
 @register
 class AuthorizeOwnKey(StepKind):
-    """root trusts the host's own key: its executor reaches PVE on itself over SSH."""
+    """root trusts the host's own key: its executor reaches itself over SSH (snippet
+    files) and the hosts nested in it."""
 
     name = "ssh.authorize_own_key"
     tier = "quick"

@@ -214,10 +214,17 @@ def test_secrets_shipped_down_never_reach_a_command_line_or_a_log(lab: Lab) -> N
     assert code == 0, out + err
     shipped = lab.sim.vm_dir("sim", 95010) / "root" / ".pveplan" / "site-config"
     copied = yaml.safe_load((shipped / "secrets.yaml").read_text())
-    assert "api_tokens" not in copied and copied.get("ssh_keys")
+    # of the site's API tokens none goes down: only the host's own, made for it
+    own = copied["api_tokens"]
+    assert list(own) == ["pve1"] and own["pve1"].startswith("pveplan@pve!pveplan="), own.keys()
+    assert copied.get("ssh_keys")
     assert oct((shipped / "secrets.yaml").stat().st_mode & 0o777) == "0o600"
     next_hop = (lab.sim.vm_dir("sim", 95010) / "root" / ".ssh" / "id_ed25519").read_text()
-    secrets = [*_secret_values(lab), *[x for x in next_hop.splitlines() if len(x) > 20][1:-1]]
+    secrets = [
+        *_secret_values(lab),
+        *[x for x in next_hop.splitlines() if len(x) > 20][1:-1],
+        own["pve1"].partition("=")[2],
+    ]
     commands = lab.sim.processes.read_text()
     with open_store(lab.store) as store:
         run = store.runs(f"{name}@sim", limit=1)[0]
@@ -226,6 +233,56 @@ def test_secrets_shipped_down_never_reach_a_command_line_or_a_log(lab: Lab) -> N
         assert value not in commands
         assert value not in logged
         assert value not in out + err
+    code, out, err = run_cli(lab.args("destroy", "-M", name, "-H", "sim", "--yes"))
+    assert code == 0, out + err
+
+
+def _api_calls(lab: Lab, since: int) -> list[dict]:
+    lines = lab.sim.calls.read_text().splitlines()[since:]
+    return [c for c in map(json.loads, lines) if c["tool"] == "api"]
+
+
+def test_a_nested_level_is_reached_with_its_own_least_privilege_token_over_https(
+    lab: Lab,
+) -> None:
+    """pve.api_token makes pveplan@pve's privilege-separated token with exactly the
+    PVEPlan role on the nested host; its executor then calls PVE there over HTTPS with it,
+    the certificate pinned in its node file from /etc/pve/local/pve-ssl.pem."""
+    from pveplan.executor.pve._privileges import ROLE
+    from pveplan.sim import api_endpoint
+    from tests.sim.test_https import connect, request
+
+    name = write_yaml(lab, "token2", deep("token2", 1, 91010))
+    since = len(lab.sim.calls.read_text().splitlines()) if lab.sim.calls.exists() else 0
+    code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    shipped = lab.sim.vm_dir("sim", 91010) / "root" / ".pveplan" / "site-config"
+    token = yaml.safe_load((shipped / "secrets.yaml").read_text())["api_tokens"]["pve1"]
+    node_file = yaml.safe_load((shipped / "nodes" / "pve1.yaml").read_text())
+    endpoint = api_endpoint(lab.sim, "pve1")
+    assert node_file["api_fingerprint"] == endpoint.fingerprint
+    assert node_file["ssh_host_key"]  # snippet files still go over SSH
+
+    calls = [c for c in _api_calls(lab, since) if c["node"] == "pve1"]
+    assert {c["user"] for c in calls} == {"pveplan@pve!pveplan"}, calls[:3]
+    assert all(c["status"] == 200 for c in calls), [c for c in calls if c["status"] != 200]
+    made = [(c["method"], c["path"]) for c in calls]
+    assert ("POST", "/nodes/{node}/qemu") in made  # the leaf, created through the API
+    pvesh_on_pve1 = [
+        c
+        for c in map(json.loads, lab.sim.calls.read_text().splitlines()[since:])
+        if c["tool"] != "api" and c["node"] == "pve1"
+    ]
+    assert not [c for c in pvesh_on_pve1 if "qemu" in " ".join(c["argv"])], pvesh_on_pve1
+
+    conn = connect(endpoint)
+    try:
+        status, _, body = request(conn, "GET", "/access/permissions", token=token)
+    finally:
+        conn.close()
+    assert status == 200, body
+    assert body["data"]["/"] == dict.fromkeys(ROLE, 1)
+    assert all(set(privs) == set(ROLE) for privs in body["data"].values()), body["data"]
     code, out, err = run_cli(lab.args("destroy", "-M", name, "-H", "sim", "--yes"))
     assert code == 0, out + err
 

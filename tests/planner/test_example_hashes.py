@@ -19,13 +19,13 @@ from ..cli_runner import run_cli
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
 
 PINNED = {
-    "lab": "19d17a6e2aedfce8ba700f87ec4888fb",
+    "lab": "8868620254a57f2e951c8fafc7110c72",
     "n1-pull": "d3cfc7e35c7cf2a47cbc31947d915340",
     "n1-push": "2e182be71dd1b1a01974558ff7be9654",
-    "n2-mixed": "072970ff1a7f64a18090bd928732053e",
-    "n2-pull": "6d09d4ed55fcb246048f549c02080f43",
-    "n2-tiered": "b7a7d4209f94d9ecced9e42d8b1c7eb6",
-    "n3-deep": "448d9abeb797959a5a72114152be881f",
+    "n2-mixed": "0b4caa3c09ab58ef6fac85646142c24c",
+    "n2-pull": "45ddfe1e33cb78439a7116f7682cf338",
+    "n2-tiered": "b9b764d832893beb6a174641b413aadc",
+    "n3-deep": "fdaf54dd0639e21ae496c62793b02af6",
     "workers-20": "873e67b2ebe8dd1481cc904cf8dfbdb2",
 }
 
