@@ -37,6 +37,7 @@ from ..remote._layout import (
     SITE_CONFIG,
     sftp_path,
 )
+from ._storage import content_of
 
 INSTALL_TIMEOUT = 1200.0
 COMMAND_TIMEOUT = 120.0
@@ -276,7 +277,27 @@ class PveInstall(StepKind):
         names = [n.get("node") for n in nodes or [] if n.get("node")]
         if not names:
             raise StepFailed(f"PVE on {node_name(ctx)} lists no node")
+        await _ready_local_storage(ctx, pve)
         return {"pve_version": str(version.get("version", "")), "pve_node": names[0]}
+
+
+NESTED_CONTENT = ("images", "import", "snippets")
+"""What the levels below need on a nested host's `local`: VM disks, images, cloud-init
+snippets. PVE installed on Debian leaves `import` out."""
+
+
+async def _ready_local_storage(ctx: StepContext, pve: PveDriver) -> None:
+    """Enable NESTED_CONTENT on the new host's `local`, here, as root: the host's own
+    executor works with pveplan's least-privilege token, whose role may not change a
+    storage's configuration (Datastore.Allocate on /storage, docs/transports.md)."""
+    try:
+        status = await pve.storage_status("local")
+        have = content_of(status or {})
+        if status is not None and not set(NESTED_CONTENT) <= have:
+            ctx.log(f"enabling content {', '.join(NESTED_CONTENT)} on storage local")
+            await pve.set_storage_content("local", sorted(have | set(NESTED_CONTENT)))
+    except PveError as exc:
+        raise StepFailed(f"storage local on {node_name(ctx)}: {exc}") from None
 
 
 @register
