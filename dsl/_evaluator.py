@@ -407,7 +407,7 @@ class Evaluator:
         return text
 
     def check_string(self, text: str, span: A.Span) -> None:
-        check_length(self, text, span)
+        check_length(self, len(text), span)
 
     def _e_bool(self, expr: A.BoolLit, scope: Scope) -> bool:
         return expr.value

@@ -31,9 +31,10 @@ class Budget(Protocol):
     def checked_int(self, value: int, span: A.Span) -> int: ...
 
 
-def check_length(ev: Budget, text: str, span: A.Span) -> None:
-    """Refuse a string past MAX_STRING, at `span`."""
-    if len(text) > MAX_STRING:
+def check_length(ev: Budget, length: int, span: A.Span) -> None:
+    """Refuse a string of `length` past MAX_STRING, at `span` (asked before a
+    concatenation builds it)."""
+    if length > MAX_STRING:
         raise ev.error(span, f"string longer than {MAX_STRING:,} characters")
 
 
@@ -68,8 +69,7 @@ def _add(ev: Budget, span: A.Span, left: Any, right: Any, both_int: bool) -> Any
     if both_int:
         return ev.checked_int(left + right, span)
     if isinstance(left, str) and isinstance(right, str):
-        if len(left) + len(right) > MAX_STRING:
-            raise ev.error(span, f"string longer than {MAX_STRING:,} characters")
+        check_length(ev, len(left) + len(right), span)
         return left + right
     if isinstance(left, tuple) and isinstance(right, tuple):
         ev.charge(len(left) + len(right), span)
