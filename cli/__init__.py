@@ -29,6 +29,8 @@ class Console:
     cwd: Path
     style: Style = field(default_factory=lambda: Style(False))  # for `out`
     err_style: Style = field(default_factory=lambda: Style(False))  # for `err`
+    site_flag: str | None = None
+    """The command's --site-config, if any: where the store's site setting is read."""
 
     def print(self, text: str = "") -> None:
         self.out.write(text + "\n")

@@ -125,6 +125,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.command is None:
         build_parser().print_help(console.out)
         return 0
+    console.site_flag = getattr(args, "site_config", None)
     try:
         module, function = COMMANDS[args.command]
         run_command = getattr(importlib.import_module(module, __package__), function)

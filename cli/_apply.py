@@ -39,7 +39,7 @@ from ._plan import make_plan, rehearsal_note, workspace_destroy
 from ._select import SiteCache, simulating, site_root
 from ._serve import serve_for_run
 from ._session import driver_key, host_info, open_run_store, run_trio
-from ._state import applied_plan
+from ._state import applied_plan, lock_timeout
 
 if TYPE_CHECKING:
     from pveplan.executor import RunReport
@@ -245,7 +245,17 @@ def execute_run(
     display.begin(plan, getattr(args, "parallelism", None))
     running: dict[str, float] = {}
     started = time.time()
-    with open_run_store(console) as store, store.lock_workspace(prepared.workspace):
+    wait = lock_timeout(console, getattr(args, "lock_timeout", None))
+    with (
+        open_run_store(console) as store,
+        store.lock_workspace(prepared.workspace, plan=plan.hash, wait=wait) as lock,
+    ):
+        if lock.recovered_from is not None:
+            console.error(
+                f"note: the last run of {prepared.workspace} "
+                f"({lock.recovered_from.describe()}) ended without releasing its lock; "
+                "taking it over"
+            )
         if verb == "apply":
             _still_current(store, prepared)
         public = driver_key(console)[1]

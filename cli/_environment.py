@@ -40,7 +40,31 @@ ENVIRONMENT: dict[str, EnvVar] = {
         (*_SITE_USERS, "completion"),
     ),
     "PVEPLAN_STORE": EnvVar(
-        "the store directory (default: $XDG_STATE_HOME/pveplan, else ~/.local/state/pveplan)",
+        "the store: a directory, or a postgresql://USER@HOST/DB URL a team shares (default: "
+        "site.yaml's `store:`, else $XDG_STATE_HOME/pveplan, else ~/.local/state/pveplan)",
+        _STORE_USERS,
+    ),
+    "PVEPLAN_STORE_PASSWORD": EnvVar(
+        "the password of a PostgreSQL store (else secrets.yaml's store_password, else "
+        "libpq's PGPASSWORD or ~/.pgpass); never shown or logged",
+        _STORE_USERS,
+    ),
+    "PGSSLMODE": EnvVar(
+        "libpq's TLS mode; when set (or the store URL has sslmode=), pveplan does not add "
+        "its own default for a PostgreSQL server off this machine (sslmode=verify-full)",
+        _STORE_USERS,
+    ),
+    "PGSSLROOTCERT": EnvVar(
+        "libpq's CA file for a PostgreSQL store; when unset, verify-full uses the system's CAs",
+        _STORE_USERS,
+    ),
+    "PVEPLAN_CACHE_DIR": EnvVar(
+        "this machine's directory for bundles, the simulator and logs when the store is "
+        "PostgreSQL (default: $XDG_CACHE_HOME/pveplan, else ~/.cache/pveplan)",
+        _STORE_USERS,
+    ),
+    "XDG_CACHE_HOME": EnvVar(
+        "where the default cache directory lives ($XDG_CACHE_HOME/pveplan; absolute only)",
         _STORE_USERS,
     ),
     "XDG_STATE_HOME": EnvVar(
@@ -52,7 +76,8 @@ ENVIRONMENT: dict[str, EnvVar] = {
         (*_STORE_USERS, "executor"),
     ),
     "PVEPLAN_SIM_DIR": EnvVar(
-        "the simulator's directory (default: sim/ inside the store); `sim --sim-dir` wins",
+        "the simulator's directory (default: sim/ inside the store, or inside the cache "
+        "directory when the store is PostgreSQL); `sim --sim-dir` wins",
         ("apply", "create", "destroy", "test", "sim"),
     ),
     "PVEPLAN_DRIVER_KEY": EnvVar(

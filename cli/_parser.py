@@ -163,6 +163,23 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="probe the real state of cached steps; re-run what drifted",
     )
+    parser.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="wait up to SECONDS for another run's workspace lock "
+        "(default: site.yaml's store.lock_timeout, else 0: refuse at once, naming the holder)",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError("give 0 to 86400 seconds")
+    return value
 
 
 def add_yes_option(parser: argparse.ArgumentParser) -> None:

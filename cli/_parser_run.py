@@ -204,17 +204,20 @@ def _add_store(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     examples = (
         "pveplan store verify",
-        "pveplan store repair --yes",
         "pveplan store gc --keep-runs 5",
+        "pveplan store unlock n2-tiered@father --yes",
+        "pveplan store copy ~/.local/state/pveplan postgresql://pveplan@db.lab/pveplan",
     )
     store = add_command(
         commands,
         "store",
-        help="check, repair or clean the local store",
-        description="The local store ($PVEPLAN_STORE, else the XDG state directory): "
-        "`verify` re-hashes every object, checks every row's checksum and the database; "
-        "`repair` drops the rows whose checksums fail (never guessing what they held); "
-        "`gc` removes what no applied state, resource or recent run needs.",
+        help="check, repair, clean, unlock or copy the store",
+        description="The store ($PVEPLAN_STORE, else site.yaml's store.url, else the XDG "
+        "state directory): `verify` re-hashes every object, checks every row's checksum and "
+        "the database; `repair` drops the rows whose checksums fail (never guessing what "
+        "they held); `gc` removes what no applied state, resource or recent run needs; "
+        "`unlock` breaks a workspace lock whose holder is gone; `copy` moves a store's "
+        "records into an empty one (local to PostgreSQL, or back). See docs/store.md.",
         examples=examples,
     )
     store_verbs = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
@@ -239,6 +242,24 @@ def _add_store(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     gc.add_argument(
         "--keep-runs", type=int, default=10, metavar="N", help="keep the plans of the last N runs"
     )
+    unlock = add_action(
+        store_verbs,
+        "store",
+        "unlock",
+        help="break a workspace lock whose holder is gone (logged as a run)",
+        examples=examples,
+    )
+    unlock.add_argument("workspace", metavar="MANIFEST@HOST")
+    unlock.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    copy = add_action(
+        store_verbs,
+        "store",
+        "copy",
+        help="copy every record of SRC into the empty store DST, verifying each object",
+        examples=examples,
+    )
+    copy.add_argument("source", metavar="SRC", help="a store directory or postgresql:// URL")
+    copy.add_argument("destination", metavar="DST", help="a store directory or postgresql:// URL")
 
 
 def _add_sim(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -171,7 +171,7 @@ async def serve_for_run(
     cert, key = certificate(store, None, None)
     limits = server_limits(site)
     catalog = catalog_for_plan(plan, site)
-    log_file = store.path / "serve.log"
+    log_file = store.local_dir / "serve.log"
     with log_file.open("a") as log_stream:
         async with trio.open_nursery() as nursery:
             info = await _start(
@@ -197,7 +197,7 @@ def _running_server(store: Store, identities: list[str]) -> SpecServerRef | None
     from pveplan.executor import SpecServerRef, published_specs
 
     try:
-        record = json.loads((store.path / SERVER_FILE).read_text())
+        record = json.loads((store.local_dir / SERVER_FILE).read_text())
         url, fingerprint, pid = record["url"], record["fingerprint"], int(record["pid"])
         os.kill(pid, 0)
     except (OSError, ValueError, KeyError, TypeError):
@@ -251,7 +251,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         async def main() -> None:
             from pveplan.executor import current_bundle
 
-            bundle = functools.cache(lambda: current_bundle(store.path / "bundles"))
+            bundle = functools.cache(lambda: current_bundle(store.local_dir / "bundles"))
             unused = [catalog]  # the start uses the catalog loaded above; reloads read anew
 
             def load_catalog() -> Any:
@@ -271,7 +271,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
                         limits=limits,
                         reload_on_sighup=True,
                     )
-                    record = store.path / SERVER_FILE
+                    record = store.local_dir / SERVER_FILE
                     record.write_text(
                         json.dumps(
                             {"url": info.url, "fingerprint": info.fingerprint, "pid": os.getpid()}

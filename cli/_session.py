@@ -86,7 +86,7 @@ def host_info(
     if config.sim:
         from pveplan.sim import SimHost, ensure_simulator
 
-        root = sim_root(console, store.path)
+        root = sim_root(console, store.local_dir)
         # The host its node file describes (its datastore and bridge are modelled), reached
         # as the node file says: `transport: api` rehearses PVE's HTTPS API with the site's
         # own token (registered with the simulator, which serves it with a certificate of

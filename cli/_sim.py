@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def run_sim(args: argparse.Namespace, console: Console) -> int:
     from pveplan.sim import SimRoot, daemon_info, read_config, read_state, stop_daemon, write_config
 
-    root = SimRoot(args.sim_dir or sim_root(console, store_location(console)))
+    root = SimRoot(args.sim_dir or sim_root(console, store_location(console).local_dir))
     if args.sim_command == "up":
         from pveplan.sim import ensure_simulator
 

@@ -7,20 +7,60 @@ content-addressed object and verified like any plan file.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pveplan.dsl import Diagnostic
 from pveplan.planner import Plan, PlanError, decode_applied_plan
 
 if TYPE_CHECKING:
+    from pveplan.planner import SiteConfig
+    from pveplan.store import StoreAddress
+
     from . import Console
 
 
-def store_location(console: Console) -> Path:
-    from pveplan.store import store_path
+def store_location(console: Console) -> StoreAddress:
+    """The store this command uses: $PVEPLAN_STORE, else the site config's `store.url`
+    (with secrets.yaml's `store.password`), else the local default directory."""
+    from pveplan.store import locate_store
 
-    return store_path(console.env)
+    if console.env.get("PVEPLAN_STORE"):
+        return locate_store(console.env)
+    url, password = _site_store(console)
+    return locate_store(console.env, url, password)
+
+
+def lock_timeout(console: Console, flag: float | None) -> float:
+    """`--lock-timeout`, else site.yaml's `store.lock_timeout`, else 0 (refuse at once)."""
+    if flag is not None:
+        return flag
+    site = _site(console)
+    return site.site.store.lock_timeout if site is not None else 0.0
+
+
+def _site(console: Console) -> SiteConfig | None:
+    """The site config this command would use, if one is found (never an error here)."""
+    from pveplan.planner import discover_site_config, load_site_config
+
+    try:
+        root = discover_site_config(console.site_flag, console.env, console.cwd)
+    except PlanError:
+        return None
+    return load_site_config(root)
+
+
+def _site_store(console: Console) -> tuple[str | None, str | None]:
+    site = _site(console)
+    if site is None or not site.site.store.url:
+        return None, None
+    ref = site.secrets.ref("store", "password")
+    return site.site.store.url, site.secrets.reveal(ref) if site.secrets.has(ref) else None
+
+
+def store_exists(where: StoreAddress) -> bool:
+    """Whether there may be records to read: a local store's database exists, or the
+    store is shared (opening it creates its tables if they are missing)."""
+    return where.shared or (where.local_dir / "store.sqlite").exists()
 
 
 def applied_plan(console: Console, workspace: str) -> Plan | None:
@@ -28,7 +68,7 @@ def applied_plan(console: Console, workspace: str) -> Plan | None:
     from pveplan.store import StoreError, open_store
 
     path = store_location(console)
-    if not (path / "store.sqlite").exists():
+    if not store_exists(path):
         return None
     try:
         with open_store(path) as store:
@@ -53,7 +93,7 @@ def applied_resources(console: Console, workspace: str) -> dict[str, dict[str, o
     from pveplan.store import StoreError, open_store
 
     path = store_location(console)
-    if not (path / "store.sqlite").exists():
+    if not store_exists(path):
         return {}
     try:
         with open_store(path) as store:

@@ -61,7 +61,7 @@ def run_session(
 
     @functools.cache
     def bundle() -> Bundle:
-        return current_bundle(store.path / "bundles")
+        return current_bundle(store.local_dir / "bundles")
 
     async def main() -> T:
         async with contextlib.AsyncExitStack() as stack:

@@ -1,20 +1,23 @@
-"""store: pveplan's local, embedded, crash-safe store.
+"""store: pveplan's crash-safe store, local (SQLite) or shared (PostgreSQL).
 
 Owns what outlives a single command: content-addressed objects (plan and subplan files),
 step results by run key (the cache that makes a re-run do nothing), each workspace's
 applied state and live resources, run records with their events, and the locks that keep
-two applies of one workspace apart. It is SQLite (WAL, synchronous=FULL) plus a directory
-of blobs named by their xxh3-128 hash; see docs/store.md for the layout and the
-crash-safety argument.
+two applies of one workspace apart. Locally it is SQLite (WAL, synchronous=FULL) plus a
+directory of blobs named by their xxh3-128 hash; a team shares one PostgreSQL database
+instead (`postgresql://` URLs), with the same contract. See docs/store.md for the layouts
+and the crash-safety argument.
 
-It never plans, hashes plans, runs steps or reads the environment (`store_path` takes the
-environment as an argument); it imports nothing else of pveplan's. Every failure the
+It never plans, hashes plans, runs steps or reads the environment (`store_path` and
+`locate_store` take the environment as an argument); it imports nothing else of pveplan's. Every failure the
 user's machine can cause is a `StoreError`, shaped like the other packages' errors so the
 CLI renders it the same way.
 """
 
 from __future__ import annotations
 
+from ._address import StoreAddress, cache_path, is_store_url, locate_store
+from ._copy import CopyReport, copy_store
 from ._errors import StoreDiagnostic, StoreError
 from ._layout import object_hash, store_path
 from ._locks import WorkspaceLock, WorkspaceLocked
@@ -39,6 +42,7 @@ __all__ = [
     "OBJECT_KEY",
     "SCHEMA_VERSION",
     "AppliedState",
+    "CopyReport",
     "DamagedRow",
     "GcReport",
     "LockHolder",
@@ -48,11 +52,16 @@ __all__ = [
     "RunRecord",
     "StepResult",
     "Store",
+    "StoreAddress",
     "StoreDiagnostic",
     "StoreError",
     "VerifyReport",
     "WorkspaceLock",
     "WorkspaceLocked",
+    "cache_path",
+    "copy_store",
+    "is_store_url",
+    "locate_store",
     "object_hash",
     "open_store",
     "store_path",

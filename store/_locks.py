@@ -1,10 +1,12 @@
 """Locks: one per workspace (one apply at a time), and one for the whole store (gc vs. writers).
 
-Both are `flock(2)` locks, which the kernel drops when the holding process dies, however it
+`WorkspaceLock` is what every backend's workspace lock does (refuse or wait, name the
+holder, report a dead holder's takeover); `_pglocks` has PostgreSQL's. A local store's are
+`flock(2)` locks, which the kernel drops when the holding process dies, however it
 dies: a SIGKILLed apply can never leave a workspace locked forever, and no pid liveness
 guessing (pid reuse, other hosts) is needed to decide whether a lock is stale.
 
-A workspace lock file carries its holder's JSON (pid, host, since, workspace) so a refused
+A workspace lock file carries its holder's JSON (pid, user, host, since, workspace, plan) so a refused
 run can say who holds it. A clean release empties the file before unlocking, so JSON found
 in a file we just locked was left by a holder that died: the takeover is reported through
 `recovered_from`, and the CLI can tell the user the last run was interrupted. Lock files
@@ -16,9 +18,11 @@ The store lock is held shared by every open `Store` for its whole life and exclu
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import datetime
 import fcntl
+import getpass
 import os
 import socket
 import time
@@ -38,30 +42,52 @@ _HOLDER_READ_TRIES = 50
 class WorkspaceLocked(StoreError):
     """The workspace is locked by another run; `holder` says by whom."""
 
-    def __init__(self, holder: LockHolder, ours: bool) -> None:
+    def __init__(self, holder: LockHolder, ours: bool, hint: str = "") -> None:
         self.holder = holder
-        summary = (
-            f"workspace {holder.workspace} locked by pid {holder.pid} "
-            f"on host {holder.host} since {holder.since}"
-        )
+        summary = f"workspace {holder.workspace} locked by {holder.describe()}"
         if ours:
             detail = (
                 "this process already holds that lock (a second `lock_workspace` for the "
                 "same workspace); release the first one before taking it again"
             )
         else:
-            detail = (
-                f"wait for pid {holder.pid} to finish and retry; if that process is gone, "
-                "its lock is released automatically and the next run takes it over"
+            detail = hint or (
+                f"wait for pid {holder.pid} to finish and retry (or pass --lock-timeout "
+                "SECONDS to wait for it); if that process is gone, its lock is released "
+                "automatically and the next run takes it over"
             )
         super().__init__(summary, detail)
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _read_holder(fd: int, workspace: str) -> LockHolder | None:
+def me(workspace: str, plan: str) -> LockHolder:
+    """This process as a lock holder."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return LockHolder(
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        since=now_iso(),
+        workspace=workspace,
+        user=user,
+        plan=plan,
+    )
+
+
+def is_mine(holder: LockHolder) -> bool:
+    return holder.pid == os.getpid() and holder.host == socket.gethostname()
+
+
+def unknown_holder(workspace: str) -> LockHolder:
+    return LockHolder(pid=0, host="unknown", since="unknown", workspace=workspace)
+
+
+def read_lock_file(fd: int, workspace: str) -> LockHolder | None:
     """The JSON in a lock file; None when empty, a placeholder when unparsable."""
     raw = os.pread(fd, 4096, 0)
     if not raw.strip():
@@ -69,23 +95,73 @@ def _read_holder(fd: int, workspace: str) -> LockHolder | None:
     try:
         return msgspec.json.decode(raw, type=LockHolder)
     except msgspec.DecodeError:
-        return LockHolder(pid=0, host="unknown", since="unknown", workspace=workspace)
+        return unknown_holder(workspace)
 
 
-class WorkspaceLock:
-    """An exclusive, non-blocking lock on one workspace; use it as a context manager.
+class WorkspaceLock(abc.ABC):
+    """An exclusive lock on one workspace; use it as a context manager.
 
-    Refuses at once (`WorkspaceLocked`) rather than waiting: a user who started a second
-    apply wants to know, not to stare at a hung terminal. Not reentrant: taking the same
+    Refuses (`WorkspaceLocked`) when another run holds it: at once by default (a user who
+    started a second apply wants to know, not to stare at a hung terminal), or after
+    `wait` seconds of retrying (`--lock-timeout`). Not reentrant: taking the same
     workspace twice, even in one process, is refused the same way.
     """
 
-    def __init__(self, path: Path, workspace: str, root: Path) -> None:
-        self.path = path
+    RETRY_EVERY = 0.1
+
+    def __init__(self, workspace: str, *, plan: str = "", wait: float = 0.0) -> None:
         self.workspace = workspace
+        self.plan = plan
+        self.wait = wait
         self.holder: LockHolder | None = None
         self.recovered_from: LockHolder | None = None
         """The holder that died with the lock held, when this acquire took it over."""
+
+    @property
+    @abc.abstractmethod
+    def held(self) -> bool: ...
+
+    @abc.abstractmethod
+    def _try(self) -> bool:
+        """Take the lock now if it is free (setting holder, recovered_from); else False."""
+
+    @abc.abstractmethod
+    def _refusal(self) -> WorkspaceLocked: ...
+
+    @abc.abstractmethod
+    def release(self) -> None: ...
+
+    def acquire(self) -> Self:
+        if self.held:
+            raise RuntimeError(f"lock on workspace {self.workspace!r} is already held")
+        deadline = time.monotonic() + max(self.wait, 0.0)
+        while not self._try():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._refusal()
+            time.sleep(min(self.RETRY_EVERY, left))
+        return self
+
+    def __enter__(self) -> Self:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class FileWorkspaceLock(WorkspaceLock):
+    """A local store's workspace lock: an flock(2)ed file holding its holder's JSON."""
+
+    def __init__(
+        self, path: Path, workspace: str, root: Path, *, plan: str = "", wait: float = 0.0
+    ) -> None:
+        super().__init__(workspace, plan=plan, wait=wait)
+        self.path = path
         self._root = root
         self._fd: int | None = None
 
@@ -93,9 +169,7 @@ class WorkspaceLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self) -> Self:
-        if self._fd is not None:
-            raise RuntimeError(f"lock on workspace {self.workspace!r} is already held")
+    def _try(self) -> bool:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
@@ -104,35 +178,35 @@ class WorkspaceLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise self._refusal(fd) from None
-            stale = _read_holder(fd, self.workspace)
-            me = LockHolder(
-                pid=os.getpid(),
-                host=socket.gethostname(),
-                since=_now_iso(),
-                workspace=self.workspace,
-            )
+                os.close(fd)
+                return False
+            stale = read_lock_file(fd, self.workspace)
+            holder = me(self.workspace, self.plan)
             os.ftruncate(fd, 0)
-            os.pwrite(fd, msgspec.json.encode(me) + b"\n", 0)
+            os.pwrite(fd, msgspec.json.encode(holder) + b"\n", 0)
         except BaseException as exc:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
             if isinstance(exc, OSError):
                 raise from_exception(exc, f"lock workspace {self.workspace}", self._root) from None
             raise
-        self._fd, self.holder, self.recovered_from = fd, me, stale
-        return self
+        self._fd, self.holder, self.recovered_from = fd, holder, stale
+        return True
 
-    def _refusal(self, fd: int) -> WorkspaceLocked:
+    def _refusal(self) -> WorkspaceLocked:
         holder = None
-        for _ in range(_HOLDER_READ_TRIES):
-            holder = _read_holder(fd, self.workspace)
-            if holder is not None:
-                break
-            time.sleep(0.005)
-        if holder is None:
-            holder = LockHolder(pid=0, host="unknown", since="unknown", workspace=self.workspace)
-        ours = holder.pid == os.getpid() and holder.host == socket.gethostname()
-        return WorkspaceLocked(holder, ours)
+        with contextlib.suppress(OSError):
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                for _ in range(_HOLDER_READ_TRIES):
+                    holder = read_lock_file(fd, self.workspace)
+                    if holder is not None:
+                        break
+                    time.sleep(0.005)
+            finally:
+                os.close(fd)
+        holder = holder or unknown_holder(self.workspace)
+        return WorkspaceLocked(holder, is_mine(holder))
 
     def release(self) -> None:
         """Empty the file (a clean release leaves nothing to recover), then unlock."""
@@ -145,17 +219,6 @@ class WorkspaceLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
-
-    def __enter__(self) -> Self:
-        return self.acquire()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
 
 class StoreLock:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -40,12 +41,8 @@ def verify(conn: sqlite3.Connection, layout: Layout) -> VerifyReport:
     objects: dict[str, int] = {}
     try:
         problems.extend(_database_problems(conn, layout))
-        problems.extend(
-            f"{describe(table, values)}: row checksum mismatch (`pveplan store repair` drops it)"
-            for table, _, values in damaged_rows(conn)
-        )
         objects = dict(conn.execute("SELECT hash, size FROM objects"))
-        problems.extend(_dangling_outputs(conn, objects))
+        problems.extend(row_problems(conn, objects, "rowid"))
     except (sqlite3.DatabaseError, msgspec.DecodeError) as exc:
         problems.append(f"database {layout.database} is unreadable: {exc}")
 
@@ -103,14 +100,21 @@ def _database_problems(conn: sqlite3.Connection, layout: Layout) -> Iterator[str
         yield f"database {layout.database}: row {rowid} of {table} names a missing {parent} row"
 
 
-def _dangling_outputs(conn: sqlite3.Connection, objects: dict[str, int]) -> Iterator[str]:
+def row_problems(conn: Any, objects: Mapping[str, int], rowid: str) -> Iterator[str]:
+    """Rows whose checksums fail, and outputs naming objects the store lacks (any engine)."""
+    for table, _, values in damaged_rows(conn, rowid):
+        yield f"{describe(table, values)}: row checksum mismatch (`pveplan store repair` drops it)"
+    yield from dangling_outputs(conn, objects)
+
+
+def dangling_outputs(conn: Any, objects: Mapping[str, int]) -> Iterator[str]:
     """Results and resources whose "object" output names an object the store lacks."""
-    for what, ref in _output_objects(conn):
+    for what, ref in output_objects(conn):
         if ref not in objects:
             yield f"{what}: output object {ref} is not in the store"
 
 
-def _output_objects(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
+def output_objects(conn: Any) -> Iterator[tuple[str, str]]:
     rows = conn.execute(
         "SELECT 'result ' || run_key || ' (' || address || ')', outputs FROM results"
         " WHERE status = 'ok' UNION ALL"
@@ -127,7 +131,7 @@ def _is_object_file(path: Path) -> bool:
     return is_object_hash(path.name) and path.parent.name == path.name[:2]
 
 
-def roots(conn: sqlite3.Connection, keep_runs: int) -> set[str]:
+def roots(conn: Any, keep_runs: int) -> set[str]:
     """The objects gc must keep even if nothing refers to them (see the module doc)."""
     found = {
         obj
@@ -135,15 +139,15 @@ def roots(conn: sqlite3.Connection, keep_runs: int) -> set[str]:
             "SELECT plans.object FROM applied JOIN plans USING (plan_hash)"
             " UNION SELECT plans.object FROM plans WHERE plan_hash IN ("
             "  SELECT plan_hash FROM (SELECT plan_hash, row_number() OVER"
-            "   (PARTITION BY workspace ORDER BY id DESC) AS n FROM runs) WHERE n <= ?)",
+            "   (PARTITION BY workspace ORDER BY id DESC) AS n FROM runs) AS recent WHERE n <= ?)",
             (keep_runs,),
         )
     }
-    found.update(ref for _, ref in _output_objects(conn))
+    found.update(ref for _, ref in output_objects(conn))
     return found
 
 
-def reachable(conn: sqlite3.Connection, start: set[str]) -> set[str]:
+def reachable(conn: Any, start: set[str]) -> set[str]:
     """`start` and everything its recorded refs reach, transitively."""
     refs: dict[str, list[str]] = {}
     for obj, ref in conn.execute("SELECT object, ref FROM object_refs"):
@@ -159,6 +163,17 @@ def reachable(conn: sqlite3.Connection, start: set[str]) -> set[str]:
     return seen
 
 
+def drop_unreachable(conn: Any, keep_runs: int) -> tuple[dict[str, int], set[str], list[str]]:
+    """Delete the rows of unreachable objects (in the caller's transaction); every
+    object's size, the live set, and the dead hashes."""
+    sizes = dict(conn.execute("SELECT hash, size FROM objects"))
+    live = reachable(conn, roots(conn, keep_runs)) & sizes.keys()
+    dead = sorted(sizes.keys() - live)
+    conn.executemany("DELETE FROM plans WHERE object = ?", [(d,) for d in dead])
+    conn.executemany("DELETE FROM objects WHERE hash = ?", [(d,) for d in dead])
+    return sizes, live, dead
+
+
 def collect(
     conn: sqlite3.Connection,
     layout: Layout,
@@ -167,11 +182,7 @@ def collect(
 ) -> GcReport:
     """Delete unreachable objects (rows, then files), orphan files and tmp/ leftovers."""
     with transaction():
-        sizes = dict(conn.execute("SELECT hash, size FROM objects"))
-        live = reachable(conn, roots(conn, keep_runs)) & sizes.keys()
-        dead = sorted(sizes.keys() - live)
-        conn.executemany("DELETE FROM plans WHERE object = ?", [(d,) for d in dead])
-        conn.executemany("DELETE FROM objects WHERE hash = ?", [(d,) for d in dead])
+        sizes, live, dead = drop_unreachable(conn, keep_runs)
 
     freed = 0
     orphans = 0
@@ -219,8 +230,9 @@ def _unlink(path: Path) -> int:
 
 
 def repair(
-    conn: sqlite3.Connection,
+    conn: Any,
     transaction: Callable[[], contextlib.AbstractContextManager[object]],
+    rowid: str,
 ) -> tuple[str, ...]:
     """Drop every row whose checksum fails, in one transaction; what was dropped.
 
@@ -231,12 +243,12 @@ def repair(
     """
     dropped: list[str] = []
     with transaction():
-        for table, rowid, values in list(damaged_rows(conn)):
+        for table, rowid_value, values in list(damaged_rows(conn, rowid)):
             dropped.append(describe(table, values))
             if table in ("applied", "applied_steps"):
                 workspace = workspace_of(table, values)
                 conn.execute("DELETE FROM applied WHERE workspace = ?", (workspace,))
                 conn.execute("DELETE FROM applied_steps WHERE workspace = ?", (workspace,))
             else:
-                conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
+                conn.execute(f"DELETE FROM {table} WHERE {rowid} = ?", (rowid_value,))
     return tuple(dropped)

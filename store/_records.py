@@ -93,13 +93,22 @@ class RunRecord(Record, kw_only=True):
 
 
 class LockHolder(Record, kw_only=True):
-    """Who holds (or held) a workspace lock; the JSON written into the lock file."""
+    """Who holds (or held) a workspace lock: the JSON in a lock file, or a lock table row."""
 
     pid: int
     host: str
     since: str
     """Local time with offset, ISO 8601, to the second."""
     workspace: str
+    user: str = ""
+    plan: str = ""
+    """The hash of the plan being applied (empty when the holder gave none)."""
+
+    def describe(self) -> str:
+        """ "pid 123 (alice) on host ci-7 since ..., applying plan 4f2a..." for messages."""
+        who = f"pid {self.pid}" + (f" ({self.user})" if self.user else "")
+        text = f"{who} on host {self.host} since {self.since}"
+        return text + (f", applying plan {self.plan[:12]}" if self.plan else "")
 
 
 class VerifyReport(Record, kw_only=True):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import xxhash
@@ -82,7 +83,7 @@ class DamagedRow(StoreError):
     """A row whose checksum does not match: it is reported, never used."""
 
 
-def damaged(table: str, values: Sequence[object], root: Path) -> DamagedRow:
+def damaged(table: str, values: Sequence[object], root: str | Path) -> DamagedRow:
     return DamagedRow(
         f"the store at {root} is damaged: {describe(table, values)} does not match its "
         "checksum, so pveplan will not use it",
@@ -92,21 +93,24 @@ def damaged(table: str, values: Sequence[object], root: Path) -> DamagedRow:
     )
 
 
-def check(table: str, values: Sequence[object], stored: object, root: Path) -> None:
+def check(table: str, values: Sequence[object], stored: object, root: str | Path) -> None:
     """Raise `DamagedRow` unless `stored` is the checksum of `values`."""
     if stored != row_hash(table, *values):
         raise damaged(table, values, root)
 
 
-def select_sealed(table: str) -> str:
-    """`SELECT rowid, <covered columns>, row_hash FROM table` (names are constants)."""
-    return f"SELECT rowid, {', '.join(SEALED[table])}, row_hash FROM {table}"
+def select_sealed(table: str, rowid: str = "rowid") -> str:
+    """`SELECT <rowid>, <covered columns>, row_hash FROM table` (names are constants);
+    `rowid` is the engine's row identifier (SQLite's rowid, PostgreSQL's ctid)."""
+    return f"SELECT {rowid}, {', '.join(SEALED[table])}, row_hash FROM {table}"
 
 
-def damaged_rows(conn: sqlite3.Connection) -> Iterator[tuple[str, int, tuple[object, ...]]]:
+def damaged_rows(
+    conn: Any, rowid: str = "rowid"
+) -> Iterator[tuple[str, object, tuple[object, ...]]]:
     """Every row of every sealed table whose checksum fails: (table, rowid, values)."""
     for table in SEALED:
-        for rowid, *rest in conn.execute(select_sealed(table)):
+        for rowid_value, *rest in conn.execute(select_sealed(table, rowid)):
             values, stored = tuple(rest[:-1]), rest[-1]
             if stored != row_hash(table, *values):
-                yield table, rowid, values
+                yield table, rowid_value, values

@@ -9,12 +9,12 @@ Rows of the sealed tables are written with their checksum and checked when read
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
+from ._backend import Conn
 from ._records import (
     EVENT_KINDS,
     AppliedState,
@@ -45,7 +45,7 @@ def decode_outputs(raw: str) -> Outputs:
 # -- step results ------------------------------------------------------------------------
 
 
-def insert_result(conn: sqlite3.Connection, result: StepResult) -> None:
+def insert_result(conn: Conn, result: StepResult) -> None:
     if result.status not in ("ok", "failed"):
         raise ValueError(f"a step result's status is 'ok' or 'failed', not {result.status!r}")
     values = (
@@ -67,7 +67,7 @@ def insert_result(conn: sqlite3.Connection, result: StepResult) -> None:
     )
 
 
-def select_result(conn: sqlite3.Connection, run_key: str, root: Path) -> StepResult | None:
+def select_result(conn: Conn, run_key: str, root: str | Path) -> StepResult | None:
     """The latest successful result for `run_key`, else the latest failed one."""
     row = conn.execute(
         "SELECT run_key, step_hash, address, kind, status, outputs, error, run_id,"
@@ -96,7 +96,7 @@ def select_result(conn: sqlite3.Connection, run_key: str, root: Path) -> StepRes
 
 
 def replace_applied(
-    conn: sqlite3.Connection,
+    conn: Conn,
     workspace: str,
     plan_hash: str,
     steps: Mapping[str, str],
@@ -121,11 +121,11 @@ def replace_applied(
     )
 
 
-def delete_applied(conn: sqlite3.Connection, workspace: str) -> None:
+def delete_applied(conn: Conn, workspace: str) -> None:
     conn.execute("DELETE FROM applied WHERE workspace = ?", (workspace,))
 
 
-def select_applied(conn: sqlite3.Connection, workspace: str, root: Path) -> AppliedState | None:
+def select_applied(conn: Conn, workspace: str, root: str | Path) -> AppliedState | None:
     row = conn.execute(
         "SELECT plan_hash, updated, row_hash FROM applied WHERE workspace = ?", (workspace,)
     ).fetchone()
@@ -143,7 +143,7 @@ def select_applied(conn: sqlite3.Connection, workspace: str, root: Path) -> Appl
     return AppliedState(workspace=workspace, plan_hash=row[0], steps=steps, updated=row[1])
 
 
-def select_workspaces(conn: sqlite3.Connection) -> tuple[str, ...]:
+def select_workspaces(conn: Conn) -> tuple[str, ...]:
     rows = conn.execute(
         "SELECT workspace FROM applied UNION SELECT workspace FROM resources"
         " UNION SELECT workspace FROM runs ORDER BY 1"
@@ -154,9 +154,7 @@ def select_workspaces(conn: sqlite3.Connection) -> tuple[str, ...]:
 # -- plans and run-time secrets ----------------------------------------------------------
 
 
-def upsert_plan(
-    conn: sqlite3.Connection, plan_hash: str, object_hash: str, workspace: str, now: float
-) -> None:
+def upsert_plan(conn: Conn, plan_hash: str, object_hash: str, workspace: str, now: float) -> None:
     """Record where plan `plan_hash` is stored; re-recording keeps its first `created`."""
     row = conn.execute("SELECT created FROM plans WHERE plan_hash = ?", (plan_hash,)).fetchone()
     values = (plan_hash, object_hash, workspace, row[0] if row else now)
@@ -169,7 +167,7 @@ def upsert_plan(
     )
 
 
-def select_plan_object(conn: sqlite3.Connection, plan_hash: str, root: Path) -> str | None:
+def select_plan_object(conn: Conn, plan_hash: str, root: str | Path) -> str | None:
     row = conn.execute(
         "SELECT plan_hash, object, workspace, created, row_hash FROM plans WHERE plan_hash = ?",
         (plan_hash,),
@@ -180,7 +178,7 @@ def select_plan_object(conn: sqlite3.Connection, plan_hash: str, root: Path) -> 
     return str(row[1])
 
 
-def upsert_secret(conn: sqlite3.Connection, name: str, value: bytes, now: float) -> None:
+def upsert_secret(conn: Conn, name: str, value: bytes, now: float) -> None:
     conn.execute(
         "INSERT INTO secrets (name, value, updated, row_hash) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
@@ -189,7 +187,7 @@ def upsert_secret(conn: sqlite3.Connection, name: str, value: bytes, now: float)
     )
 
 
-def select_secret(conn: sqlite3.Connection, name: str, root: Path) -> bytes | None:
+def select_secret(conn: Conn, name: str, root: str | Path) -> bytes | None:
     row = conn.execute(
         "SELECT name, value, updated, row_hash FROM secrets WHERE name = ?", (name,)
     ).fetchone()
@@ -203,7 +201,7 @@ def select_secret(conn: sqlite3.Connection, name: str, root: Path) -> bytes | No
 
 
 def upsert_resource(
-    conn: sqlite3.Connection,
+    conn: Conn,
     workspace: str,
     address: str,
     kind: str,
@@ -220,11 +218,11 @@ def upsert_resource(
     )
 
 
-def delete_resource(conn: sqlite3.Connection, workspace: str, address: str) -> None:
+def delete_resource(conn: Conn, workspace: str, address: str) -> None:
     conn.execute("DELETE FROM resources WHERE workspace = ? AND address = ?", (workspace, address))
 
 
-def select_resources(conn: sqlite3.Connection, workspace: str, root: Path) -> tuple[Resource, ...]:
+def select_resources(conn: Conn, workspace: str, root: str | Path) -> tuple[Resource, ...]:
     rows = conn.execute(
         "SELECT address, kind, outputs, updated, row_hash FROM resources WHERE workspace = ?"
         " ORDER BY address",
@@ -248,23 +246,20 @@ def select_resources(conn: sqlite3.Connection, workspace: str, root: Path) -> tu
 # -- runs and events ---------------------------------------------------------------------
 
 
-def insert_run(
-    conn: sqlite3.Connection, workspace: str, plan_hash: str, verb: str, now: float
-) -> int:
-    cursor = conn.execute(
+def insert_run(conn: Conn, workspace: str, plan_hash: str, verb: str, now: float) -> int:
+    row = conn.execute(
         "INSERT INTO runs (workspace, plan_hash, verb, status, started)"
-        " VALUES (?, ?, ?, 'running', ?)",
+        " VALUES (?, ?, ?, 'running', ?) RETURNING id",
         (workspace, plan_hash, verb, now),
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    ).fetchone()
+    return int(row[0])
 
 
-def run_exists(conn: sqlite3.Connection, run_id: int) -> bool:
+def run_exists(conn: Conn, run_id: int) -> bool:
     return conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
 
 
-def insert_event(conn: sqlite3.Connection, run_id: int, event: RunEvent) -> None:
+def insert_event(conn: Conn, run_id: int, event: RunEvent) -> None:
     if event.kind not in EVENT_KINDS:
         raise ValueError(f"an event's kind is one of {', '.join(EVENT_KINDS)}, not {event.kind!r}")
     conn.execute(
@@ -282,16 +277,14 @@ def insert_event(conn: sqlite3.Connection, run_id: int, event: RunEvent) -> None
     )
 
 
-def update_run(conn: sqlite3.Connection, run_id: int, status: str, now: float) -> None:
+def update_run(conn: Conn, run_id: int, status: str, now: float) -> None:
     conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, now, run_id))
 
 
 _RUN_COLUMNS = "id, workspace, plan_hash, verb, status, started, finished"
 
 
-def select_runs(
-    conn: sqlite3.Connection, workspace: str | None, limit: int
-) -> tuple[RunRecord, ...]:
+def select_runs(conn: Conn, workspace: str | None, limit: int) -> tuple[RunRecord, ...]:
     if workspace is None:
         rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
     else:
@@ -305,7 +298,7 @@ def select_runs(
     )
 
 
-def select_events(conn: sqlite3.Connection, run_id: int) -> tuple[RunEvent, ...]:
+def select_events(conn: Conn, run_id: int) -> tuple[RunEvent, ...]:
     rows = conn.execute(
         "SELECT address, kind, message, at, duration, host FROM run_events"
         " WHERE run_id = ? ORDER BY id",

@@ -1,120 +1,99 @@
-"""`Store`: the one object through which pveplan reads and writes its local store.
+"""`Store`: the one object through which pveplan reads and writes its store.
 
-It owns an SQLite connection and the store-wide shared lock, both released by `close`
-(or leaving the `with` block). Every write is one `BEGIN IMMEDIATE` transaction, and a
-method returns only after its commit is durable, so whatever a caller saw succeed
-survives a SIGKILL or a power cut. Objects follow "blob to tmp, fsync, rename, then the
-row in one transaction; the row is the proof" (see `_blobs`).
+It holds a backend (`_local`: SQLite plus blob files; `_postgres`: a PostgreSQL database
+a team shares) and speaks the same contract over either: callers never learn which one
+they have. Every write is one transaction, and a method returns only after its commit is
+durable, so whatever a caller saw succeed survives a SIGKILL (and, locally, a power cut).
+Objects follow "bytes first, then the row in one transaction; the row is the proof".
 
 What it never does: plan, hash plans or run keys (the planner and executor do), or take
 workspace locks behind the caller's back; `set_applied` and friends trust the caller
 to hold `lock_workspace` for the workspace they change.
 
-A `Store` may be shared between threads: a mutex serialises its use of the connection.
-Other processes may open the same store at the same time (WAL lets them); only gc needs
-the store to itself.
+A `Store` may be shared between threads: the backend serialises use of its connection.
+Other processes may open the same store at the same time; only gc needs it to itself.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import msgspec
-
-from . import _maintenance, _state
-from ._blobs import ensure_dir, read_blob, write_blob
-from ._errors import StoreError, from_exception
-from ._layout import Layout, is_object_hash, object_hash
-from ._locks import StoreLock, WorkspaceLock
+from . import _state
+from ._address import StoreAddress, is_store_url, locate_store
+from ._backend import Backend, Conn
+from ._errors import StoreError
+from ._layout import is_object_hash, object_hash
+from ._locks import WorkspaceLock
 from ._records import (
     AppliedState,
     GcReport,
+    LockHolder,
     Resource,
     RunEvent,
     RunRecord,
     StepResult,
     VerifyReport,
 )
-from ._schema import connect, migrate
 
 
-def open_store(path: Path, *, wait: float = 30.0) -> Store:
-    """Open (creating on first use) the store at `path`; close it, or use it in `with`.
+def open_store(where: StoreAddress | Path | str, *, wait: float = 30.0) -> Store:
+    """Open (creating on first use) a store; close it, or use it in `with`.
 
-    Creates the directory tree (mode 0700) and the database, and migrates an older schema.
-    Waits up to `wait` seconds if a gc holds the store. Every failure the environment can
-    cause (unwritable directory, damaged database, newer schema) is a `StoreError`.
+    `where` is a directory (a local store), a `postgresql://` URL, or a `StoreAddress`
+    from `locate_store`. A local store's directory tree (mode 0700) and database are
+    created, and an older schema is migrated, in either engine. Waits up to `wait`
+    seconds if a gc holds the store. Every failure the environment can cause (an
+    unwritable directory, an unreachable server, a damaged database, a newer schema) is a
+    `StoreError`.
     """
-    root = Path(path)
-    layout = Layout(root)
-    if root.exists() and not root.is_dir():
-        raise StoreError(
-            f"store path {root} exists and is not a directory",
-            "set PVEPLAN_STORE to a directory (it is created if missing)",
-        )
-    try:
-        for directory in (root, layout.objects, layout.tmp, layout.locks):
-            ensure_dir(directory)
-    except OSError as exc:
-        raise from_exception(exc, "create the store", root) from exc
-    lock = StoreLock(layout.store_lock, root)
-    conn: sqlite3.Connection | None = None
-    try:
-        lock.shared(wait)
-        conn = connect(layout.database)
-        version = migrate(conn, root)
-        store_id = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
-    except BaseException as exc:
-        if conn is not None:
-            conn.close()
-        lock.close()
-        if isinstance(exc, sqlite3.ProgrammingError):
-            raise
-        if isinstance(exc, sqlite3.Error | OSError):
-            raise from_exception(exc, "open the store", root) from exc
-        raise
-    return Store(layout, conn, lock, version, store_id)
+    if isinstance(where, str) and is_store_url(where):
+        where = locate_store({"PVEPLAN_STORE": where})
+    if isinstance(where, StoreAddress) and where.url is not None:
+        from ._postgres import open_postgres
+
+        return Store(open_postgres(where, wait))
+    from ._local import open_local
+
+    root = where.path if isinstance(where, StoreAddress) else Path(where)
+    assert root is not None
+    return Store(open_local(root, wait))
 
 
 class Store:
     """An open store. Build it with `open_store`, never directly."""
 
-    def __init__(
-        self,
-        layout: Layout,
-        conn: sqlite3.Connection,
-        lock: StoreLock,
-        schema_version: int,
-        store_id: str,
-    ) -> None:
-        self._layout = layout
-        self._conn: sqlite3.Connection | None = conn
-        self._lock = lock
-        self._mutex = threading.RLock()
-        self.schema_version = schema_version
-        self.store_id = store_id
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.schema_version = backend.schema_version
+        self.store_id = backend.store_id
         """Random, fixed at creation: tells two stores apart (the remote `hello` frame)."""
 
     @property
-    def path(self) -> Path:
-        return self._layout.root
+    def location(self) -> str:
+        """How to name this store in a message: its directory, or its password-free URL."""
+        return self._backend.location
+
+    @property
+    def local_dir(self) -> Path:
+        """This machine's directory for what is local by nature: built bundles, the
+        simulator, server logs (the store itself, for a local store)."""
+        return self._backend.local_dir
+
+    @property
+    def shared(self) -> bool:
+        """Whether this is a PostgreSQL store (other machines may use it too)."""
+        return self._backend.shared
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the database and drop the shared store lock; idempotent."""
-        with self._mutex:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                conn.close()
-                self._lock.close()
+        """Close the connection and drop the shared store lock; idempotent."""
+        self._backend.close()
 
     def __enter__(self) -> Self:
         return self
@@ -127,43 +106,11 @@ class Store:
     ) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _guard(self, what: str) -> Iterator[sqlite3.Connection]:
-        """The connection, for one operation; environment failures become StoreError."""
-        with self._mutex:
-            if self._conn is None:
-                raise RuntimeError(f"store at {self.path} is closed")
-            try:
-                yield self._conn
-            except (sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.IntegrityError):
-                raise  # our bug (a closed store, a violated constraint): keep the traceback
-            except (sqlite3.Error, OSError, msgspec.DecodeError) as exc:
-                raise from_exception(exc, what, self.path) from exc
+    def _write(self, what: str) -> contextlib.AbstractContextManager[Conn]:
+        return _in_transaction(self._backend, what, write=True)
 
-    @contextlib.contextmanager
-    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        """One transaction; IMMEDIATE for writes, DEFERRED for a consistent read."""
-        conn = self._conn
-        assert conn is not None
-        conn.execute(f"BEGIN {mode}")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
-
-    @contextlib.contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        with self._guard(what), self._transaction() as conn:
-            yield conn
-
-    @contextlib.contextmanager
-    def _read(self, what: str) -> Iterator[sqlite3.Connection]:
-        with self._guard(what), self._transaction("DEFERRED") as conn:
-            yield conn
+    def _read(self, what: str) -> contextlib.AbstractContextManager[Conn]:
+        return _in_transaction(self._backend, what, write=False)
 
     # -- objects -----------------------------------------------------------------------
 
@@ -178,11 +125,11 @@ class Store:
         for ref in wanted:
             if not is_object_hash(ref):
                 raise ValueError(f"refs must be object hashes, not {ref!r}")
-        with self._guard(f"store object {digest}") as conn:
+        backend = self._backend
+        with backend.guard(f"store object {digest}") as conn:
             known = conn.execute("SELECT 1 FROM objects WHERE hash = ?", (digest,)).fetchone()
-            if known is None or not self._layout.object_path(digest).is_file():
-                write_blob(self._layout, digest, data)
-            with self._transaction():
+            backend.save_blob(conn, digest, data, known is not None)
+            with backend.transaction():
                 missing = [
                     ref
                     for ref in wanted
@@ -195,12 +142,11 @@ class Store:
                         f"object {digest} refers to {missing[0]}, which is not in the store",
                         "store the objects an object refers to first (subplans before plans)",
                     )
-                conn.execute(
-                    "INSERT OR IGNORE INTO objects (hash, size, created) VALUES (?, ?, ?)",
-                    (digest, len(data), time.time()),
-                )
+                if known is None:
+                    backend.insert_object(conn, digest, data, time.time())
                 conn.executemany(
-                    "INSERT OR IGNORE INTO object_refs (object, ref) VALUES (?, ?)",
+                    "INSERT INTO object_refs (object, ref) VALUES (?, ?)"
+                    " ON CONFLICT (object, ref) DO NOTHING",
                     [(digest, ref) for ref in wanted],
                 )
         return digest
@@ -212,19 +158,19 @@ class Store:
                 f"{digest!r} is not an object hash",
                 "object hashes are 32 lowercase hex digits (xxh3-128)",
             )
-        with self._guard(f"read object {digest}") as conn:
+        with self._backend.guard(f"read object {digest}") as conn:
             if conn.execute("SELECT 1 FROM objects WHERE hash = ?", (digest,)).fetchone() is None:
                 raise StoreError(
-                    f"object {digest} is not in the store at {self.path}",
+                    f"object {digest} is not in the store at {self.location}",
                     "it was never stored here, or gc removed it because nothing referred to it",
                 )
-            return read_blob(self._layout, digest)
+            return self._backend.load_blob(conn, digest)
 
     def has_object(self, digest: str) -> bool:
         """Whether the store holds `digest` (its row; `verify` checks the file)."""
         if not is_object_hash(digest):
             return False
-        with self._guard("look up an object") as conn:
+        with self._backend.guard("look up an object") as conn:
             row = conn.execute("SELECT 1 FROM objects WHERE hash = ?", (digest,)).fetchone()
             return row is not None
 
@@ -249,8 +195,8 @@ class Store:
 
     def plan_object(self, plan_hash: str) -> str | None:
         """The object holding plan `plan_hash`, if it was stored (and not collected)."""
-        with self._guard(f"look up plan {plan_hash}") as conn:
-            return _state.select_plan_object(conn, plan_hash, self.path)
+        with self._backend.guard(f"look up plan {plan_hash}") as conn:
+            return _state.select_plan_object(conn, plan_hash, self.location)
 
     # -- step results ------------------------------------------------------------------
 
@@ -261,8 +207,8 @@ class Store:
 
     def get_result(self, run_key: str) -> StepResult | None:
         """The latest successful result for `run_key`; else the latest failed; else None."""
-        with self._guard("read a step result") as conn:
-            return _state.select_result(conn, run_key, self.path)
+        with self._backend.guard("read a step result") as conn:
+            return _state.select_result(conn, run_key, self.location)
 
     # -- applied state -----------------------------------------------------------------
 
@@ -281,7 +227,7 @@ class Store:
 
     def applied(self, workspace: str) -> AppliedState | None:
         with self._read(f"read the applied state of {workspace}") as conn:
-            return _state.select_applied(conn, workspace, self.path)
+            return _state.select_applied(conn, workspace, self.location)
 
     def workspaces(self) -> tuple[str, ...]:
         """Every workspace with an applied state, a resource or a run, sorted."""
@@ -304,7 +250,7 @@ class Store:
 
     def resources(self, workspace: str) -> tuple[Resource, ...]:
         with self._read(f"read the resources of {workspace}") as conn:
-            return _state.select_resources(conn, workspace, self.path)
+            return _state.select_resources(conn, workspace, self.location)
 
     # -- runs --------------------------------------------------------------------------
 
@@ -316,21 +262,21 @@ class Store:
     def add_event(self, run_id: int, event: RunEvent) -> None:
         with self._write(f"record an event of run {run_id}") as conn:
             if not _state.run_exists(conn, run_id):
-                raise StoreError(f"run {run_id} is not in the store at {self.path}")
+                raise StoreError(f"run {run_id} is not in the store at {self.location}")
             _state.insert_event(conn, run_id, event)
 
     def add_events(self, run_id: int, events: Iterable[RunEvent]) -> None:
         """Record many events in one transaction (a run's cached steps come in thousands)."""
         with self._write(f"record the events of run {run_id}") as conn:
             if not _state.run_exists(conn, run_id):
-                raise StoreError(f"run {run_id} is not in the store at {self.path}")
+                raise StoreError(f"run {run_id} is not in the store at {self.location}")
             for event in events:
                 _state.insert_event(conn, run_id, event)
 
     def finish_run(self, run_id: int, status: str) -> None:
         with self._write(f"finish run {run_id}") as conn:
             if not _state.run_exists(conn, run_id):
-                raise StoreError(f"run {run_id} is not in the store at {self.path}")
+                raise StoreError(f"run {run_id} is not in the store at {self.location}")
             _state.update_run(conn, run_id, status, time.time())
 
     def runs(self, workspace: str | None = None, limit: int = 20) -> tuple[RunRecord, ...]:
@@ -351,8 +297,8 @@ class Store:
             _state.upsert_secret(conn, name, bytes(value), time.time())
 
     def get_secret(self, name: str) -> bytes | None:
-        with self._guard(f"read secret {name}") as conn:
-            return _state.select_secret(conn, name, self.path)
+        with self._backend.guard(f"read secret {name}") as conn:
+            return _state.select_secret(conn, name, self.location)
 
     def delete_secret(self, name: str) -> None:
         """Forget a secret; forgetting an unknown one is not an error."""
@@ -361,19 +307,31 @@ class Store:
 
     # -- locks and maintenance ---------------------------------------------------------
 
-    def lock_workspace(self, workspace: str) -> WorkspaceLock:
-        """A context manager holding the workspace's lock; see `WorkspaceLock`."""
-        return WorkspaceLock(self._layout.workspace_lock(workspace), workspace, self.path)
+    def lock_workspace(self, workspace: str, *, plan: str = "", wait: float = 0.0) -> WorkspaceLock:
+        """A context manager holding the workspace's lock; see `WorkspaceLock`.
+
+        `plan` (the hash being applied) is shown to anyone refused; `wait` is how many
+        seconds to keep retrying before refusing (0: refuse at once).
+        """
+        return self._backend.lock_workspace(workspace, plan, wait)
+
+    def break_lock(self, workspace: str) -> LockHolder | None:
+        """Release the workspace's lock when its holder is gone; who held it (None: no one).
+
+        A holder still alive on this machine is refused (`WorkspaceLocked`): stop it
+        instead. The caller records that the lock was broken (`pveplan store unlock`).
+        """
+        return self._backend.break_lock(workspace)
 
     def verify(self) -> VerifyReport:
         """Re-hash every object and check the database; reports, never repairs."""
-        with self._guard("verify the store") as conn:
-            return _maintenance.verify(conn, self._layout)
+        with self._backend.guard("verify the store") as conn:
+            return self._backend.verify(conn)
 
     def repair(self) -> tuple[str, ...]:
         """Drop the rows whose checksums fail (see `_maintenance.repair`); what was dropped."""
-        with self._guard("repair the store") as conn:
-            return _maintenance.repair(conn, self._transaction)
+        with self._backend.guard("repair the store") as conn:
+            return self._backend.repair(conn)
 
     def gc(self, keep_runs: int = 10) -> GcReport:
         """Delete what no root reaches (see `_maintenance`); needs the store to itself.
@@ -382,9 +340,11 @@ class Store:
         """
         if keep_runs < 0:
             raise ValueError("keep_runs must be >= 0")
-        with self._guard("collect garbage") as conn:
-            self._lock.exclusive()
-            try:
-                return _maintenance.collect(conn, self._layout, keep_runs, self._transaction)
-            finally:
-                self._lock.shared(wait=60.0)
+        with self._backend.guard("collect garbage") as conn:
+            return self._backend.gc(conn, keep_runs)
+
+
+@contextlib.contextmanager
+def _in_transaction(backend: Backend, what: str, *, write: bool) -> Iterator[Conn]:
+    with backend.guard(what), backend.transaction(write) as conn:
+        yield conn

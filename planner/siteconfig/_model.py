@@ -210,15 +210,27 @@ class SiteStorage(Frozen):
     enable_content: bool = True
 
 
+class SiteStore(Frozen):
+    """`store:` in site.yaml (pveplan extension): the store a team shares, set once for
+    everyone who uses this site config. `url` is a `postgresql://USER@HOST[:PORT]/DB`
+    URL without a password (secrets.yaml's `store.password`, or $PVEPLAN_STORE_PASSWORD,
+    gives it); `lock_timeout` is how long an apply waits for another one's workspace
+    lock before refusing (`--lock-timeout` wins). $PVEPLAN_STORE wins over both."""
+
+    url: str | None = None
+    lock_timeout: Annotated[float, Meta(ge=0, le=86400)] = 0.0
+
+
 class SiteFile(Frozen):
     """site.yaml: homestak's `defaults`, plus pveplan's `images`, `trusted_plan_keys`,
-    `spec_server` and `storage`."""
+    `spec_server`, `storage` and `store`."""
 
     defaults: SiteDefaults = SiteDefaults()
     images: dict[str, SiteImage] = msgspec.field(default_factory=dict)
     trusted_plan_keys: Names = ()
     spec_server: SiteSpecServer = SiteSpecServer()
     storage: SiteStorage = SiteStorage()
+    store: SiteStore = SiteStore()
 
 
 # ---- nodes/*.yaml and hosts/*.yaml ----------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import getpass
 import json
 import re
 import signal
@@ -54,7 +55,11 @@ def lock_file(root: Path) -> Path:
 
 
 def expected_summary(pid: int, since: str, workspace: str = WORKSPACE) -> str:
-    return f"workspace {workspace} locked by pid {pid} on host {socket.gethostname()} since {since}"
+    user = getpass.getuser()
+    return (
+        f"workspace {workspace} locked by pid {pid} ({user}) "
+        f"on host {socket.gethostname()} since {since}"
+    )
 
 
 def test_a_second_process_is_refused_with_the_holders_pid(root: Path) -> None:
