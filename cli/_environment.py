@@ -45,7 +45,7 @@ ENVIRONMENT: dict[str, EnvVar] = {
         _STORE_USERS,
     ),
     "PVEPLAN_STORE_PASSWORD": EnvVar(
-        "the password of a PostgreSQL store (else secrets.yaml's store_password, else "
+        "the password of a PostgreSQL store (else secrets.yaml's store.password, else "
         "libpq's PGPASSWORD or ~/.pgpass); never shown or logged",
         _STORE_USERS,
     ),

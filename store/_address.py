@@ -98,7 +98,7 @@ def locate_store(
             raise StoreError(
                 "the site config's `store:` URL contains a password",
                 "site.yaml is committed: remove the password from the URL and put it in "
-                f"secrets.yaml as store_password, or in ${PASSWORD_ENV}",
+                f"secrets.yaml (section store:, key password), or in ${PASSWORD_ENV}",
             )
     elif configured:
         return StoreAddress(path=Path(configured).expanduser())

@@ -121,7 +121,7 @@ def connect_error(exc: BaseException, location: str) -> StoreError:
     if "password" in lowered:
         hint = (
             "give the store's password in $PVEPLAN_STORE_PASSWORD (or PGPASSWORD, "
-            "~/.pgpass), or as store_password in the site's secrets.yaml"
+            "~/.pgpass), or in the site's secrets.yaml (section store:, key password)"
         )
     elif "does not exist" in lowered:
         hint = "create it first (createdb -O USER DBNAME), or fix the URL"
