@@ -15,15 +15,21 @@ it: they get a short idle limit and are told to exit with this process
 (docs/simulator.md, "How long the daemon lives"), and the session's end stops any still
 running. So an interrupted or killed run leaves no daemon behind: at worst one stops a
 second after pytest dies, or when pytest's tmp dirs are cleaned.
+
+PostgreSQL (tests/_postgres.py): `postgres_server` is a private server started once per
+session (per xdist worker) on first use and stopped at its end; `postgres_db` is a fresh
+database on it per test, dropped afterwards. Without server binaries they skip, unless
+PVEPLAN_REQUIRE_POSTGRES=1 (CI sets it), which makes them fail instead.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
-from tests import _tiers
+from tests import _postgres, _tiers
 
 os.environ.setdefault("PVEPLAN_SIM_IDLE_TIMEOUT", "120")
 os.environ["PVEPLAN_SIM_EXIT_WITH_PID"] = str(os.getpid())  # each xdist worker: its own
@@ -45,3 +51,33 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from pveplan.sim import stop_daemons_living_with
 
     stop_daemons_living_with(os.getpid())
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[_postgres.PostgresServer]:
+    """A private PostgreSQL server for the session (tests/_postgres.py); skips (or, with
+    PVEPLAN_REQUIRE_POSTGRES=1, fails) when no server binaries are installed."""
+    if _postgres.postgres_binaries() is None:
+        reason = (
+            "no PostgreSQL server binaries (initdb and postgres in $PVEPLAN_PG_BIN, on PATH "
+            "or in /usr/lib/postgresql/*/bin): install the postgresql package"
+        )
+        if os.environ.get("PVEPLAN_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PVEPLAN_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    server = _postgres.PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_db(postgres_server: _postgres.PostgresServer) -> Iterator[_postgres.PostgresDatabase]:
+    """A fresh database owned by `pveplan` on the session's server, dropped after the test."""
+    database = postgres_server.create_database()
+    try:
+        yield database
+    finally:
+        database.drop()
