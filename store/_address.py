@@ -134,10 +134,21 @@ def _on_this_machine(host: str) -> bool:
 
 
 def split_password(url: str) -> tuple[str, str | None]:
-    """(the URL without its password, the password or None); a malformed URL is refused."""
+    """(the URL without its password, the password or None); a malformed URL is refused.
+
+    The user information is everything between `://` and the last `@` before the query,
+    split at its first `:`, so a password that was not percent-encoded (one holding `/`
+    or `@`) is still taken out whole rather than left in what is shown.
+    """
+    scheme, _, rest = url.partition("://")
+    authority_end = len(rest.split("?", 1)[0])
+    at = rest.rfind("@", 0, authority_end)
+    userinfo, hostpart = (rest[:at], rest[at + 1 :]) if at >= 0 else ("", rest)
+    user, colon, secret = userinfo.partition(":")
+    clean = f"{scheme}://{user}@{hostpart}" if userinfo else url
     try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
+        parts = urllib.parse.urlsplit(clean)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError as exc:
         raise StoreError(
             f"the store URL is malformed: {exc}",
@@ -148,14 +159,4 @@ def split_password(url: str) -> tuple[str, str | None]:
             "the store URL names no database",
             "write it as postgresql://USER@HOST[:PORT]/DBNAME",
         )
-    if parts.password is None:
-        return url, None
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}@{host}" if user else host
-    if port is not None:
-        netloc += f":{port}"
-    clean = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return clean, urllib.parse.unquote(parts.password)
+    return clean, urllib.parse.unquote(secret) if colon else None

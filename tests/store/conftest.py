@@ -15,14 +15,41 @@ from pveplan.store import Store, open_store
 REPO = Path(__file__).resolve().parents[2]
 
 
+BACKENDS = ("local", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The store's contract runs on both backends: every test that takes `store` or
+    `where` (and not `root`, which means the local store's files) runs once per backend."""
+    uses_store = {"store", "where"} & set(metafunc.fixturenames)
+    if uses_store and "root" not in metafunc.fixturenames:
+        metafunc.parametrize("backend", BACKENDS)
+
+
+@pytest.fixture
+def backend() -> str:
+    """The local store, for tests about its files (`pytest_generate_tests` may override)."""
+    return "local"
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
 @pytest.fixture
-def store(root: Path) -> Iterator[Store]:
-    with open_store(root) as opened:
+def where(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where a store of `backend` is: a directory, or a fresh PostgreSQL database's URL
+    (with its password: children given it as an argument open the same store)."""
+    if backend == "local":
+        return str(tmp_path / "store")
+    database = request.getfixturevalue("postgres_db")
+    return database.dsn.replace("pveplan@", f"pveplan:{database.password}@", 1)
+
+
+@pytest.fixture
+def store(where: str) -> Iterator[Store]:
+    with open_store(where if where.startswith("postgresql://") else Path(where)) as opened:
         yield opened
 
 

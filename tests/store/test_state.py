@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -56,15 +55,15 @@ def test_the_latest_successful_result_wins(store: Store) -> None:
     assert got is not None and got.status == "ok" and got.outputs == {"ip": "b"}
 
 
-def test_results_are_durable_across_processes(root: Path) -> None:
+def test_results_are_durable_across_processes(where: str) -> None:
     code = (
-        "import sys\nfrom pathlib import Path\nfrom pveplan.store import StepResult, open_store\n"
-        "with open_store(Path(sys.argv[1])) as s:\n"
+        "import sys\nfrom pveplan.store import StepResult, open_store\n"
+        "with open_store(sys.argv[1]) as s:\n"
         "    s.record_result(StepResult(run_key='from-child', step_hash='h', address='a',"
         " kind='k', status='ok', outputs={'n': 1}, started=0.0, finished=1.0))\n"
     )
-    assert python(code, str(root)).wait(timeout=10) == 0
-    with open_store(root) as store:
+    assert python(code, where).wait(timeout=10) == 0
+    with open_store(where) as store:
         got = store.get_result("from-child")
         assert got is not None and got.outputs == {"n": 1}
 
@@ -103,9 +102,8 @@ def test_a_failed_replacement_leaves_the_old_state(store: Store) -> None:
 
 WRITER = r"""
 import sys
-from pathlib import Path
 from pveplan.store import open_store
-with open_store(Path(sys.argv[1])) as s:
+with open_store(sys.argv[1]) as s:
     print("ready", flush=True)
     n = 0
     while True:
@@ -116,11 +114,11 @@ with open_store(Path(sys.argv[1])) as s:
 """
 
 
-def test_readers_never_see_half_a_replacement(root: Path) -> None:
+def test_readers_never_see_half_a_replacement(where: str) -> None:
     """A real writer process alternates two applied sets; every read is one or the other."""
-    with open_store(root) as store:
+    with open_store(where) as store:
         store.set_applied("lab@a", "plan-A", {f"node.A{i}.create": "A" for i in range(40)})
-        writer = python(WRITER, str(root), stdout=subprocess.PIPE)
+        writer = python(WRITER, where, stdout=subprocess.PIPE)
         try:
             wait_for_line(writer, "ready")
             seen = set()
