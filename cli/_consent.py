@@ -47,12 +47,15 @@ def confirm(
         return True
     if not (sys.stdin.isatty() and console.out.isatty()):
         verb = getattr(args, "command", "apply")
-        raise PlanError.at(
-            None,
-            f"{verb} needs consent and there is no terminal to ask on",
-            "review the changes above, then run the same command with --yes (-y); "
-            "or save the plan (`pveplan plan ... -o FILE`), review it, and `pveplan apply FILE`",
-        )
+        hint = "review the changes above, then run the same command with --yes (-y)"
+        if verb == "store":  # repair, unlock: no plan to save
+            verb = f"store {args.store_command}"
+        else:
+            hint += (
+                "; or save the plan (`pveplan plan ... -o FILE`), review it, and "
+                "`pveplan apply FILE`"
+            )
+        raise PlanError.at(None, f"{verb} needs consent and there is no terminal to ask on", hint)
     if risks:
         console.print("These will be lost:")
         for line in risks:

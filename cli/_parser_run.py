@@ -260,6 +260,10 @@ def _add_store(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     copy.add_argument("source", metavar="SRC", help="a store directory or postgresql:// URL")
     copy.add_argument("destination", metavar="DST", help="a store directory or postgresql:// URL")
+    for action in store_verbs.choices.values():
+        action.add_argument(
+            "--site-config", metavar="DIR", help="the site config whose store.url names the store"
+        )
 
 
 def _add_sim(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
