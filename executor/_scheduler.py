@@ -2,7 +2,8 @@
 
 Each step is a task that waits for the steps it depends on, then either reuses a recorded
 result (its run key has a successful one in the store: "cached") or runs its kind's
-`apply` under a timeout and records the result durably *before* its dependents may start.
+`apply` under a timeout and records the result durably *before* its dependents may start
+(steps finishing together share one commit: `_recorder`).
 A killed run therefore loses nothing that finished, and the re-run picks up where it was.
 
 The run key of a step is hash(step hash, the values its refs resolved to, the outputs of
@@ -29,6 +30,7 @@ from pveplan.store import StepResult
 from ._context import Services, StepContext
 from ._kinds import StepKind, kind_for
 from ._model import Event, Outcome, Outputs, RunReport, StepFailed
+from ._recorder import GroupCommit
 
 Emit = Callable[[Event], None]
 
@@ -80,6 +82,7 @@ class _Run:
         self.stopping = False
         live = services.store.resources(services.workspace)
         self.live: dict[str, Outputs] = {r.address: dict(r.outputs) for r in live}
+        self.recorder = GroupCommit(services.store, services.workspace)
 
     # --- one step --------------------------------------------------------------------
 
@@ -215,14 +218,11 @@ class _Run:
             started=started,
             finished=finished,
         )
-        store = self.services.store
+        live = kind.resource and bool(outputs or not error)
         with trio.CancelScope(shield=True):  # what finished is recorded, even on Ctrl-C
-            await trio.to_thread.run_sync(store.record_result, result)
-            if kind.resource and (outputs or not error):
-                await trio.to_thread.run_sync(
-                    store.put_resource, self.services.workspace, step.address, step.kind, outputs
-                )
-                self.live[step.address] = outputs
+            await self.recorder.record(result, outputs if live else None)
+        if live:
+            self.live[step.address] = outputs
         if kind.resource:
             self.created.append((step, ctx.args, outputs))
         duration = finished - started

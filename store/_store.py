@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -204,6 +204,25 @@ class Store:
         """File a finished step's result under its run key, durably, in one transaction."""
         with self._write(f"record the result of {result.address}") as conn:
             _state.insert_result(conn, result)
+
+    def record_steps(
+        self,
+        workspace: str,
+        steps: Sequence[tuple[StepResult, Mapping[str, object] | None]],
+    ) -> None:
+        """File many finished steps in one transaction: each result, and for a step that
+        made (or changed) a live resource, that resource's outputs (None: no resource).
+        Every record lands, or none does."""
+        if not steps:
+            return
+        with self._write(f"record the results of {len(steps)} step(s)") as conn:
+            now = time.time()
+            for result, resource in steps:
+                _state.insert_result(conn, result)
+                if resource is not None:
+                    _state.upsert_resource(
+                        conn, workspace, result.address, result.kind, resource, now
+                    )
 
     def get_result(self, run_key: str) -> StepResult | None:
         """The latest successful result for `run_key`; else the latest failed; else None."""
