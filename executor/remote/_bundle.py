@@ -63,6 +63,10 @@ PACKAGES = (
 folders of their own in a checkout, mapped into the namespace by the installer)."""
 DISTRIBUTION = "pveplan"
 
+NOT_SHIPPED = frozenset({"psycopg", "psycopg-binary"})
+"""Distributions a remote executor never imports: it keeps its own local store, so the
+PostgreSQL client (with the libpq and OpenSSL it carries, megabytes) stays home."""
+
 REMOTE_ROOT = "/root/.pveplan/bundles"
 """Where bundles live on a host, as an SFTP path (absolute: the remote user is root)."""
 REMOTE_REL = ".pveplan/bundles"
@@ -147,7 +151,7 @@ def _runtime_distributions() -> list[importlib.metadata.Distribution]:
         if wanted is None:
             continue
         name, sub_extras, sure = wanted
-        if _canonical(name) in seen:
+        if _canonical(name) in seen or _canonical(name) in NOT_SHIPPED:
             continue
         try:
             dist = importlib.metadata.distribution(name)
