@@ -319,6 +319,11 @@ class PostgresServer:
             "dbname": "postgres",
         }
 
+    def superuser(self, dbname: str = "postgres") -> psycopg.Connection[Any]:
+        """A superuser connection to `dbname` (autocommit): what a database administrator
+        does in a test (make a role, revoke a privilege)."""
+        return psycopg.connect(**{**self._admin_params(), "dbname": dbname}, autocommit=True)
+
     def _admin_connection(self, **kwargs: Any) -> psycopg.Connection[Any]:
         """A superuser connection over the unix socket, autocommit (CREATE DATABASE needs it)."""
         return psycopg.connect(**self._admin_params(), autocommit=True, **kwargs)
