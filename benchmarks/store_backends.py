@@ -19,28 +19,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.apply_scale import SITE, manifest  # noqa: E402
-
-
-def pveplan(env: dict[str, str], *words: str) -> tuple[float, str]:
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "pveplan.cli", *words],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    took = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"pveplan {' '.join(words)} failed:\n{result.stdout}\n{result.stderr}")
-    return took, (result.stdout.strip().splitlines() or [""])[-1]
+from benchmarks.apply_scale import SITE, manifest, pveplan  # noqa: E402
 
 
 def best(env: dict[str, str], words: tuple[str, ...], repeat: int) -> tuple[float, str]:

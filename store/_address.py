@@ -14,14 +14,13 @@ the XDG cache directory. For a local store that directory is the store itself.
 from __future__ import annotations
 
 import ipaddress
-import os
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._errors import StoreError
-from ._layout import store_path
+from ._layout import store_path, xdg_dir
 
 SCHEMES = ("postgresql://", "postgres://")
 
@@ -66,13 +65,7 @@ def cache_path(env: Mapping[str, str]) -> Path:
     """`$PVEPLAN_CACHE_DIR`, else `$XDG_CACHE_HOME/pveplan` (absolute only), else
     `~/.cache/pveplan`: the local directory of a machine using a shared store."""
     explicit = env.get("PVEPLAN_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    cache = env.get("XDG_CACHE_HOME")
-    if cache and os.path.isabs(cache):
-        return Path(cache) / "pveplan"
-    home = env.get("HOME")
-    return (Path(home) if home else Path.home()) / ".cache" / "pveplan"
+    return Path(explicit) if explicit else xdg_dir(env, "XDG_CACHE_HOME", ".cache")
 
 
 def locate_store(

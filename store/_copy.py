@@ -24,27 +24,14 @@ if TYPE_CHECKING:
 
 TABLES: dict[str, tuple[str, ...]] = {
     "object_refs": ("object", "ref"),
-    "plans": ("plan_hash", "object", "workspace", "created", "row_hash"),
+    "plans": (*SEALED["plans"], "row_hash"),
     "runs": ("id", "workspace", "plan_hash", "verb", "status", "started", "finished"),
-    "results": (
-        "id",
-        "run_key",
-        "step_hash",
-        "address",
-        "kind",
-        "status",
-        "outputs",
-        "error",
-        "run_id",
-        "started",
-        "finished",
-        "row_hash",
-    ),
+    "results": ("id", *SEALED["results"], "row_hash"),
     "run_events": ("id", "run_id", "address", "kind", "message", "at", "duration", "host"),
-    "applied": ("workspace", "plan_hash", "updated", "row_hash"),
-    "applied_steps": ("workspace", "address", "step_hash", "row_hash"),
-    "resources": ("workspace", "address", "kind", "outputs", "updated", "row_hash"),
-    "secrets": ("name", "value", "updated", "row_hash"),
+    "applied": (*SEALED["applied"], "row_hash"),
+    "applied_steps": (*SEALED["applied_steps"], "row_hash"),
+    "resources": (*SEALED["resources"], "row_hash"),
+    "secrets": (*SEALED["secrets"], "row_hash"),
 }
 """Every table but `objects` and `meta` (the store's own identity), in an order that
 satisfies their references, with the columns that make a row what it is."""

@@ -35,12 +35,17 @@ def store_path(env: Mapping[str, str]) -> Path:
     explicit = env.get("PVEPLAN_STORE")
     if explicit:
         return Path(explicit)
-    state = env.get("XDG_STATE_HOME")
-    if state and os.path.isabs(state):
-        return Path(state) / "pveplan"
+    return xdg_dir(env, "XDG_STATE_HOME", ".local/state")
+
+
+def xdg_dir(env: Mapping[str, str], variable: str, fallback: str) -> Path:
+    """`$variable/pveplan` when it is absolute (the XDG spec ignores a relative one), else
+    `$HOME/<fallback>/pveplan`; only with no HOME in `env` is the system asked for it."""
+    base = env.get(variable)
+    if base and os.path.isabs(base):
+        return Path(base) / "pveplan"
     home = env.get("HOME")
-    base = Path(home) if home else Path.home()
-    return base / ".local" / "state" / "pveplan"
+    return (Path(home) if home else Path.home()) / fallback / "pveplan"
 
 
 def object_hash(data: bytes) -> str:

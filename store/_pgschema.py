@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._errors import StoreError
+from ._schema import recorded_version, too_new
 
 PG_MIGRATIONS: list[str] = [
     # 1: the initial schema.
@@ -153,14 +154,7 @@ def schema_version(conn: Any, location: str) -> int:
                 "point PVEPLAN_STORE at an empty database (or one pveplan created)",
             )
         return 0
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    try:
-        return int(row[0]) if row else 0
-    except ValueError:
-        raise StoreError(
-            f"store at {location} has an unreadable schema version {row[0]!r}",
-            "the database was changed by something other than pveplan",
-        ) from None
+    return recorded_version(conn, location)
 
 
 def migrate(conn: Any, location: str, migrations: Sequence[str] = PG_MIGRATIONS) -> int:
@@ -171,13 +165,13 @@ def migrate(conn: Any, location: str, migrations: Sequence[str] = PG_MIGRATIONS)
     known = len(migrations)
     version = schema_version(conn, location)
     if version > known:
-        raise _too_new(location, version, known)
+        raise too_new(location, version, known)
     for target in range(version + 1, known + 1):
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             current = schema_version(conn, location)
             if current > known:
-                raise _too_new(location, current, known)
+                raise too_new(location, current, known)
             if current < target:
                 conn.execute(migrations[target - 1])
                 conn.execute(
@@ -186,10 +180,3 @@ def migrate(conn: Any, location: str, migrations: Sequence[str] = PG_MIGRATIONS)
                     (str(target),),
                 )
     return max(version, known)
-
-
-def _too_new(location: str, version: int, known: int) -> StoreError:
-    return StoreError(
-        f"store at {location} has schema version {version}; this pveplan knows up to {known}",
-        "a newer pveplan wrote this store: upgrade pveplan, or point PVEPLAN_STORE elsewhere",
-    )

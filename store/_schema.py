@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ._errors import StoreError
 from ._rowhash import register as register_row_hash
@@ -185,21 +186,26 @@ def schema_version(conn: sqlite3.Connection, root: Path) -> int:
                 "point PVEPLAN_STORE at an empty or pveplan-owned directory",
             )
         return 0
+    return recorded_version(conn, root)
+
+
+def recorded_version(conn: Any, location: str | Path) -> int:
+    """`meta.schema_version` of a store whose `meta` table exists (either engine)."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     try:
         return int(row[0]) if row else 0
     except ValueError:
         raise StoreError(
-            f"store at {root} has an unreadable schema version {row[0]!r}",
+            f"store at {location} has an unreadable schema version {row[0]!r}",
             "the database was changed by something other than pveplan",
         ) from None
 
 
-def _too_new(root: Path, version: int, known: int) -> StoreError:
+def too_new(location: str | Path, version: int, known: int) -> StoreError:
     return StoreError(
-        f"store at {root} has schema version {version}; this pveplan knows up to {known}",
+        f"store at {location} has schema version {version}; this pveplan knows up to {known}",
         "a newer pveplan wrote this store: upgrade pveplan, "
-        "or set PVEPLAN_STORE to another directory",
+        "or point PVEPLAN_STORE at another store",
     )
 
 
@@ -233,13 +239,13 @@ def migrate(conn: sqlite3.Connection, root: Path, migrations: Sequence[str] = MI
     known = len(migrations)
     version = schema_version(conn, root)
     if version > known:
-        raise _too_new(root, version, known)
+        raise too_new(root, version, known)
     for target in range(version + 1, known + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
             current = schema_version(conn, root)
             if current > known:
-                raise _too_new(root, current, known)
+                raise too_new(root, current, known)
             if current < target:
                 for statement in statements(migrations[target - 1]):
                     conn.execute(statement)
