@@ -1,7 +1,8 @@
-"""What the store says is applied, for `plan` to diff against (read-only).
+"""Which store a command uses, and what it says is applied, for `plan` to diff against.
 
-Planning never writes: with no store yet, or nothing applied to the workspace, the
-previous plan is None and everything is new. The applied plan is read back from its
+Planning writes no records: with no local store yet, or nothing applied to the workspace,
+the previous plan is None and everything is new (a PostgreSQL store that is still empty
+gets its tables when first opened, which is all). The applied plan is read back from its
 content-addressed object and verified like any plan file.
 """
 
