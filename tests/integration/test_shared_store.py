@@ -84,6 +84,21 @@ def wait_for_lock(db: PostgresDatabase, workspace: str, proc: subprocess.Popen[s
     raise AssertionError(f"{workspace} was never locked")
 
 
+N2_MOVED = """
+manifest "n2-moved" {
+  pattern = "tiered"
+  node "moved-pve" {
+    type = "pve"
+    spec = "pve"
+    preset = "vm-large"
+    image = "pve-9"
+    vmid = 96311
+    node "moved-edge" { type = "vm" spec = "base" preset = "vm-small" image = "debian-12" vmid = 96321 }
+  }
+}
+"""
+
+
 def kill_group(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -145,23 +160,26 @@ def test_an_apply_killed_holding_the_lock_frees_it_for_the_next_one_at_once(
     assert bob.run("destroy", "-M", name, "-H", "sim", "--yes").returncode == 0
 
 
-def test_a_lab_applied_with_a_local_store_moves_to_postgresql_and_is_destroyed_from_elsewhere(
+def test_an_n2_lab_applied_with_a_local_store_moves_to_postgresql_and_is_destroyed_elsewhere(
     lab: Lab, tmp_path: Path, postgres_db: PostgresDatabase, url: str
 ) -> None:
+    # n2-tiered's shape under names of its own: the session's simulator is shared, and the
+    # nested host other tests make (root-pve) keeps its state there between them.
+    name = lab.manifest("n2-moved", N2_MOVED)
     solo = Operator(lab, tmp_path / "solo", str(tmp_path / "solo" / "store"))
     team = Operator(lab, tmp_path / "team", url, postgres_db.password)
-    applied = solo.run("apply", "-M", "n2-tiered", "-H", "sim", "--yes")
+    applied = solo.run("apply", "-M", name, "-H", "sim", "--yes")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     try:
         copied = team.run("store", "copy", str(tmp_path / "solo" / "store"), url, site=False)
         assert copied.returncode == 0, copied.stdout + copied.stderr
-        assert "n2-tiered@sim" in copied.stdout
-        planned = team.run("plan", "-M", "n2-tiered", "-H", "sim")
+        assert f"{name}@sim" in copied.stdout
+        planned = team.run("plan", "-M", name, "-H", "sim")
         assert planned.returncode == 0, planned.stdout + planned.stderr
         assert "No changes." in planned.stdout, planned.stdout
-        gone = team.run("destroy", "-M", "n2-tiered", "-H", "sim", "--yes")
+        gone = team.run("destroy", "-M", name, "-H", "sim", "--yes")
         assert gone.returncode == 0, gone.stdout + gone.stderr
-        assert lab.vms("n2-tiered") == []
+        assert lab.vms(name) == []
     finally:
-        if lab.vms("n2-tiered"):
-            solo.run("destroy", "-M", "n2-tiered", "-H", "sim", "--yes")
+        if lab.vms(name):
+            solo.run("destroy", "-M", name, "-H", "sim", "--yes")
