@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._postgres import PostgresDatabase
+from tests._postgres import PostgresDatabase, PostgresServer
 
 from ..cli_runner import run_cli
 from ..store.conftest import python, wait_for_line
@@ -117,3 +117,37 @@ def test_store_copy_moves_what_is_applied_and_refuses_to_merge(
 def test_lock_timeout_takes_seconds_only() -> None:
     code, _, err = run_cli(["apply", "-M", "x", "-H", "sim", "--lock-timeout", "soon"])
     assert code != 0 and "not a number of seconds" in err
+
+
+def test_the_documented_read_only_review_role_can_plan_against_what_is_applied(
+    site: Path,
+    postgres_server: PostgresServer,
+    postgres_db: PostgresDatabase,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/review-workflow.md's grants, run as written: enough to diff, nothing secret."""
+    args = ["-M", "n2-tiered", "-H", "sim", "--site-config", str(site)]
+    saved = tmp_path / "n2.json"
+    assert run_cli(["plan", *args, "-o", str(saved)])[0] == 0
+    record_applied(with_password(postgres_db), saved)  # type: ignore[arg-type]
+    doc = (Path(__file__).parents[2] / "docs" / "review-workflow.md").read_text()
+    grant = doc[
+        doc.index("GRANT USAGE ON SCHEMA") : doc.index(
+            "TO pveplan_read;", doc.index("GRANT SELECT")
+        )
+    ]
+    with postgres_server.superuser(postgres_db.name) as admin:
+        admin.execute("DROP ROLE IF EXISTS pveplan_read")
+        admin.execute("CREATE ROLE pveplan_read LOGIN PASSWORD 'read-only-pw'")
+        for statement in (grant + "TO pveplan_read;").split(";"):
+            if statement.strip():
+                admin.execute(statement)
+    reader = postgres_db.dsn.replace("pveplan@", "pveplan_read:read-only-pw@", 1)
+    monkeypatch.setenv("PVEPLAN_STORE", reader)
+    code, out, err = run_cli(["plan", *args])
+    assert code == 0 and out.rstrip().endswith("No changes."), out + err
+    with postgres_server.superuser(postgres_db.name) as admin:
+        admin.execute("SET ROLE pveplan_read")
+        with pytest.raises(Exception, match="permission denied"):
+            admin.execute("SELECT value FROM secrets")
