@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pveplan.store import (
+    DamagedRow,
     RunEvent,
     StepResult,
     Store,
@@ -216,3 +217,22 @@ def test_a_damaged_object_stops_the_copy_and_leaves_the_destination_empty(
         with pytest.raises(StoreError):
             copy_store(local, remote)
         assert remote.workspaces() == () and not remote.has_object(digest)
+
+
+def test_a_damaged_row_is_refused_reported_and_repaired(
+    shared: str, postgres_db: PostgresDatabase
+) -> None:
+    """Row checksums on PostgreSQL: an applied state edited behind pveplan's back is never
+    used; verify names it; repair drops it (the workspace's whole applied state)."""
+    with open_store(shared) as store:
+        store.set_applied("lab@sim", "p" * 32, {"node.a": "h1", "node.b": "h2"})
+        store.put_resource("lab@sim", "node.a", "pve.vm.create", {"vm_id": 101})
+        with postgres_db.connect(autocommit=True) as conn:
+            conn.execute("UPDATE applied_steps SET step_hash = 'evil' WHERE address = 'node.b'")
+        with pytest.raises(DamagedRow):
+            store.applied("lab@sim")
+        damage = store.verify().damage
+        assert any("node.b" in problem and "checksum" in problem for problem in damage)
+        assert store.repair() != ()
+        assert store.applied("lab@sim") is None and store.verify().damage == ()
+        assert [r.address for r in store.resources("lab@sim")] == ["node.a"]  # untouched
