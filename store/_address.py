@@ -65,7 +65,9 @@ def cache_path(env: Mapping[str, str]) -> Path:
     """`$PVEPLAN_CACHE_DIR`, else `$XDG_CACHE_HOME/pveplan` (absolute only), else
     `~/.cache/pveplan`: the local directory of a machine using a shared store."""
     explicit = env.get("PVEPLAN_CACHE_DIR")
-    return Path(explicit) if explicit else xdg_dir(env, "XDG_CACHE_HOME", ".cache")
+    if explicit:
+        return Path(explicit)
+    return xdg_dir(env.get("XDG_CACHE_HOME"), env.get("HOME"), ".cache")
 
 
 def locate_store(

@@ -35,16 +35,15 @@ def store_path(env: Mapping[str, str]) -> Path:
     explicit = env.get("PVEPLAN_STORE")
     if explicit:
         return Path(explicit)
-    return xdg_dir(env, "XDG_STATE_HOME", ".local/state")
+    return xdg_dir(env.get("XDG_STATE_HOME"), env.get("HOME"), ".local/state")
 
 
-def xdg_dir(env: Mapping[str, str], variable: str, fallback: str) -> Path:
-    """`$variable/pveplan` when it is absolute (the XDG spec ignores a relative one), else
-    `$HOME/<fallback>/pveplan`; only with no HOME in `env` is the system asked for it."""
-    base = env.get(variable)
+def xdg_dir(base: str | None, home: str | None, fallback: str) -> Path:
+    """`<base>/pveplan` when the XDG variable's value `base` is absolute (the XDG spec
+    ignores a relative one), else `<home>/<fallback>/pveplan`; only with no `home` is the
+    system asked for it."""
     if base and os.path.isabs(base):
         return Path(base) / "pveplan"
-    home = env.get("HOME")
     return (Path(home) if home else Path.home()) / fallback / "pveplan"
 
 
