@@ -83,6 +83,9 @@ class _Run:
         live = services.store.resources(services.workspace)
         self.live: dict[str, Outputs] = {r.address: dict(r.outputs) for r in live}
         self.recorder = GroupCommit(services.store, services.workspace)
+        # Every recorded result of this plan's steps, read once: a step then finds its run
+        # key here instead of asking the store (a round trip each, on PostgreSQL).
+        self.recorded = services.store.results_for(step.address for step in plan.steps)
 
     # --- one step --------------------------------------------------------------------
 
@@ -164,7 +167,7 @@ class _Run:
         step = ctx.step
         if not kind.cacheable:
             return False
-        result = self.services.store.get_result(key)
+        result = self.recorded.get(key)
         if result is None or result.status != "ok":
             return False
         if kind.resource and step.address not in self.live:

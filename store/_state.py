@@ -9,8 +9,9 @@ Rows of the sealed tables are written with their checksum and checked when read
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -67,17 +68,39 @@ def insert_result(conn: Conn, result: StepResult) -> None:
     )
 
 
-def select_result(conn: Conn, run_key: str, root: str | Path) -> StepResult | None:
-    """The latest successful result for `run_key`, else the latest failed one."""
-    row = conn.execute(
-        "SELECT run_key, step_hash, address, kind, status, outputs, error, run_id,"
-        " started, finished, row_hash FROM results WHERE run_key = ?"
-        " ORDER BY status = 'ok' DESC, finished DESC, id DESC LIMIT 1",
-        (run_key,),
-    ).fetchone()
-    if row is None:
-        return None
-    check("results", row[:-1], row[-1], root)
+_RESULT_COLUMNS = (
+    "run_key, step_hash, address, kind, status, outputs, error, run_id, started, finished, row_hash"
+)
+_CHUNK = 500
+"""Addresses per query: far below any engine's limit on parameters."""
+
+
+def select_results_for(
+    conn: Conn, addresses: Sequence[str], root: str | Path
+) -> dict[str, StepResult]:
+    """Run key -> its best result (the latest successful, else the latest failed) among
+    every result recorded for `addresses`: what `select_result` answers key by key, in a
+    few queries instead of one per step."""
+    best: dict[str, StepResult] = {}
+    wanted = sorted(set(addresses))
+    rows: list[tuple[object, ...]] = []
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        rows.extend(
+            conn.execute(
+                f"SELECT {_RESULT_COLUMNS} FROM results WHERE address IN ({marks}) ORDER BY id",
+                chunk,
+            ).fetchall()
+        )
+    rows.sort(key=lambda row: (row[4] == "ok", row[9]))  # the best of each key comes last
+    for row in rows:
+        check("results", row[:-1], row[-1], root)
+        best[str(row[0])] = _result(row)
+    return best
+
+
+def _result(row: Sequence[Any]) -> StepResult:
     return StepResult(
         run_key=row[0],
         step_hash=row[1],
@@ -90,6 +113,19 @@ def select_result(conn: Conn, run_key: str, root: str | Path) -> StepResult | No
         started=row[8],
         finished=row[9],
     )
+
+
+def select_result(conn: Conn, run_key: str, root: str | Path) -> StepResult | None:
+    """The latest successful result for `run_key`, else the latest failed one."""
+    row = conn.execute(
+        f"SELECT {_RESULT_COLUMNS} FROM results WHERE run_key = ?"
+        " ORDER BY status = 'ok' DESC, finished DESC, id DESC LIMIT 1",
+        (run_key,),
+    ).fetchone()
+    if row is None:
+        return None
+    check("results", row[:-1], row[-1], root)
+    return _result(row)
 
 
 # -- applied state -----------------------------------------------------------------------

@@ -224,6 +224,13 @@ class Store:
                         conn, workspace, result.address, result.kind, resource, now
                     )
 
+    def results_for(self, addresses: Iterable[str]) -> dict[str, StepResult]:
+        """Run key -> the result `get_result` would give, for every result recorded for
+        `addresses`: a run looks its steps up in one pass instead of a query per step
+        (on PostgreSQL, a round trip per step)."""
+        with self._read("read step results") as conn:
+            return _state.select_results_for(conn, list(addresses), self.location)
+
     def get_result(self, run_key: str) -> StepResult | None:
         """The latest successful result for `run_key`; else the latest failed; else None."""
         with self._backend.guard("read a step result") as conn:

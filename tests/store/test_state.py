@@ -235,3 +235,31 @@ def test_one_store_may_be_shared_between_threads(store: Store) -> None:
             got = store.get_result(f"{n}-{i}")
             assert got is not None
             assert store.get_object(str(got.outputs["object"])) == f"{n}-{i}".encode()
+
+
+def test_results_for_answers_what_get_result_answers_key_by_key(store: Store) -> None:
+    """The run's one-pass lookup picks, per run key, the same result as `get_result`: the
+    latest successful, else the latest failed; keys of other addresses are left out."""
+    history = [
+        ("a", "k1", "failed", 1.0),
+        ("a", "k1", "ok", 2.0),
+        ("a", "k1", "failed", 3.0),  # a later failure does not hide the success
+        ("a", "k2", "failed", 1.0),
+        ("a", "k2", "failed", 5.0),
+        ("b", "k3", "ok", 1.0),
+        ("b", "k3", "ok", 4.0),
+        ("c", "k4", "ok", 1.0),
+    ]
+    for address, key, status, finished in history:
+        store.record_result(
+            msgspec.structs.replace(
+                result(key, status, finished), address=address, outputs={"at": int(finished)}
+            )
+        )
+    found = store.results_for(["a", "b", "unknown"])
+    assert set(found) == {"k1", "k2", "k3"}
+    for key, got in found.items():
+        assert got == store.get_result(key)
+    assert (found["k1"].status, found["k1"].finished) == ("ok", 2.0)
+    assert (found["k2"].status, found["k2"].finished) == ("failed", 5.0)
+    assert store.results_for([]) == {}
