@@ -245,7 +245,7 @@ def execute_run(
     display.begin(plan, getattr(args, "parallelism", None))
     running: dict[str, float] = {}
     started = time.time()
-    wait = lock_timeout(console, getattr(args, "lock_timeout", None))
+    wait = lock_timeout(prepared.site, getattr(args, "lock_timeout", None))
     with (
         open_run_store(console) as store,
         store.lock_workspace(prepared.workspace, plan=plan.hash, wait=wait) as lock,

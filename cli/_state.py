@@ -31,12 +31,9 @@ def store_location(console: Console) -> StoreAddress:
     return locate_store(console.env, url, password)
 
 
-def lock_timeout(console: Console, flag: float | None) -> float:
-    """`--lock-timeout`, else site.yaml's `store.lock_timeout`, else 0 (refuse at once)."""
-    if flag is not None:
-        return flag
-    site = _site(console)
-    return site.site.store.lock_timeout if site is not None else 0.0
+def lock_timeout(site: SiteConfig, flag: float | None) -> float:
+    """`--lock-timeout`, else the run's site.yaml `store.lock_timeout` (0: refuse at once)."""
+    return flag if flag is not None else site.site.store.lock_timeout
 
 
 def _site(console: Console) -> SiteConfig | None:

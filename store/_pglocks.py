@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 import xxhash
 
 from ._errors import StoreError
@@ -38,7 +37,7 @@ STORE_KEY = -0x70766570_6C616E01
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 20, "keepalives_interval": 5,
               "keepalives_count": 4}  # fmt: skip
 """The lock connection notices a vanished server within a minute; the server notices a
-vanished client the same way through the session settings `lock_session_options` gives."""
+vanished client the same way through the session settings in `SERVER_KEEPALIVES`."""
 
 SERVER_KEEPALIVES = (
     "-c tcp_keepalives_idle=20 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=4"
@@ -197,7 +196,7 @@ def break_lock(conn: Any, workspace: str, location: str) -> LockHolder | None:
                 )
             time.sleep(0.05)
     conn.execute("DELETE FROM workspace_locks WHERE workspace = %s", (workspace,))
-    return holder or msgspec.structs.replace(unknown_holder(workspace), pid=0)
+    return holder or unknown_holder(workspace)
 
 
 def _alive_here(holder: LockHolder) -> bool:

@@ -100,8 +100,7 @@ def open_postgres(address: StoreAddress, wait: float) -> PostgresBackend:
             raise translate(exc, "open the store", address.display) from exc
         raise
     locks = functools.partial(connect, options=SERVER_KEEPALIVES, **KEEPALIVES)
-    cache = address.cache_dir or Path.home() / ".cache" / "pveplan"
-    return PostgresBackend(address.display, cache, raw, locks, version, store_id)
+    return PostgresBackend(address.display, address.local_dir, raw, locks, version, store_id)
 
 
 def _take_shared(raw: Any, location: str, wait: float) -> None:
@@ -237,10 +236,7 @@ class PostgresBackend(Backend):
     # -- locks and maintenance ---------------------------------------------------------
 
     def lock_workspace(self, workspace: str, plan: str, wait: float) -> WorkspaceLock:
-        def connect() -> Any:
-            return self._connect_lock()
-
-        return PgWorkspaceLock(connect, workspace, self.location, plan=plan, wait=wait)
+        return PgWorkspaceLock(self._connect_lock, workspace, self.location, plan=plan, wait=wait)
 
     def break_lock(self, workspace: str) -> LockHolder | None:
         with self.guard(f"unlock workspace {workspace}") as conn:
