@@ -163,7 +163,9 @@ def migrate(conn: Any, location: str, migrations: Sequence[str] = PG_MIGRATIONS)
     `conn` is a psycopg connection in autocommit mode. Returns the version it ends at.
     """
     known = len(migrations)
-    version = schema_version(conn, location)
+    with conn.transaction():  # read under the lock: never between another opener's steps
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        version = schema_version(conn, location)
     if version > known:
         raise too_new(location, version, known)
     for target in range(version + 1, known + 1):
