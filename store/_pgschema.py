@@ -144,11 +144,16 @@ MIGRATION_LOCK = 0x70766570_6C616E00
 
 def schema_version(conn: Any, location: str) -> int:
     """The version recorded in `meta`; 0 for an empty database (schema)."""
-    if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
-        others = conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
-        ).fetchone()[0]
-        if others:
+    # One statement, one MVCC snapshot (to_regclass would consult the catalog cache, which
+    # can lag behind a table another opener has just committed).
+    tables = {
+        name
+        for (name,) in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+    }
+    if "meta" not in tables:
+        if tables:
             raise StoreError(
                 f"the database of {location} holds tables but is not a pveplan store",
                 "point PVEPLAN_STORE at an empty database (or one pveplan created)",
