@@ -27,15 +27,16 @@ from pveplan.planner import (
     PlanFile,
     canonical,
     diff_plans,
+    drift_line,
     plan_changes,
     pull_identities,
     read_plan_file,
     render_changes,
-    summarize,
 )
 
 from ._consent import at_risk, confirm
-from ._plan import make_plan, rehearsal_note, workspace_destroy
+from ._drift import with_live_drift
+from ._plan import make_plan, rehearsal_note, summarize_with_drift, workspace_destroy
 from ._select import SiteCache, simulating, site_root
 from ._serve import serve_for_run
 from ._session import driver_key, host_info, open_run_store, run_trio
@@ -82,6 +83,8 @@ def prepare(args: argparse.Namespace, console: Console) -> Prepared:
     if len(files) == 1 and _is_plan_file(files[0]):
         return _prepare_plan_file(args, console, files[0])
     plan_file, old, site = make_plan(args, console)
+    if args.command != "destroy":  # drift is an input of every plan made here
+        plan_file = with_live_drift(args, console, plan_file, site)
     if site.site.trusted_plan_keys and args.command != "destroy":
         raise PlanError.at(
             None,
@@ -321,14 +324,14 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
 
     prepared = prepare(args, console)
     changes = diff_plans(prepared.plan, prepared.old, prepared.plan_file.header.sources)
-    counts = summarize(changes)
+    counts = summarize_with_drift(changes, prepared.plan)
     console.print(
         console.style.bold(
             f"pveplan: {prepared.plan.manifest} on {prepared.plan.host} (plan {prepared.plan.hash})"
         )
     )
     rehearsal_note(prepared.plan.host, console)
-    console.print(render_changes(changes, counts, console.style))
+    console.print(render_changes(changes, counts, console.style, drift=prepared.plan.drift))
     risks = at_risk(changes)
     # homestak's `create` never asked (it never destroyed): it asks only when it would.
     ask = risks if args.command == "create" else counts.changes and not prepared.saved
@@ -344,6 +347,9 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
     if table := node_table(node_rows(report, prepared.plan)):
         console.print(table)
     console.print(summary(report, seconds, "apply"))
+    for item in prepared.plan.drift:
+        if item.fix == "report":  # never pretended converged
+            console.error(f"warning: not converged: {drift_line(item)}")
     if report.status != "ok":
         return 1
     return 2 if getattr(args, "detailed_exitcode", False) and counts.changes else 0

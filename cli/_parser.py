@@ -158,10 +158,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--parallelism", type=int, metavar="N", help="steps at once (default: the manifest's, 10)"
     )
-    parser.add_argument(
-        "--refresh",
-        action="store_true",
-        help="probe the real state of cached steps; re-run what drifted",
+    add_refresh_option(
+        parser,
+        "probe live state (one listing per host; the default) and converge drift; bare "
+        "--refresh also probes every cached step (deeper, one probe per step); "
+        "--refresh=false trusts the store",
     )
     parser.add_argument(
         "--lock-timeout",
@@ -170,6 +171,28 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="wait up to SECONDS for another run's workspace lock "
         "(default: site.yaml's store.lock_timeout, else 0: refuse at once, naming the holder)",
     )
+
+
+def add_refresh_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--refresh[=true|false]`: unset (None) is the default probe; bare is True."""
+    parser.add_argument(
+        "--refresh",
+        nargs="?",
+        const=True,
+        default=None,
+        type=_boolean,
+        metavar="BOOL",
+        help=help,
+    )
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
 def _seconds(text: str) -> float:

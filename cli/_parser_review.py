@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._parser import add_command, add_format_options, add_manifest_options
+from ._parser import add_command, add_format_options, add_manifest_options, add_refresh_option
 
 SITE = "--site-config examples/site-config"
 
@@ -154,7 +154,7 @@ def _add_plan(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
         "(manifest x host): + create, ~ update, -/+ replace, - destroy, and why.",
         examples=(
             f"pveplan plan -M n2-tiered -H sim {SITE}",
-            f"pveplan plan -M n2-tiered -H sim {SITE} -o n2.json",
+            f"pveplan plan -M n2-tiered -H sim {SITE} --refresh=false -o n2.json",
             f"pveplan plan --check n2.json {SITE}",
             f"pveplan plan -M n1-push -H sim {SITE} --destroy --detailed-exitcode",
         ),
@@ -188,7 +188,12 @@ def _add_plan(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
     plan.add_argument(
         "--detailed-exitcode",
         action="store_true",
-        help="exit 2 when there are changes (0 none, 1 error)",
+        help="exit 2 when there are changes or drift (0 none, 1 error)",
+    )
+    add_refresh_option(
+        plan,
+        "probe the host's live VMs (one listing per host; the default) and show drift; "
+        "--refresh=false plans offline, from the store alone",
     )
     plan.add_argument(
         "-v", "--verbose", action="store_true", help="list every dependent step of a change"

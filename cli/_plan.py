@@ -20,6 +20,7 @@ from pveplan.planner import (
     Plan,
     PlanError,
     PlanFile,
+    Summary,
     build_plan_file,
     changes_json,
     destroy_plan_file,
@@ -34,6 +35,7 @@ from pveplan.planner import (
     workspace_name,
 )
 
+from ._drift import with_live_drift
 from ._fmt import write_atomic
 from ._output import output_format, print_markdown
 from ._select import SiteCache, host_name, manifest_paths, plan_host, site_root
@@ -123,12 +125,20 @@ def plan_and_changes(
     return plan_file, plan_changes(plan_file.plan, old, plan_file.header.sources)
 
 
+def summarize_with_drift(changes: list[Change], plan: Plan) -> Summary:
+    """The counts of `changes`, and of the drift `plan` carries."""
+    summary = summarize(changes)
+    return msgspec.structs.replace(summary, drift=len(plan.drift)) if plan.drift else summary
+
+
 def run_plan(args: argparse.Namespace, console: Console) -> int:
     if args.check:
         return _check_all(args, console)
     plan_file, old, site = make_plan(args, console)
+    if not args.destroy:
+        plan_file = with_live_drift(args, console, plan_file, site)
     plan_file, changes = plan_and_changes(plan_file, old, args.destroy, console)
-    summary = summarize(changes)
+    summary = summarize_with_drift(changes, plan_file.plan)
     if args.sign and not args.out:
         raise PlanError.at(None, "--sign signs the saved plan file", "add -o FILE")
     if args.out:
@@ -160,7 +170,8 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         rehearsal_note(plan_file.plan.host, console)
         console.print()
         verbose = getattr(args, "verbose", False)  # list each summed-up dependent step
-        console.print(render_changes(changes, summary, console.style, verbose=verbose))
+        drift = plan_file.plan.drift
+        console.print(render_changes(changes, summary, console.style, verbose=verbose, drift=drift))
         if args.out:
             signed = " (signed)" if args.sign else ""
             console.print(f"\nSaved the plan to {args.out}{signed}.")
@@ -200,8 +211,10 @@ def _check_all(args: argparse.Namespace, console: Console) -> int:
 
 def _check(plan_file: PlanFile, saved: PlanFile, path: Path, console: Console) -> int:
     """Is the committed plan at `path` what the manifest compiles to now? (1 if not)"""
+    # The drift a saved plan recorded is what its probe saw, not what its inputs compile to.
+    offline = msgspec.structs.replace(saved.plan, drift=())
     current = msgspec.json.format(msgspec.json.encode(plan_file.plan, order="sorted"), indent=2)
-    before = msgspec.json.format(msgspec.json.encode(saved.plan, order="sorted"), indent=2)
+    before = msgspec.json.format(msgspec.json.encode(offline, order="sorted"), indent=2)
     if current == before:
         console.print(f"{path}: up to date (plan {plan_file.hash})")
         return 0

@@ -24,7 +24,16 @@ from typing import Any
 
 import trio
 
-from pveplan.planner import Plan, Step, StepArgs, StepArgsError, args_of, canonical, digest
+from pveplan.planner import (
+    Plan,
+    Step,
+    StepArgs,
+    StepArgsError,
+    args_of,
+    canonical,
+    digest,
+    drift_reruns,
+)
 from pveplan.store import StepResult
 
 from ._context import Services, StepContext
@@ -72,6 +81,8 @@ class _Run:
         self.emit = emit
         self.run_id = run_id
         self.refresh = refresh
+        # Steps that converge the drift the plan's probe found: never taken from the cache.
+        self.rerun = drift_reruns(plan)
         self.on_error = on_error
         self.limiter = trio.CapacityLimiter(max(1, parallelism))
         self.done = {step.address: trio.Event() for step in plan.steps}
@@ -172,6 +183,9 @@ class _Run:
             return False
         if kind.resource and step.address not in self.live:
             return False  # destroyed since (or rolled back): the record is history
+        if step.address in self.rerun:
+            ctx.log("drift: the live VM moved since the last apply; running again to converge")
+            return False
         if self.refresh:
             try:
                 with trio.fail_after(kind.timeout(ctx.args)):

@@ -18,7 +18,7 @@ from typing import Any
 
 from ._errors import PlanError
 from ._hashing import canonical, digest
-from ._plan import Plan, PlanSettings, SecretUse, Step
+from ._plan import Drift, Plan, PlanSettings, SecretUse, Step
 from ._stepargs import (
     STEP_ARGS,
     ApiTokenArgs,
@@ -58,6 +58,12 @@ from ._stepargs import (
 from ._version import __version__
 
 _EXPORTS = {
+    "LiveHost": "._drift",
+    "LiveVm": "._drift",
+    "drift_line": "._drift",
+    "drift_reruns": "._drift",
+    "find_drift": "._drift",
+    "with_drift": "._drift",
     "AUTH_SECRETS": "._pullspec",
     "SpecDocument": "._nodespec",
     "SpecError": "._nodespec",
@@ -126,10 +132,13 @@ __all__ = [
     "ConvergeTimerArgs",
     "CtCreateArgs",
     "DelegateArgs",
+    "Drift",
     "GuestCreateArgs",
     "GuestDestroyArgs",
     "HostConfig",
     "ImageEnsureArgs",
+    "LiveHost",
+    "LiveVm",
     "NoArgs",
     "PackagesArgs",
     "Plan",
@@ -176,7 +185,10 @@ __all__ = [
     "diff_plans",
     "digest",
     "discover_site_config",
+    "drift_line",
+    "drift_reruns",
     "encode_plan_file",
+    "find_drift",
     "fingerprint",
     "generate_key_pair",
     "host_of",
@@ -205,6 +217,7 @@ __all__ = [
     "summarize",
     "trusted_keys",
     "verify_plan",
+    "with_drift",
     "workspace_name",
 ]
 

@@ -81,10 +81,12 @@ class Summary(Frozen, kw_only=True):
     replace: int = 0
     destroy: int = 0
     unchanged: int = 0
+    drift: int = 0
+    """Live differences the probe found (`Plan.drift`): changes too, for `--detailed-exitcode`."""
 
     @property
     def changes(self) -> bool:
-        return bool(self.add or self.change or self.replace or self.destroy)
+        return bool(self.add or self.change or self.replace or self.destroy or self.drift)
 
 
 def diff_plans(

@@ -69,19 +69,29 @@ def step_hash(
 
 
 def plan_hash(
-    manifest: str, host: str, action: str, settings: PlanSettings, steps: Iterable[tuple[str, str]]
+    manifest: str,
+    host: str,
+    action: str,
+    settings: PlanSettings,
+    steps: Iterable[tuple[str, str]],
+    drift: Iterable[Any] = (),
 ) -> str:
-    """The Merkle root of a plan: its identity, settings, and (address, step hash) pairs.
+    """The Merkle root of a plan: its identity, settings, and (address, step hash) pairs,
+    and the drift the probe found (only when there is some: an offline plan, or one of
+    a world that did not move, hashes as plans always did).
 
     Subplans need no separate term: each is hashed into the args of its delegate step.
     """
-    body = {
+    body: dict[str, Any] = {
         "manifest": manifest,
         "host": host,
         "action": action,
         "settings": settings,
         "steps": list(steps),  # (address, hash) tuples encode as two-item arrays
     }
+    drift = list(drift)
+    if drift:
+        body["drift"] = drift
     return digest(canonical(body))
 
 
@@ -127,6 +137,7 @@ def _verify(plan: Plan, problems: list[str], where: str) -> None:
         plan.action,
         plan.settings,
         [(s.address, s.hash) for s in plan.steps],
+        plan.drift,
     )
     if expected_root != plan.hash:
         problems.append(f"{where or 'plan'}: hash {plan.hash} does not match its steps")

@@ -74,8 +74,31 @@ class PlanSettings(Frozen, kw_only=True):
     timeout_buffer: int = 60
 
 
+class Drift(Frozen, kw_only=True):
+    """One way a live VM differs from what was applied, as the probe before a plan saw it.
+
+    `address` is the step whose re-run converges it (the node's create, or its start);
+    `fix` says how: `in_place` (the create step adopts the VM and sets the field back),
+    `start`, `recreate` (the VM is gone) or `report` (nothing pveplan can do safely: a
+    disk grown by hand, which PVE cannot shrink). Values are text, as shown to a reader.
+    """
+
+    address: str
+    node: str
+    type: str = "vm"
+    field: str
+    live: str
+    wanted: str
+    cause: str
+    fix: Literal["in_place", "start", "recreate", "report"]
+
+
 class Plan(Frozen, kw_only=True):
-    """The steps for one host (in a stable order), and the subplans of its nested hosts."""
+    """The steps for one host (in a stable order), and the subplans of its nested hosts.
+
+    `drift`: what the live-state probe before this plan found (empty for a plan made
+    offline, `--refresh=false`); hashed with the plan when present, so a saved plan's
+    apply re-runs exactly what its reviewer saw drift in (docs/plan-format.md)."""
 
     manifest: str
     host: str
@@ -83,6 +106,7 @@ class Plan(Frozen, kw_only=True):
     settings: PlanSettings = PlanSettings()
     steps: tuple[Step, ...] = ()
     subplans: dict[str, Plan] = msgspec.field(default_factory=dict)
+    drift: tuple[Drift, ...] = ()
     hash: str
 
     def step(self, address: str) -> Step:

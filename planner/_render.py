@@ -18,8 +18,9 @@ from typing import Any, Protocol
 import msgspec
 
 from ._diff import Change, Summary
+from ._drift import drift_line
 from ._nodesummary import NodeChange, host_of, node_changes
-from ._plan import Plan, Step
+from ._plan import Drift, Plan, Step
 from ._planfile import PlanFile
 
 SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "destroy": "-", "unchanged": " "}
@@ -46,19 +47,34 @@ def _colour(action: str, text: str, style: Styler) -> str:
 def summary_line(summary: Summary) -> str:
     if not summary.changes:
         return "No changes."
+    drift = f" {summary.drift} drifted." if summary.drift else ""
     return (
         f"Plan: {summary.add} to add, {summary.change} to change, "
-        f"{summary.replace} to replace, {summary.destroy} to destroy."
+        f"{summary.replace} to replace, {summary.destroy} to destroy.{drift}"
     )
 
 
 def render_changes(
-    changes: Iterable[Change], summary: Summary, style: Styler, *, verbose: bool = False
+    changes: Iterable[Change],
+    summary: Summary,
+    style: Styler,
+    *,
+    verbose: bool = False,
+    drift: Iterable[Drift] = (),
 ) -> str:
-    """The diff as text: the nodes that change, then the steps that carry a cause with
-    their reasons and a count (a list, if `verbose`) of their dependents, then the counts."""
+    """The diff as text: the drift the probe found (live vs manifest, with its cause),
+    the nodes that change, then the steps that carry a cause with their reasons and a
+    count (a list, if `verbose`) of their dependents, then the counts."""
     changes = list(changes)
     lines: list[str] = []
+    drift = list(drift)
+    if drift:
+        lines.append(style.bold("Drift (the live hosts moved since the last apply):"))
+        for item in drift:
+            line = drift_line(item)
+            colour = style.red if item.fix == "report" else style.yellow
+            lines.append("  " + (style.green(line) if item.fix == "recreate" else colour(line)))
+        lines.append("")
     nodes = node_changes(changes)
     if nodes:
         lines.append(style.bold("Nodes:"))
@@ -122,7 +138,7 @@ def changes_json(
     """The diff for machines: stable keys, documented in docs/plan-format.md. Every changed
     step is listed (dependents too, with `caused_by`); `nodes` is the text's node summary."""
     changes = list(changes)
-    return {
+    out: dict[str, Any] = {
         "format": "pveplan-diff/1",
         "plan": plan_file.hash,
         "workspace": plan_file.header.workspace,
@@ -137,6 +153,10 @@ def changes_json(
         "nodes": [msgspec.to_builtins(node) for node in node_changes(changes)],
         "changes": [msgspec.to_builtins(c) for c in changes if c.action != "unchanged"],
     }
+    if plan_file.plan.drift:  # only when probed and found: offline diffs keep their keys
+        out["summary"]["drift"] = summary.drift
+        out["drift"] = [msgspec.to_builtins(d) for d in plan_file.plan.drift]
+    return out
 
 
 def render_plan(plan_file: PlanFile, style: Styler) -> str:

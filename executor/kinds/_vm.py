@@ -175,6 +175,21 @@ def reconcile(
     return out
 
 
+def _tags(entry: Mapping[str, Any]) -> list[str]:
+    """A VM's tags (a listing entry's or its config's `a;b`), in PVE's order."""
+    return [t for t in str(entry.get("tags") or "").replace(",", ";").split(";") if t]
+
+
+def _recorded_vmid(ctx: StepContext) -> int | None:
+    """The vmid the store records for this step's VM: that VM is ours even when someone
+    removed its `pveplan` tag (which then goes back)."""
+    for resource in ctx.services.store.resources(ctx.workspace):
+        if resource.address == ctx.step.address:
+            vmid = resource.outputs.get("vm_id")
+            return vmid if isinstance(vmid, int) else None
+    return None
+
+
 def _memory_mib(config: Mapping[str, Any]) -> int:
     value = str(config.get("memory", "0"))
     value = value.split("=", 1)[-1] if "=" in value else value  # "[current=]MiB"
@@ -198,8 +213,15 @@ class VmCreate(StepKind):
         args = ctx.args_as(VmCreateArgs)
         await self._clear_cut_off_create(ctx, pve, args)
         found = await find_vm(pve, args.name, args.vmid)
+        recorded = _recorded_vmid(ctx)
+        if found is None and args.vmid is None and recorded is not None:
+            # Unpinned and its `pveplan` tag removed by hand: found by the vmid recorded.
+            vms = await pve.vms()
+            found = next(
+                (v for v in vms if v.get("vmid") == recorded and v.get("name") == args.name), None
+            )
         if found is not None:
-            if MANAGED_TAG not in str(found.get("tags", "")).split(";"):
+            if MANAGED_TAG not in _tags(found) and found.get("vmid") != recorded:
                 raise StepFailed(
                     f"VM {found['vmid']} ({args.name}) on {pve.node} exists but was not made by "
                     "pveplan (no 'pveplan' tag): refusing to adopt it"
@@ -254,6 +276,12 @@ class VmCreate(StepKind):
         size = reconcile(
             pve.node, vmid, config, cores=args.cores, memory=args.memory, disk=args.disk
         )
+        lost = [tag for tag in args.tags if tag not in _tags(config)]
+        if lost:  # removed by hand: put back, keeping any tag someone else added
+            ctx.log(f"restoring tag(s) {', '.join(lost)}")
+            size.append(
+                requests.set_vm_config(pve.node, vmid, {"tags": tags([*_tags(config), *lost])})
+            )
         for request in size:
             if request.method == "PUT" and request.path.endswith("/config"):
                 ctx.log(f"updating {', '.join(sorted(request.params))} in place")

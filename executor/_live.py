@@ -1,0 +1,51 @@
+"""The live-state probe before a plan: one listing per host, whatever its VM count.
+
+PVE's `GET /cluster/resources?type=vm` (over either transport: the HTTPS API, or
+`pvesh get` over SSH) lists every VM with its status and the sizes pveplan sets: `maxcpu`
+(cores x sockets; pveplan makes one socket), `maxmem` (bytes), `maxdisk` (the boot
+disk's bytes) and `tags`. That is all `planner.find_drift` compares, so the probe is that
+one call per host. What no listing carries (a NIC's bridge, the cloud-init user and keys)
+would cost one `GET .../config` per VM: the probe does not read it, and docs/concepts.md
+says so (the create step still reconciles what it reads when it runs).
+
+`live_vm` is pure (the parsing of one listing entry), so it is tested without a host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pveplan.planner import LiveHost, LiveVm
+
+from ._context import Services
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+def live_vm(entry: Mapping[str, Any]) -> LiveVm:
+    """One `/cluster/resources` qemu entry in pveplan's units. A VM whose stats PVE has
+    not gathered yet (just created) lists without sizes: those read as unknown (None)."""
+    tags = tuple(t for t in str(entry.get("tags") or "").replace(",", ";").split(";") if t)
+
+    def figure(key: str, unit: int) -> int | None:
+        value = entry.get(key)
+        return int(value) // unit if isinstance(value, int | float) and value > 0 else None
+
+    return LiveVm(
+        vmid=int(entry.get("vmid", 0)),
+        name=str(entry.get("name") or f"VM {entry.get('vmid')}"),
+        status=str(entry.get("status") or "unknown"),
+        cores=figure("maxcpu", 1),
+        memory=figure("maxmem", MIB),
+        disk=figure("maxdisk", GIB),
+        tags=tags,
+    )
+
+
+async def probe_live(services: Services, host: str) -> LiveHost:
+    """Every VM on `host`'s PVE node, from one listing (`PveDriver.vms`)."""
+    pve = await services.pve(host)
+    vms = [vm for vm in await pve.vms() if vm.get("node") in (None, pve.node)]
+    return LiveHost(host=host, vms=tuple(live_vm(vm) for vm in vms))

@@ -1,0 +1,159 @@
+"""Drift: how the live VMs of a host differ from what pveplan applied, as the plan shows it.
+
+A probe (the executor's `probe_live`) reads a host's VMs in one listing and hands them here
+as `LiveVm`s; `find_drift` compares them with the plan's create steps, pure. Only nodes the
+store records as applied are compared (a node never applied is a create, not drift), and
+only fields pveplan sets and PVE's listing carries: cores, memory, disk size, tags, and
+whether the VM exists and runs. Fields pveplan does not set are never compared, and a tag
+added by hand is left alone (pveplan only restores its own). What each difference means is
+the args' own rule (`VmCreateArgs.RULES`): cores and memory are set back in place, a disk
+smaller than wanted grows, a disk grown by hand cannot shrink (PVE has no shrink) and is
+reported with what to do; a stopped VM is started, a missing one created again.
+
+The plan carries what was found (`Plan.drift`, hashed): `with_drift` makes that plan, and
+`drift_reruns` tells the executor which steps to run again instead of reusing their results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._hashing import plan_hash
+from ._plan import Drift, Frozen, Plan, Step
+from ._stepargs import StepArgsError, VmCreateArgs, args_of, change_of
+
+GUEST_CREATE = "pve.vm.create"
+GUEST_START = "pve.vm.start"
+DESTROYED = "missing on host: destroyed outside pveplan"
+CHANGED = "changed outside pveplan"
+
+
+class LiveVm(Frozen, kw_only=True):
+    """One VM as a host's listing shows it: sizes in pveplan's units (MiB, GiB); None
+    where the listing has no figure yet (PVE lists a just-made VM without its stats),
+    which is never taken for drift."""
+
+    vmid: int
+    name: str
+    status: str
+    cores: int | None = None
+    memory: int | None = None
+    disk: int | None = None
+    tags: tuple[str, ...] = ()
+
+
+class LiveHost(Frozen, kw_only=True):
+    """Every VM one host's listing showed (one call to PVE, whatever the count)."""
+
+    host: str
+    vms: tuple[LiveVm, ...] = ()
+
+
+def find_drift(
+    plan: Plan, live: LiveHost, resources: Mapping[str, Mapping[str, Any]]
+) -> tuple[Drift, ...]:
+    """Every drift of the applied VMs of `plan`'s own level (`resources`: the store's live
+    resources of the workspace, by address, with their recorded outputs), in plan order."""
+    by_vmid = {vm.vmid: vm for vm in live.vms}
+    addresses = {step.address for step in plan.steps}
+    out: list[Drift] = []
+    for step in plan.steps:
+        if step.kind != GUEST_CREATE or step.address not in resources:
+            continue
+        try:
+            args = args_of(step, VmCreateArgs)
+        except StepArgsError:
+            continue
+        assert isinstance(args, VmCreateArgs)
+        recorded = resources[step.address]
+        vmid = recorded.get("vm_id") or args.vmid
+        vm = by_vmid.get(vmid) if isinstance(vmid, int) else None
+        if vm is not None and vm.name != args.name:
+            vm = None  # its vmid now belongs to another VM: ours is gone
+        out.extend(_compare(step, args, vm, addresses))
+    return tuple(out)
+
+
+def _compare(step: Step, args: VmCreateArgs, vm: LiveVm | None, addresses: set[str]) -> list[Drift]:
+    def drift(field: str, live: str, wanted: str, cause: str, fix: Any, address: str = "") -> Drift:
+        return Drift(
+            address=address or step.address,
+            node=args.name,
+            type=args.type,
+            field=field,
+            live=live,
+            wanted=wanted,
+            cause=cause,
+            fix=fix,
+        )
+
+    if vm is None:
+        return [drift("exists", "missing", "present", DESTROYED, "recreate")]
+    out: list[Drift] = []
+    for field, unit in (("cores", ""), ("memory", ""), ("disk", "G")):
+        have, want = getattr(vm, field), getattr(args, field)
+        if have is None or have == want:
+            continue
+        rule = change_of(VmCreateArgs, field, have, want)
+        if rule == "in_place":
+            out.append(drift(field, f"{have}{unit}", f"{want}{unit}", CHANGED, "in_place"))
+        else:  # a disk grown by hand: the manifest's is smaller, and PVE cannot shrink
+            cause = (
+                f"grown outside pveplan; PVE cannot shrink a disk: set disk = {have} in the "
+                "manifest to keep it, or destroy the VM (its data too) and apply to recreate it"
+            )
+            out.append(drift(field, f"{have}{unit}", f"{want}{unit}", cause, "report"))
+    missing = [tag for tag in args.tags if tag.lower() not in {t.lower() for t in vm.tags}]
+    if missing:
+        out.append(
+            drift(
+                "tags",
+                ";".join(vm.tags) or "(none)",
+                ";".join(args.tags),
+                f"{', '.join(missing)} removed outside pveplan",
+                "in_place",
+            )
+        )
+    start = step.address.rsplit(".", 1)[0] + ".start"
+    if vm.status != "running" and start in addresses:
+        out.append(
+            drift("status", vm.status, "running", f"{vm.status} outside pveplan", "start", start)
+        )
+    return out
+
+
+def with_drift(plan: Plan, drift: Iterable[Drift]) -> Plan:
+    """`plan` carrying `drift` (re-hashed: the drift is part of what apply does)."""
+    import msgspec
+
+    found = tuple(drift)
+    return msgspec.structs.replace(
+        plan,
+        drift=found,
+        hash=plan_hash(
+            plan.manifest,
+            plan.host,
+            plan.action,
+            plan.settings,
+            [(s.address, s.hash) for s in plan.steps],
+            found,
+        ),
+    )
+
+
+def drift_reruns(plan: Plan) -> frozenset[str]:
+    """The steps an apply of `plan` runs again whatever their recorded results: those
+    that converge a drift (a reported one has none)."""
+    return frozenset(d.address for d in plan.drift if d.fix != "report")
+
+
+def drift_line(item: Drift) -> str:
+    """`~ vm db  memory: 4096 (live) -> 2048 (manifest)  (changed outside pveplan)`."""
+    if item.fix == "recreate":
+        return f"+ {item.type} {item.node}  ({item.cause})"
+    symbol = "!" if item.fix == "report" else "~"
+    return (
+        f"{symbol} {item.type} {item.node}  {item.field}: {item.live} (live) -> "
+        f"{item.wanted} (manifest)  ({item.cause})"
+    )
