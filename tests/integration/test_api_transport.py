@@ -92,6 +92,30 @@ def test_the_main_example_applies_reapplies_and_destroys_over_the_api(env: ApiLa
     assert deleted, "the VM was destroyed through the HTTPS API"
 
 
+def test_drift_is_probed_in_one_api_listing_and_converged_over_the_api(env: ApiLab) -> None:
+    import subprocess
+
+    from pveplan.sim import read_state
+
+    code, out, err = env.cli("apply", "-M", "n1-push", "-H", "sim", "--yes")
+    assert code == 0, out + err
+    qm = str(env.sim.host_dir("sim") / "bin" / "qm")
+    subprocess.run([qm, "set", "99001", "--memory", "4096"], check=True, capture_output=True)
+    since = len(env.api_calls())
+    code, out, err = env.cli("plan", "-M", "n1-push", "-H", "sim", "--detailed-exitcode")
+    assert code == 2, out + err
+    assert "~ vm edge  memory: 4096 (live) -> 2048 (manifest)" in out
+    probe = [(c["method"], c["path"]) for c in env.api_calls()[since:]]
+    assert probe == [("GET", "/cluster/resources")], probe
+    code, out, err = env.cli("apply", "-M", "n1-push", "-H", "sim", "--yes")
+    assert code == 0, out + err
+    vm = next(v for v in read_state(env.sim)["vms"].values() if v["vmid"] == 99001)
+    assert str(vm["config"]["memory"]) == "2048"
+    code, out, err = env.cli("plan", "-M", "n1-push", "-H", "sim", "--detailed-exitcode")
+    assert code == 0 and "No changes." in out, out + err
+    assert env.cli("destroy", "-M", "n1-push", "-H", "sim", "--yes")[0] == 0
+
+
 def _limited_token(env: ApiLab) -> str:
     """A token of its own user whose role has everything pveplan needs but VM.Allocate,
     made over the API with the administrator's token, as an operator would."""
