@@ -78,7 +78,7 @@ def main() -> None:
             )
         drifted = timed()
         print(
-            f"plan finding 10 drifted VMs of {args.nodes}: {drifted:.2f} s (median of {args.repeat})"
+            f"plan finding {changed} drifted VMs of {args.nodes}: {drifted:.2f} s (median of {args.repeat})"
         )
 
 
