@@ -57,6 +57,7 @@ COMMANDS = {
     "store": ("._store", "run_store"),
     "apply": ("._apply", "run_apply"),
     "preflight": ("._preflight", "run_preflight"),
+    "status": ("._status", "run_status"),
     "create": ("._apply", "run_create"),
     "destroy": ("._apply", "run_destroy"),
     "test": ("._apply", "run_test"),

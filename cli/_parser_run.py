@@ -27,6 +27,7 @@ def add_run_parsers(commands: argparse._SubParsersAction) -> None:  # type: igno
     """apply, create, destroy, test, runs, store, sim, serve, executor, completion."""
     _add_apply(commands)
     _add_preflight(commands)
+    _add_status(commands)
     _add_homestak_verbs(commands)
     _add_store(commands)
     _add_sim(commands)
@@ -117,6 +118,31 @@ def _add_preflight(commands: argparse._SubParsersAction) -> None:  # type: ignor
     )
     preflight.add_argument("files", nargs="*", metavar="FILE", help="a manifest")
     add_manifest_options(preflight)
+
+
+def _add_status(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    status = add_command(
+        commands,
+        "status",
+        help="every node's live state against what is applied (changes nothing)",
+        description="Probe the host's VMs (one listing) and show, for every node of the "
+        "manifest, whether it is in sync with what the store records as applied, drifted "
+        "(each field, live and wanted), missing, never applied, or on a host that did not "
+        "answer. Exit 1 when the host does not answer; see docs/cli.md.",
+        examples=(
+            f"pveplan status -M n1-push -H sim {SITE}",
+            f"pveplan status -M n2-tiered -H sim {SITE} --detailed-exitcode",
+            f"pveplan status -M n1-push -H sim {SITE} --json",
+        ),
+    )
+    status.add_argument("files", nargs="*", metavar="FILE", help="a manifest")
+    add_manifest_options(status)
+    status.add_argument("--json", action="store_true", help="the status as JSON")
+    status.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when anything differs: drift, missing or unapplied nodes, manifest changes",
+    )
 
 
 def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

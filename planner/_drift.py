@@ -17,7 +17,7 @@ The plan carries what was found (`Plan.drift`, hashed): `with_drift` makes that 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from ._hashing import plan_hash
 from ._plan import Drift, Frozen, Plan, Step
@@ -157,3 +157,75 @@ def drift_line(item: Drift) -> str:
         f"{symbol} {item.type} {item.node}  {item.field}: {item.live} (live) -> "
         f"{item.wanted} (manifest)  ({item.cause})"
     )
+
+
+NodeState = Literal["in_sync", "drift", "missing", "not_applied", "not_probed", "unreachable"]
+
+
+class NodeStatus(Frozen, kw_only=True):
+    """One node's health for `pveplan status`: its live state against the store's."""
+
+    name: str
+    type: str
+    host: str
+    vmid: int | None = None
+    live: str = ""
+    """The VM's status on its host (`running`, `stopped`), `missing`, or empty if not seen."""
+    state: NodeState
+    detail: tuple[str, ...] = ()
+
+
+def node_statuses(
+    plan: Plan,
+    live: LiveHost | None,
+    resources: Mapping[str, Mapping[str, Any]],
+    drift: Iterable[Drift] = (),
+) -> tuple[NodeStatus, ...]:
+    """Every node of `plan` (nested levels too), in plan order: in sync, drifted (the
+    drift lines of its fields), missing, never applied, on a host that did not answer
+    (`live` None), or on a nested level the probe does not reach (`not_probed`)."""
+    by_vmid = {vm.vmid: vm for vm in live.vms} if live is not None else {}
+    drift_of: dict[str, list[Drift]] = {}
+    for item in drift:
+        drift_of.setdefault(item.node, []).append(item)
+    out: list[NodeStatus] = []
+    for path, step in plan.walk():
+        if step.kind != GUEST_CREATE:
+            continue
+        try:
+            args = args_of(step, VmCreateArgs)
+        except StepArgsError:
+            continue
+        assert isinstance(args, VmCreateArgs)
+        host = step.host
+        if path:
+            out.append(
+                NodeStatus(
+                    name=args.name,
+                    type=args.type,
+                    host=host,
+                    vmid=args.vmid,
+                    state="not_probed",
+                    detail=(f"on nested host {host}: `apply --refresh` probes that level",),
+                )
+            )
+            continue
+        recorded = resources.get(step.address)
+        vmid = (recorded or {}).get("vm_id") or args.vmid
+        vmid = vmid if isinstance(vmid, int) else None
+        base = {"name": args.name, "type": args.type, "host": host, "vmid": vmid}
+        if recorded is None:
+            out.append(NodeStatus(**base, state="not_applied"))
+        elif live is None:
+            out.append(NodeStatus(**base, state="unreachable"))
+        else:
+            found = by_vmid.get(vmid) if vmid is not None else None
+            mine = drift_of.get(args.name, [])
+            if any(d.fix == "recreate" for d in mine) or found is None:
+                out.append(NodeStatus(**base, live="missing", state="missing"))
+            elif mine:
+                lines = tuple(drift_line(d) for d in mine)
+                out.append(NodeStatus(**base, live=found.status, state="drift", detail=lines))
+            else:
+                out.append(NodeStatus(**base, live=found.status, state="in_sync"))
+    return tuple(out)

@@ -155,3 +155,34 @@ def test_saved_plan_applies_the_drift_it_recorded(lab: Lab, tmp_path) -> None:
     assert code == 0, out + err
     assert str(vm(lab, name)["config"]["memory"]) == "1024"
     destroy(lab, name)
+
+
+def test_status_names_each_node_live_state_against_the_store(lab: Lab) -> None:
+    name = applied(lab, "drift-status", 88800, count=3)
+    qm(lab, "set", "88801", "--memory", "2048")
+    qm(lab, "stop", "88802")
+    qm(lab, "destroy", "88802")
+    since = len(lab.sim.calls.read_text().splitlines())
+    code, out, err = run_cli(lab.args("status", "-M", name, "-H", "sim", "--detailed-exitcode"))
+    assert code == 2, out + err
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("w-")}
+    assert rows["w-1"][-1] == "drifted" and rows["w-1"][4] == "running"
+    assert "memory: 2048 (live) -> 1024 (manifest)" in out
+    assert rows["w-2"][-2:] == ["missing", "missing"]
+    assert rows["w-3"][-2:] == ["in", "sync"]
+    assert "3 node(s): 1 in sync, 1 drifted, 1 missing." in out
+    made = lab.sim.calls.read_text().splitlines()[since:]
+    assert len(made) == 1, "status changes nothing: one listing, no other call"
+    code, out, err = run_cli(lab.args("status", "-M", name, "-H", "sim", "--json"))
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert report["summary"]["missing"] == 1 and report["reachable"] is True
+    assert {n["name"]: n["state"] for n in report["nodes"]} == {
+        "w-1": "drift",
+        "w-2": "missing",
+        "w-3": "in_sync",
+    }
+    converges(lab, name)
+    code, out, err = run_cli(lab.args("status", "-M", name, "-H", "sim", "--detailed-exitcode"))
+    assert code == 0 and "3 node(s): 3 in sync." in out, out + err
+    destroy(lab, name)

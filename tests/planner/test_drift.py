@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ from pveplan.planner import (
     drift_line,
     drift_reruns,
     find_drift,
+    node_statuses,
     verify_plan,
     with_drift,
 )
@@ -183,3 +185,44 @@ def test_a_listing_entry_in_pveplan_units() -> None:
     )
     fresh = live_vm({"id": "qemu/101", "vmid": 101, "node": "pve", "status": "unknown"})
     assert (fresh.cores, fresh.memory, fresh.disk) == (None, None, None)
+
+
+@cache
+def tiered() -> Plan:
+    site = load_site_config(EXAMPLES)
+    loaded = load_manifest(str(EXAMPLES / "manifests" / "n2-tiered.pvp"))
+    return build_plan_file(
+        loaded, resolve_manifest(loaded, site, "sim"), site, "sim", planned_against=None
+    ).plan
+
+
+def test_status_of_each_node_unreachable_nested_and_unapplied() -> None:
+    plan = tiered()
+    resources, vms = as_applied(plan)
+    statuses = {s.name: s.state for s in node_statuses(plan, None, resources)}
+    assert statuses == {"root-pve": "unreachable", "edge": "not_probed"}
+    live = LiveHost(host="sim", vms=tuple(vms))
+    assert {s.name: s.state for s in node_statuses(plan, live, {})} == {
+        "root-pve": "not_applied",
+        "edge": "not_probed",
+    }
+    assert node_statuses(plan, live, resources)[0].state == "in_sync"
+
+
+def test_status_names_the_unreachable_nodes_and_fails(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pveplan.cli import _status
+    from pveplan.planner import PlanError
+    from tests.cli_runner import run_cli
+
+    def unreachable(*_: object) -> LiveHost:
+        raise PlanError.at(None, "cannot probe the live state of sim: connection refused")
+
+    monkeypatch.setattr(_status, "probe_host", unreachable)
+    monkeypatch.setattr(
+        _status, "applied_resources", lambda *_: {"node.edge.create": {"vm_id": 99001}}
+    )
+    code, out, err = run_cli(["status", "-M", "n1-push", "-H", "sim", "--site-config", str(site)])
+    assert code == 1
+    assert "connection refused" in err and "Unreachable: edge." in out

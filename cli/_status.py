@@ -1,0 +1,111 @@
+"""`pveplan status -M X -H HOST`: the health of an applied lab, changing nothing.
+
+Every node's live state (from the one listing of the host that `plan` probes with) against
+what the store records as applied: in sync, drifted (each field, live and wanted), missing,
+never applied, or on a host that did not answer (named, with why). Nested levels are listed
+as not probed (their VMs are reached only through their host's executor). It also says when
+the manifest has changes not applied yet (`pveplan plan` shows them).
+
+Exit codes: 0 (every node answered); 1 an error, or the host did not answer; with
+`--detailed-exitcode`, 2 when anything differs (drift, missing, not applied, manifest changes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from pveplan.planner import PlanError, diff_plans, find_drift, node_statuses, summarize
+
+from ._drift import probe_host
+from ._plan import make_plan
+from ._state import applied_resources
+
+if TYPE_CHECKING:
+    from pveplan.planner import LiveHost, NodeStatus
+
+    from . import Console
+
+LABELS = {
+    "in_sync": "in sync",
+    "drift": "drifted",
+    "missing": "missing",
+    "not_applied": "not applied",
+    "not_probed": "not probed",
+    "unreachable": "unreachable",
+}
+
+
+def run_status(args: argparse.Namespace, console: Console) -> int:
+    plan_file, old, site = make_plan(args, console)
+    plan = plan_file.plan
+    workspace = plan_file.header.workspace
+    resources = applied_resources(console, workspace)
+    live: LiveHost | None = None
+    unreachable = ""
+    if resources:
+        try:
+            live = probe_host(console, site, plan.host, workspace)
+        except PlanError as exc:
+            unreachable = exc.summary
+    drift = find_drift(plan, live, resources) if live is not None else ()
+    nodes = node_statuses(plan, live, resources, drift)
+    pending = summarize(diff_plans(plan, old)) if old is not None else None
+    manifest_changes = pending is not None and pending.changes
+    counts = {state: sum(1 for n in nodes if n.state == state) for state in LABELS}
+    if getattr(args, "json", False):
+        report = {
+            "format": "pveplan-status/1",
+            "workspace": workspace,
+            "host": plan.host,
+            "reachable": not unreachable,
+            "unreachable": unreachable or None,
+            "applied": old.hash if old is not None else None,
+            "manifest_changes": bool(manifest_changes),
+            "summary": counts,
+            "nodes": [msgspec.to_builtins(n) for n in nodes],
+        }
+        console.print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        _print_text(console, workspace, nodes, counts, unreachable, old is not None)
+        if manifest_changes:
+            console.print("The manifest has changes not applied yet: `pveplan plan` shows them.")
+    if unreachable:
+        return 1
+    differs = manifest_changes or any(counts[s] for s in ("drift", "missing", "not_applied"))
+    return 2 if getattr(args, "detailed_exitcode", False) and differs else 0
+
+
+def _print_text(
+    console: Console,
+    workspace: str,
+    nodes: tuple[NodeStatus, ...],
+    counts: dict[str, int],
+    unreachable: str,
+    applied: bool,
+) -> None:
+    style = console.style
+    console.print(style.bold(f"pveplan status: {workspace}"))
+    if not applied:
+        console.print("Nothing is applied to this workspace.")
+    rows = [("NODE", "TYPE", "HOST", "VMID", "LIVE", "STATE")]
+    rows += [
+        (n.name, n.type, n.host, str(n.vmid or "-"), n.live or "-", LABELS[n.state]) for n in nodes
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        console.print(style.bold(line.rstrip()) if index == 0 else line.rstrip())
+        node = nodes[index - 1] if index else None
+        for detail in node.detail if node is not None else ():
+            console.print(f"    {detail}")
+    if unreachable:
+        console.error(f"error: {unreachable}")
+        named = ", ".join(n.name for n in nodes if n.state == "unreachable")
+        if named:
+            console.print(f"Unreachable: {named}.")
+    parts = [f"{counts[state]} {LABELS[state]}" for state in LABELS if counts[state]]
+    console.print(f"{len(nodes)} node(s): {', '.join(parts) or 'none'}.")
