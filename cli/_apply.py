@@ -35,7 +35,7 @@ from pveplan.planner import (
 )
 
 from ._consent import at_risk, confirm
-from ._drift import with_live_drift
+from ._drift import refresh_wanted, with_live_drift
 from ._plan import make_plan, rehearsal_note, summarize_with_drift, workspace_destroy
 from ._select import SiteCache, simulating, site_root
 from ._serve import serve_for_run
@@ -266,6 +266,7 @@ def execute_run(
         plan_object = store.put_object(canonical(plan)) if verb == "apply" else None
 
         async def body(services: Any) -> tuple[RunReport, Any]:
+            services.probe_live = refresh_wanted(args)  # nested levels probe their own
             report = await run_workspace(
                 plan,
                 plan_object,

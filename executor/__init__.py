@@ -56,6 +56,7 @@ _EXPORTS = {
     "node_table": "._results",
     "preflight": "._preflight",
     "probe_live": "._live",
+    "with_level_drift": "._live",
     "live_vm": "._live",
     "probe_node_ssh": "._verify",
     "public_line": "._keys",
@@ -123,6 +124,7 @@ __all__ = [
     "serve_stdio",
     "summary",
     "sweep_tagged",
+    "with_level_drift",
     "with_nested",
 ]
 

@@ -13,12 +13,14 @@ says so (the create step still reconciles what it reads when it runs).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from pveplan.planner import LiveHost, LiveVm
+from pveplan.planner import LiveHost, LiveVm, Plan, drift_line, find_drift, with_drift
 
 from ._context import Services
+from ._model import Event
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -49,3 +51,19 @@ async def probe_live(services: Services, host: str) -> LiveHost:
     pve = await services.pve(host)
     vms = [vm for vm in await pve.vms() if vm.get("node") in (None, pve.node)]
     return LiveHost(host=host, vms=tuple(live_vm(vm) for vm in vms))
+
+
+async def with_level_drift(plan: Plan, services: Services, emit: Callable[[Event], None]) -> Plan:
+    """`plan` (a nested level's, on its own host) with the drift of its VMs against this
+    host's store, found in one listing, so its run converges it as the driver's does; each
+    drift is logged (the driver's display shows it under this host). Unchanged when
+    nothing is applied here yet."""
+    resources = {r.address: r.outputs for r in services.store.resources(services.workspace)}
+    if not resources:
+        return plan
+    found = find_drift(plan, await probe_live(services, plan.host), resources)
+    for item in found:
+        address = item.address
+        message = f"drift: {drift_line(item)}"
+        emit(Event(address=address, kind="log", host=plan.host, at=time.time(), message=message))
+    return with_drift(plan, found) if found else plan

@@ -97,6 +97,7 @@ class SubplanDelegate(StepKind):
                     verb="destroy" if destroying else "apply",
                     authorized_keys=tuple(ctx.services.trusted_keys),
                     spec_server=ctx.services.spec_server,
+                    probe_live=ctx.services.probe_live,
                 ),
                 forward=ctx.forward,
             )

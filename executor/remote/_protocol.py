@@ -66,6 +66,8 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
     verb: Literal["apply", "destroy"] = "apply"
     parallelism: int | None = None
     refresh: bool = False
+    probe_live: bool = True
+    """Probe this level's VMs (one listing) and converge their drift before running."""
     authorized_keys: tuple[str, ...] = ()
     spec_server: SpecServerRef | None = None
     """The driver's spec server, for the pull nodes of this level (None: no pull nodes)."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import trio
 
+from pveplan.executor._live import with_level_drift
 from pveplan.executor._model import Event, RunReport
 from pveplan.executor._run import run_workspace
 
@@ -175,8 +176,11 @@ async def _run(
 
     try:
         async with _workspace_lock(store, workspace), open_services(plan, options) as services:
-            plan_object = store.put_object(canonical(plan)) if plan.action == "apply" else None
             verb = "destroy" if plan.action == "destroy" else options.verb
+            services.probe_live = options.probe_live  # and the levels below this one
+            if verb == "apply" and options.probe_live:
+                plan = await with_level_drift(plan, services, emit)
+            plan_object = store.put_object(canonical(plan)) if plan.action == "apply" else None
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(forward_events)
                 with trio.CancelScope() as run_scope:

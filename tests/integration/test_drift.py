@@ -186,3 +186,29 @@ def test_status_names_each_node_live_state_against_the_store(lab: Lab) -> None:
     code, out, err = run_cli(lab.args("status", "-M", name, "-H", "sim", "--detailed-exitcode"))
     assert code == 0 and "3 node(s): 3 in sync." in out, out + err
     destroy(lab, name)
+
+
+def test_a_nested_level_probes_its_own_vms_and_converges_them_on_apply(lab: Lab) -> None:
+    from pveplan.sim import read_state
+
+    from .test_nested import deep, level_counts, write_yaml
+
+    name = write_yaml(lab, "drift-nest", deep("drift-nest", 1, 88900))
+    apply(lab, name)
+
+    def leaf() -> dict:
+        vms = read_state(lab.sim)["vms"].values()
+        return next(v for v in vms if v["vmid"] == 88901 and v["node"] == "pve1")
+
+    tool = str(lab.sim.host_dir("pve1") / "bin" / "qm")  # an operator on the nested host
+    subprocess.run([tool, "set", "88901", "--memory", "4096"], check=True, capture_output=True)
+    out, _ = apply(lab, name, "-v")
+    assert "drift: ~ vm leaf  memory: 4096 (live) -> 1024 (manifest)" in out, out
+    assert str(leaf()["config"]["memory"]) == "1024"
+    apply(lab, name)
+    levels = level_counts(lab, f"{name}@sim")
+    assert levels["pve1"]["finished"] == 0, levels  # converged: nothing left to do there
+    subprocess.run([tool, "set", "88901", "--memory", "4096"], check=True, capture_output=True)
+    apply(lab, name, "--refresh=false")  # trusts every level's store
+    assert str(leaf()["config"]["memory"]) == "4096"
+    destroy(lab, name)
