@@ -68,6 +68,12 @@ def test_memory_changed_by_hand(lab: Lab) -> None:
     assert code == 2
     assert "~ vm w-1  memory: 4096 (live) -> 1024 (manifest)" in out
     assert "1 drifted" in out
+    code, out, _ = run_cli(lab.args("plan", "-M", name, "-H", "sim", "--json"))
+    report = json.loads(out)
+    assert report["summary"]["drift"] == 1
+    assert [(d["node"], d["field"], d["live"], d["wanted"]) for d in report["drift"]] == [
+        ("w-1", "memory", "4096", "1024")
+    ]
     converges(lab, name)
     assert str(vm(lab, name)["config"]["memory"]) == "1024"
     destroy(lab, name)
