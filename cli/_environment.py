@@ -35,8 +35,14 @@ _SITE_USERS = ("validate", "plan", "graph", "apply", "create", "destroy", "test"
 
 ENVIRONMENT: dict[str, EnvVar] = {
     "HOMESTAK_SITE_CONFIG": EnvVar(
-        "site config directory when --site-config is not given (then ../site-config, "
-        "/usr/local/etc/homestak, /opt/homestak/site-config)",
+        "site config directory when --site-config is not given (then the manifest's own, "
+        "$HOMESTAK_ROOT/config, ../site-config, /usr/local/etc/homestak, "
+        "/opt/homestak/site-config)",
+        (*_SITE_USERS, "completion"),
+    ),
+    "HOMESTAK_ROOT": EnvVar(
+        "homestak's workspace root: its config/ is a place the site config is looked for "
+        "(as iac-driver does; unset: ~/config)",
         (*_SITE_USERS, "completion"),
     ),
     "PVEPLAN_STORE": EnvVar(
