@@ -197,3 +197,22 @@ def test_homestak_root_config_without_site_yaml_is_skipped_and_listed(layout, tm
     with pytest.raises(PlanError) as info:
         find(layout, env={"HOMESTAK_ROOT": str(root)})
     assert f"{root / 'config'} ($HOMESTAK_ROOT/config): no site.yaml" in info.value.detail
+
+
+def test_validate_finds_the_site_config_under_homestak_root(tmp_path, monkeypatch) -> None:
+    """The command reads $HOMESTAK_ROOT (a row of cli/_environment.py) and `-M NAME` then
+    names a manifest of $HOMESTAK_ROOT/config, as `./run.sh ... -M NAME` does."""
+    import shutil
+
+    from ...cli_runner import run_cli
+
+    examples = Path(__file__).resolve().parents[3] / "examples" / "site-config"
+    root = tmp_path / "homestak"
+    shutil.copytree(examples, root / "config")
+    monkeypatch.delenv("HOMESTAK_SITE_CONFIG", raising=False)
+    monkeypatch.setenv("HOMESTAK_ROOT", str(root))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, out, err = run_cli(["validate", "-M", "n1-push"], cwd=elsewhere)
+    assert code == 0, err
+    assert "valid" in out
