@@ -25,18 +25,21 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 HEX_KEY = "c0ffee" * 10 + "beef"  # 64 hex digits, as secrets.token_hex(32) writes
+STATIC = "static-edge-token-FAKESECRET"
+"""homestak's older per-node static token, `auth.node_tokens.edge`."""
 
 
 def site_config(tmp_path: Path) -> Path:
-    """The example site config, with a hex signing key and edge's spec under a posture
-    whose nodes must present a token (node_token)."""
+    """The example site config, with a hex signing key, homestak's nested static token for
+    edge, and edge's spec under a posture whose nodes must present a token (node_token)."""
     root = tmp_path / "site-config"
     shutil.copytree(ROOT / "examples" / "site-config", root)
     secrets = root / "secrets.yaml"
     text = secrets.read_text()
     start = text.index("signing_key:")
     end = text.index("\n", start)
-    secrets.write_text(text[:start] + f'signing_key: "{HEX_KEY}"' + text[end:])
+    key = f'signing_key: "{HEX_KEY}"\n  node_tokens:\n    edge: "{STATIC}"'
+    secrets.write_text(text[:start] + key + text[end:])
     spec = root / "specs" / "base.yaml"
     spec.write_text(spec.read_text().replace("posture: dev", "posture: prod"))
     return root
@@ -67,6 +70,8 @@ def test_a_token_homestak_minted_opens_pveplan_serve(tmp_path: Path) -> None:
             with client, pytest.raises(HttpStatusError) as refused:
                 client.get_json("/spec/edge")
             assert refused.value.status == 403
+            with PullClient(url, fingerprint, token=STATIC) as client:
+                assert client.get_json("/spec/edge")["identity"] == "edge"
             client = PullClient(url, fingerprint, token=token)
             with client, pytest.raises(HttpStatusError) as other:
                 client.get_json("/spec/not-edge")
@@ -79,5 +84,5 @@ def test_a_token_homestak_minted_opens_pveplan_serve(tmp_path: Path) -> None:
                 if process.poll() is None:
                     process.kill()
     logged = log.read_text()
-    assert token not in logged and HEX_KEY not in logged
+    assert token not in logged and HEX_KEY not in logged and STATIC not in logged
     assert "not hex" not in logged  # a hex key: no compat hint
