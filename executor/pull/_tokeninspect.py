@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from ._tokens import DEFAULT_TOKEN_TTL, TokenRefused, check_token, hmac_key
+from ._tokens import DEFAULT_TOKEN_TTL, MAX_TOKEN_LENGTH, TokenRefused, check_token, hmac_key
 
 KNOWN_CLAIMS = {"v": "version", "n": "node", "s": "spec", "iat": "issued"}
 """homestak's v1 claims and what each means (`docs/pull.md`)."""
@@ -56,13 +56,15 @@ def inspect_token(
     """The claims of `token`; with `signing_key`, whether its HMAC holds and whether
     `pveplan serve` would accept it at `now`. `TokenRefused` when it does not decode."""
     token = token.strip()
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenRefused(f"malformed token: longer than {MAX_TOKEN_LENGTH} characters")
     parts = token.split(".")
     if len(parts) != 2:
         raise TokenRefused(f"malformed token: expected 2 dot-separated parts, got {len(parts)}")
     payload_b64 = parts[0]
     try:
         claims = json.loads(_lenient_b64decode(payload_b64))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise TokenRefused("malformed token: the payload is not base64url JSON") from None
     if not isinstance(claims, dict):
         raise TokenRefused("malformed token: the payload is not a JSON object")

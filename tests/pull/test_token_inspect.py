@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import io
 import json
 import shutil
@@ -56,6 +58,19 @@ def test_what_does_not_decode_is_refused(token: str) -> None:
     with pytest.raises(TokenRefused) as info:
         inspect_token(token, now=NOW)
     assert info.value.reason.startswith("malformed token")
+
+
+@given(st.text(max_size=200))
+def test_arbitrary_text_only_ever_raises_token_refused(text: str) -> None:
+    with contextlib.suppress(TokenRefused):
+        inspect_token(text, HEX_KEY, now=NOW)
+
+
+def test_deeply_nested_or_huge_payloads_are_refused_not_crashed() -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 3000).decode().rstrip("=")
+    for token in (f"{deep}.x", "a" * 5000 + ".b"):
+        with pytest.raises(TokenRefused):
+            inspect_token(token, now=NOW)
 
 
 # ---- the command ------------------------------------------------------------------------
