@@ -381,7 +381,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     if not confirm(args, console, f"Destroy everything in {prepared.workspace}?", risks):
         console.print("Destroy cancelled.")
         return 1
-    search = sweep_tagged(prepared, console, destroy, discover=discover)
+    search = sweep_tagged(prepared, console, destroy)
     try:
         report, seconds, swept = execute_run(
             args, console, prepared, destroy, "destroy", after=leftovers.after_destroy(search)
@@ -406,16 +406,13 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     return 0 if report.status == "ok" else 1
 
 
-def sweep_tagged(
-    prepared: Prepared, console: Console, destroy: Plan | None = None, *, discover: bool = False
-) -> Any:
+def sweep_tagged(prepared: Prepared, console: Console, destroy: Plan) -> Any:
     """What a destroy of `prepared`'s workspace looks for on its host after its recorded
     steps (see `_leftovers`): the manifest's VM nodes the store does not record."""
     from ._leftovers import Search
     from ._state import applied_resources
 
-    resources = {} if discover else applied_resources(console, prepared.workspace)
-    return Search(prepared.plan, destroy, resources, discover=discover)
+    return Search(prepared.plan, destroy, applied_resources(console, prepared.workspace))
 
 
 def args_json(args: argparse.Namespace) -> bool:

@@ -3,8 +3,9 @@
 A destroy removes what the store recorded, then what is left of the manifest on the host:
 VMs tagged `pveplan-<manifest>`, and VMs at a node's pinned vmid that carry the node's name
 (the executor's `_leftovers` has the rules and why a VM of another name is never taken).
-`--discover` ignores the records and searches for every node. The search is one listing of
-the host, made after the recorded destroy (or, for `--dry-run`, instead of it).
+`--discover` skips the recorded plan (a nested host is not asked to destroy its subtree:
+it goes with its host's VM); the recorded resources are destroyed all the same. The search
+is one listing of the host, made after the recorded destroy (for `--dry-run`, instead of it).
 
 `--dry-run` makes that one listing and changes nothing: it prints each VM that would be
 destroyed with its vmid, name and why it was found, the recorded plan's diff, and the VMs
@@ -53,15 +54,16 @@ WHY = {
 class Search:
     """What a destroy looks for on its host: the manifest's VM nodes, minus the recorded."""
 
-    def __init__(
-        self, plan: Plan, destroy: Plan | None, resources: dict[str, Any], *, discover: bool
-    ) -> None:
+    def __init__(self, plan: Plan, destroy: Plan | None, resources: dict[str, Any]) -> None:
+        """`destroy`: the recorded destroy plan the run executes (None or empty with
+        `--discover`); `resources`: the workspace's recorded resources, which every destroy
+        removes whatever its plan (`run_workspace`)."""
         from pveplan.executor import recorded_nodes, wanted_nodes
 
         self.host = plan.host
         self.manifest = plan.manifest
         self.wanted: list[Wanted] = wanted_nodes(plan)
-        self.recorded = {} if discover else recorded_nodes(destroy, resources)
+        self.recorded = recorded_nodes(destroy, resources)
 
 
 class Swept:
@@ -182,8 +184,8 @@ def run_destroy_dry_run(args: argparse.Namespace, console: Console) -> int:
     plan_file, old, site = make_plan(args, console)
     destroy = workspace_destroy(plan_file, old, console)
     discover = bool(getattr(args, "discover", False))
-    resources = {} if discover else applied_resources(console, destroy.header.workspace)
-    search = Search(plan_file.plan, destroy.plan if old else None, resources, discover=discover)
+    resources = applied_resources(console, destroy.header.workspace)
+    search = Search(plan_file.plan, None if old is None or discover else destroy.plan, resources)
     leftovers, note = list_leftovers(console, site, search, destroy.header.workspace)
     findings = node_findings(search.wanted, search.recorded, leftovers)
     changes = plan_changes(destroy.plan, old, destroy.header.sources)
@@ -220,8 +222,12 @@ def run_destroy_dry_run(args: argparse.Namespace, console: Console) -> int:
         console.style.bold(f"destroy --dry-run: {plan_file.plan.manifest} on {plan_file.plan.host}")
     )
     rehearsal_note(plan_file.plan.host, console)
-    console.print()
-    console.print(render_changes(changes, summarize(changes), console.style))
+    summary = summarize(changes)
+    if summary.changes:
+        console.print(f"Recorded in the store for {destroy.header.workspace}:")
+        console.print(render_changes(changes, summary, console.style))
+    else:
+        console.print(f"The store records nothing applied to {destroy.header.workspace}.")
     console.print()
     console.print(render_findings(findings, search.host, note))
     warn_refused(console, leftovers)
