@@ -118,3 +118,34 @@ def test_the_text_report_says_why_each_unrecorded_vm_was_taken(lab: Lab) -> None
         ("w-2", "record"),
         ("w-3", "record"),
     ]
+
+
+def test_a_nested_hosts_guests_go_with_it_when_the_store_is_gone(lab: Lab) -> None:
+    """The nested host cannot be asked (its host key was in the lost store): its VM is
+    found on the target host, and the guests on its disks are destroyed with it."""
+    from .test_nested import deep, write_yaml
+
+    name = write_yaml(lab, "nestedleft", deep("nestedleft", 1, BASE + 10))
+    site = ["-M", name, "-H", "sim"]
+    code, out, err = run_cli(lab.args("apply", *site, "--yes"))
+    assert code == 0, out + err
+    guests = [v for v in read_state(lab.sim)["vms"].values() if v["node"] == "pve1"]
+    assert [v["vmid"] for v in guests] == [BASE + 11]
+    for path in lab.store.glob("store.sqlite*"):
+        path.unlink()
+
+    code, out, err = run_cli(lab.args("destroy", *site, "--dry-run", "--json-output"))
+    assert code == 0, out + err
+    nodes = {n["name"]: n for n in json.loads(out)["nodes"]}
+    assert nodes["pve1"]["found_by"] == "tag" and nodes["leaf"]["found_by"] == "parent"
+    assert nodes["leaf"]["would_destroy"] is True and "inside pve1" in nodes["leaf"]["note"]
+
+    code, out, err = run_cli(lab.args("destroy", *site, "--yes", "--json-output"))
+    assert code == 0, out + err
+    nodes = {n["name"]: n for n in json.loads(out)["nodes"]}
+    # "destroyed" is homestak's word; "ok" what this JSON said before issue 21's reports.
+    assert {nodes["pve1"]["status"], nodes["leaf"]["status"]} <= {"destroyed", "ok"}
+    assert nodes["leaf"]["found_by"] == "parent"
+    state = read_state(lab.sim)
+    assert on_host(lab) == {}
+    assert [v for v in state["vms"].values() if v["node"] == "pve1"] == []
