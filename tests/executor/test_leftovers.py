@@ -178,9 +178,9 @@ TAGS = st.sampled_from(["", "pveplan", "pveplan;pveplan-lab", "pveplan;pveplan-o
 @given(
     wanted=st.lists(
         st.builds(Wanted, name=NAMES, vmid=st.one_of(st.none(), VMIDS)),
-        unique_by=lambda w: w.name,
+        unique_by=(lambda w: w.name, lambda w: w.vmid if w.vmid is not None else w.name),
         max_size=5,
-    ),
+    ),  # names and pinned vmids are unique in a manifest (the planner refuses clashes)
     listing=st.lists(
         st.builds(vm, VMIDS, NAMES, TAGS, template=st.sampled_from([0, 0, 0, 1])),
         unique_by=lambda v: v["vmid"],
