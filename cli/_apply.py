@@ -397,6 +397,8 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     _print_failures(console, report)
     rows = leftovers.report_rows(node_rows(report, destroy), swept.findings)
     if args_json(args):
+        if swept.leftovers.found or swept.leftovers.refused:
+            console.error(leftovers.HINT)  # stderr: stdout holds the JSON
         nodes = leftovers.rows_json(rows, swept.findings)
         return _json_report(args, console, "destroy", report.status == "ok", seconds, nodes)
     leftovers.print_swept(console, swept, destroy.host)

@@ -87,6 +87,7 @@ def test_destroy_finds_unrecorded_vms_by_name_and_vmid_and_spares_a_foreign_one(
     code, out, err = run_cli(lab.args("destroy", *site, "--yes", "--json-output"))
     assert code == 0, out + err
     assert on_host(lab) == {BASE + 3: "payroll-db"}, "the foreign VM survives"
+    assert "docs/homestak-compat.md#destroy" in err and "payroll-db" in err
     nodes = {n["name"]: n for n in json.loads(out)["nodes"]}
     assert sorted(nodes) == ["w-1", "w-2", "w-3"], "every node of the manifest is reported"
     assert nodes["w-1"]["found_by"] == "name+vmid" and nodes["w-2"]["found_by"] == "tag"
