@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ._diff import Change, Summary
+from ._drift import drift_line
 from ._planfile import PlanFile
 from ._render import SYMBOLS, summary_line
 
@@ -35,6 +36,7 @@ PROSE_MAX = 200  # a heading, workspace or section label, after escaping
 MAX_STEP_LINES = 40  # head, note and reasons of one step
 MAX_TICKS = 10  # longer backtick runs are shortened, so fences (and overhead) stay small
 _MARK_ROOM = 60  # room kept for the "… N more line(s)" marker
+DRIFT_SHOWN = 3  # drift lines in each part's preamble (bounded: a part's size must hold)
 
 _BREAKS = re.compile(r"\r\n|[\t\n\r\v\f\x85\u2028\u2029]")
 _CONTROLS = re.compile(
@@ -196,6 +198,11 @@ def _preamble(plan_file: PlanFile, summary: Summary, number: str, total: str) ->
     ]
     if summary.unchanged:
         lines += [f"{summary.unchanged} step(s) unchanged (cached), not listed.", ""]
+    if plan.drift:  # what the live probe found, in every part (it is short, and bounded)
+        shown = [f"- {_prose(drift_line(d), 120)}" for d in plan.drift[:DRIFT_SHOWN]]
+        more = len(plan.drift) - DRIFT_SHOWN
+        shown += [f"- and {more} more (`pveplan plan --json` lists them all)"] if more > 0 else []
+        lines += ["Drift (the live hosts moved since the last apply):", "", *shown, ""]
     signers = [_prose(s.key, 60) for s in header.signatures[:3]]
     if len(header.signatures) > 3:
         signers.append(f"{len(header.signatures) - 3} more")

@@ -226,3 +226,23 @@ def test_status_names_the_unreachable_nodes_and_fails(
     code, out, err = run_cli(["status", "-M", "n1-push", "-H", "sim", "--site-config", str(site)])
     assert code == 1
     assert "connection refused" in err and "Unreachable: edge." in out
+
+
+def test_markdown_shows_the_drift_bounded_in_every_part() -> None:
+    from pveplan.planner import render_markdown, summarize
+
+    plan = workers()
+    resources, vms = as_applied(plan)
+    vms = [msgspec.structs.replace(vm, memory=1) for vm in vms]
+    probed = with_drift(plan, find_drift(plan, LiveHost(host="sim", vms=tuple(vms)), resources))
+    site = load_site_config(EXAMPLES)
+    loaded = load_manifest(str(EXAMPLES / "manifests" / "workers-20.pvp"))
+    plan_file = build_plan_file(
+        loaded, resolve_manifest(loaded, site, "sim"), site, "sim", planned_against=None
+    )
+    plan_file = msgspec.structs.replace(plan_file, plan=probed, hash=probed.hash)
+    summary = msgspec.structs.replace(summarize([]), drift=len(probed.drift))
+    parts = render_markdown(plan_file, [], summary, max_chars=2_000)
+    assert all(len(part) <= 2_000 for part in parts)
+    assert "memory: 1 (live) -&gt; " in parts[0] or "memory: 1 (live) -> " in parts[0]
+    assert f"and {len(probed.drift) - 3} more" in parts[0] and "20 drifted" in parts[0]
