@@ -84,7 +84,7 @@ def prepare(args: argparse.Namespace, console: Console) -> Prepared:
         return _prepare_plan_file(args, console, files[0])
     plan_file, old, site = make_plan(args, console)
     if args.command != "destroy":  # drift is an input of every plan made here
-        plan_file = with_live_drift(args, console, plan_file, site)
+        plan_file = with_live_drift(args, console, plan_file, site, old)
     if site.site.trusted_plan_keys and args.command != "destroy":
         raise PlanError.at(
             None,

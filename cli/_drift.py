@@ -21,7 +21,7 @@ from ._session import driver_key, host_info, open_run_store, run_trio
 from ._state import applied_resources
 
 if TYPE_CHECKING:
-    from pveplan.planner import LiveHost, PlanFile, SiteConfig
+    from pveplan.planner import LiveHost, Plan, PlanFile, SiteConfig
 
     from . import Console
 
@@ -32,9 +32,15 @@ def refresh_wanted(args: argparse.Namespace) -> bool:
 
 
 def with_live_drift(
-    args: argparse.Namespace, console: Console, plan_file: PlanFile, site: SiteConfig
+    args: argparse.Namespace,
+    console: Console,
+    plan_file: PlanFile,
+    site: SiteConfig,
+    applied: Plan | None,
 ) -> PlanFile:
-    """`plan_file` with the drift the live probe found (as is when not probing)."""
+    """`plan_file` with the drift the live probe found (as is when not probing), against
+    what is `applied` (a step the plan changes anyway has only its existence and status
+    compared: its sizes are the plan's change)."""
     if not refresh_wanted(args) or plan_file.plan.action != "apply":
         return plan_file
     workspace = plan_file.header.workspace
@@ -42,7 +48,8 @@ def with_live_drift(
     if not resources:
         return plan_file
     live = probe_host(console, site, plan_file.plan.host, workspace)
-    plan = with_drift(plan_file.plan, find_drift(plan_file.plan, live, resources))
+    steps = {s.address: s.hash for s in applied.steps} if applied is not None else None
+    plan = with_drift(plan_file.plan, find_drift(plan_file.plan, live, resources, steps))
     if plan.hash == plan_file.plan.hash:
         return plan_file
     return msgspec.structs.replace(plan_file, plan=plan, hash=plan.hash)

@@ -32,6 +32,7 @@ from pveplan.planner import (
     relative_to,
     render_changes,
     summarize,
+    with_drift,
     workspace_name,
 )
 
@@ -136,7 +137,7 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
         return _check_all(args, console)
     plan_file, old, site = make_plan(args, console)
     if not args.destroy:
-        plan_file = with_live_drift(args, console, plan_file, site)
+        plan_file = with_live_drift(args, console, plan_file, site, old)
     plan_file, changes = plan_and_changes(plan_file, old, args.destroy, console)
     summary = summarize_with_drift(changes, plan_file.plan)
     if args.sign and not args.out:
@@ -212,7 +213,7 @@ def _check_all(args: argparse.Namespace, console: Console) -> int:
 def _check(plan_file: PlanFile, saved: PlanFile, path: Path, console: Console) -> int:
     """Is the committed plan at `path` what the manifest compiles to now? (1 if not)"""
     # The drift a saved plan recorded is what its probe saw, not what its inputs compile to.
-    offline = msgspec.structs.replace(saved.plan, drift=())
+    offline = with_drift(saved.plan, ())
     current = msgspec.json.format(msgspec.json.encode(plan_file.plan, order="sorted"), indent=2)
     before = msgspec.json.format(msgspec.json.encode(offline, order="sorted"), indent=2)
     if current == before:

@@ -51,7 +51,8 @@ def run_status(args: argparse.Namespace, console: Console) -> int:
             live = probe_host(console, site, plan.host, workspace)
         except PlanError as exc:
             unreachable = exc.summary
-    drift = find_drift(plan, live, resources) if live is not None else ()
+    steps = {s.address: s.hash for s in old.steps} if old is not None else None
+    drift = find_drift(plan, live, resources, steps) if live is not None else ()
     nodes = node_statuses(plan, live, resources, drift)
     pending = summarize(diff_plans(plan, old)) if old is not None else None
     manifest_changes = pending is not None and pending.changes

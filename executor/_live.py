@@ -61,7 +61,9 @@ async def with_level_drift(plan: Plan, services: Services, emit: Callable[[Event
     resources = {r.address: r.outputs for r in services.store.resources(services.workspace)}
     if not resources:
         return plan
-    found = find_drift(plan, await probe_live(services, plan.host), resources)
+    state = services.store.applied(services.workspace)
+    applied = state.steps if state is not None else None
+    found = find_drift(plan, await probe_live(services, plan.host), resources, applied)
     for item in found:
         address = item.address
         message = f"drift: {drift_line(item)}"

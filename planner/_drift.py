@@ -51,10 +51,19 @@ class LiveHost(Frozen, kw_only=True):
 
 
 def find_drift(
-    plan: Plan, live: LiveHost, resources: Mapping[str, Mapping[str, Any]]
+    plan: Plan,
+    live: LiveHost,
+    resources: Mapping[str, Mapping[str, Any]],
+    applied: Mapping[str, str] | None = None,
 ) -> tuple[Drift, ...]:
     """Every drift of the applied VMs of `plan`'s own level (`resources`: the store's live
-    resources of the workspace, by address, with their recorded outputs), in plan order."""
+    resources of the workspace, by address, with their recorded outputs), in plan order.
+
+    `applied` is what the store records as applied (address -> step hash, as
+    `AppliedState.steps` holds it): a create step whose hash differs
+    from its applied one runs anyway and brings the VM to the new manifest, so for it a
+    size or tag that differs is the plan's change (shown as such), not drift; only its VM
+    being gone or stopped is. Without it every field is compared with `plan`'s."""
     by_vmid = {vm.vmid: vm for vm in live.vms}
     addresses = {step.address for step in plan.steps}
     out: list[Drift] = []
@@ -71,11 +80,14 @@ def find_drift(
         vm = by_vmid.get(vmid) if isinstance(vmid, int) else None
         if vm is not None and vm.name != args.name:
             vm = None  # its vmid now belongs to another VM: ours is gone
-        out.extend(_compare(step, args, vm, addresses))
+        fields = applied is None or applied.get(step.address) == step.hash
+        out.extend(_compare(step, args, vm, addresses, fields=fields))
     return tuple(out)
 
 
-def _compare(step: Step, args: VmCreateArgs, vm: LiveVm | None, addresses: set[str]) -> list[Drift]:
+def _compare(
+    step: Step, args: VmCreateArgs, vm: LiveVm | None, addresses: set[str], *, fields: bool
+) -> list[Drift]:
     def drift(field: str, live: str, wanted: str, cause: str, fix: Any, address: str = "") -> Drift:
         return Drift(
             address=address or step.address,
@@ -91,7 +103,7 @@ def _compare(step: Step, args: VmCreateArgs, vm: LiveVm | None, addresses: set[s
     if vm is None:
         return [drift("exists", "missing", "present", DESTROYED, "recreate")]
     out: list[Drift] = []
-    for field, unit in (("cores", ""), ("memory", ""), ("disk", "G")):
+    for field, unit in (("cores", ""), ("memory", ""), ("disk", "G")) if fields else ():
         have, want = getattr(vm, field), getattr(args, field)
         if have is None or have == want:
             continue
@@ -105,7 +117,7 @@ def _compare(step: Step, args: VmCreateArgs, vm: LiveVm | None, addresses: set[s
             )
             out.append(drift(field, f"{have}{unit}", f"{want}{unit}", cause, "report"))
     missing = [tag for tag in args.tags if tag.lower() not in {t.lower() for t in vm.tags}]
-    if missing:
+    if missing and fields:
         out.append(
             drift(
                 "tags",

@@ -246,3 +246,15 @@ def test_markdown_shows_the_drift_bounded_in_every_part() -> None:
     assert all(len(part) <= 2_000 for part in parts)
     assert "memory: 1 (live) -&gt; " in parts[0] or "memory: 1 (live) -> " in parts[0]
     assert f"and {len(probed.drift) - 3} more" in parts[0] and "20 drifted" in parts[0]
+
+
+def test_a_step_the_plan_changes_anyway_shows_its_change_not_drift() -> None:
+    plan = workers()
+    resources, vms = as_applied(plan)
+    vms[0] = msgspec.structs.replace(vms[0], memory=1, status="stopped")
+    live = LiveHost(host="sim", vms=tuple(vms))
+    applied = {s.address: s.hash for s in plan.steps}
+    assert {d.field for d in find_drift(plan, live, resources, applied)} == {"memory", "status"}
+    create = creates(plan)[0][0]
+    applied[create] = "0" * 32  # the manifest changed this VM since it was applied
+    assert [d.field for d in find_drift(plan, live, resources, applied)] == ["status"]
