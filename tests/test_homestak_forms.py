@@ -61,3 +61,9 @@ def test_the_verbs_take_verbose_and_yes_short_and_long(verb: str) -> None:
     for flags in (["-v", "-y"], ["--verbose", "--yes"]):
         code, _, err = run_cli([verb, "-M", "n1-push", "-H", "sim", *SITE, "--dry-run", *flags])
         assert code == 0, err
+
+
+def test_a_verb_without_a_host_exits_1() -> None:
+    """iac-driver's `-H` is required (argparse: exit 2); pveplan says so and exits 1."""
+    code, _, err = run_cli(["create", "-M", "n1-push", *SITE, "--dry-run"])
+    assert code == 1 and "-H HOST" in err and "Traceback" not in err
