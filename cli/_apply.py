@@ -350,64 +350,71 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_destroy(args: argparse.Namespace, console: Console) -> int:
-    """pveplan destroy / homestak destroy: what the store says is applied, or --discover."""
+    """pveplan destroy / homestak destroy: what the store says is applied, then what is
+    left of the manifest on the host (`_leftovers`: by tag, and by name+vmid)."""
     from pveplan.executor import node_rows, node_table, summary
 
-    if getattr(args, "dry_run", False):
-        from ._plan import run_dry_run_verb
+    from . import _leftovers as leftovers
 
-        return run_dry_run_verb(args, console)
+    if getattr(args, "dry_run", False):
+        return leftovers.run_destroy_dry_run(args, console)
     prepared = prepare(args, console)
     destroy = workspace_destroy(prepared.plan_file, prepared.old, console).plan
-    if getattr(args, "discover", False):  # the host's tags alone, whatever the store says
+    discover = bool(getattr(args, "discover", False))
+    if discover:  # what is on the host alone, whatever the store says
         destroy = Plan(
             manifest=destroy.manifest, host=destroy.host, action="destroy", hash=destroy.hash
         )
     if not args_json(args):
         console.print(
             f"Destroying {prepared.workspace}: {len(destroy.steps)} recorded step(s), then "
-            f"anything left on {destroy.host} tagged pveplan-{destroy.manifest}."
+            f"what is left on {destroy.host}: VMs tagged pveplan-{destroy.manifest}, and "
+            "VMs named as a node at its vmid."
         )
     risks = at_risk(plan_changes(destroy, prepared.old))
-    if getattr(args, "discover", False) or not risks:
-        risks = [*risks, f"any VM on {destroy.host} tagged pveplan-{destroy.manifest}"]
+    if discover or not risks:
+        risks = [
+            *risks,
+            f"any VM on {destroy.host} tagged pveplan-{destroy.manifest}, or named as a node "
+            "of the manifest at its vmid (and whatever runs inside such a PVE host)",
+        ]
     if not confirm(args, console, f"Destroy everything in {prepared.workspace}?", risks):
         console.print("Destroy cancelled.")
         return 1
+    search = sweep_tagged(prepared, console, destroy)
     try:
-        report, seconds, (swept, sweep_errors) = execute_run(
-            args, console, prepared, destroy, "destroy", after=sweep_tagged(prepared)
+        report, seconds, swept = execute_run(
+            args, console, prepared, destroy, "destroy", after=leftovers.after_destroy(search)
         )
     except Interrupted as exc:
         console.error(str(exc))
         return INTERRUPTED
-    for error in sweep_errors:
+    for error in swept.errors:
         console.error(f"error: {error}")
-    if sweep_errors:
+    if swept.errors:
         report = msgspec.structs.replace(report, status="failed")
-    if swept and not args_json(args):
-        console.print(
-            f"Also destroyed {len(swept)} unrecorded VM(s) tagged pveplan-{destroy.manifest}."
-        )
+    leftovers.warn_refused(console, swept.leftovers)
     _print_failures(console, report)
+    rows = leftovers.report_rows(node_rows(report, destroy), swept.findings)
     if args_json(args):
-        return _json_report(
-            args, console, "destroy", report.status == "ok", seconds, node_results(report, destroy)
-        )
-    if table := node_table(node_rows(report, destroy)):
+        if swept.leftovers.found or swept.leftovers.refused:
+            console.error(leftovers.HINT)  # stderr: stdout holds the JSON
+        nodes = leftovers.rows_json(rows, swept.findings)
+        return _json_report(args, console, "destroy", report.status == "ok", seconds, nodes)
+    leftovers.print_swept(console, swept, destroy.host)
+    if table := node_table(rows):
         console.print(table)
     console.print(summary(report, seconds, "destroy"))
     return 0 if report.status == "ok" else 1
 
 
-def sweep_tagged(prepared: Prepared) -> Any:
-    """An `after` hook: destroy what is still on the host with this manifest's tag."""
-    from pveplan.executor import sweep_tagged as sweep
+def sweep_tagged(prepared: Prepared, console: Console, destroy: Plan) -> Any:
+    """What a destroy of `prepared`'s workspace looks for on its host after its recorded
+    steps (see `_leftovers`): the manifest's VM nodes the store does not record."""
+    from ._leftovers import Search
+    from ._state import applied_resources
 
-    async def after(services: Any, report: Any) -> tuple[list[str], list[str]]:
-        return await sweep(services, prepared.plan.host, prepared.plan.manifest, lambda e: None)
-
-    return after
+    return Search(prepared.plan, destroy, applied_resources(console, prepared.workspace))
 
 
 def args_json(args: argparse.Namespace) -> bool:
@@ -506,10 +513,13 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
         destroy = workspace_destroy(
             PlanFile(hash=fresh.hash, plan=fresh, header=prepared.plan_file.header), fresh, console
         ).plan
-        down, _, (_, sweep_errors) = execute_run(
-            args, console, prepared, destroy, "destroy", after=sweep_tagged(prepared)
+        from ._leftovers import after_destroy
+
+        search = sweep_tagged(prepared, console, destroy)
+        down, _, swept = execute_run(
+            args, console, prepared, destroy, "destroy", after=after_destroy(search)
         )
-        destroyed_ok = down.status == "ok" and not sweep_errors
+        destroyed_ok = down.status == "ok" and not swept.errors
     success = created_ok and destroyed_ok
     if args_json(args):
         return _json_report(args, console, "test", success, time.time() - started, nodes)

@@ -136,6 +136,7 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
             (
                 f"pveplan destroy -M n1-push -H sim {SITE} -y",
                 f"pveplan destroy -M n1-push -H sim {SITE} --discover -y -v",
+                f"pveplan destroy -M n1-push -H sim {SITE} --dry-run",
             ),
         ),
         (
@@ -170,7 +171,8 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
             cmd.add_argument(
                 "--discover",
                 action="store_true",
-                help="find the manifest's VMs on the host by their pveplan tag (no store needed)",
+                help="skip the recorded plan: find the manifest's VMs on the host by their "
+                "pveplan tag, or a node's name at its vmid (see docs/cli.md)",
             )
 
 
