@@ -108,6 +108,17 @@ ENVIRONMENT: dict[str, EnvVar] = {
         "set to anything but 0: the same as --simulate (rehearse every host on the simulator)",
         ("validate", "plan", "graph", "apply", "create", "destroy", "test"),
     ),
+    "PVEPLAN_REPORT_DIR": EnvVar(
+        "where create, destroy and test write each run's report, as a JSON and a markdown "
+        "file; -r/--report-dir wins (default: $HOMESTAK_ROOT/logs if that is set, else "
+        "reports/ in the working directory)",
+        ("create", "destroy", "test"),
+    ),
+    "HOMESTAK_ROOT": EnvVar(
+        "homestak's workspace root: when set, run reports go to $HOMESTAK_ROOT/logs (as "
+        "iac-driver writes them) unless -r/--report-dir or $PVEPLAN_REPORT_DIR says otherwise",
+        ("create", "destroy", "test"),
+    ),
     "NO_COLOR": EnvVar(
         "set and non-empty: no colour on a terminal (`pveplan --color always` still colours)",
         ALL,
