@@ -453,6 +453,7 @@ def homestak_end(
         started=started,
         phases=phases,
         nodes=nodes,
+        title=f"manifest-{verb}-{plan.manifest}",
     )
 
 

@@ -84,11 +84,12 @@ def file_report(
     started: float,
     finished: float,
     phases: Sequence[Phase] = (),
+    title: str | None = None,
 ) -> dict[str, Any]:
     """The JSON file: the `--json-output` report with iac-driver's file fields (host,
     hostname, started_at, finished_at, duration) and each phase's description and message."""
     data = {
-        "scenario": report.get("scenario") or f"manifest-{report.get('verb')}",
+        "scenario": report.get("scenario") or title or f"manifest-{report.get('verb')}",
         "host": host,
         "hostname": socket.gethostname(),
         "started_at": datetime.fromtimestamp(started).isoformat(),
@@ -192,12 +193,14 @@ def emit_report(
     phases: Sequence[Phase] = (),
     nodes: Sequence[NodeResult] = (),
     write: bool = True,
+    title: str | None = None,
 ) -> int:
     """End a run: print `report` (as JSON on stdout with --json-output, else the node table),
     write its files (unless `write` is False: a dry run), return 0 on success, else 1.
 
     `report` is `verb_report(...)` or `scenario_report(...)`; `phases` adds their details
-    to the files; `nodes` are the table's rows (their place in the tree shown).
+    to the files; `nodes` are the table's rows (their place in the tree shown); `title`
+    names a verb's run in the files (iac-driver's `manifest-test-NAME`).
     """
     from ._homestak_report import node_table
 
@@ -208,7 +211,9 @@ def emit_report(
         console.print(node_table(nodes))
     if write:
         folder, fallback = report_dir(args, console)
-        data = file_report(report, host=host, started=started, finished=finished, phases=phases)
+        data = file_report(
+            report, host=host, started=started, finished=finished, phases=phases, title=title
+        )
         try:
             json_path, _ = write_report(folder, data, subject=subject, started=started)
         except OSError as exc:

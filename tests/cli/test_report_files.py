@@ -135,6 +135,7 @@ def test_emit_report_prints_json_or_the_table_and_writes_the_files(tmp_path: Pat
         subject="create-lab",
         started=STARTED,
         nodes=NODES,
+        title="manifest-create-lab",
     )
     assert code == 1
     assert json.loads(out.out.getvalue()) == report  # stdout holds the JSON alone
@@ -142,7 +143,8 @@ def test_emit_report_prints_json_or_the_table_and_writes_the_files(tmp_path: Pat
     on_disk = json.loads(written[0].read_text())
     assert on_disk["nodes"] == report["nodes"] and on_disk["host"] == "sim"
     assert (
-        on_disk["scenario"] == "manifest-create" and on_disk["started_at"] == "2026-03-22T20:26:58"
+        on_disk["scenario"] == "manifest-create-lab"
+        and on_disk["started_at"] == "2026-03-22T20:26:58"
     )
     assert {"hostname", "finished_at", "duration"} <= set(on_disk)
     assert "Report written to" in out.err.getvalue() and "hint:" not in out.err.getvalue()
