@@ -303,3 +303,43 @@ def test_dry_run_json_output_lists_every_node_pending_in_create_order(
     assert report["context"] == {} and report["error"] is None
     assert "changes" in report and "node_changes" in report  # the plan diff, alongside
     assert not reports.exists()  # a dry run writes no report
+
+
+STEPS = [s.address for s in lab_plan().steps if s.address != "node.hv.delegate"]
+NESTED = [s.address for s in lab_plan().subplans["node.hv.delegate"].steps]
+
+
+@given(
+    st.lists(st.sampled_from(["ok", "cached", "failed", "skipped", None]), min_size=4, max_size=4),
+    st.lists(st.sampled_from(["ok", "cached", "failed", "skipped", None]), min_size=6, max_size=6),
+    st.sampled_from(["ok", "failed", "skipped", None]),
+)
+def test_whatever_happened_every_node_is_listed_once_in_create_order(
+    own: list[str | None], inner: list[str | None], delegate: str | None
+) -> None:
+    outcomes = [out(a, s) for a, s in zip(STEPS, own, strict=True) if s]
+    outcomes += [out(a, s, "hv") for a, s in zip(NESTED, inner, strict=True) if s]
+    if delegate:
+        outcomes.append(out("node.hv.delegate", delegate))
+    failed = any(o.status == "failed" for o in outcomes)
+    nodes = report_nodes(
+        run(*outcomes, status="failed" if failed else "ok"), lab_plan(), order=ORDER
+    )
+    assert [n.name for n in nodes] == BFS
+    assert {n.status for n in nodes} <= {"pending", "completed", "failed", "destroyed"}
+    own_failure = {o.address.split(".")[1] for o in outcomes if o.status == "failed"} - {"hv"}
+    own_failure |= (
+        {"hv"}
+        if any(
+            o.status == "failed"
+            for o in outcomes
+            if o.address.startswith("node.hv.") and o.address != "node.hv.delegate"
+        )
+        else set()
+    )
+    for node in nodes:
+        if node.name in own_failure:
+            assert node.status == "failed"
+        elif node.status == "failed":  # only a host whose delegate failed with nothing below
+            assert node.name == "hv" and delegate == "failed"
+            assert not own_failure & {"kid-a", "kid-b", "kid-c"}

@@ -99,18 +99,26 @@ def test_a_failed_nested_run_reports_every_node_breadth_first(lab: Lab, tmp_path
     markdown = (reports / next(n for n in written if n.endswith(".md"))).read_text()
     assert "**Status**: FAILED" in markdown and "| rep-kid-a | pending |" in markdown
 
+    # destroy, as a person runs it: the table lists every node, nested ones too
     code, out, err = run_cli(
-        lab.args("destroy", "-M", name, "-H", "sim", "--yes", "--json-output", "-r", str(reports))
+        lab.args("destroy", "-M", name, "-H", "sim", "--yes", "-r", str(reports))
     )
     assert code == 0, out + err
-    report = json.loads(out)
-    assert report["verb"] == "destroy" and report["success"] is True
-    assert _statuses(report) == [
+    header = next(
+        i for i, line in enumerate(out.splitlines()) if line.split()[:2] == ["node", "status"]
+    )
+    rows = [line.split() for line in out.splitlines()[header + 1 : header + 6]]
+    assert [(row[-5], row[-4]) for row in rows] == [
         (node, "destroyed")
         for node in ("rep-zhost", "rep-solo", "rep-kid-c", "rep-kid-a", "rep-kid-b")
-    ]
+    ], out
     assert lab.vms(name) == []
-    assert any(".manifest.destroy-rep-nest.passed.json" in p.name for p in reports.iterdir())
+    (written,) = reports.glob("*.manifest.destroy-rep-nest.passed.json")
+    report = json.loads(written.read_text())
+    assert report["verb"] == "destroy" and report["success"] is True
+    assert {status for _, status in _statuses(report)} == {"destroyed"} and len(
+        report["nodes"]
+    ) == 5
 
 
 def test_the_test_verb_reports_a_rolled_back_host_destroyed(lab: Lab, tmp_path: Path) -> None:
