@@ -143,6 +143,7 @@ def report_nodes(
     rolled = _rolled_back(report) if report is not None else set()
     nothing_ran = report is None
     succeeded = report is not None and report.status == "ok"
+    emptied = _subtrees_removed(report) if report is not None and destroy else set()
     results = []
     for name in names:
         row = known.get(name)
@@ -152,7 +153,12 @@ def report_nodes(
         status = (
             "pending"
             if nothing_ran
-            else _status_of(row, destroy=destroy, rolled_back=gone, succeeded=succeeded)
+            else _status_of(
+                row,
+                destroy=destroy,
+                rolled_back=gone,
+                succeeded=succeeded or any(host in emptied for host in row.path),
+            )
         )
         results.append(_result(row, status))
     return results
@@ -174,6 +180,17 @@ def _status_of(row: NodeRow, *, destroy: bool, rolled_back: bool, succeeded: boo
         # A destroy that succeeded and had nothing recorded of the node: nothing is left.
         return "destroyed"
     return homestak_status(row.status, destroy=destroy, rolled_back=rolled_back)
+
+
+def _subtrees_removed(report: RunReport) -> set[str]:
+    """The hosts whose subtree a destroy removed (their `destroy_subtree` step succeeded):
+    what they hosted is gone, even when the run failed elsewhere."""
+    return {
+        name
+        for o in report.outcomes
+        if o.address.endswith(".destroy_subtree") and o.status in ("ok", "cached")
+        if (name := _node_name(o.address)) is not None
+    }
 
 
 def _rolled_back(report: RunReport) -> set[str]:

@@ -196,6 +196,32 @@ def test_a_destroy_lists_every_node_of_the_manifest_destroyed() -> None:
     assert got == [(name, "destroyed") for name in BFS]
 
 
+def test_a_failed_destroy_still_reports_a_removed_subtree_destroyed() -> None:
+    destroy = Plan(
+        manifest="t",
+        host="sim",
+        action="destroy",
+        steps=(
+            step("node.hv.destroy_subtree", "subplan.destroy", host="hv"),
+            step("node.hv.destroy", "pve.vm.destroy", "node.hv.destroy_subtree"),
+            step("node.solo.destroy", "pve.vm.destroy"),
+        ),
+        hash="down",
+    )
+    done = run(
+        out("node.hv.destroy_subtree", "ok"),
+        out("node.hv.destroy", "failed", error="VM is locked"),
+        out("node.solo.destroy", "skipped", error="not started: the run is stopping"),
+    )
+    assert statuses(done, destroy, layout=lab_plan(), destroy=True) == [
+        ("hv", "failed"),
+        ("solo", "pending"),  # never tried: still there
+        ("kid-c", "destroyed"),  # gone with hv's subtree
+        ("kid-a", "destroyed"),
+        ("kid-b", "destroyed"),
+    ]
+
+
 def test_a_dry_run_lists_every_node_pending_in_create_order() -> None:
     assert statuses(None, lab_plan()) == [(name, "pending") for name in BFS]
 
