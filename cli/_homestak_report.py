@@ -20,6 +20,7 @@ Pure functions of values (no I/O): the CLI gathers the report and the manifest's
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -92,9 +93,9 @@ def create_order(nodes: Iterable[tuple[str, str | None]]) -> list[str]:
     for name, parent in listed:
         children.setdefault(parent if parent in names else None, []).append(name)
     order: list[str] = []
-    queue = list(children.get(None, []))
+    queue = deque(children.get(None, []))
     while queue:
-        name = queue.pop(0)
+        name = queue.popleft()
         order.append(name)
         queue.extend(children.get(name, []))
     return order
@@ -139,7 +140,8 @@ def report_nodes(
         ran = node_rows(report, plan, action="destroy" if destroy else "apply")
         known.update({row.name: _merged(known.get(row.name), row) for row in ran})
     pairs = list(order) if order else plan_nodes(base)
-    names = create_order([*pairs, *((n, None) for n in known if n not in dict(pairs))])
+    listed = {name for name, _ in pairs}
+    names = create_order([*pairs, *((n, None) for n in known if n not in listed)])
     rolled = _rolled_back(report) if report is not None else set()
     nothing_ran = report is None
     succeeded = report is not None and report.status == "ok"
