@@ -410,3 +410,17 @@ def dry_run_report(args: Any, console: Any, plan: Plan, diff: dict[str, Any]) ->
         node_changes=diff.get("nodes", []),
         **extra,
     )
+
+
+def phase_table(phases: Sequence[Phase]) -> str:
+    """A scenario's phases as aligned columns (phase, status, duration, message)."""
+    rows = [("phase", "status", "duration", "message")]
+    rows += [(p.name, p.status, f"{p.duration:.1f}s", p.message) for p in phases]
+    widths = [max(len(cells[i]) for cells in rows) for i in range(3)]
+    return "\n".join(
+        "  "
+        + "  ".join(c.ljust(w) for c, w in zip(cells[:3], widths, strict=False))
+        + "  "
+        + cells[3]
+        for cells in rows
+    ).rstrip()

@@ -202,13 +202,15 @@ def emit_report(
     to the files; `nodes` are the table's rows (their place in the tree shown); `title`
     names a verb's run in the files (iac-driver's `manifest-test-NAME`).
     """
-    from ._homestak_report import node_table
+    from ._homestak_report import node_table, phase_table
 
     finished = time.time()
     if getattr(args, "json_output", False):
         console.print(json.dumps(report, indent=2))
     elif nodes:
         console.print(node_table(nodes))
+    elif phases:
+        console.print(phase_table(phases))
     if write:
         folder, fallback = report_dir(args, console)
         data = file_report(
@@ -230,3 +232,31 @@ def emit_report(
                 f"-r DIR says otherwise ({COMPAT_HINT})"
             )
     return 0 if report.get("success") else 1
+
+
+def emit_scenario_report(
+    args: argparse.Namespace,
+    console: Console,
+    scenario: str,
+    *,
+    host: str,
+    started: float,
+    phases: Sequence[Phase],
+    success: bool | None = None,
+    context: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> int:
+    """End a scenario run (`pve-setup`, ...) as iac-driver does: its phases printed (JSON
+    with --json-output), the files written under the scenario's name; the exit code.
+    `success` defaults to "no phase failed"; `args` needs `json_output` and `report_dir`
+    (`add_report_options`), missing ones count as unset."""
+    from ._homestak_report import scenario_report
+
+    if success is None:
+        success = all(phase.status != "failed" for phase in phases)
+    report = scenario_report(
+        scenario, success, time.time() - started, phases, context=context, error=error
+    )
+    return emit_report(
+        args, console, report, host=host, subject=scenario, started=started, phases=phases
+    )

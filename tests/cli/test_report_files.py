@@ -21,6 +21,7 @@ from pveplan.cli import Console
 from pveplan.cli._homestak_report import NodeResult, Phase, scenario_report, verb_report
 from pveplan.cli._report_files import (
     emit_report,
+    emit_scenario_report,
     render_markdown,
     report_dir,
     report_filename,
@@ -224,3 +225,31 @@ def test_the_verbs_take_report_dir(verb: str) -> None:
     assert parsed.report_dir == "out"
     parsed = build_parser().parse_args([verb, "-M", "lab", "-H", "sim", "--report-dir", "x"])
     assert parsed.report_dir == "x"
+
+
+def test_a_scenario_ends_with_one_call_its_phases_as_a_table_or_json(tmp_path: Path) -> None:
+    phases = [
+        Phase(name="ensure_pve", status="passed", duration=3.0),
+        Phase(name="configure", status="failed", duration=1.5, message="apt failed"),
+    ]
+    human = console(tmp_path)
+    flags = args(report_dir=str(tmp_path / "r"))
+    code = emit_scenario_report(
+        flags, human, "pve-setup", host="father", started=STARTED, phases=phases
+    )
+    assert code == 1
+    lines = [line.split() for line in human.out.getvalue().splitlines()]
+    assert lines == [
+        ["phase", "status", "duration", "message"],
+        ["ensure_pve", "passed", "3.0s"],
+        ["configure", "failed", "1.5s", "apt", "failed"],
+    ]
+    assert len(list((tmp_path / "r").glob("*.manifest.pve-setup.failed.*"))) == 2
+    machine = console(tmp_path)
+    flags = args(report_dir=str(tmp_path / "r"), json_output=True)
+    emit_scenario_report(
+        flags, machine, "pve-setup", host="father", started=STARTED, phases=phases[:1]
+    )
+    report = json.loads(machine.out.getvalue())
+    assert report["scenario"] == "pve-setup" and report["success"] is True
+    assert report["error"] is None and report["context"] == {}
