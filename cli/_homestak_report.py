@@ -15,7 +15,9 @@ one place where that is folded into iac-driver's four words:
   failure is `completed`: the child carries the failure);
 - `pending`: the run never got to it, or stopped before it was done.
 
-Pure functions of values (no I/O): the CLI gathers the report and the manifest's order.
+Functions of values, but for `manifest_order` (and `dry_run_report`, which uses it): a plan
+keeps siblings in name order, so create order needs the manifest, read again. Files and
+printing are `_report_files`'.
 """
 
 from __future__ import annotations
