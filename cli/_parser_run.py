@@ -19,6 +19,7 @@ from ._parser import (
     add_run_options,
     add_yes_option,
 )
+from ._report_files import add_report_options
 
 SITE = "--site-config examples/site-config"
 
@@ -167,6 +168,7 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
         add_yes_option(cmd)
         cmd.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
         add_run_options(cmd)
+        add_report_options(cmd)  # -r/--report-dir (cli/_report_files.py)
         if verb == "destroy":
             cmd.add_argument(
                 "--discover",
