@@ -17,11 +17,15 @@ from typing import Any
 
 _EXPORTS = {
     "ApiEndpoint": "._up",
+    "BareHost": "._bare",
     "SimError": "._errors",
     "SimHost": "._storagecfg",
     "SimRoot": "._state",
     "api_endpoint": "._up",
+    "bare_host_at": "._bare",
+    "bare_hosts": "._bare",
     "daemon_info": "._control",
+    "ensure_bare_host": "._bare",
     "ensure_simulator": "._up",
     "init_root": "._setup",
     "locked_state": "._state",
@@ -37,11 +41,15 @@ _EXPORTS = {
 
 __all__ = [
     "ApiEndpoint",
+    "BareHost",
     "SimError",
     "SimHost",
     "SimRoot",
     "api_endpoint",
+    "bare_host_at",
+    "bare_hosts",
     "daemon_info",
+    "ensure_bare_host",
     "ensure_simulator",
     "init_root",
     "locked_state",

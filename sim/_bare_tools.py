@@ -1,0 +1,74 @@
+"""What apt on a bare Debian machine knows: PVE's packages only from PVE's repository.
+
+PVE's guide to installing on Debian: add the `pve-no-subscription` (or enterprise)
+repository (`/etc/apt/sources.list.d/pve-install-repo.sources`, deb822, or a `.list`
+line), `apt update`, then `apt install proxmox-ve` (the guide installs the Proxmox kernel
+first and reboots into it; the simulator runs no kernel, so it does not model that). A
+plain Debian machine cannot locate `proxmox-ve` before that, and here neither can a bare
+machine (`sim._bare`): `apt-get install` says `E: Unable to locate package proxmox-ve`
+and exits 100 until a source names download.proxmox.com and `apt-get update` has read it.
+
+Simulated VMs keep installing `proxmox-ve` without a repository (their images are taken
+to carry one, as homestak's PVE images do).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pveplan.sim._state import BARE_MACHINES
+from pveplan.sim._vm import Guest
+
+PVE_REPOSITORY = "download.proxmox.com/debian/pve"
+PVE_ONLY = frozenset(
+    {
+        "proxmox-ve",
+        "proxmox-default-kernel",
+        "pve-manager",
+        "qemu-server",
+        "pve-cluster",
+        "pve-firewall",
+        "pve-ha-manager",
+    }
+)
+"""Packages Debian's own archive does not have."""
+SOURCES = Path("etc/apt/sources.list.d")
+
+
+def is_bare(guest: Guest) -> bool:
+    return guest.node == BARE_MACHINES
+
+
+def pve_source(tree: Path) -> str | None:
+    """The suite line of the first apt source in `tree` naming PVE's repository."""
+    candidates = [tree / "etc/apt/sources.list"]
+    folder = tree / SOURCES
+    if folder.is_dir():
+        candidates += sorted(folder.glob("*.sources")) + sorted(folder.glob("*.list"))
+    for path in candidates:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if PVE_REPOSITORY in line and not line.lstrip().startswith("#"):
+                return str(path.relative_to(tree))
+    return None
+
+
+def note_update(guest: Guest) -> str | None:
+    """After `apt-get update`: whether the machine now knows PVE's packages (recorded);
+    the source that provides them, to print as apt's `Get:` line."""
+    if not is_bare(guest):
+        return None
+    source = pve_source(guest.dir)
+    with guest.edit("system") as data:
+        data["pve_indexed"] = source is not None
+    return source
+
+
+def unlocatable(guest: Guest, names: list[str]) -> str | None:
+    """The first of `names` apt cannot locate on this machine, or None."""
+    if not is_bare(guest) or guest.read("system").get("pve_indexed"):
+        return None
+    return next((name for name in names if name.split("=")[0] in PVE_ONLY), None)
