@@ -72,3 +72,43 @@ def unlocatable(guest: Guest, names: list[str]) -> str | None:
     if not is_bare(guest) or guest.read("system").get("pve_indexed"):
         return None
     return next((name for name in names if name.split("=")[0] in PVE_ONLY), None)
+
+
+def chown(guest: Guest, argv: list[str]) -> int:
+    """`chown [-R] USER[:GROUP] PATH...` (root only): recorded in files.json as write_files'
+    owners are (a simulated machine's files all belong to whoever runs the simulator).
+
+    Absolute paths are the machine's; a path that leaves its tree, or that does not exist,
+    fails as chown does. `-R` records the directory and everything under it.
+    """
+    from pveplan.sim._stdio import write_stderr
+
+    recursive = "-R" in argv
+    words = [a for a in argv if a not in ("-R", "-h", "--")]
+    if len(words) < 2:
+        write_stderr("chown: missing operand")
+        return 1
+    if guest.caller != "root":
+        write_stderr(f"chown: changing ownership of '{words[1]}': Operation not permitted")
+        return 1
+    owner, paths = words[0], words[1:]
+    user, _, group = owner.partition(":")
+    users = guest.users()
+    if user not in users:
+        write_stderr(f"chown: invalid user: '{owner}'")
+        return 1
+    group = group or (user if ":" in owner else "")  # `USER:` is USER's own group
+    base = guest.dir.resolve()
+    status = 0
+    for path in paths:
+        target = (base / path.lstrip("/")).resolve()
+        if not target.is_relative_to(base) or not target.exists():
+            write_stderr(f"chown: cannot access '{path}': No such file or directory")
+            status = 1
+            continue
+        found = [target, *(sorted(target.rglob("*")) if recursive and target.is_dir() else [])]
+        with guest.edit("files") as files:
+            for item in found:
+                entry = files.setdefault("/" + str(item.relative_to(base)), {})
+                entry["owner"] = f"{user}:{group}" if group else user
+    return status

@@ -46,6 +46,7 @@ GUEST_TOOLS = (
     "getent",
     "usermod",
     "cloud-init",
+    "chown",
 )
 FORWARDED_ENV = ("PVEPLAN_SIM_RUNCMD_LIMIT",)
 """Simulator settings a session (and a runcmd) inherits from the daemon's environment."""

@@ -89,3 +89,16 @@ def test_installing_proxmox_ve_from_its_repository_makes_a_pve_host(tmp_path: Pa
     assert "vmbr0" not in ifaces and "eth0" in ifaces
     active = _tool(tree, "systemctl", "is-active", "pveproxy")
     assert active.returncode == 0
+
+
+def test_chown_records_an_owner_for_users_the_machine_has(tmp_path: Path) -> None:
+    _root, tree = _machine(tmp_path)
+    assert _tool(tree, "useradd", "-m", "-s", "/bin/bash", "homestak").returncode == 0
+    (tree / "home/homestak/.ssh").mkdir(parents=True, exist_ok=True)
+    (tree / "home/homestak/.ssh/authorized_keys").write_text(PUBLIC_KEY + "\n")
+    result = _tool(tree, "chown", "-R", "homestak:", "/home/homestak/.ssh")
+    assert result.returncode == 0, result.stderr
+    files = json.loads((tree / "var/lib/sim/files.json").read_text())
+    assert files["/home/homestak/.ssh/authorized_keys"]["owner"] == "homestak:homestak"
+    assert _tool(tree, "chown", "nobody", "/etc/hostname").returncode == 1
+    assert _tool(tree, "chown", "homestak", "/../../etc/passwd").returncode == 1
