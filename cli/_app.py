@@ -20,6 +20,7 @@ from ._node import add_node_parsers
 from ._parser import PveplanParser
 from ._parser_review import add_review_parsers
 from ._parser_run import add_run_parsers
+from ._parser_scenario import add_scenario_parser
 
 if TYPE_CHECKING:
     from . import Console
@@ -70,6 +71,7 @@ COMMANDS = {
     "sign": ("._keys", "run_sign"),
     "schema": ("._schema", "run_schema"),
     "completion": ("._completion", "run_completion"),
+    "scenario": ("._scenario", "run_scenario"),
 }
 
 # homestak's retired scenario names, and the verb that replaced each.
@@ -110,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_parsers(commands)  # validate, fmt, plan, show, graph, keygen, sign, schema
     add_run_parsers(commands)  # apply, create, destroy, test, runs, store, sim, serve, ...
     add_node_parsers(commands)  # `spec get`, `config apply`: run on pull-mode nodes
+    add_scenario_parser(commands)  # homestak's scenarios (`--scenario NAME` too)
     return parser
 
 

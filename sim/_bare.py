@@ -33,6 +33,8 @@ from pveplan.sim._state import (
 
 FIRST_ID = 1
 HOST_KEY = Path("etc/ssh/ssh_host_ed25519_key")
+DEBIAN_DIRS = ("etc/apt/sources.list.d", "etc/apt/keyrings", "usr/share/keyrings")
+"""Directories a Debian install has that the simulator's VMs need not."""
 SERVE_WAIT = 10.0
 """Seconds `ensure_bare_host` waits for the daemon to listen on a new machine."""
 
@@ -79,6 +81,9 @@ def add_bare_machine(root: SimRoot, name: str, public_key: str) -> str:
     # The installer's first boot: base system and a host key made as sshd would (no
     # cloud-init data: nobody else gets keys), then root's key.
     apply_cloud_init(root, BARE_MACHINES, ident, None, hostname=name)
+    tree = root.vm_dir(BARE_MACHINES, ident)
+    for folder in DEBIAN_DIRS:
+        (tree / folder).mkdir(parents=True, exist_ok=True)
     _authorize_root(root.vm_dir(BARE_MACHINES, ident), public_key)
     return address
 
