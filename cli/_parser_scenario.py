@@ -8,10 +8,10 @@ import argparse
 from ._parser import add_command
 
 EXAMPLES = (
-    "pveplan --scenario pve-setup --remote 192.0.2.10 --ssh-host-key 'ssh-ed25519 AAAA...'",
+    "pveplan scenario pve-setup --remote 192.0.2.10 --ssh-host-key 'ssh-ed25519 AAAA...'",
     "pveplan scenario user-setup -H pve1 --json-output",
     "pveplan scenario push-vm-roundtrip -H sim --yes",
-    "pveplan --list-scenarios",
+    "pveplan scenario --list",
 )
 
 
@@ -24,7 +24,8 @@ def add_scenario_parser(commands: argparse._SubParsersAction) -> None:  # type: 
             "Run a homestak scenario. pve-setup and user-setup are plans of idempotent steps "
             "against one host, recorded in the store like any run: a second run with nothing "
             "changed runs nothing. The roundtrip scenarios run `pveplan test` with their "
-            "manifest. Without NAME (or with --list), list the scenarios."
+            "manifest. Without NAME (or with --list), list the scenarios. iac-driver's forms "
+            "work too: --scenario NAME (-S NAME), scenario run NAME, --list-scenarios."
         ),
         examples=EXAMPLES,
     )
