@@ -1,0 +1,74 @@
+"""homestak's `pve-setup` on the simulator: a bare Debian machine becomes a PVE host.
+
+The machine is one of the simulator's bare hosts (docs/simulator.md, "Bare Debian
+hosts"): Debian with root's key and no PVE, on its own loopback address. `pveplan
+--scenario pve-setup --remote ADDR` installs PVE from its repository, bridges vmbr0, makes
+an API token (into the site's secrets.yaml) and writes nodes/HOST.yaml; the second run
+runs nothing; `create -M n1-push -H HOST` then works on the new host, and destroy cleans up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import types
+
+import yaml
+
+from pveplan.sim import ensure_bare_host, read_state
+from tests.cli_runner import run_cli
+
+from .conftest import Lab
+
+
+def _driver_public_key() -> str:
+    from pveplan.cli._session import driver_key
+
+    return driver_key(types.SimpleNamespace(env=os.environ))[1]  # type: ignore[arg-type]
+
+
+def test_pve_setup_by_address_makes_a_pve_host_that_create_then_uses(lab: Lab) -> None:
+    bare = ensure_bare_host(lab.sim.path, "metal", _driver_public_key())
+    assert "metal" not in read_state(lab.sim)["nodes"]  # no PVE yet
+
+    started = time.monotonic()
+    code, out, err = run_cli(
+        lab.args("--scenario", "pve-setup", "--remote", bare.address, "--json-output")
+    )
+    first = time.monotonic() - started
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert report["scenario"] == "pve-setup" and report["success"] is True
+    assert [p["status"] for p in report["phases"]] == ["passed"] * 6
+    assert "6 ran" in err and "Traceback" not in err
+
+    # A PVE host now, with the node file and token `create -H metal` needs.
+    state = read_state(lab.sim)
+    assert state["nodes"]["metal"]["address"] == bare.address
+    node = yaml.safe_load((lab.site / "nodes" / "metal.yaml").read_text())
+    assert node["node"] == "metal" and node["ip"] == bare.address
+    assert node["ssh_host_key"] == bare.host_key and node["api_fingerprint"]
+    secrets = yaml.safe_load((lab.site / "secrets.yaml").read_text())
+    assert secrets["api_tokens"]["metal"].startswith("pveplan@pve!pveplan=")
+    assert (lab.site / "secrets.yaml").stat().st_mode & 0o077 == 0
+    bridges = state["network"]["metal"]["ifaces"]
+    assert bridges["vmbr0"]["type"] == "bridge" and "vmbr0" in state["network"]["metal"]["active"]
+
+    # The second run does nothing: every phase is recorded.
+    started = time.monotonic()
+    code, out, err = run_cli(lab.args("scenario", "pve-setup", "--remote", bare.address))
+    again = time.monotonic() - started
+    assert code == 0, out + err
+    assert "0 ran, 6 cached" in out, out
+    print(f"pve-setup: first run {first:.1f}s, re-run {again:.1f}s")
+
+    try:
+        code, out, err = run_cli(lab.args("create", "-M", "n1-push", "-H", "metal"))
+        assert code == 0, out + err
+        guests = [vm for vm in read_state(lab.sim)["vms"].values() if vm["node"] == "metal"]
+        assert [vm["status"] for vm in guests] == ["running"]
+    finally:
+        code, out, err = run_cli(lab.args("destroy", "-M", "n1-push", "-H", "metal", "--yes"))
+    assert code == 0, out + err
+    assert [vm for vm in read_state(lab.sim)["vms"].values() if vm["node"] == "metal"] == []
