@@ -78,6 +78,9 @@ RENAMED = {
 }
 """Names iac-driver renamed; it answered `Renamed to: NEW` and exit 1 (v0.47-v0.50)."""
 
+RETIRED_MANIFESTS = {"vm": "n1-push", "nested-pve": "n2-tiered"}
+"""The manifest iac-driver's migration hint named for a retired scenario's family."""
+
 REMOVED = {
     "bootstrap-install": "moved to homestak's bootstrap installer",
     "pve-config": "a node's own config: `pveplan config apply` on the node",
@@ -102,7 +105,8 @@ def run_scenario(args: argparse.Namespace, console: Console) -> int:
     verb = retired(name)
     if verb is not None:
         console.error(f"error: scenario {name!r} was retired")
-        console.error(f"  Use: pveplan {verb} -M MANIFEST -H HOST")
+        manifest = RETIRED_MANIFESTS.get(name.rsplit("-", 1)[0], "MANIFEST")
+        console.error(f"  Use: pveplan {verb} -M {manifest} -H HOST")
         console.error(f"hint: homestak's scenarios became verbs over manifests {COMPAT}")
         return 1
     scenario = SCENARIOS.get(name)
