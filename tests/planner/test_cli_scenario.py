@@ -61,7 +61,10 @@ def test_list_scenarios_shows_the_active_ones_with_their_runtimes(argv: list[str
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [("spec-vm-push-roundtrip", "push-vm-roundtrip"), ("spec-vm-pull-roundtrip", "pull-vm-roundtrip")],
+    [
+        ("spec-vm-push-roundtrip", "push-vm-roundtrip"),
+        ("spec-vm-pull-roundtrip", "pull-vm-roundtrip"),
+    ],
 )
 @pytest.mark.parametrize("form", [["--scenario"], ["scenario"], ["scenario", "run"], ["-S"]])
 def test_a_renamed_scenario_says_its_new_name_and_exits_1(
