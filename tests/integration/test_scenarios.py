@@ -72,3 +72,28 @@ def test_pve_setup_by_address_makes_a_pve_host_that_create_then_uses(lab: Lab) -
         code, out, err = run_cli(lab.args("destroy", "-M", "n1-push", "-H", "metal", "--yes"))
     assert code == 0, out + err
     assert [vm for vm in read_state(lab.sim)["vms"].values() if vm["node"] == "metal"] == []
+
+
+def test_user_setup_makes_the_homestak_user_with_sudo_and_the_sites_keys(lab: Lab) -> None:
+    import subprocess
+
+    bare = ensure_bare_host(lab.sim.path, "plain", _driver_public_key())
+    code, out, err = run_cli(lab.args("scenario", "run", "user-setup", "--remote", bare.address))
+    assert code == 0, out + err
+    assert "3 ran" in out
+    vm = next(v for v in read_state(lab.sim)["vms"].values() if v["name"] == "plain")
+    tree = lab.sim.vm_dir(vm["node"], vm["vmid"])
+    keys = (tree / "home/homestak/.ssh/authorized_keys").read_text()
+    site_keys = yaml.safe_load((lab.site / "secrets.yaml").read_text())["ssh_keys"]
+    assert all(key.strip() in keys for key in site_keys.values())
+    sudo = subprocess.run(
+        [str(tree / "bin" / "sudo"), "-n", "id", "-u"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "USER": "homestak", "LOGNAME": "homestak"},
+        check=False,
+    )
+    assert sudo.returncode == 0 and sudo.stdout.strip() == "0", sudo.stderr
+
+    code, out, err = run_cli(lab.args("scenario", "user-setup", "--remote", bare.address))
+    assert code == 0 and "0 ran, 3 cached" in out, out + err
