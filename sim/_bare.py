@@ -49,6 +49,11 @@ class BareHost(NamedTuple):
     host_key: str
 
 
+def bare_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a bare machine's hostname (PVE names its node after it), or None."""
+    return None if NODE_NAME_RE.match(name) else f"'{name}' is not a valid host name"
+
+
 def add_bare_machine(root: SimRoot, name: str, public_key: str) -> str:
     """Record bare machine `name` (idempotent) and boot its tree; its address.
 
@@ -57,8 +62,9 @@ def add_bare_machine(root: SimRoot, name: str, public_key: str) -> str:
     """
     from pveplan.sim._cloudinit import apply_cloud_init
 
-    if not NODE_NAME_RE.match(name):
-        raise ValueError(f"'{name}' is not a valid host name")
+    problem = bare_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
     with locked_state(root) as state:
         found = _find(state, name)
         if found is None:

@@ -199,3 +199,8 @@ def test_a_non_root_remote_user_is_refused(site: Path) -> None:
         ]
     )
     assert code == 1 and "as root" in err
+
+
+def test_sim_up_refuses_a_bare_machine_name_that_is_no_host_name(tmp_path: Path) -> None:
+    code, _, err = run_cli(["sim", "--sim-dir", str(tmp_path / "sim"), "up", "--bare", "no_way"])
+    assert code == 1 and "not a valid host name" in err and "Traceback" not in err
