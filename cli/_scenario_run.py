@@ -157,38 +157,33 @@ def resolve_target(
     from pveplan.planner import HostTarget
 
     if args.host:
-        from ._session import pinned_host_info
-
-        info = pinned_host_info(site.host(args.host))
-        target = HostTarget(
-            name=args.host,
-            address=info.ssh_host,
-            ssh_port=info.ssh_port,
-            ssh_user=info.ssh_user,
-            ssh_host_key=info.host_key,
-        )
-        return target, info
-    if not args.remote:
+        config = site.host(args.host)  # PlanError listing the hosts when unknown
+        name, user, address = args.host, config.ssh_user or "root", config.ssh_host
+        port: int | None = config.ssh_port
+        host_key = config.ssh_host_key or args.ssh_host_key
+        where = f"-H {args.host}"
+    elif args.remote:
+        user, address, port = parse_remote(args.remote)
+        name, host_key, where = address, args.ssh_host_key, f"--remote {args.remote}"
+    else:
         raise PlanError.at(
             None,
             "a scenario needs the host to set up",
             f"name it: --remote [USER@]ADDR[:PORT] or -H HOST (homestak's --local: {COMPAT})",
         )
-    user, address, port = parse_remote(args.remote)
     if user != "root":
         raise PlanError.at(
             None,
-            f"--remote {args.remote}: pveplan sets a host up as root",
+            f"{where}: pveplan sets a host up as root, not {user}",
             f"log in as root (root@{address}; its authorized_keys needs pveplan's key) {COMPAT}",
         )
-    host_key = args.ssh_host_key
     if host_key is None:
         from pveplan.sim import SimRoot, bare_host_at
 
         simulated = bare_host_at(SimRoot(sim_root(console, store_dir)), address)
-        if simulated is not None:
+        if simulated is not None:  # the simulator vouches for its own machine's key
             address, host_key = simulated.address, simulated.host_key
-            port = port or simulated.port
+            port = simulated.port if args.host or port is None else port
     if host_key is None:
         raise PlanError.at(
             None,
@@ -198,11 +193,11 @@ def resolve_target(
             f"(iac-driver did not check it) {COMPAT}",
         )
     target = HostTarget(
-        name=address, address=address, ssh_port=port or 22, ssh_user=user, ssh_host_key=host_key
+        name=name, address=address, ssh_port=port or 22, ssh_user=user, ssh_host_key=host_key
     )
     info = HostInfo(
-        name=address,
-        pve_node=address,
+        name=name,
+        pve_node=name,
         ssh_host=address,
         ssh_port=target.ssh_port,
         ssh_user=user,

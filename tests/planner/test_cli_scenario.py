@@ -204,3 +204,14 @@ def test_a_non_root_remote_user_is_refused(site: Path) -> None:
 def test_sim_up_refuses_a_bare_machine_name_that_is_no_host_name(tmp_path: Path) -> None:
     code, _, err = run_cli(["sim", "--sim-dir", str(tmp_path / "sim"), "up", "--bare", "no_way"])
     assert code == 1 and "not a valid host name" in err and "Traceback" not in err
+
+
+def test_a_host_file_without_a_pinned_key_takes_one_from_the_command_line(site: Path) -> None:
+    (site / "hosts").mkdir(exist_ok=True)
+    (site / "hosts" / "fresh.yaml").write_text('ip: "192.0.2.7"\naccess:\n  ssh_user: root\n')
+    base = ["scenario", "pve-setup", "-H", "fresh", "--site-config", str(site), "--dry-run"]
+    code, _, err = run_cli(base)
+    assert code == 1 and "host key is not pinned" in err
+    code, out, err = run_cli([*base, "--ssh-host-key", HOST_KEY])
+    assert code == 0, err
+    assert "pve-setup on fresh" in out
