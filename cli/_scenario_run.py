@@ -105,6 +105,12 @@ def run_host_scenario(args: argparse.Namespace, console: Console, name: str) -> 
     written = [o.outputs["node_file"] for o in report.outcomes if "node_file" in o.outputs]
     if report.status == "ok" and written:
         out.write(f"node config: {site.root / written[0]}\n")
+    made = [o for o in report.outcomes if o.address == "host.api_token" and o.status == "ok"]
+    if made:
+        console.error(
+            f"hint: the API token is {made[0].outputs.get('token_id')}, with only the privileges "
+            f"pveplan needs (iac-driver makes root@pam!tofu, with root's) {COMPAT}"
+        )
     if args.json_output:
         error = failed[0].error if failed else None
         _print_json(console, name, report.status == "ok", seconds, phases_of(plan, report), error)

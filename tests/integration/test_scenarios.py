@@ -42,6 +42,7 @@ def test_pve_setup_by_address_makes_a_pve_host_that_create_then_uses(lab: Lab) -
     assert report["scenario"] == "pve-setup" and report["success"] is True
     assert [p["status"] for p in report["phases"]] == ["passed"] * 6
     assert "6 ran" in err and "Traceback" not in err
+    assert "root@pam!tofu" in err and "docs/homestak-compat.md#scenarios" in err
 
     # A PVE host now, with the node file and token `create -H metal` needs.
     state = read_state(lab.sim)
