@@ -98,3 +98,14 @@ def test_user_setup_makes_the_homestak_user_with_sudo_and_the_sites_keys(lab: La
 
     code, out, err = run_cli(lab.args("scenario", "user-setup", "--remote", bare.address))
     assert code == 0 and "0 ran, 3 cached" in out, out + err
+
+
+def test_push_vm_roundtrip_is_test_with_n1_push(lab: Lab) -> None:
+    code, out, err = run_cli(
+        lab.args("--scenario", "push-vm-roundtrip", "-H", "sim", "--yes", "--json-output")
+    )
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert report["success"] is True
+    assert [n["name"] for n in report["nodes"]] == ["edge"]
+    assert lab.vms("n1-push") == []  # created, verified, destroyed
