@@ -97,6 +97,17 @@ def set_api_token(site_root: Path, node: str, token: str) -> bool:
     return True
 
 
+def site_api_token(site_root: Path, node: str) -> str | None:
+    """secrets.yaml's api_tokens.NODE, if it is readable and there."""
+    try:
+        data = yaml.safe_load((site_root / SECRETS).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    tokens = data.get("api_tokens") if isinstance(data, dict) else None
+    value = tokens.get(node) if isinstance(tokens, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def _load(text: str) -> Any:
     try:
         return yaml.safe_load(text)

@@ -31,7 +31,7 @@ from .._model import Outputs, StepFailed
 from ..channels import Channel, ChannelError
 from ..pve import PveDriver, PveError
 from ._config import Guest, ensure_user
-from ._host_files import set_api_token, write_node_file
+from ._host_files import set_api_token, site_api_token, write_node_file
 from ._pve_host import (
     API_PORT,
     INSTALL_TIMEOUT,
@@ -243,6 +243,8 @@ class HostApiToken(StepKind):
         secret = ctx.secret_name("apitoken")
         stored = store.get_secret(secret)
         known = stored.decode() if stored is not None else None
+        if known is None and ctx.services.site_root is not None:
+            known = site_api_token(ctx.services.site_root, node)  # a lost store: adopt it
         if known is not None and not known.startswith(f"{token_id}="):
             known = None
         pve = PveDriver(await host_channel(ctx), node)

@@ -109,3 +109,22 @@ def test_push_vm_roundtrip_is_test_with_n1_push(lab: Lab) -> None:
     assert report["success"] is True
     assert [n["name"] for n in report["nodes"]] == ["edge"]
     assert lab.vms("n1-push") == []  # created, verified, destroyed
+
+
+def test_pve_setup_after_a_lost_store_adopts_the_host_and_its_token(
+    lab: Lab, tmp_path, monkeypatch
+) -> None:
+    """The first test's host, set up again from an empty store (the simulator kept): every
+    step finds what it would make already there, the token through secrets.yaml."""
+    bare = ensure_bare_host(lab.sim.path, "metal", _driver_public_key())
+    token = yaml.safe_load((lab.site / "secrets.yaml").read_text())["api_tokens"].get("metal")
+    if token is None:  # run on its own: set it up first
+        code, out, err = run_cli(lab.args("scenario", "pve-setup", "--remote", bare.address))
+        assert code == 0, out + err
+        token = yaml.safe_load((lab.site / "secrets.yaml").read_text())["api_tokens"]["metal"]
+    monkeypatch.setenv("PVEPLAN_STORE", str(tmp_path / "fresh-store"))
+    monkeypatch.setenv("PVEPLAN_SIM_DIR", str(lab.sim.path))
+    code, out, err = run_cli(lab.args("scenario", "pve-setup", "--remote", bare.address))
+    assert code == 0, out + err
+    assert "6 ran" in out
+    assert yaml.safe_load((lab.site / "secrets.yaml").read_text())["api_tokens"]["metal"] == token
