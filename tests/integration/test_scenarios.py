@@ -128,3 +128,24 @@ def test_pve_setup_after_a_lost_store_adopts_the_host_and_its_token(
     assert code == 0, out + err
     assert "6 ran" in out
     assert yaml.safe_load((lab.site / "secrets.yaml").read_text())["api_tokens"]["metal"] == token
+
+
+def test_a_failed_pve_setup_reports_the_failed_phase_and_its_error(lab: Lab) -> None:
+    """A node file someone wrote by hand for the host is not overwritten: the run fails at
+    that phase, after installing PVE, and the JSON report says where and why."""
+    bare = ensure_bare_host(lab.sim.path, "handmade", _driver_public_key())
+    mine = lab.site / "nodes" / "handmade.yaml"
+    mine.write_text("node: handmade  # written by hand\n")
+    try:
+        code, out, err = run_cli(
+            lab.args("--scenario", "pve-setup", "--remote", bare.address, "--json-output")
+        )
+        assert code == 1, out + err
+        report = json.loads(out)
+        assert report["success"] is False
+        status = {p["name"]: p["status"] for p in report["phases"]}
+        assert status["pve_install"] == "passed" and status["node_file"] == "failed"
+        assert "not written by pveplan" in report["error"]
+        assert mine.read_text() == "node: handmade  # written by hand\n"
+    finally:
+        mine.unlink()
