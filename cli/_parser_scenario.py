@@ -47,6 +47,12 @@ def add_scenario_parser(commands: argparse._SubParsersAction) -> None:  # type: 
         metavar="LINE",
         help="the host's SSH public host key, pinned (a simulated machine's is known)",
     )
+    cmd.add_argument(
+        "--pve-keyring-sha256",
+        metavar="HEX",
+        help="pve-setup: the sha256 of PVE's archive keyring, pinned (a simulated machine's "
+        "is known)",
+    )
     cmd.add_argument("--user", "--homestak-user", dest="user", help="user-setup's user")
     cmd.add_argument("--site-config", help="the site config directory")
     cmd.add_argument("--json-output", action="store_true", help="a JSON report on stdout")

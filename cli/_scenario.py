@@ -36,6 +36,7 @@ SCENARIOS: dict[str, Scenario] = {
             "Install PVE (if needed) and configure host",
             180,
             (
+                ("pve_keyring", "PVE's archive keyring (sha256 pinned)"),
                 ("pve_repo", "PVE's apt repository"),
                 ("pve_install", "Ensure PVE installed (proxmox-ve)"),
                 ("bridge", "Bridge vmbr0 over eth0"),

@@ -78,9 +78,10 @@ def run_host_scenario(args: argparse.Namespace, console: Console, name: str) -> 
 
     site = SiteCache().get(site_root(args, console, None))
     public = driver_key(console)[1]
-    target, info = resolve_target(args, console, site, store_location(console).local_dir)
+    target, info, simulated = resolve_target(args, console, site, store_location(console).local_dir)
     if name == "pve-setup":
-        plan = pve_setup_plan(target, public, bridge=_bridge(site))
+        keyring = keyring_sha256(args, simulated)
+        plan = pve_setup_plan(target, public, keyring, bridge=_bridge(site))
     else:
         keys = site.secrets.keys("ssh_keys")
         user = args.user or site.site.defaults.vm_user or "homestak"
@@ -129,6 +130,28 @@ def _print_json(
     console.out.write("\n")
 
 
+def keyring_sha256(args: argparse.Namespace, simulated: bool) -> str:
+    """The pinned sha256 of PVE's archive keyring: `--pve-keyring-sha256`, or, for the
+    simulator's own machine, the sum of what its simulated internet serves."""
+    from pveplan.planner import PVE_KEYRING_URL
+
+    given = getattr(args, "pve_keyring_sha256", None)
+    if given:
+        return str(given).strip().lower()
+    if simulated:
+        import hashlib
+
+        from pveplan.sim import download_bytes
+
+        return hashlib.sha256(download_bytes(PVE_KEYRING_URL)).hexdigest()
+    raise PlanError.at(
+        None,
+        "PVE's archive keyring is not pinned",
+        f"pass --pve-keyring-sha256 HEX: the sha256 PVE's guide gives for {PVE_KEYRING_URL} "
+        f"(pveplan installs no download it cannot check; iac-driver's playbook did) {COMPAT}",
+    )
+
+
 def _bridge(site: SiteConfig) -> str:
     return site.site.defaults.bridge or "vmbr0"
 
@@ -157,8 +180,9 @@ def _execute(
 
 def resolve_target(
     args: argparse.Namespace, console: Console, site: SiteConfig, store_dir: Any
-) -> tuple[HostTarget, HostInfo]:
-    """The machine to set up and how to reach it, its SSH host key pinned."""
+) -> tuple[HostTarget, HostInfo, bool]:
+    """The machine to set up, how to reach it (its SSH host key pinned), and whether it
+    is one of the simulator's bare machines."""
     from pveplan.executor import HostInfo
     from pveplan.planner import HostTarget
 
@@ -183,13 +207,15 @@ def resolve_target(
             f"{where}: pveplan sets a host up as root, not {user}",
             f"log in as root (root@{address}; its authorized_keys needs pveplan's key) {COMPAT}",
         )
+    simulated = False
     if host_key is None:
         from pveplan.sim import SimRoot, bare_host_at
 
-        simulated = bare_host_at(SimRoot(sim_root(console, store_dir)), address)
-        if simulated is not None:  # the simulator vouches for its own machine's key
-            address, host_key = simulated.address, simulated.host_key
-            port = simulated.port if args.host or port is None else port
+        bare = bare_host_at(SimRoot(sim_root(console, store_dir)), address)
+        if bare is not None:  # the simulator vouches for its own machine's key
+            address, host_key = bare.address, bare.host_key
+            port = bare.port if args.host or port is None else port
+            simulated = True
     if host_key is None:
         raise PlanError.at(
             None,
@@ -210,7 +236,7 @@ def resolve_target(
         host_key=host_key,
         vm_ssh_port=target.ssh_port,
     )
-    return target, info
+    return target, info, simulated
 
 
 def parse_remote(text: str) -> tuple[str, str, int | None]:

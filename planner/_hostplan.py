@@ -12,6 +12,8 @@ key), and the site's secrets are only digested (`SecretDigests`), never copied i
 
 from __future__ import annotations
 
+import re
+
 from ._errors import PlanError
 from ._hashing import plan_hash
 from ._plan import Frozen, Plan, PlanSettings, SecretUse
@@ -19,6 +21,7 @@ from ._secretuse import Reveal, SecretDigests
 from ._stepargs import (
     ApiTokenArgs,
     BridgeArgs,
+    HostDownloadArgs,
     HostFileArgs,
     HostKeysArgs,
     HostNodeFileArgs,
@@ -36,6 +39,9 @@ PVE_SOURCE = (
     "Signed-By: /usr/share/keyrings/proxmox-archive-keyring.gpg\n"
 )
 """PVE 9's no-subscription repository for Debian 13, in deb822 form, as PVE's guide has it."""
+PVE_KEYRING_URL = "https://enterprise.proxmox.com/debian/proxmox-archive-keyring-trixie.gpg"
+PVE_KEYRING = "/usr/share/keyrings/proxmox-archive-keyring.gpg"
+"""Where PVE's guide puts the archive keyring that `Signed-By` names."""
 PVE_PACKAGES = ("proxmox-ve", "postfix", "open-iscsi", "chrony")
 """What PVE's guide installs on Debian."""
 PVE_DATASTORE = "local"
@@ -46,6 +52,7 @@ see docs/homestak-compat.md#scenarios)."""
 DEFAULT_USER = "homestak"
 
 HOST_KIND_VERSIONS = {
+    "host.download": 1,
     "host.apt_source": 1,
     "host.pve_install": 1,
     "host.bridge": 1,
@@ -68,14 +75,25 @@ class HostTarget(Frozen, kw_only=True):
     ssh_host_key: str
 
 
-def pve_setup_plan(target: HostTarget, driver_key: str, *, bridge: str = "vmbr0") -> Plan:
-    """`pve-setup`: PVE's repository, PVE, the bridge, the driver's key for root, an API
-    token (kept in the site's secrets.yaml) and the host's node file in the site config."""
+def pve_setup_plan(
+    target: HostTarget, driver_key: str, keyring_sha256: str, *, bridge: str = "vmbr0"
+) -> Plan:
+    """`pve-setup`: PVE's archive keyring (its sha256 pinned: `keyring_sha256`) and
+    repository, PVE, the bridge, the driver's key for root, an API token (kept in the
+    site's secrets.yaml) and the host's node file in the site config."""
+    if not re.fullmatch(r"[0-9a-f]{64}", keyring_sha256):
+        raise PlanError.at(None, "the PVE keyring's sha256 must be 64 lowercase hex digits")
     steps = StepList(target.name, _version)
+    keyring = steps.add(
+        "host.pve_keyring",
+        "host.download",
+        HostDownloadArgs(url=PVE_KEYRING_URL, path=PVE_KEYRING, sha256=keyring_sha256, mode=0o644),
+    )
     repo = steps.add(
         "host.pve_repo",
         "host.apt_source",
         HostFileArgs(path=PVE_SOURCE_PATH, text=PVE_SOURCE, mode=0o644),
+        deps=(keyring,),
     )
     install = steps.add(
         "host.pve_install", "host.pve_install", PackagesArgs(packages=PVE_PACKAGES), deps=(repo,)

@@ -319,6 +319,16 @@ class HostFileArgs(StepArgs, frozen=True, kw_only=True):
     mode: int
 
 
+class HostDownloadArgs(StepArgs, frozen=True, kw_only=True):
+    """A file fetched on the host from `url`, kept only if its sha256 is `sha256`: a
+    fixed input, like an image (never trusted on first use)."""
+
+    url: str
+    path: str
+    sha256: str
+    mode: int
+
+
 class HostKeysArgs(StepArgs, frozen=True, kw_only=True):
     """`user`'s authorized_keys hold these public keys (`keys`) and those of the secrets
     named in `secret_keys` (site `ssh_keys.*`, revealed only when the step runs)."""
@@ -374,6 +384,7 @@ STEP_ARGS: Mapping[str, type[StepArgs]] = {
     "node.services": ServicesArgs,
     "node.sshd": SshdArgs,
     "node.converge_timer": ConvergeTimerArgs,
+    "host.download": HostDownloadArgs,
     "host.apt_source": HostFileArgs,
     "host.pve_install": PackagesArgs,
     "host.bridge": BridgeArgs,

@@ -139,7 +139,14 @@ def _apt_update(guest: Guest, packages: list[str]) -> int:
     for index, suite in enumerate(suites, 1):
         write_stdout(f"Hit:{index} http://deb.debian.org/debian {suite} InRelease\n")
     write_stdout("Hit:3 http://security.debian.org/debian-security bookworm-security InRelease\n")
-    if note_update(guest):  # a bare machine with PVE's repository (`_bare_tools`)
+    source = note_update(guest)  # a bare machine with PVE's repository (`_bare_tools`)
+    if source == "unsigned":
+        write_stderr(
+            "E: The repository 'http://download.proxmox.com/debian/pve trixie InRelease' is "
+            "not signed.\nW: NO_PUBKEY: the Signed-By keyring of its source is missing"
+        )
+        return 100
+    if source:
         write_stdout("Get:4 http://download.proxmox.com/debian/pve trixie InRelease\n")
     write_stdout("Reading package lists...\n")
     with guest.edit("system") as data:

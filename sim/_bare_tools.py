@@ -40,7 +40,7 @@ def is_bare(guest: Guest) -> bool:
 
 
 def pve_source(tree: Path) -> str | None:
-    """The suite line of the first apt source in `tree` naming PVE's repository."""
+    """The first apt source file in `tree` naming PVE's repository."""
     candidates = [tree / "etc/apt/sources.list"]
     folder = tree / SOURCES
     if folder.is_dir():
@@ -56,14 +56,28 @@ def pve_source(tree: Path) -> str | None:
     return None
 
 
+def signed_by(tree: Path, source: str) -> str | None:
+    """The keyring a deb822 source's `Signed-By:` names, if any."""
+    for line in (tree / source).read_text(errors="replace").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "signed-by" and value.strip().startswith("/"):
+            return value.strip()
+    return None
+
+
 def note_update(guest: Guest) -> str | None:
     """After `apt-get update`: whether the machine now knows PVE's packages (recorded);
-    the source that provides them, to print as apt's `Get:` line."""
+    the source that provides them. A source whose `Signed-By` keyring is missing is not
+    read (apt: the repository is not signed), as on Debian; `unsigned` says so."""
     if not is_bare(guest):
         return None
     source = pve_source(guest.dir)
+    keyring = signed_by(guest.dir, source) if source is not None else None
+    usable = source is not None and (keyring is None or (guest.dir / keyring.lstrip("/")).is_file())
     with guest.edit("system") as data:
-        data["pve_indexed"] = source is not None
+        data["pve_indexed"] = usable
+    if source is not None and not usable:
+        return "unsigned"
     return source
 
 
@@ -112,3 +126,29 @@ def chown(guest: Guest, argv: list[str]) -> int:
                 entry = files.setdefault("/" + str(item.relative_to(base)), {})
                 entry["owner"] = f"{user}:{group}" if group else user
     return status
+
+
+def download_bytes(url: str) -> bytes:
+    """What `wget` fetches from `url` on a simulated machine: the simulated internet's
+    content of an unpinned download (`_storage.internet_bytes`, kept equal by a test)."""
+    return f"pveplan-sim-download {url}\n".encode()
+
+
+def wget(guest: Guest, argv: list[str]) -> int:
+    """`wget [-q] -O PATH URL`: the simulated internet's content of URL into PATH (an
+    absolute path in the machine, or one relative to the caller's home)."""
+    from pveplan.sim._stdio import write_stderr
+
+    words = [a for a in argv if a not in ("-q", "--quiet")]
+    if len(words) != 3 or words[0] != "-O" or "://" not in words[2]:
+        write_stderr("wget: usage: wget [-q] -O FILE URL")
+        return 2
+    path, url = words[1], words[2]
+    base = guest.dir.resolve()
+    start = base if path.startswith("/") else guest.home(guest.caller).resolve()
+    target = (start / path.lstrip("/")).resolve()
+    if not target.is_relative_to(base) or not target.parent.is_dir():
+        write_stderr(f"{path}: No such file or directory")
+        return 1
+    target.write_bytes(download_bytes(url))
+    return 0

@@ -18,6 +18,7 @@ from typing import Any
 from pveplan.planner import (
     ApiTokenArgs,
     BridgeArgs,
+    HostDownloadArgs,
     HostFileArgs,
     HostKeysArgs,
     HostNodeFileArgs,
@@ -62,6 +63,46 @@ async def converge_path(channel: Channel, path: str, data: bytes, mode: int) -> 
     except ChannelError as exc:
         raise StepFailed(str(exc)) from None
     return True
+
+
+PART = "pveplan-download.part"
+"""Where a download lands first, in root's home (relative: the same place on a real host
+and in a simulated machine), before its checksum lets it into place."""
+
+
+@register
+class Download(StepKind):
+    """A file fetched by the host itself (`wget`, as PVE's guide does), put in place only
+    once its sha256 is the planned one; a file already there with that sum is adopted."""
+
+    name = "host.download"
+    tier = "medium"
+
+    async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
+        args = ctx.args_as(HostDownloadArgs)
+        channel = await host_channel(ctx)
+        try:
+            if _sha256(await channel.get_file(args.path)) == args.sha256:
+                return {"path": args.path, "sha256": args.sha256}
+            ctx.log(f"fetching {args.url}")
+            await run(channel, "wget", "-q", "-O", PART, args.url, timeout=INSTALL_TIMEOUT)
+            data = await channel.get_file(f"/root/{PART}")
+            got = _sha256(data)
+            if data is None or got != args.sha256:
+                raise StepFailed(
+                    f"{args.url} has sha256 {got}, not the pinned {args.sha256}: not installed "
+                    "(check the sum PVE's guide gives, and pass that one)"
+                )
+            await channel.put_file(args.path, data, args.mode)
+        except ChannelError as exc:
+            raise StepFailed(str(exc)) from None
+        return {"path": args.path, "sha256": args.sha256}
+
+
+def _sha256(data: bytes | None) -> str | None:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest() if data is not None else None
 
 
 @register

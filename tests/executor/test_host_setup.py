@@ -8,6 +8,7 @@ comments and other secrets, stays 0600, and a hand-written node file is never ov
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,8 +21,8 @@ import yaml
 from pveplan.executor import StepFailed
 from pveplan.executor.channels import CommandResult
 from pveplan.executor.kinds._host_files import MARK, set_api_token, write_node_file
-from pveplan.executor.kinds._host_setup import AptSource, AuthorizedKeys, HostUser
-from pveplan.planner import HostFileArgs, HostKeysArgs, UserArgs
+from pveplan.executor.kinds._host_setup import PART, AptSource, AuthorizedKeys, Download, HostUser
+from pveplan.planner import HostDownloadArgs, HostFileArgs, HostKeysArgs, UserArgs
 
 TOKEN = "pveplan@pve!pveplan=0b7c3c62-7e5d-4a0c-9a43-0d5b4b3f7a11"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ1XVVH9BDg2+4+2E2ijo0FDjdiSlkfpQ9ZCEZsiZfWx ops"
@@ -87,6 +88,30 @@ def test_an_apt_source_is_written_and_read_once_then_left_alone() -> None:
     assert host.ran == [["apt-get", "update"]]
     apply(AptSource(), Ctx(host, SOURCE))  # a re-run (or one after a lost store)
     assert host.ran == [["apt-get", "update"]]
+
+
+KEYRING = b"the keyring"
+KEYRING_SHA = hashlib.sha256(KEYRING).hexdigest()
+FETCH = HostDownloadArgs(
+    url="https://x/k.gpg", path="/usr/share/keyrings/k.gpg", sha256=KEYRING_SHA, mode=0o644
+)
+
+
+def test_a_download_goes_into_place_only_with_its_pinned_sum() -> None:
+    host = FakeHost({f"/root/{PART}": KEYRING})  # what wget leaves
+    apply(Download(), Ctx(host, FETCH))
+    assert host.files[FETCH.path] == KEYRING
+    assert host.ran == [["wget", "-q", "-O", PART, FETCH.url]]
+    host.ran.clear()
+    apply(Download(), Ctx(host, FETCH))  # there with that sum: adopted, nothing fetched
+    assert host.ran == []
+
+
+def test_a_download_with_another_sum_is_refused_and_not_installed() -> None:
+    host = FakeHost({f"/root/{PART}": b"something else"})
+    with pytest.raises(StepFailed, match="not the pinned"):
+        apply(Download(), Ctx(host, FETCH))
+    assert FETCH.path not in host.files
 
 
 def test_a_user_that_exists_is_adopted_and_a_missing_one_created_with_sudo() -> None:

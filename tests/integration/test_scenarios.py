@@ -40,8 +40,8 @@ def test_pve_setup_by_address_makes_a_pve_host_that_create_then_uses(lab: Lab) -
     assert code == 0, out + err
     report = json.loads(out)
     assert report["scenario"] == "pve-setup" and report["success"] is True
-    assert [p["status"] for p in report["phases"]] == ["passed"] * 6
-    assert "6 ran" in err and "Traceback" not in err
+    assert [p["status"] for p in report["phases"]] == ["passed"] * 7
+    assert "7 ran" in err and "Traceback" not in err
     assert "root@pam!tofu" in err and "docs/homestak-compat.md#scenarios" in err
 
     # A PVE host now, with the node file and token `create -H metal` needs.
@@ -61,7 +61,7 @@ def test_pve_setup_by_address_makes_a_pve_host_that_create_then_uses(lab: Lab) -
     code, out, err = run_cli(lab.args("scenario", "pve-setup", "--remote", bare.address))
     again = time.monotonic() - started
     assert code == 0, out + err
-    assert "0 ran, 6 cached" in out, out
+    assert "0 ran, 7 cached" in out, out
     print(f"pve-setup: first run {first:.1f}s, re-run {again:.1f}s")
 
     try:
@@ -126,7 +126,7 @@ def test_pve_setup_after_a_lost_store_adopts_the_host_and_its_token(
     monkeypatch.setenv("PVEPLAN_SIM_DIR", str(lab.sim.path))
     code, out, err = run_cli(lab.args("scenario", "pve-setup", "--remote", bare.address))
     assert code == 0, out + err
-    assert "6 ran" in out
+    assert "7 ran" in out
     assert yaml.safe_load((lab.site / "secrets.yaml").read_text())["api_tokens"]["metal"] == token
 
 

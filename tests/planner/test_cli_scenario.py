@@ -108,7 +108,15 @@ def test_list_phases_names_each_phase_of_pve_setup() -> None:
     code, out, _ = run_cli(["--scenario", "pve-setup", "--list-phases"])
     assert code == 0
     phases = [line.split(":")[0].strip() for line in out.splitlines()[1:]]
-    assert phases == ["pve_repo", "pve_install", "bridge", "driver_key", "api_token", "node_file"]
+    assert phases == [
+        "pve_keyring",
+        "pve_repo",
+        "pve_install",
+        "bridge",
+        "driver_key",
+        "api_token",
+        "node_file",
+    ]
 
 
 def test_local_mode_is_refused_with_the_compat_hint() -> None:
@@ -131,13 +139,14 @@ def test_a_dry_run_lists_the_phases_as_pending_in_the_json_report(site: Path) ->
         [
             *("--scenario", "pve-setup", "--remote", "192.0.2.7:2222"),
             *("--ssh-host-key", HOST_KEY, "--dry-run", "--json-output"),
+            *("--pve-keyring-sha256", "ab" * 32),
             *("--site-config", str(site)),
         ]
     )
     assert code == 0, err
     report = json.loads(out[out.index("{") :])
     assert report["scenario"] == "pve-setup" and report["success"] is True
-    assert [p["status"] for p in report["phases"]] == ["pending"] * 6
+    assert [p["status"] for p in report["phases"]] == ["pending"] * 7
     assert set(report) == {"scenario", "success", "duration_seconds", "phases"}
 
 
@@ -213,5 +222,7 @@ def test_a_host_file_without_a_pinned_key_takes_one_from_the_command_line(site: 
     code, _, err = run_cli(base)
     assert code == 1 and "host key is not pinned" in err
     code, out, err = run_cli([*base, "--ssh-host-key", HOST_KEY])
+    assert code == 1 and "keyring is not pinned" in err and "#scenarios" in err
+    code, out, err = run_cli([*base, "--ssh-host-key", HOST_KEY, "--pve-keyring-sha256", "a" * 64])
     assert code == 0, err
     assert "pve-setup on fresh" in out

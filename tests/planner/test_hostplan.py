@@ -22,6 +22,7 @@ TARGET = HostTarget(
     name="192.0.2.7", address="192.0.2.7", ssh_port=22, ssh_host_key="ssh-ed25519 AAAA h"
 )
 DRIVER = "ssh-ed25519 AAAA driver"
+SHA = "ab" * 32
 SECRETS = {
     "ssh_keys.ops": "ssh-ed25519 AAAA ops",
     "ssh_keys.dev": "ssh-ed25519 AAAA dev",
@@ -36,8 +37,9 @@ def reveal(ref: SecretRef) -> str:
 
 
 def test_pve_setup_follows_iac_drivers_phases_and_pves_install_guide() -> None:
-    plan = pve_setup_plan(TARGET, DRIVER)
+    plan = pve_setup_plan(TARGET, DRIVER, SHA)
     assert [s.address for s in plan.steps] == [
+        "host.pve_keyring",
         "host.pve_repo",
         "host.pve_install",
         "host.bridge",
@@ -45,7 +47,12 @@ def test_pve_setup_follows_iac_drivers_phases_and_pves_install_guide() -> None:
         "host.api_token",
         "host.node_file",
     ]
+    keyring = plan.step("host.pve_keyring").args
+    assert keyring["sha256"] == SHA and keyring["url"].startswith("https://")
+    assert keyring["path"] == "/usr/share/keyrings/proxmox-archive-keyring.gpg"
+    assert plan.step("host.pve_repo").deps == ("host.pve_keyring",)
     repo = plan.step("host.pve_repo").args
+    assert f"Signed-By: {keyring['path']}" in repo["text"]
     assert repo["path"] == "/etc/apt/sources.list.d/pve-install-repo.sources"
     assert "download.proxmox.com/debian/pve" in repo["text"]
     assert "proxmox-ve" in plan.step("host.pve_install").args["packages"]
@@ -60,15 +67,31 @@ def test_pve_setup_follows_iac_drivers_phases_and_pves_install_guide() -> None:
     assert verify_plan(plan) == []
 
 
+def test_another_keyring_sum_changes_the_keyring_and_everything_after_it() -> None:
+    before = pve_setup_plan(TARGET, DRIVER, SHA)
+    after = pve_setup_plan(TARGET, DRIVER, "cd" * 32)
+    changed = {
+        s.address for s, t in zip(before.steps, after.steps, strict=True) if s.hash != t.hash
+    }
+    assert changed == {s.address for s in before.steps} - {"host.driver_key"}
+
+
+def test_a_keyring_sum_that_is_no_sha256_is_refused() -> None:
+    with pytest.raises(PlanError, match="64 lowercase hex"):
+        pve_setup_plan(TARGET, DRIVER, "not-a-sum")
+
+
 def test_the_same_inputs_give_the_same_bytes() -> None:
-    assert canonical(pve_setup_plan(TARGET, DRIVER)) == canonical(pve_setup_plan(TARGET, DRIVER))
+    assert canonical(pve_setup_plan(TARGET, DRIVER, SHA)) == canonical(
+        pve_setup_plan(TARGET, DRIVER, SHA)
+    )
 
 
 @given(st.sampled_from(["ssh_host_key", "ssh_port", "address"]))
 def test_a_changed_host_detail_changes_the_node_file_step_only(field: str) -> None:
     value = {"ssh_host_key": "ssh-ed25519 BBBB other", "ssh_port": 2222, "address": "192.0.2.8"}
-    before = pve_setup_plan(TARGET, DRIVER)
-    after = pve_setup_plan(msgspec.structs.replace(TARGET, **{field: value[field]}), DRIVER)
+    before = pve_setup_plan(TARGET, DRIVER, SHA)
+    after = pve_setup_plan(msgspec.structs.replace(TARGET, **{field: value[field]}), DRIVER, SHA)
     changed = {
         s.address for s, t in zip(before.steps, after.steps, strict=True) if s.hash != t.hash
     }
@@ -77,8 +100,8 @@ def test_a_changed_host_detail_changes_the_node_file_step_only(field: str) -> No
 
 
 def test_another_driver_key_changes_only_the_key_step_and_the_node_file_after_it() -> None:
-    before = pve_setup_plan(TARGET, DRIVER)
-    after = pve_setup_plan(TARGET, "ssh-ed25519 CCCC new")
+    before = pve_setup_plan(TARGET, DRIVER, SHA)
+    after = pve_setup_plan(TARGET, "ssh-ed25519 CCCC new", SHA)
     changed = {
         s.address for s, t in zip(before.steps, after.steps, strict=True) if s.hash != t.hash
     }

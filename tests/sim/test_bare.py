@@ -65,13 +65,42 @@ def test_proxmox_ve_is_not_found_before_pves_repository_is_added(tmp_path: Path)
     # A source written but not yet read by `apt-get update` is not enough either.
     (tree / "etc/apt/sources.list.d").mkdir(parents=True, exist_ok=True)
     (tree / "etc/apt/sources.list.d/pve-install-repo.sources").write_text(SOURCES)
+    _keyring(tree)
     assert _tool(tree, "apt-get", "install", "-y", "proxmox-ve").returncode == 100
+
+
+def test_a_pve_source_whose_keyring_is_missing_is_not_read(tmp_path: Path) -> None:
+    _root, tree = _machine(tmp_path)
+    (tree / "etc/apt/sources.list.d/pve-install-repo.sources").write_text(SOURCES)
+    update = _tool(tree, "apt-get", "update")
+    assert update.returncode == 100 and "is not signed" in update.stderr
+    assert _tool(tree, "apt-get", "install", "-y", "proxmox-ve").returncode == 100
+
+
+def test_wget_fetches_the_simulated_internet_into_the_machine(tmp_path: Path) -> None:
+    from pveplan.sim import download_bytes
+    from pveplan.sim._storage import internet_bytes
+
+    _root, tree = _machine(tmp_path)
+    url = "https://enterprise.proxmox.com/debian/proxmox-archive-keyring-trixie.gpg"
+    keyring = "/usr/share/keyrings/proxmox-archive-keyring.gpg"
+    assert _tool(tree, "wget", "-q", "-O", keyring, url).returncode == 0
+    assert (tree / keyring.lstrip("/")).read_bytes() == download_bytes(url)
+    assert download_bytes(url) == bytes(internet_bytes(url, None))  # as download-url's
+    assert _tool(tree, "wget", "-O", "/../../x", url).returncode == 1  # never outside
+    assert _tool(tree, "wget", "-O", "part", url).returncode == 0  # relative: root's home
+    assert (tree / "root/part").exists()
+
+
+def _keyring(tree: Path) -> None:
+    (tree / "usr/share/keyrings/proxmox-archive-keyring.gpg").write_bytes(b"keyring")
 
 
 def test_installing_proxmox_ve_from_its_repository_makes_a_pve_host(tmp_path: Path) -> None:
     root, tree = _machine(tmp_path)
     (tree / "etc/apt/sources.list.d").mkdir(parents=True, exist_ok=True)
     (tree / "etc/apt/sources.list.d/pve-install-repo.sources").write_text(SOURCES)
+    _keyring(tree)
     assert _tool(tree, "apt-get", "update").returncode == 0
     result = _tool(tree, "apt-get", "install", "-y", "proxmox-ve")
     assert result.returncode == 0, result.stderr
