@@ -65,7 +65,8 @@ def _main(argv: Sequence[str] | None) -> int:
         from ._completion import complete
 
         complete(build_parser())  # prints them and exits
-    words = scenario_argv(sys.argv[1:] if argv is None else argv)  # --scenario NAME, ...
+    words = list(sys.argv[1:] if argv is None else argv)
+    words = scenario_argv(words)  # iac-driver's --scenario NAME, scenario run NAME, ...
     first = next((w for w in words if not w.startswith("-")), None)
     replacement = retired(first) if first else None
     if replacement is not None:
