@@ -21,6 +21,7 @@ from ._parser import PveplanParser
 from ._parser_review import add_review_parsers
 from ._parser_run import add_run_parsers
 from ._parser_scenario import add_scenario_parser
+from ._parser_token import add_token_parser
 
 if TYPE_CHECKING:
     from . import Console
@@ -71,6 +72,7 @@ COMMANDS = {
     "sign": ("._keys", "run_sign"),
     "schema": ("._schema", "run_schema"),
     "completion": ("._completion", "run_completion"),
+    "token": ("._token", "run_token"),
     "scenario": ("._scenario", "run_scenario"),
 }
 
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_parsers(commands)  # validate, fmt, plan, show, graph, keygen, sign, schema
     add_run_parsers(commands)  # apply, create, destroy, test, runs, store, sim, serve, ...
     add_node_parsers(commands)  # `spec get`, `config apply`: run on pull-mode nodes
+    add_token_parser(commands)  # `token inspect`
     add_scenario_parser(commands)  # homestak's scenarios (`--scenario NAME` too)
     return parser
 

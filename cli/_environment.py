@@ -35,9 +35,15 @@ _SITE_USERS = ("validate", "plan", "graph", "apply", "create", "destroy", "test"
 
 ENVIRONMENT: dict[str, EnvVar] = {
     "HOMESTAK_SITE_CONFIG": EnvVar(
-        "site config directory when --site-config is not given (then ../site-config, "
-        "/usr/local/etc/homestak, /opt/homestak/site-config)",
-        (*_SITE_USERS, "completion"),
+        "site config directory when --site-config is not given (then the manifest's own, "
+        "$HOMESTAK_ROOT/config, ../site-config, /usr/local/etc/homestak, "
+        "/opt/homestak/site-config)",
+        (*_SITE_USERS, "completion", "token"),
+    ),
+    "HOMESTAK_ROOT": EnvVar(
+        "homestak's workspace root: its config/ is a place the site config is looked for "
+        "(as iac-driver does; unset: ~/config)",
+        (*_SITE_USERS, "completion", "token"),
     ),
     "PVEPLAN_STORE": EnvVar(
         "the store: a directory, or a postgresql://USER@HOST/DB URL a team shares (default: "
