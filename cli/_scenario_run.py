@@ -207,15 +207,13 @@ def resolve_target(
             f"{where}: pveplan sets a host up as root, not {user}",
             f"log in as root (root@{address}; its authorized_keys needs pveplan's key) {COMPAT}",
         )
-    simulated = False
-    if host_key is None:
-        from pveplan.sim import SimRoot, bare_host_at
+    from pveplan.sim import SimRoot, bare_host_at
 
-        bare = bare_host_at(SimRoot(sim_root(console, store_dir)), address)
-        if bare is not None:  # the simulator vouches for its own machine's key
-            address, host_key = bare.address, bare.host_key
-            port = bare.port if args.host or port is None else port
-            simulated = True
+    bare = bare_host_at(SimRoot(sim_root(console, store_dir)), address)
+    if bare is not None and host_key is None:  # the simulator vouches for its own machine
+        address, host_key = bare.address, bare.host_key
+        port = bare.port if args.host or port is None else port
+    simulated = bare is not None and host_key == bare.host_key
     if host_key is None:
         raise PlanError.at(
             None,

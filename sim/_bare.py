@@ -120,6 +120,8 @@ def bare_hosts(root: SimRoot) -> list[BareHost]:
     """Every bare machine of the simulator (port 0 when no daemon runs)."""
     from pveplan.sim._control import daemon_info
 
+    if not root.state.exists():  # no simulator here: look without making one
+        return []
     state = read_state(root)
     info = daemon_info(root) or {}
     out = []

@@ -226,3 +226,13 @@ def test_a_host_file_without_a_pinned_key_takes_one_from_the_command_line(site: 
     code, out, err = run_cli([*base, "--ssh-host-key", HOST_KEY, "--pve-keyring-sha256", "a" * 64])
     assert code == 0, err
     assert "pve-setup on fresh" in out
+
+
+def test_looking_for_a_simulated_machine_makes_no_simulator(site: Path, tmp_path: Path) -> None:
+    run_cli(
+        [
+            *("--scenario", "pve-setup", "--remote", "192.0.2.7", "--ssh-host-key", HOST_KEY),
+            *("--dry-run", "--site-config", str(site)),
+        ]
+    )
+    assert not (tmp_path / "store" / "sim").exists()
