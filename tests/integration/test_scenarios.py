@@ -63,6 +63,14 @@ def test_pve_setup_by_address_makes_a_pve_host_that_create_then_uses(lab: Lab) -
     assert code == 0, out + err
     assert "0 ran, 7 cached" in out, out
     print(f"pve-setup: first run {first:.1f}s, re-run {again:.1f}s")
+    # By its name (nodes/metal.yaml now pins its key): another workspace, so each step
+    # runs, and finds everything in place (the token kept, the node file unchanged).
+    node_file = (lab.site / "nodes" / "metal.yaml").read_text()
+    code, out, err = run_cli(lab.args("scenario", "pve-setup", "-H", "metal"))
+    assert code == 0, out + err
+    assert (lab.site / "nodes" / "metal.yaml").read_text() == node_file
+    again_token = yaml.safe_load((lab.site / "secrets.yaml").read_text())["api_tokens"]["metal"]
+    assert again_token == secrets["api_tokens"]["metal"]
 
     try:
         code, out, err = run_cli(lab.args("create", "-M", "n1-push", "-H", "metal"))
