@@ -59,12 +59,14 @@ def _main(argv: Sequence[str] | None) -> int:
     import argparse
 
     from ._app import build_parser, retired, run
+    from ._scenario_argv import scenario_argv
 
     if "_ARGCOMPLETE" in os.environ:  # a completion script asks for candidates
         from ._completion import complete
 
         complete(build_parser())  # prints them and exits
     words = list(sys.argv[1:] if argv is None else argv)
+    words = scenario_argv(words)  # iac-driver's --scenario NAME, scenario run NAME, ...
     first = next((w for w in words if not w.startswith("-")), None)
     replacement = retired(first) if first else None
     if replacement is not None:

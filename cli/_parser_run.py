@@ -289,6 +289,13 @@ def _add_sim(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     verbs = sim.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
     up = add_action(verbs, "sim", "up", help="start the simulator (idempotent)", examples=examples)
     up.add_argument("nodes", nargs="*", metavar="NODE", help="host nodes (default: sim)")
+    up.add_argument(
+        "--bare",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also a bare Debian machine NAME, without PVE (for `scenario pve-setup`)",
+    )
     up.add_argument("--latency", type=float, metavar="S", help="seconds per PVE command")
     up.add_argument(
         "--agent-delay", type=float, metavar="S", help="seconds from start to a guest address"
