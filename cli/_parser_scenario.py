@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ._parser import add_command
+from ._report_files import add_report_options
 
 EXAMPLES = (
     "pveplan scenario pve-setup --remote 192.0.2.10 --ssh-host-key 'ssh-ed25519 AAAA...'",
@@ -56,6 +57,7 @@ def add_scenario_parser(commands: argparse._SubParsersAction) -> None:  # type: 
     cmd.add_argument("--user", "--homestak-user", dest="user", help="user-setup's user")
     cmd.add_argument("--site-config", help="the site config directory")
     cmd.add_argument("--json-output", action="store_true", help="a JSON report on stdout")
+    add_report_options(cmd)
     cmd.add_argument("--dry-run", action="store_true", help="show the phases, change nothing")
     cmd.add_argument("--yes", "-y", action="store_true", help="do not ask")
     cmd.add_argument("--verbose", "-v", action="store_true", help="log every step")

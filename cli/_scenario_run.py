@@ -30,30 +30,6 @@ PHASE_STATUS = {"ok": "passed", "cached": "passed", "failed": "failed"}
 """iac-driver's phase statuses: a cached step is a phase that had nothing to do (passed)."""
 
 
-def scenario_report(
-    scenario: str,
-    success: bool,
-    seconds: float,
-    phases: list[tuple[str, str, float]],
-    error: str | None,
-) -> dict[str, Any]:
-    """iac-driver's `--json-output` of a scenario: scenario, success, duration_seconds,
-    phases[] (name, status, duration), and error when it failed. One function, so the
-    shared report writer can take its place."""
-    report: dict[str, Any] = {
-        "scenario": scenario,
-        "success": success,
-        "duration_seconds": round(seconds, 1),
-        "phases": [
-            {"name": name, "status": status, "duration": round(duration, 1)}
-            for name, status, duration in phases
-        ],
-    }
-    if not success and error:
-        report["error"] = error
-    return report
-
-
 def phases_of(plan: Plan, report: RunReport | None) -> list[tuple[str, str, float]]:
     """Each step as a phase (named after its address), in plan order; `pending` for a
     step of a dry run, `skipped` for one the run never reached."""
@@ -92,7 +68,7 @@ def run_host_scenario(args: argparse.Namespace, console: Console, name: str) -> 
         for phase, _status, _ in phases_of(plan, None):
             console.print(f"  [ OK ] {phase}")
         if args.json_output:
-            _print_json(console, name, True, 0.0, phases_of(plan, None), None)
+            _print_json(console, name, phases_of(plan, None))
         return 0
     report = _execute(args, console, site, plan, info)
     seconds = time.time() - started
@@ -112,22 +88,32 @@ def run_host_scenario(args: argparse.Namespace, console: Console, name: str) -> 
             f"hint: the API token is {made[0].outputs.get('token_id')}, with only the privileges "
             f"pveplan needs (iac-driver makes root@pam!tofu, with root's) {COMPAT}"
         )
-    if args.json_output:
-        error = failed[0].error if failed else None
-        _print_json(console, name, report.status == "ok", seconds, phases_of(plan, report), error)
-    return 0 if report.status == "ok" else 1
+    from ._homestak_report import Phase
+    from ._report_files import emit_scenario_report
+
+    errors = {o.address.split(".", 1)[1]: o.error for o in failed}
+    phases = [
+        Phase(name=phase, status=status, duration=duration, message=errors.get(phase) or "")
+        for phase, status, duration in phases_of(plan, report)
+    ]
+    return emit_scenario_report(
+        args,
+        console,
+        name,
+        host=target.name,
+        started=started,
+        phases=phases,
+        success=report.status == "ok",
+        error=failed[0].error if failed else None,
+    )
 
 
-def _print_json(
-    console: Console,
-    name: str,
-    success: bool,
-    seconds: float,
-    phases: list[tuple[str, str, float]],
-    error: str | None,
-) -> None:
-    console.out.write(json.dumps(scenario_report(name, success, seconds, phases, error), indent=2))
-    console.out.write("\n")
+def _print_json(console: Console, name: str, phases: list[tuple[str, str, float]]) -> None:
+    """A dry run's `--json-output`: every phase pending, nothing written."""
+    from ._homestak_report import Phase, scenario_report
+
+    pending = [Phase(name=n, status=status, duration=d) for n, status, d in phases]  # type: ignore[arg-type]
+    console.out.write(json.dumps(scenario_report(name, True, 0.0, pending), indent=2) + "\n")
 
 
 def keyring_sha256(args: argparse.Namespace, simulated: bool) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pveplan.cli._scenario_argv import scenario_argv
-from pveplan.cli._scenario_run import parse_remote, scenario_report
+from pveplan.cli._scenario_run import parse_remote
 from pveplan.planner import PlanError
 
 from ..cli_runner import run_cli
@@ -147,7 +147,7 @@ def test_a_dry_run_lists_the_phases_as_pending_in_the_json_report(site: Path) ->
     report = json.loads(out[out.index("{") :])
     assert report["scenario"] == "pve-setup" and report["success"] is True
     assert [p["status"] for p in report["phases"]] == ["pending"] * 7
-    assert set(report) == {"scenario", "success", "duration_seconds", "phases"}
+    assert set(report) == {"scenario", "success", "duration_seconds", "phases", "context", "error"}
 
 
 def test_user_setup_dry_run_has_the_user_sudo_and_key_phases(site: Path) -> None:
@@ -168,18 +168,6 @@ def test_user_setup_dry_run_has_the_user_sudo_and_key_phases(site: Path) -> None
 def test_a_roundtrip_needs_a_pve_host() -> None:
     code, _, err = run_cli(["--scenario", "push-vm-roundtrip"])
     assert code == 1 and "-H HOST" in err
-
-
-def test_the_report_has_iac_drivers_fields_and_the_error_only_on_failure() -> None:
-    ok = scenario_report("pve-setup", True, 12.34, [("pve_install", "passed", 5.55)], None)
-    assert ok == {
-        "scenario": "pve-setup",
-        "success": True,
-        "duration_seconds": 12.3,
-        "phases": [{"name": "pve_install", "status": "passed", "duration": 5.5}],
-    }
-    bad = scenario_report("pve-setup", False, 1.0, [("bridge", "failed", 0.2)], "no eth0")
-    assert bad["error"] == "no eth0"
 
 
 @pytest.mark.parametrize(
