@@ -487,10 +487,13 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
         return run_dry_run_verb(args, console)
     prepared = prepare(args, console)
     started = time.time()
+    skips = getattr(args, "skips", frozenset())  # --skip verify / destroy (_homestak_flags)
+    verify = None if "verify" in skips else verify_ssh(prepared.plan)
     try:
         report, _, verified = execute_run(
-            args, console, prepared, prepared.plan, "apply", after=verify_ssh(prepared.plan)
+            args, console, prepared, prepared.plan, "apply", after=verify
         )
+        verified = verified or {}
     except Interrupted as exc:
         console.error(str(exc))
         return INTERRUPTED
@@ -501,7 +504,7 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
             node["status"], node["error"] = "failed", problem
     created_ok = report.status == "ok" and not any(verified.values())
     destroyed_ok = True
-    if created_ok or prepared.plan.settings.cleanup_on_failure:
+    if "destroy" not in skips and (created_ok or prepared.plan.settings.cleanup_on_failure):
         fresh = applied_plan(console, prepared.workspace) or prepared.plan
         destroy = workspace_destroy(
             PlanFile(hash=fresh.hash, plan=fresh, header=prepared.plan_file.header), fresh, console

@@ -25,6 +25,7 @@ _EXPORTS = {
     "Bundle": ".remote",
     "Catalog": ".specserver",
     "CatalogError": ".specserver",
+    "DeadlineExpired": "._deadline",
     "ChannelError": ".channels",
     "Event": "._model",
     "ExecutorError": "._errors",
@@ -47,6 +48,7 @@ _EXPORTS = {
     "StepKind": "._kinds",
     "config_apply": ".pull._node_apply",
     "current_bundle": ".remote._bundle",
+    "with_deadline": "._deadline",
     "execute": "._scheduler",
     "generate_ed25519": "._keys",
     "kind_for": "._kinds",
@@ -78,6 +80,7 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "ChannelError",
+    "DeadlineExpired",
     "Event",
     "ExecutorError",
     "HostInfo",
@@ -119,6 +122,7 @@ __all__ = [
     "serve_stdio",
     "summary",
     "sweep_tagged",
+    "with_deadline",
     "with_nested",
 ]
 
