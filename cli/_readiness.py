@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from pveplan.dsl import DiagnosticError
-from pveplan.planner import PlanError, rehearsed_host
+from pveplan.planner import PlanError
 
 from ._plan import make_plan
 from ._select import host_name, site_root
@@ -87,8 +87,12 @@ def check(args: argparse.Namespace, console: Console) -> list[Finding]:
     secrets = _secrets(root)
     findings.append(secrets)
     host = host_name(args)
-    if host is not None:
-        findings.append(_node_file(root, host))
+    node_file = _node_file(root, host) if host is not None else None
+    if node_file is not None:
+        findings.append(node_file)
+    if args.command != "destroy" and secrets.ok and node_file is not None and node_file.ok:
+        # A lab is a real host; a --simulate rehearsal checks what the real run would.
+        findings.extend(_lab(root, host or ""))
     quiet = dataclasses.replace(console, err=io.StringIO())  # its warnings: the run's to print
     try:
         plan_file, old, site = make_plan(args, quiet)
@@ -101,10 +105,6 @@ def check(args: argparse.Namespace, console: Console) -> list[Finding]:
     findings.append(Finding("plan", True, f"{plan.manifest}: {len(plan.steps)} step(s)"))
     config = site.host(plan.host)
     tiered = bool(plan.subplans)
-    real = rehearsed_host(plan.host)  # a --simulate rehearsal checks what the real run would
-    lab = not (site.host(real).sim if real else config.sim)
-    if args.command != "destroy" and lab and secrets.ok:
-        findings.extend(lab_findings(site))
     if not all(f.ok for f in findings):
         return findings  # the host's checks need sound files (and would only add noise)
     findings.extend(_host(console, plan_file, old, site, nested=tiered and not config.sim))
@@ -113,6 +113,19 @@ def check(args: argparse.Namespace, console: Console) -> list[Finding]:
             Finding("nested virtualization", True, f"{plan.host} is simulated: nesting is too")
         )
     return findings
+
+
+def _lab(root: Path, host: str) -> list[Finding]:
+    """The lab's site checks, when `host`'s node file says it is real (not `sim: true`)."""
+    from pveplan.planner import load_site_config
+
+    try:
+        site = load_site_config(root)
+        if site.host(host).sim:
+            return []
+    except (PlanError, DiagnosticError) as exc:
+        return [Finding("site config", False, _text(exc), "fix the site config as it says")]
+    return lab_findings(site)
 
 
 def lab_findings(site: SiteConfig) -> list[Finding]:
