@@ -157,7 +157,9 @@ def parse_vm_ids(values: Iterable[str]) -> dict[str, int]:
         except ValueError:
             raise FlagError(f"invalid --vm-id {value!r}: VMID must be an integer") from None
         if not VMID_MIN <= vmid <= VMID_MAX:
-            raise FlagError(f"invalid --vm-id {value!r}: PVE's VM IDs are {VMID_MIN} to {VMID_MAX}")
+            raise FlagError(
+                f"invalid --vm-id {value!r}: PVE's VM IDs are {VMID_MIN} to {VMID_MAX} {HINT}"
+            )
         if name in found and found[name] != vmid:
             raise FlagError(f"--vm-id gives node {name!r} two VM IDs: {found[name]} and {vmid}")
         found[name] = vmid
@@ -172,7 +174,8 @@ def check_skips(verb: str, skips: Iterable[str]) -> frozenset[str]:
         phase = phases.get(name)
         if phase is None:
             raise FlagError(
-                f"--skip {name}: `{verb}` has no phase {name!r}; its phases: " + ", ".join(phases)
+                f"--skip {name}: `{verb}` has no phase {name!r}; its phases: "
+                f"{', '.join(phases)} (iac-driver ignored an unknown phase) {HINT}"
             )
         if not phase.skippable:
             raise FlagError(f"--skip {name}: `{verb}` cannot skip {name} ({phase.why_not}) {HINT}")
@@ -222,6 +225,11 @@ def adjust_manifest(loaded: LoadedManifest, args: argparse.Namespace) -> LoadedM
     depth = getattr(args, "depth", None)
     if depth is not None and 0 < depth < len(nodes):
         nodes = nodes[:depth]
+        args.depth_note = (
+            f"note: --depth {depth}: the first {depth} of {len(manifest.nodes)} nodes, in the "
+            f"same workspace as the whole manifest (iac-driver named it {manifest.name}[:{depth}]) "
+            f"{HINT}"
+        )
     vm_ids: dict[str, int] = getattr(args, "vm_ids", None) or parse_vm_ids(
         getattr(args, "vm_id", None) or ()
     )
@@ -233,7 +241,7 @@ def adjust_manifest(loaded: LoadedManifest, args: argparse.Namespace) -> LoadedM
         raise PlanError.at(
             None,
             f"--vm-id names no node of manifest {manifest.name!r}: {', '.join(unknown)}",
-            "its nodes: " + ", ".join(sorted(names)),
+            "its nodes: " + ", ".join(sorted(names)) + f" {HINT}",
         )
     if vm_ids:
         nodes = tuple(
@@ -257,6 +265,11 @@ def adjust_site(site: SiteConfig, args: argparse.Namespace, env: Mapping[str, st
     port = urlsplit(defaults.server_url).port if defaults.server_url else None
     host = f"[{addr}]" if ":" in addr else addr
     url = f"https://{host}:{port or DEFAULT_SERVER_PORT}"
+    if defaults.server_url and urlsplit(defaults.server_url).hostname != addr:
+        args.self_addr_note = (
+            f"note: pull nodes reach the spec server at {url}, not site.yaml's "
+            f"{defaults.server_url} (iac-driver used the address only for a loopback server) {HINT}"
+        )
     site.site = msgspec.structs.replace(
         site.site, defaults=msgspec.structs.replace(defaults, server_url=url)
     )
@@ -312,6 +325,7 @@ def list_phases(verb: str, console: Console) -> int:
     for phase in PHASES[verb]:
         skip = "can be skipped" if phase.skippable else f"cannot be skipped: {phase.why_not}"
         console.print(f"  {phase.name:<10} {phase.what}  ({skip})")
+    console.error(f"hint: iac-driver runs its preflight outside the phases {HINT}")
     return 0
 
 
@@ -347,18 +361,26 @@ def _run_verb(args: argparse.Namespace, console: Console, function: str) -> int:
         if args.preflight or not ok:
             return 0 if ok else 1
     run: Callable[[argparse.Namespace, Console], int] = getattr(_apply, function)
+    if context:
+        console.error(
+            f"note: {args.context_file} is read and written back with each node's vm_id and "
+            f"ip; pveplan's store, not the context, carries what a run needs {HINT}"
+        )
     started = time.time()
     console.deadline = started + args.timeout if args.timeout else None
     try:
         code = run(args, console)
     except _deadline_error() as exc:
-        console.error(f"error: {exc}")
+        console.error(f"error: {exc} {HINT}")
         _say_recorded(args, console, started)
         code = 1
     finally:
         console.deadline = None
     if args.context_file and not args.dry_run:
         _save_context(args, console, context)
+    for note in (getattr(args, "depth_note", None), getattr(args, "self_addr_note", None)):
+        if note:
+            console.error(note)
     return code
 
 

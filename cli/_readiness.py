@@ -31,7 +31,7 @@ from pveplan.dsl import DiagnosticError
 from pveplan.planner import PlanError
 
 from ._plan import make_plan
-from ._select import host_name, site_root
+from ._select import display_path, host_name, site_root
 
 if TYPE_CHECKING:
     from pveplan.planner import SiteConfig
@@ -66,7 +66,7 @@ def readiness(args: argparse.Namespace, console: Console, *, only: bool = False)
                 if finding.todo and not finding.ok:
                     out(f"       what to do: {finding.todo}")
     if only:
-        out("ready" if ok else "not ready: see FAIL above")
+        out("ready" if ok else f"not ready: see FAIL above {HINT}")
     elif not ok:
         verb = "destroyed" if args.command == "destroy" else "created"
         out(
@@ -83,7 +83,7 @@ def check(args: argparse.Namespace, console: Console) -> list[Finding]:
         root = site_root(args, console, getattr(args, "manifest_file", None))
     except (PlanError, DiagnosticError) as exc:
         return [Finding("site config", False, _text(exc), "name it with --site-config DIR")]
-    findings.append(Finding("site config", True, str(root)))
+    findings.append(Finding("site config", True, display_path(root, console.cwd)))
     secrets = _secrets(root)
     findings.append(secrets)
     host = host_name(args)

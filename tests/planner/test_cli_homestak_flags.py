@@ -184,6 +184,7 @@ def test_depth_keeps_the_first_n_nodes_as_iac_driver_does(site: Path) -> None:
         )
     )
     assert code == 0, err
+    assert "note: --depth 1: the first 1 of 3 nodes" in err and "#flags" in err
     nodes = {
         c["address"].split(".")[1]
         for c in json.loads(out)["changes"]
@@ -219,8 +220,8 @@ def test_destroy_with_depth_is_refused_with_the_way_to_do_it(site: Path) -> None
 
 
 def test_list_phases_names_iac_drivers_phases_and_needs_no_manifest() -> None:
-    code, out, _ = run_cli(["test", "--list-phases"])
-    assert code == 0
+    code, out, err = run_cli(["test", "--list-phases"])
+    assert code == 0 and "homestak-compat.md#flags" in err
     names = [line.split()[0] for line in out.splitlines()[1:]]
     assert names == ["preflight", "create", "verify", "destroy"]
     assert "cannot be skipped" in next(line for line in out.splitlines() if "create" in line)
@@ -244,7 +245,7 @@ def test_skippable_phases_are_accepted_and_the_rest_refused() -> None:
 
 def test_skipping_an_unknown_phase_exits_1(tmp_path: Path) -> None:
     code, _, err = run_cli(["test", "-M", "n1-push", "-H", "sim", "--skip", "bogus"], cwd=tmp_path)
-    assert code == 1 and "bogus" in err and "verify" in err
+    assert code == 1 and "bogus" in err and "verify" in err and "homestak-compat.md#flags" in err
 
 
 # ---- --self-addr ---------------------------------------------------------------------
