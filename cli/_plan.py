@@ -240,7 +240,8 @@ def run_dry_run_verb(args: argparse.Namespace, console: Console) -> int:
     summary = summarize(changes)
     if args.json_output:
         report = changes_json(plan_file, changes, summary)
-        report.update({"verb": args.command, "dry_run": True, "success": True})
+        verb = getattr(args, "report_verb", None) or args.command  # `manifest apply`: apply
+        report.update({"verb": verb, "dry_run": True, "success": True})
         console.print(json.dumps(report, indent=2, sort_keys=True))
         return 0
     console.print(

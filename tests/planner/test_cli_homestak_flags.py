@@ -476,3 +476,25 @@ def test_failed_checks_stop_the_verb(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setattr(_apply, "run_test", lambda args, console: pytest.fail("it ran"))
     code, _, _ = run_cli(["test", "-M", "n1-push", "-H", "sim", "-y"], cwd=tmp_path)
     assert code == 1
+
+
+def test_self_addr_is_where_the_plans_pull_nodes_fetch_their_specs(site: Path) -> None:
+    def servers(*extra: str) -> set[object]:
+        args = build_parser().parse_args(
+            _site_args(site, "create", "-M", "n1-pull", "-H", "sim", *extra)
+        )
+        plan = make_plan(args, _console(Path.cwd())).plan_file.plan
+        return {s.args["server"] for s in plan.steps if "server" in s.args}
+
+    assert servers() == {None}  # site.yaml sets no server_url: the run's own server
+    assert servers("--self-addr", "192.0.2.1") == {"https://192.0.2.1:44443"}
+
+
+def test_manifest_apply_dry_run_reports_apply(site: Path) -> None:
+    code, out, err = run_cli(
+        _site_args(
+            site, "manifest", "apply", "-M", "n1-push", "-H", "sim", "--dry-run", "--json-output"
+        )
+    )
+    assert code == 0, err
+    assert json.loads(out)["verb"] == "apply"
