@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -105,9 +106,11 @@ def test_timeout_stops_the_run_keeps_its_records_and_the_next_run_resumes(
     context = tmp_path / "ctx.json"
     context.write_text(json.dumps({"from_before": "kept"}))
     base = ["-M", name, "-H", "sim", "-y", "--vm-id", "edge=99701", "--context-file", str(context)]
-    lab.set_sim_config(agent_delay=30.0)  # the VM takes 30 s to report an address
-    try:
-        code, out, err = run_cli(lab.args("create", *base, "--timeout", "4"))
+    lab.set_sim_config(agent_delay=300.0)  # the VM takes 300 s to report an address
+    try:  # the VM is made in a few seconds, then the run waits for its address until 15 s
+        started = time.monotonic()
+        code, out, err = run_cli(lab.args("create", *base, "--timeout", "15"))
+        assert time.monotonic() - started < 120, "the deadline did not stop the wait"
     finally:
         lab.set_sim_config(agent_delay=0.0)
     assert code == 1, out + err
