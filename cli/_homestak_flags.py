@@ -411,11 +411,15 @@ def _say_recorded(args: argparse.Namespace, console: Console, since: float) -> N
             runs = [r for r in store.runs(None, limit=20) if r.started >= since - 1]
             for record in sorted(runs, key=lambda r: r.id):
                 events = store.run_events(record.id)
+                ended = {e.address for e in events if e.kind in ("finished", "cached", "failed")}
+                cut = sorted({e.address for e in events if e.kind == "started"} - ended)
                 done = sum(1 for e in events if e.kind in ("finished", "cached"))
                 console.error(
                     f"  run {record.id} ({record.verb} of {record.workspace}) recorded as "
-                    f"{record.status}: {done} finished step(s) kept; `pveplan runs show "
-                    f"{record.id}` lists them; run the same command again to resume"
+                    f"{record.status}: {done} finished step(s) kept"
+                    + (f", cut off: {', '.join(cut)}" if cut else "")
+                    + f"; `pveplan runs show {record.id}` lists them; run the same command "
+                    "again to resume"
                 )
     except Exception as exc:  # the report of a report: never hide the deadline itself
         console.error(f"  (could not read the store's run records: {exc})")

@@ -144,3 +144,14 @@ def test_the_manifest_form_runs_like_the_verb(lab: Lab, form: list[str]) -> None
     code, out, err = run_cli(lab.args("manifest", "destroy", "-M", name, "-H", "sim", "-y"))
     assert code == 0, out + err
     assert lab.vms(name) == []
+
+
+def test_test_skipping_verify_and_destroy_keeps_the_nodes(lab: Lab) -> None:
+    name = lab.manifest("flags-skip", ONE_VM.format(name="flags-skip", vmid=99720))
+    words = ["-M", name, "-H", "sim", "-y"]
+    code, out, err = run_cli(lab.args("test", *words, "--skip", "verify", "--skip", "destroy"))
+    assert code == 0, out + err
+    assert len(lab.vms(name)) == 1  # kept, as asked
+    code, out, err = run_cli(lab.args("test", *words, "--skip", "verify"))  # destroys at the end
+    assert code == 0, out + err
+    assert lab.vms(name) == []
