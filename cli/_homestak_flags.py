@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import io
 import ipaddress
 import json
 import time
@@ -361,7 +363,7 @@ def _run_verb(args: argparse.Namespace, console: Console, function: str) -> int:
         if args.preflight or not ok:
             return 0 if ok else 1
     run: Callable[[argparse.Namespace, Console], int] = getattr(_apply, function)
-    if context:
+    if any(not k.endswith(("_vm_id", "_ip")) for k in context):  # more than pveplan writes
         console.error(
             f"note: {args.context_file} is read and written back with each node's vm_id and "
             f"ip; pveplan's store, not the context, carries what a run needs {HINT}"
@@ -426,14 +428,18 @@ def _say_recorded(args: argparse.Namespace, console: Console, since: float) -> N
 
 
 def _save_context(args: argparse.Namespace, console: Console, loaded: dict[str, Any]) -> None:
+    from pveplan.dsl import DiagnosticError
+    from pveplan.planner import PlanError
+
     from ._plan import make_plan
     from ._state import applied_resources
 
+    quiet = dataclasses.replace(console, err=io.StringIO())  # the run printed its warnings
     try:
-        plan_file, _, _ = make_plan(args, console)
+        plan_file, _, _ = make_plan(args, quiet)
         resources = applied_resources(console, plan_file.header.workspace)
         addresses = [s.address for s in plan_file.plan.steps] + list(resources)
         names = sorted({a.split(".")[1] for a in addresses if a.startswith("node.")})
         write_context(args.context_file, context_after(loaded, names, resources))
-    except Exception as exc:
+    except (PlanError, DiagnosticError, OSError) as exc:
         console.error(f"warning: could not write context file {args.context_file}: {exc}")
