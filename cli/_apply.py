@@ -475,10 +475,13 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
         return run_dry_run_verb(args, console)
     prepared = prepare(args, console)
     started = time.time()
+    skips = getattr(args, "skips", frozenset())  # --skip verify / destroy (_homestak_flags)
+    verify = None if "verify" in skips else verify_ssh(prepared.plan)
     try:
         report, seconds, verified = execute_run(
-            args, console, prepared, prepared.plan, "apply", after=verify_ssh(prepared.plan)
+            args, console, prepared, prepared.plan, "apply", after=verify
         )
+        verified = verified or {}
     except Interrupted as exc:
         console.error(str(exc))
         return INTERRUPTED
@@ -488,7 +491,7 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
     for name, problem in problems.items():
         console.error(f"error: {name}: {problem}")
     down = None
-    if created or prepared.plan.settings.cleanup_on_failure:
+    if "destroy" not in skips and (created or prepared.plan.settings.cleanup_on_failure):
         fresh = applied_plan(console, prepared.workspace) or prepared.plan
         destroy = workspace_destroy(
             PlanFile(hash=fresh.hash, plan=fresh, header=prepared.plan_file.header), fresh, console

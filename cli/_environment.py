@@ -46,6 +46,11 @@ ENVIRONMENT: dict[str, EnvVar] = {
         "its logs/ (create, destroy, test; -r/--report-dir and the report variable come first)",
         (*_SITE_USERS, "completion", "token"),
     ),
+    "HOMESTAK_SELF_ADDR": EnvVar(
+        "the address pull nodes reach this machine's spec server at, when --self-addr is not "
+        "given (as iac-driver's); overrides the host of site.yaml's server_url",
+        ("create", "destroy", "test"),
+    ),
     "PVEPLAN_STORE": EnvVar(
         "the store: a directory, or a postgresql://USER@HOST/DB URL a team shares (default: "
         "site.yaml's `store:`, else $XDG_STATE_HOME/pveplan, else ~/.local/state/pveplan)",

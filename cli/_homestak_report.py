@@ -409,7 +409,7 @@ def dry_run_report(args: Any, console: Any, plan: Plan, diff: dict[str, Any]) ->
     nodes = pending_nodes(plan, manifest_order(args, console))
     extra = {k: v for k, v in diff.items() if k != "nodes"}
     return verb_report(
-        args.command,
+        getattr(args, "report_verb", None) or args.command,  # `manifest apply`: apply
         True,
         0.0,
         nodes,

@@ -74,6 +74,11 @@ def make_plan(args: argparse.Namespace, console: Console) -> Planned:
         path = paths[0]
         loaded = load_manifest(path)
     site = SiteCache().get(site_root(args, console, path))
+    if args.command in ("create", "destroy", "test"):  # iac-driver's --depth, --vm-id, --self-addr
+        from ._homestak_flags import adjust_manifest, adjust_site
+
+        loaded = adjust_manifest(loaded, args)
+        adjust_site(site, args, console.env)
     host = plan_host(args, console, site) or host
     resolved = resolve_manifest(loaded, site, host)
     console.diagnostics([*loaded.warnings, *resolved.warnings])

@@ -46,7 +46,8 @@ def homestak_end(
         nodes = verb_nodes(args, console, prepared, report, plan, layout=layout)
     ok = report.status == "ok" if success is None else success
     extra = {"phases": [_phase_json(p) for p in phases]} if phases else {}
-    data = verb_report(verb, ok, time.time() - started, nodes, error=error, **extra)
+    typed = getattr(args, "report_verb", None) or verb  # `manifest apply`: apply
+    data = verb_report(typed, ok, time.time() - started, nodes, error=error, **extra)
     return emit_report(
         args,
         console,

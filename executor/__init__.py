@@ -25,6 +25,7 @@ _EXPORTS = {
     "Bundle": ".remote",
     "Catalog": ".specserver",
     "CatalogError": ".specserver",
+    "DeadlineExpired": "._deadline",
     "ChannelError": ".channels",
     "Event": "._model",
     "ExecutorError": "._errors",
@@ -53,6 +54,7 @@ _EXPORTS = {
     "config_apply": ".pull._node_apply",
     "current_bundle": ".remote._bundle",
     "destroy_leftovers": "._leftovers",
+    "with_deadline": "._deadline",
     "execute": "._scheduler",
     "find_leftovers": "._leftovers",
     "generate_ed25519": "._keys",
@@ -95,6 +97,7 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "ChannelError",
+    "DeadlineExpired",
     "Event",
     "ExecutorError",
     "Found",
@@ -151,6 +154,7 @@ __all__ = [
     "summary",
     "sweep_tagged",
     "wanted_nodes",
+    "with_deadline",
     "with_nested",
 ]
 
