@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 from pveplan.planner import Plan, PlanError
 
 if TYPE_CHECKING:
-    from pveplan.executor import Leftovers, NodeFinding, NodeRow, Services, Wanted
+    from pveplan.executor import Leftovers, NodeFinding, Services, Wanted
     from pveplan.planner import SiteConfig
     from pveplan.store import Store
 
     from . import Console
+    from ._homestak_report import NodeResult
 
 HINT = (
     "hint: homestak's iac-driver destroys only what its state files record; pveplan also "
@@ -118,55 +119,28 @@ def print_swept(console: Console, swept: Swept, host: str) -> None:
         console.error(HINT)
 
 
-def report_rows(rows: Sequence[NodeRow], findings: Sequence[NodeFinding]) -> list[NodeRow]:
-    """Every node of the manifest, in creation order: the run's row for a recorded node,
-    else one made from its finding; then rows of no manifest node (removed nodes'
-    resources, tagged VMs of no node)."""
-    from pveplan.executor import NodeRow
+def with_findings(nodes: Sequence[NodeResult], findings: Sequence[NodeFinding]) -> list[NodeResult]:
+    """The destroy report's nodes with what the search found of each: how (`found_by`),
+    its vmid when the store had none, and a node whose vmid holds a VM of another name
+    left `pending` (never tried) with the reason as its error."""
+    import msgspec
 
-    by_name = {row.name: row for row in rows}
-    out: list[NodeRow] = []
-    for finding in findings:
-        row = by_name.pop(finding.name, None)
-        if row is None or finding.found_by not in ("record", None):
-            row = NodeRow(
-                name=finding.name,
-                path=finding.path,
-                status=_ROW_STATUS[finding.status],
-                vm_id=finding.vmid,
-                error=finding.note if finding.status in ("failed", "left alone") else "",
-            )
-        out.append(row)
-    out.extend(by_name.values())
+    by_name = {finding.name: finding for finding in findings}
+    out = []
+    for node in nodes:
+        finding = by_name.get(node.name)
+        if finding is None:
+            out.append(msgspec.structs.replace(node, found_by="record"))
+            continue
+        changes: dict[str, Any] = {"found_by": finding.found_by}
+        if node.vm_id is None and finding.vmid is not None:
+            changes["vm_id"] = finding.vmid
+        if finding.status == "left alone":
+            changes.update(status="pending", error=finding.note)
+        elif finding.status == "failed":
+            changes.update(status="failed", error=finding.note or node.error)
+        out.append(msgspec.structs.replace(node, **changes))
     return out
-
-
-_ROW_STATUS: dict[str, Any] = {
-    "destroyed": "destroyed",
-    "would destroy": "-",
-    "not found": "destroyed",  # nothing is left of it: homestak reports it destroyed too
-    "left alone": "skipped",
-    "failed": "failed",
-}
-
-
-def rows_json(rows: Sequence[NodeRow], findings: Sequence[NodeFinding]) -> list[dict[str, Any]]:
-    """homestak's `--json-output` node entries, with `found_by` (None: not on the host)."""
-    from ._apply import JSON_STATUS
-
-    found_by = {f.name: f.found_by for f in findings}
-    return [
-        {
-            "name": row.name,
-            "status": JSON_STATUS.get(row.status, row.status),
-            "vm_id": row.vm_id,
-            "ip": row.ip,
-            "duration": row.duration or 0.0,
-            "error": row.error or None,
-            "found_by": found_by.get(row.name, "record"),
-        }
-        for row in rows
-    ]
 
 
 # --- destroy --dry-run ----------------------------------------------------------------
@@ -190,6 +164,10 @@ def run_destroy_dry_run(args: argparse.Namespace, console: Console) -> int:
     findings = node_findings(search.wanted, search.recorded, leftovers)
     changes = plan_changes(destroy.plan, old, destroy.header.sources)
     if args.json_output:
+        from ._homestak_report import create_order, manifest_order
+
+        rank = {name: i for i, name in enumerate(create_order(manifest_order(args, console) or []))}
+        findings = sorted(findings, key=lambda f: rank.get(f.name, len(rank)))
         nodes = [
             {
                 "name": f.name,
@@ -211,6 +189,8 @@ def run_destroy_dry_run(args: argparse.Namespace, console: Console) -> int:
             "duration_seconds": round(time.time() - started, 3),
             "workspace": destroy.header.workspace,
             "nodes": nodes,
+            "context": {},
+            "error": None,
             "changes": [c.address for c in changes if c.action != "unchanged"],
         }
         if note:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from ._completion import SHELLS, manifest_names
+from ._homestak_flags import add_homestak_flags
 from ._parser import (
     add_action,
     add_command,
@@ -19,6 +20,7 @@ from ._parser import (
     add_run_options,
     add_yes_option,
 )
+from ._report_files import add_report_options
 
 SITE = "--site-config examples/site-config"
 
@@ -154,6 +156,8 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
             (
                 f"pveplan create -M n1-push -H sim {SITE} -y",
                 f"pveplan create -M n2-tiered -H sim {SITE} --dry-run",
+                f"pveplan create -M n2-tiered -H sim {SITE} --preflight",
+                f"pveplan create -M n3-deep -H sim {SITE} --depth 2 --vm-id root-pve=99901 -y",
             ),
         ),
         (
@@ -163,6 +167,7 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
                 f"pveplan destroy -M n1-push -H sim {SITE} -y",
                 f"pveplan destroy -M n1-push -H sim {SITE} --discover -y -v",
                 f"pveplan destroy -M n1-push -H sim {SITE} --dry-run",
+                f"pveplan destroy -M n1-push -H sim {SITE} -y --context-file ctx.json",
             ),
         ),
         (
@@ -171,6 +176,8 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
             (
                 f"pveplan test -M n1-push -H sim {SITE} -y",
                 f"pveplan test -M n2-tiered -H sim {SITE} -y --json-output > report.json",
+                "pveplan test --list-phases",
+                f"pveplan test -M n1-push -H sim {SITE} -y --timeout 600 --skip destroy",
             ),
         ),
     ):
@@ -178,7 +185,10 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
             commands,
             verb,
             help=what,
-            description=f"{what[:1].upper()}{what[1:]}. With --dry-run: show the plan diff.",
+            description=f"{what[:1].upper()}{what[1:]}. With --dry-run: show the plan diff. "
+            "Checks the site config and the host first (--skip-preflight: don't; --preflight: "
+            "only that). iac-driver's `manifest apply|destroy|test` forms work too; see "
+            "docs/cli.md and docs/homestak-compat.md.",
             examples=examples,
         )
         cmd.add_argument("files", nargs="*", metavar="FILE", help=argparse.SUPPRESS)
@@ -193,6 +203,8 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
         add_yes_option(cmd)
         cmd.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
         add_run_options(cmd)
+        add_report_options(cmd)  # -r/--report-dir (cli/_report_files.py)
+        add_homestak_flags(cmd, verb)
         if verb == "destroy":
             cmd.add_argument(
                 "--discover",
@@ -313,6 +325,13 @@ def _add_sim(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     verbs = sim.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
     up = add_action(verbs, "sim", "up", help="start the simulator (idempotent)", examples=examples)
     up.add_argument("nodes", nargs="*", metavar="NODE", help="host nodes (default: sim)")
+    up.add_argument(
+        "--bare",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also a bare Debian machine NAME, without PVE (for `scenario pve-setup`)",
+    )
     up.add_argument("--latency", type=float, metavar="S", help="seconds per PVE command")
     up.add_argument(
         "--agent-delay", type=float, metavar="S", help="seconds from start to a guest address"
