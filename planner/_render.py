@@ -112,7 +112,8 @@ def render_changes(
             where = "" if dependent.path == change.path else f"  (on {dependent.host})"
             lines.append(f"{pad}        {_step_head(dependent, style)}{where}")
     if summary.unchanged:
-        lines.append("")
+        if not lines or lines[-1]:  # the drift block already ends with one
+            lines.append("")
         lines.append(f"  {summary.unchanged} step(s) unchanged (cached).")
     lines.append("")
     lines.append(style.bold(summary_line(summary)))
