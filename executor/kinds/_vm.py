@@ -398,6 +398,13 @@ class VmCreate(StepKind):
         config = await pve.config(found["vmid"])
         if str(config.get("vmgenid", "")) != str(outputs.get("uuid", "")):
             return f"VM {found['vmid']} was re-created behind pveplan's back"
+        args = ctx.args_as(VmCreateArgs)
+        size = reconcile(
+            pve.node, found["vmid"], config, cores=args.cores, memory=args.memory, disk=args.disk
+        )
+        lost = [tag for tag in args.tags if tag not in _tags(config)]
+        if size or lost:  # what the listing probe finds too, for a plan made offline
+            return f"VM {found['vmid']} ({name}) differs from its args: re-adopting it"
         return None
 
 

@@ -160,6 +160,16 @@ def test_saved_plan_applies_the_drift_it_recorded(lab: Lab, tmp_path) -> None:
     code, out, err = run_cli(lab.args("apply", str(saved), "--yes"))
     assert code == 0, out + err
     assert str(vm(lab, name)["config"]["memory"]) == "1024"
+    # An offline plan trusts the store; applied with bare --refresh, every cached step is
+    # probed, and the create step's probe sees the memory changed by hand too.
+    qm(lab, "set", "88701", "--memory", "3072")
+    offline = tmp_path / "offline2.json"
+    run_cli(lab.args("plan", "-M", name, "-H", "sim", "--refresh=false", "-o", str(offline)))
+    code, out, err = run_cli(lab.args("apply", str(offline), "--yes"))
+    assert code == 0 and str(vm(lab, name)["config"]["memory"]) == "3072", out + err
+    run_cli(lab.args("plan", "-M", name, "-H", "sim", "--refresh=false", "-o", str(offline)))
+    code, out, err = run_cli(lab.args("apply", str(offline), "--yes", "--refresh"))
+    assert code == 0 and str(vm(lab, name)["config"]["memory"]) == "1024", out + err
     destroy(lab, name)
 
 
