@@ -40,6 +40,7 @@ from ._select import SiteCache, simulating, site_root
 from ._serve import serve_for_run
 from ._session import driver_key, host_info, open_run_store, run_trio
 from ._state import applied_plan, lock_timeout
+from ._targets import destroyed_considered, old_view, warn
 
 if TYPE_CHECKING:
     from pveplan.executor import RunReport
@@ -320,7 +321,11 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
     from pveplan.executor import node_rows, node_table, summary
 
     prepared = prepare(args, console)
-    changes = diff_plans(prepared.plan, prepared.old, prepared.plan_file.header.sources)
+    targets = prepared.plan.targets
+    if targets and prepared.saved:
+        warn(console, targets)  # a saved targeted plan: say so again when it runs
+    view = old_view(prepared.old, targets)
+    changes = diff_plans(prepared.plan, view, prepared.plan_file.header.sources)
     counts = summarize(changes)
     console.print(
         console.style.bold(
@@ -359,24 +364,38 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
         return run_dry_run_verb(args, console)
     prepared = prepare(args, console)
     destroy = workspace_destroy(prepared.plan_file, prepared.old, console).plan
+    targets = destroy.targets
+    if targets and getattr(args, "discover", False):
+        raise PlanError.at(
+            None,
+            "--discover destroys every VM tagged for the manifest, so it cannot be -targeted",
+            "leave out --discover to destroy only the -target nodes the store records",
+        )
     if getattr(args, "discover", False):  # the host's tags alone, whatever the store says
         destroy = Plan(
             manifest=destroy.manifest, host=destroy.host, action="destroy", hash=destroy.hash
         )
     if not args_json(args):
         console.print(
-            f"Destroying {prepared.workspace}: {len(destroy.steps)} recorded step(s), then "
+            f"Destroying {', '.join(targets)} in {prepared.workspace}: "
+            f"{len(destroy.steps)} recorded step(s)."
+            if targets
+            else f"Destroying {prepared.workspace}: {len(destroy.steps)} recorded step(s), then "
             f"anything left on {destroy.host} tagged pveplan-{destroy.manifest}."
         )
-    risks = at_risk(plan_changes(destroy, prepared.old))
-    if getattr(args, "discover", False) or not risks:
+    view = old_view(prepared.old, targets, destroy=True)
+    risks = at_risk(destroyed_considered(plan_changes(destroy, view), targets))
+    if not targets and (getattr(args, "discover", False) or not risks):
         risks = [*risks, f"any VM on {destroy.host} tagged pveplan-{destroy.manifest}"]
-    if not confirm(args, console, f"Destroy everything in {prepared.workspace}?", risks):
+    what = ", ".join(targets) if targets else f"everything in {prepared.workspace}"
+    if not confirm(args, console, f"Destroy {what}?", risks):
         console.print("Destroy cancelled.")
         return 1
+    # A targeted destroy leaves the rest alone: no sweep of what else carries the tag.
+    after = _no_sweep if targets else sweep_tagged(prepared)
     try:
         report, seconds, (swept, sweep_errors) = execute_run(
-            args, console, prepared, destroy, "destroy", after=sweep_tagged(prepared)
+            args, console, prepared, destroy, "destroy", after=after
         )
     except Interrupted as exc:
         console.error(str(exc))
@@ -398,6 +417,10 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
         console.print(table)
     console.print(summary(report, seconds, "destroy"))
     return 0 if report.status == "ok" else 1
+
+
+async def _no_sweep(services: Any, report: Any) -> tuple[list[str], list[str]]:
+    return [], []
 
 
 def sweep_tagged(prepared: Prepared) -> Any:
@@ -466,7 +489,7 @@ def run_create(args: argparse.Namespace, console: Console) -> int:
     if not args_json(args):
         return run_apply(args, console)
     prepared = prepare(args, console)
-    risks = at_risk(diff_plans(prepared.plan, prepared.old))
+    risks = at_risk(diff_plans(prepared.plan, old_view(prepared.old, prepared.plan.targets)))
     if risks and not confirm(args, console, "Apply these changes?", risks):
         return _json_report(args, console, "create", False, 0.0, [], error="cancelled")
     try:

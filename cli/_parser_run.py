@@ -17,6 +17,7 @@ from ._parser import (
     add_command,
     add_manifest_options,
     add_run_options,
+    add_target_option,
     add_yes_option,
 )
 
@@ -83,6 +84,7 @@ def _add_apply(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add_manifest_options(apply)
     add_run_options(apply)
+    add_target_option(apply)
     apply.add_argument("-v", "--verbose", action="store_true", help="show step logs")
     add_yes_option(apply)
     apply.add_argument(
@@ -136,6 +138,7 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
             (
                 f"pveplan destroy -M n1-push -H sim {SITE} -y",
                 f"pveplan destroy -M n1-push -H sim {SITE} --discover -y -v",
+                f"pveplan destroy -M n2-tiered -H sim {SITE} -target edge -y",
             ),
         ),
         (
@@ -167,6 +170,7 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
         cmd.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
         add_run_options(cmd)
         if verb == "destroy":
+            add_target_option(cmd)
             cmd.add_argument(
                 "--discover",
                 action="store_true",

@@ -69,19 +69,29 @@ def step_hash(
 
 
 def plan_hash(
-    manifest: str, host: str, action: str, settings: PlanSettings, steps: Iterable[tuple[str, str]]
+    manifest: str,
+    host: str,
+    action: str,
+    settings: PlanSettings,
+    steps: Iterable[tuple[str, str]],
+    targets: Iterable[str] = (),
 ) -> str:
-    """The Merkle root of a plan: its identity, settings, and (address, step hash) pairs.
+    """The Merkle root of a plan: its identity, settings, (address, step hash) pairs, and
+    the `-target`s it was cut down to (left out when there are none, so untargeted
+    plans keep the hashes they always had).
 
     Subplans need no separate term: each is hashed into the args of its delegate step.
     """
-    body = {
+    body: dict[str, Any] = {
         "manifest": manifest,
         "host": host,
         "action": action,
         "settings": settings,
         "steps": list(steps),  # (address, hash) tuples encode as two-item arrays
     }
+    targets = sorted(targets)
+    if targets:
+        body["targets"] = targets
     return digest(canonical(body))
 
 
@@ -127,6 +137,7 @@ def _verify(plan: Plan, problems: list[str], where: str) -> None:
         plan.action,
         plan.settings,
         [(s.address, s.hash) for s in plan.steps],
+        plan.targets,
     )
     if expected_root != plan.hash:
         problems.append(f"{where or 'plan'}: hash {plan.hash} does not match its steps")
