@@ -320,3 +320,75 @@ def test_output_with_nothing_applied_says_so(
     assert code == 1
     assert "nothing is applied to n2-tiered@sim" in err
     assert "Traceback" not in err
+
+
+def test_output_reads_what_the_store_recorded_for_the_applied_plan(n2_plan, tmp_path: Path) -> None:
+    """The command end to end on a store filled as an apply fills it (no simulator): the
+    newest successful result of each applied step hash counts, older or failed ones not."""
+    from pveplan.planner import canonical
+    from pveplan.store import StepResult, open_store
+
+    workspace = "n2-tiered@sim"
+
+    def result(address: str, outputs: dict, *, status: str = "ok", finished: float = 2.0):
+        step = next(s for s in n2_plan.steps if s.address == address)
+        return StepResult(
+            run_key=f"{address}-{finished}-{status}",
+            step_hash=step.hash,
+            address=address,
+            kind=step.kind,
+            status=status,
+            outputs=outputs,
+            started=finished - 1,
+            finished=finished,
+        )
+
+    with open_store(tmp_path / "store") as store:
+        store.put_plan(n2_plan.hash, store.put_object(canonical(n2_plan)), workspace)
+        records = [(result(s.address, {}), None) for s in n2_plan.steps]
+        records += [
+            (result("node.root-pve.wait_ip", {"ip": "10.0.0.9"}, finished=1.0), None),
+            (result("node.root-pve.wait_ip", {"ip": "10.0.0.5"}, finished=3.0), None),
+            (
+                result("node.root-pve.wait_ip", {"ip": "10.6.6.6"}, status="failed", finished=4.0),
+                None,
+            ),
+            (
+                result("node.root-pve.create", {"vm_id": 99011, "host_key": KEY}),
+                {"vm_id": 99011, "host_key": KEY, "name": "root-pve"},
+            ),
+            (
+                result(
+                    "node.root-pve.delegate",
+                    {
+                        "node.edge.vm_id": 99021,
+                        "node.edge.ip": "10.10.0.7",
+                        "node.edge.host_key": KEY,
+                    },
+                ),
+                None,
+            ),
+        ]
+        store.record_steps(workspace, records)
+        store.set_applied(workspace, n2_plan.hash, {s.address: s.hash for s in n2_plan.steps})
+    code, out, err = run_cli(
+        ["output", "-M", "n2-tiered", "-H", "sim", "--site-config", str(EXAMPLES), "--json"]
+    )
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["workspace"] == workspace
+    assert document["plan"] == n2_plan.hash
+    nodes = {n["name"]: n for n in document["nodes"]}
+    assert nodes["root-pve"]["address"] == "10.0.0.5"
+    assert nodes["root-pve"]["vmid"] == 99011
+    assert nodes["edge"]["address"] == "10.10.0.7"
+    assert nodes["edge"]["parent"] == "root-pve"
+    config = tmp_path / "cfg" / "pveplan.conf"
+    config.parent.mkdir()
+    words = ["output", "-M", "n2-tiered", "-H", "sim", "--site-config", str(EXAMPLES)]
+    code, _, err = run_cli([*words, "--format", "ssh-config", "-o", str(config)])
+    assert code == 0, err
+    assert "no host contacted" in err
+    known = Path(f"{config}.known_hosts").read_text().splitlines()
+    assert any(line.startswith("10.10.0.7") or "[10.10.0.7]" in line for line in known)
+    assert f'UserKnownHostsFile "{config}.known_hosts"' in config.read_text()
