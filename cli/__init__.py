@@ -31,6 +31,8 @@ class Console:
     err_style: Style = field(default_factory=lambda: Style(False))  # for `err`
     site_flag: str | None = None
     """The command's --site-config, if any: where the store's site setting is read."""
+    deadline: float | None = None
+    """`--timeout`'s deadline (a `time.time()` value): every run of the command stops there."""
 
     def print(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -59,12 +61,20 @@ def _main(argv: Sequence[str] | None) -> int:
     import argparse
 
     from ._app import build_parser, retired, run
+    from ._scenario_argv import scenario_argv
 
     if "_ARGCOMPLETE" in os.environ:  # a completion script asks for candidates
         from ._completion import complete
 
         complete(build_parser())  # prints them and exits
-    words = list(sys.argv[1:] if argv is None else argv)
+    from ._compat_argv import rewrite
+
+    rewritten = rewrite(sys.argv[1:] if argv is None else argv)  # iac-driver's `manifest ACTION`
+    if rewritten.words is None:
+        (sys.stdout if rewritten.code == 0 else sys.stderr).write(rewritten.text + "\n")
+        return rewritten.code
+    words = rewritten.words
+    words = scenario_argv(words)  # iac-driver's --scenario NAME, scenario run NAME, ...
     first = next((w for w in words if not w.startswith("-")), None)
     replacement = retired(first) if first else None
     if replacement is not None:

@@ -21,6 +21,8 @@ from ._parser import PveplanParser
 from ._parser_outputs import add_output_parser
 from ._parser_review import add_review_parsers
 from ._parser_run import add_run_parsers
+from ._parser_scenario import add_scenario_parser
+from ._parser_token import add_token_parser
 
 if TYPE_CHECKING:
     from . import Console
@@ -58,9 +60,9 @@ COMMANDS = {
     "store": ("._store", "run_store"),
     "apply": ("._apply", "run_apply"),
     "preflight": ("._preflight", "run_preflight"),
-    "create": ("._apply", "run_create"),
-    "destroy": ("._apply", "run_destroy"),
-    "test": ("._apply", "run_test"),
+    "create": ("._homestak_flags", "run_create"),
+    "destroy": ("._homestak_flags", "run_destroy"),
+    "test": ("._homestak_flags", "run_test"),
     "runs": ("._runs", "run_runs"),
     "output": ("._outputs_cmd", "run_output"),
     "sim": ("._sim", "run_sim"),
@@ -72,6 +74,8 @@ COMMANDS = {
     "sign": ("._keys", "run_sign"),
     "schema": ("._schema", "run_schema"),
     "completion": ("._completion", "run_completion"),
+    "token": ("._token", "run_token"),
+    "scenario": ("._scenario", "run_scenario"),
 }
 
 # homestak's retired scenario names, and the verb that replaced each.
@@ -113,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parsers(commands)  # apply, create, destroy, test, runs, store, sim, serve, ...
     add_output_parser(commands)  # output: the store's records for the next tool
     add_node_parsers(commands)  # `spec get`, `config apply`: run on pull-mode nodes
+    add_token_parser(commands)  # `token inspect`
+    add_scenario_parser(commands)  # homestak's scenarios (`--scenario NAME` too)
     return parser
 
 

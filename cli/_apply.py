@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +39,8 @@ from ._select import SiteCache, simulating, site_root
 from ._serve import serve_for_run
 from ._session import driver_key, host_info, open_run_store, run_trio
 from ._state import applied_plan, lock_timeout
-from ._targets import destroyed_considered, old_view, warn
+from ._targets import destroyed_considered, no_sweep, old_view, warn
+from ._verb_end import homestak_end, node_order, verb_nodes
 
 if TYPE_CHECKING:
     from pveplan.executor import RunReport
@@ -340,12 +340,17 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
     if ask and not confirm(args, console, "Apply these changes?", risks):
         console.print("Apply cancelled.")
         return 1
+    started = time.time()
     try:
         report, seconds, _ = execute_run(args, console, prepared, prepared.plan, "apply")
     except Interrupted as exc:
         console.error(str(exc))
         return INTERRUPTED
     _print_failures(console, report)
+    if args.command == "create":  # homestak's verb: its report, its statuses, its files
+        code = homestak_end(args, console, prepared, "create", report, prepared.plan, started)
+        console.print(summary(report, seconds, "apply"))
+        return code
     if table := node_table(node_rows(report, prepared.plan)):
         console.print(table)
     console.print(summary(report, seconds, "apply"))
@@ -355,23 +360,25 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_destroy(args: argparse.Namespace, console: Console) -> int:
-    """pveplan destroy / homestak destroy: what the store says is applied, or --discover."""
-    from pveplan.executor import node_rows, node_table, summary
+    """pveplan destroy / homestak destroy: what the store says is applied, then what is
+    left of the manifest on the host (`_leftovers`: by tag, and by name+vmid)."""
+    from pveplan.executor import summary
+
+    from . import _leftovers as leftovers
 
     if getattr(args, "dry_run", False):
-        from ._plan import run_dry_run_verb
-
-        return run_dry_run_verb(args, console)
+        return leftovers.run_destroy_dry_run(args, console)
     prepared = prepare(args, console)
     destroy = workspace_destroy(prepared.plan_file, prepared.old, console).plan
+    discover = bool(getattr(args, "discover", False))
     targets = destroy.targets
-    if targets and getattr(args, "discover", False):
+    if targets and discover:
         raise PlanError.at(
             None,
-            "--discover destroys every VM tagged for the manifest, so it cannot be -targeted",
+            "--discover destroys what it finds of the whole manifest, so it cannot be -targeted",
             "leave out --discover to destroy only the -target nodes the store records",
         )
-    if getattr(args, "discover", False):  # the host's tags alone, whatever the store says
+    if discover:  # what is on the host alone, whatever the store says
         destroy = Plan(
             manifest=destroy.manifest, host=destroy.host, action="destroy", hash=destroy.hash
         )
@@ -381,102 +388,70 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
             f"{len(destroy.steps)} recorded step(s)."
             if targets
             else f"Destroying {prepared.workspace}: {len(destroy.steps)} recorded step(s), then "
-            f"anything left on {destroy.host} tagged pveplan-{destroy.manifest}."
+            f"what is left on {destroy.host}: VMs tagged pveplan-{destroy.manifest}, and "
+            "VMs named as a node at its vmid."
         )
     view = old_view(prepared.old, targets, destroy=True)
     risks = at_risk(destroyed_considered(plan_changes(destroy, view), targets))
-    if not targets and (getattr(args, "discover", False) or not risks):
-        risks = [*risks, f"any VM on {destroy.host} tagged pveplan-{destroy.manifest}"]
+    if not targets and (discover or not risks):
+        risks = [
+            *risks,
+            f"any VM on {destroy.host} tagged pveplan-{destroy.manifest}, or named as a node "
+            "of the manifest at its vmid (and whatever runs inside such a PVE host)",
+        ]
     what = ", ".join(targets) if targets else f"everything in {prepared.workspace}"
     if not confirm(args, console, f"Destroy {what}?", risks):
         console.print("Destroy cancelled.")
         return 1
-    # A targeted destroy leaves the rest alone: no sweep of what else carries the tag.
-    after = _no_sweep if targets else sweep_tagged(prepared)
+    # A targeted destroy leaves the rest alone: no search for what else is on the host.
+    after = (
+        no_sweep if targets else leftovers.after_destroy(sweep_tagged(prepared, console, destroy))
+    )
+    started = time.time()
     try:
-        report, seconds, (swept, sweep_errors) = execute_run(
+        report, seconds, swept = execute_run(
             args, console, prepared, destroy, "destroy", after=after
         )
     except Interrupted as exc:
         console.error(str(exc))
         return INTERRUPTED
-    for error in sweep_errors:
+    for error in swept.errors:
         console.error(f"error: {error}")
-    if sweep_errors:
+    if swept.errors:
         report = msgspec.structs.replace(report, status="failed")
-    if swept and not args_json(args):
-        console.print(
-            f"Also destroyed {len(swept)} unrecorded VM(s) tagged pveplan-{destroy.manifest}."
-        )
+    leftovers.warn_refused(console, swept.leftovers)
     _print_failures(console, report)
-    if args_json(args):
-        return _json_report(
-            args, console, "destroy", report.status == "ok", seconds, node_results(report, destroy)
-        )
-    if table := node_table(node_rows(report, destroy)):
-        console.print(table)
-    console.print(summary(report, seconds, "destroy"))
-    return 0 if report.status == "ok" else 1
+    if not args_json(args):
+        leftovers.print_swept(console, swept, destroy.host)
+    elif swept.leftovers.found or swept.leftovers.refused:
+        console.error(leftovers.HINT)  # stderr: stdout holds the JSON
+    nodes = verb_nodes(args, console, prepared, report, destroy, layout=prepared.plan)
+    code = homestak_end(
+        args,
+        console,
+        prepared,
+        "destroy",
+        report,
+        destroy,
+        started,
+        nodes=leftovers.with_findings(nodes, swept.findings),
+    )
+    if not args_json(args):
+        console.print(summary(report, seconds, "destroy"))
+    return code
 
 
-async def _no_sweep(services: Any, report: Any) -> tuple[list[str], list[str]]:
-    return [], []
+def sweep_tagged(prepared: Prepared, console: Console, destroy: Plan) -> Any:
+    """What a destroy of `prepared`'s workspace looks for on its host after its recorded
+    steps (see `_leftovers`): the manifest's VM nodes the store does not record."""
+    from ._leftovers import Search
+    from ._state import applied_resources
 
-
-def sweep_tagged(prepared: Prepared) -> Any:
-    """An `after` hook: destroy what is still on the host with this manifest's tag."""
-    from pveplan.executor import sweep_tagged as sweep
-
-    async def after(services: Any, report: Any) -> tuple[list[str], list[str]]:
-        return await sweep(services, prepared.plan.host, prepared.plan.manifest, lambda e: None)
-
-    return after
+    return Search(prepared.plan, destroy, applied_resources(console, prepared.workspace))
 
 
 def args_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json_output", False))
-
-
-JSON_STATUS = {"completed": "ok", "cached": "ok", "destroyed": "ok", "-": "skipped"}
-"""The seeds' `--json-output` statuses for the executor's node-row statuses."""
-
-
-def node_results(report: RunReport, plan: Plan | None = None) -> list[dict[str, Any]]:
-    """Per node, the seeds' `--json-output` entry (name, status, vm_id, ip, duration,
-    error), from the executor's node rows, so the JSON and the table never disagree."""
-    from pveplan.executor import node_rows
-
-    return [
-        {
-            "name": row.name,
-            "status": JSON_STATUS.get(row.status, row.status),
-            "vm_id": row.vm_id,
-            "ip": row.ip,
-            "duration": row.duration or 0.0,
-            "error": row.error or None,
-        }
-        for row in node_rows(report, plan)
-    ]
-
-
-def _json_report(
-    args: argparse.Namespace,
-    console: Console,
-    verb: str,
-    success: bool,
-    seconds: float,
-    nodes: list[dict[str, Any]],
-    **extra: Any,
-) -> int:
-    report = {
-        "verb": verb,
-        "success": success,
-        "duration_seconds": round(seconds, 3),
-        "nodes": nodes,
-        **extra,
-    }
-    console.print(json.dumps(report, indent=2, sort_keys=True))
-    return 0 if success else 1
 
 
 def run_create(args: argparse.Namespace, console: Console) -> int:
@@ -489,61 +464,89 @@ def run_create(args: argparse.Namespace, console: Console) -> int:
     if not args_json(args):
         return run_apply(args, console)
     prepared = prepare(args, console)
+    started = time.time()
     risks = at_risk(diff_plans(prepared.plan, old_view(prepared.old, prepared.plan.targets)))
     if risks and not confirm(args, console, "Apply these changes?", risks):
-        return _json_report(args, console, "create", False, 0.0, [], error="cancelled")
+        from ._homestak_report import pending_nodes, verb_report
+        from ._report_files import emit_report
+
+        nodes = pending_nodes(prepared.plan, node_order(args, console, prepared))
+        data = verb_report("create", False, 0.0, nodes, error="cancelled")
+        host = prepared.plan.host
+        return emit_report(args, console, data, host=host, subject="", started=started, write=False)
     try:
-        report, seconds, _ = execute_run(args, console, prepared, prepared.plan, "apply")
+        report, _, _ = execute_run(args, console, prepared, prepared.plan, "apply")
     except Interrupted as exc:
         console.error(str(exc))
         return INTERRUPTED
-    return _json_report(
-        args, console, "create", report.status == "ok", seconds, node_results(report, prepared.plan)
-    )
+    _print_failures(console, report)
+    return homestak_end(args, console, prepared, "create", report, prepared.plan, started)
 
 
 def run_test(args: argparse.Namespace, console: Console) -> int:
-    """homestak's `test`: create, verify SSH on every node, destroy (also after a failure)."""
+    """homestak's `test`: create, verify SSH on every node, destroy (also after a failure
+    when cleanup_on_failure). Its nodes are reported as the create left them (iac-driver's
+    way: a rolled-back node `destroyed`), its phases as passed, failed or skipped."""
+    from ._homestak_report import phases_of_test
+
     if args.dry_run:
         from ._plan import run_dry_run_verb
 
         return run_dry_run_verb(args, console)
     prepared = prepare(args, console)
     started = time.time()
+    skips = getattr(args, "skips", frozenset())  # --skip verify / destroy (_homestak_flags)
+    verify = None if "verify" in skips else verify_ssh(prepared.plan)
     try:
-        report, _, verified = execute_run(
-            args, console, prepared, prepared.plan, "apply", after=verify_ssh(prepared.plan)
+        report, seconds, verified = execute_run(
+            args, console, prepared, prepared.plan, "apply", after=verify
         )
+        verified = verified or {}
     except Interrupted as exc:
         console.error(str(exc))
         return INTERRUPTED
-    nodes = node_results(report, prepared.plan)
-    for node in nodes:
-        problem = verified.get(node["name"])
-        if problem and node["status"] == "ok":
-            node["status"], node["error"] = "failed", problem
-    created_ok = report.status == "ok" and not any(verified.values())
-    destroyed_ok = True
-    if created_ok or prepared.plan.settings.cleanup_on_failure:
+    _print_failures(console, report)
+    created = report.status == "ok"
+    problems = {name: problem for name, problem in verified.items() if problem}
+    for name, problem in problems.items():
+        console.error(f"error: {name}: {problem}")
+    down = None
+    if "destroy" not in skips and (created or prepared.plan.settings.cleanup_on_failure):
         fresh = applied_plan(console, prepared.workspace) or prepared.plan
         destroy = workspace_destroy(
             PlanFile(hash=fresh.hash, plan=fresh, header=prepared.plan_file.header), fresh, console
         ).plan
-        down, _, (_, sweep_errors) = execute_run(
-            args, console, prepared, destroy, "destroy", after=sweep_tagged(prepared)
+        from ._leftovers import after_destroy
+
+        search = sweep_tagged(prepared, console, destroy)
+        run, down_seconds, swept = execute_run(
+            args, console, prepared, destroy, "destroy", after=after_destroy(search)
         )
-        destroyed_ok = down.status == "ok" and not sweep_errors
-    success = created_ok and destroyed_ok
-    if args_json(args):
-        return _json_report(args, console, "test", success, time.time() - started, nodes)
-    _print_failures(console, report)
-    for name, problem in verified.items():
-        if problem:
-            console.error(f"error: {name}: {problem}")
-    console.print(
-        f"Test {'passed' if success else 'failed'}: {len(nodes)} node(s) in {time.time() - started:.1f}s."
+        down = (run.status == "ok" and not swept.errors, down_seconds)
+    nodes = verb_nodes(args, console, prepared, report, prepared.plan)
+    phases = phases_of_test(created, nodes, seconds, problems, down)
+    destroyed_ok = down is None or down[0]
+    success = created and not problems and destroyed_ok
+    error = next((p.message for p in phases if p.status == "failed"), None)
+    code = homestak_end(
+        args,
+        console,
+        prepared,
+        "test",
+        report,
+        prepared.plan,
+        started,
+        success=success,
+        phases=phases,
+        error=None if success or not created else error,
+        nodes=nodes,
     )
-    return 0 if success else 1
+    if not args_json(args):
+        console.print(
+            f"Test {'passed' if success else 'failed'}: {len(phases)} phase(s) "
+            f"in {time.time() - started:.1f}s."
+        )
+    return code
 
 
 def verify_ssh(plan: Plan) -> Any:

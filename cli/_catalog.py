@@ -67,12 +67,23 @@ def _catalog(pulled: list[PulledSpec], site: SiteConfig) -> Catalog:
         specs=specs,
         conflicts=conflicts,
         site_token=_optional(site, "auth", "site_token"),
-        node_tokens={
-            key: site.secrets.reveal(SecretRef(name=f"{NODE_TOKENS}.{key}"))
-            for key in site.secrets.keys(NODE_TOKENS)
-        },
+        node_tokens=_node_tokens(site),
         signing_key=_optional(site, "auth", "signing_key"),
     )
+
+
+def _node_tokens(site: SiteConfig) -> dict[str, str]:
+    """Static per-node tokens: pveplan's `node_tokens.NODE` and homestak's (pre-0.49)
+    `auth.node_tokens.NODE`; pveplan's wins when both name a node."""
+    nested = f"{NODE_TOKENS}."
+    tokens = {
+        key.removeprefix(nested): site.secrets.reveal(SecretRef(name=f"auth.{key}"))
+        for key in site.secrets.keys("auth")
+        if key.startswith(nested)
+    }
+    for key in site.secrets.keys(NODE_TOKENS):
+        tokens[key] = site.secrets.reveal(SecretRef(name=f"{NODE_TOKENS}.{key}"))
+    return tokens
 
 
 def _published(spec: PulledSpec, site: SiteConfig) -> PublishedSpec:

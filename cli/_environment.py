@@ -36,9 +36,21 @@ _SITE_USERS += ("output",)
 
 ENVIRONMENT: dict[str, EnvVar] = {
     "HOMESTAK_SITE_CONFIG": EnvVar(
-        "site config directory when --site-config is not given (then ../site-config, "
-        "/usr/local/etc/homestak, /opt/homestak/site-config)",
-        (*_SITE_USERS, "completion"),
+        "site config directory when --site-config is not given (then the manifest's own, "
+        "$HOMESTAK_ROOT/config, ../site-config, /usr/local/etc/homestak, "
+        "/opt/homestak/site-config)",
+        (*_SITE_USERS, "completion", "token"),
+    ),
+    "HOMESTAK_ROOT": EnvVar(
+        "homestak's workspace root: its config/ is a place the site config is looked for "
+        "(as iac-driver does; unset: ~/config); when set, run reports go to "
+        "its logs/ (create, destroy, test; -r/--report-dir and the report variable come first)",
+        (*_SITE_USERS, "completion", "token"),
+    ),
+    "HOMESTAK_SELF_ADDR": EnvVar(
+        "the address pull nodes reach this machine's spec server at, when --self-addr is not "
+        "given (as iac-driver's); overrides the host of site.yaml's server_url",
+        ("create", "destroy", "test"),
     ),
     "PVEPLAN_STORE": EnvVar(
         "the store: a directory, or a postgresql://USER@HOST/DB URL a team shares (default: "
@@ -108,6 +120,12 @@ ENVIRONMENT: dict[str, EnvVar] = {
     "PVEPLAN_SIMULATE": EnvVar(
         "set to anything but 0: the same as --simulate (rehearse every host on the simulator)",
         ("validate", "plan", "graph", "apply", "create", "destroy", "test", "output"),
+    ),
+    "PVEPLAN_REPORT_DIR": EnvVar(
+        "where create, destroy and test write each run's report, as a JSON and a markdown "
+        "file; -r/--report-dir wins (default: $HOMESTAK_ROOT/logs if that is set, else "
+        "reports/ in the working directory)",
+        ("create", "destroy", "test"),
     ),
     "NO_COLOR": EnvVar(
         "set and non-empty: no colour on a terminal (`pveplan --color always` still colours)",

@@ -40,6 +40,9 @@ def add_review_parsers(commands: argparse._SubParsersAction) -> None:  # type: i
         help="check the manifest alone, without resolving references in a site config",
     )
     validate.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    validate.add_argument(  # iac-driver's: the manifest itself (its recursive calls pass it)
+        "--manifest-json", metavar="JSON", help="the manifest itself, as a JSON string"
+    )
 
     fmt = add_command(
         commands,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from ._completion import SHELLS, manifest_names
+from ._homestak_flags import add_homestak_flags
 from ._parser import (
     add_action,
     add_command,
@@ -20,6 +21,7 @@ from ._parser import (
     add_target_option,
     add_yes_option,
 )
+from ._report_files import add_report_options
 
 SITE = "--site-config examples/site-config"
 
@@ -130,6 +132,8 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
             (
                 f"pveplan create -M n1-push -H sim {SITE} -y",
                 f"pveplan create -M n2-tiered -H sim {SITE} --dry-run",
+                f"pveplan create -M n2-tiered -H sim {SITE} --preflight",
+                f"pveplan create -M n3-deep -H sim {SITE} --depth 2 --vm-id root-pve=99901 -y",
             ),
         ),
         (
@@ -138,7 +142,8 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
             (
                 f"pveplan destroy -M n1-push -H sim {SITE} -y",
                 f"pveplan destroy -M n1-push -H sim {SITE} --discover -y -v",
-                f"pveplan destroy -M n2-tiered -H sim {SITE} -target edge -y",
+                f"pveplan destroy -M n1-push -H sim {SITE} --dry-run",
+                f"pveplan destroy -M n1-push -H sim {SITE} -y --context-file ctx.json",
             ),
         ),
         (
@@ -147,6 +152,8 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
             (
                 f"pveplan test -M n1-push -H sim {SITE} -y",
                 f"pveplan test -M n2-tiered -H sim {SITE} -y --json-output > report.json",
+                "pveplan test --list-phases",
+                f"pveplan test -M n1-push -H sim {SITE} -y --timeout 600 --skip destroy",
             ),
         ),
     ):
@@ -154,7 +161,10 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
             commands,
             verb,
             help=what,
-            description=f"{what[:1].upper()}{what[1:]}. With --dry-run: show the plan diff.",
+            description=f"{what[:1].upper()}{what[1:]}. With --dry-run: show the plan diff. "
+            "Checks the site config and the host first (--skip-preflight: don't; --preflight: "
+            "only that). iac-driver's `manifest apply|destroy|test` forms work too; see "
+            "docs/cli.md and docs/homestak-compat.md.",
             examples=examples,
         )
         cmd.add_argument("files", nargs="*", metavar="FILE", help=argparse.SUPPRESS)
@@ -169,12 +179,15 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
         add_yes_option(cmd)
         cmd.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
         add_run_options(cmd)
+        add_report_options(cmd)  # -r/--report-dir (cli/_report_files.py)
+        add_homestak_flags(cmd, verb)
         if verb == "destroy":
             add_target_option(cmd)
             cmd.add_argument(
                 "--discover",
                 action="store_true",
-                help="find the manifest's VMs on the host by their pveplan tag (no store needed)",
+                help="skip the recorded plan: find the manifest's VMs on the host by their "
+                "pveplan tag, or a node's name at its vmid (see docs/cli.md)",
             )
 
 
@@ -289,6 +302,13 @@ def _add_sim(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     verbs = sim.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
     up = add_action(verbs, "sim", "up", help="start the simulator (idempotent)", examples=examples)
     up.add_argument("nodes", nargs="*", metavar="NODE", help="host nodes (default: sim)")
+    up.add_argument(
+        "--bare",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also a bare Debian machine NAME, without PVE (for `scenario pve-setup`)",
+    )
     up.add_argument("--latency", type=float, metavar="S", help="seconds per PVE command")
     up.add_argument(
         "--agent-delay", type=float, metavar="S", help="seconds from start to a guest address"

@@ -75,6 +75,11 @@ def make_plan(args: argparse.Namespace, console: Console) -> Planned:
         path = paths[0]
         loaded = load_manifest(path)
     site = SiteCache().get(site_root(args, console, path))
+    if args.command in ("create", "destroy", "test"):  # iac-driver's --depth, --vm-id, --self-addr
+        from ._homestak_flags import adjust_manifest, adjust_site
+
+        loaded = adjust_manifest(loaded, args)
+        adjust_site(site, args, console.env)
     host = plan_host(args, console, site) or host
     resolved = resolve_manifest(loaded, site, host)
     console.diagnostics([*loaded.warnings, *resolved.warnings])
@@ -237,13 +242,15 @@ def _check(plan_file: PlanFile, saved: PlanFile, path: Path, console: Console) -
 
 def run_dry_run_verb(args: argparse.Namespace, console: Console) -> int:
     """homestak's `create|destroy|test -M NAME -H HOST --dry-run`: the plan diff."""
-    plan_file, old, _ = make_plan(args, console)
-    plan_file, changes = plan_and_changes(plan_file, old, args.command == "destroy", console)
+    manifest_plan, old, _ = make_plan(args, console)
+    plan_file, changes = plan_and_changes(manifest_plan, old, args.command == "destroy", console)
     summary = summarize(changes)
-    if args.json_output:
-        report = changes_json(plan_file, changes, summary)
-        report.update({"verb": args.command, "dry_run": True, "success": True})
-        console.print(json.dumps(report, indent=2, sort_keys=True))
+    if args.json_output:  # homestak's report, every node `pending`, then the diff
+        from ._homestak_report import dry_run_report
+
+        diff = changes_json(plan_file, changes, summary)
+        report = dry_run_report(args, console, manifest_plan.plan, diff)
+        console.print(json.dumps(report, indent=2))
         return 0
     console.print(
         console.style.bold(

@@ -17,25 +17,39 @@ from ._session import driver_key, host_info, open_run_store, run_trio
 
 if TYPE_CHECKING:
     from pveplan.executor import PreflightReport
+    from pveplan.planner import Plan, PlanFile, SiteConfig
 
     from . import Console
 
 
 def run_preflight(args: argparse.Namespace, console: Console) -> int:
+    plan_file, old, site = make_plan(args, console)
+    report = host_report(console, plan_file, old, site)
+    render(console, plan_file.plan.manifest, report)
+    return 0 if report.ok else 1
+
+
+def host_report(
+    console: Console,
+    plan_file: PlanFile,
+    old: Plan | None,
+    site: SiteConfig,
+    *,
+    nested: bool = False,
+) -> PreflightReport:
+    """The executor's preflight of `plan_file`'s host (and, with `nested`, its nested
+    virtualization); shared with the homestak verbs' readiness checks (`_readiness`)."""
     from pveplan.executor import preflight
 
-    plan_file, old, site = make_plan(args, console)
     plan = plan_file.plan
     with open_run_store(console) as store:
         public = driver_key(console)[1]
         hosts = {plan.host: host_info(console, site, plan.host, public, store)}
 
         async def body(services: Any) -> PreflightReport:
-            return await preflight(services, plan, applied=old)
+            return await preflight(services, plan, applied=old, nested=nested)
 
-        report = run_trio(console, store, plan_file.header.workspace, hosts, site, body)
-    render(console, plan.manifest, report)
-    return 0 if report.ok else 1
+        return run_trio(console, store, plan_file.header.workspace, hosts, site, body)
 
 
 def render(console: Console, manifest: str, report: PreflightReport) -> None:

@@ -216,6 +216,14 @@ def _running_server(store: Store, identities: list[str]) -> SpecServerRef | None
     return SpecServerRef(url=url, fingerprint=fingerprint)
 
 
+def _hint_non_hex_key(signing_key: str | None, log: Callable[[str], None]) -> None:
+    """homestak keys tokens with the hex-decoded signing key; a text key works only here."""
+    from pveplan.executor import NON_HEX_KEY_HINT, signing_key_is_hex
+
+    if signing_key and not signing_key_is_hex(signing_key):
+        log(f"hint: {NON_HEX_KEY_HINT}")
+
+
 def run_serve(args: argparse.Namespace, console: Console) -> int:
     """`pveplan serve`: publish the site config's pull nodes until stopped."""
     import signal
@@ -242,6 +250,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
 
     site = SiteCache().get(root)  # a broken site config fails here, before anything listens
     catalog = catalog_for_site(site, extra, warn=lambda text: log(f"warning: {text}"))
+    _hint_non_hex_key(catalog.signing_key, log)
     host, port = listen_address(site, args.bind, args.port)
     limits = server_limits(site)  # read once: a SIGHUP reloads the catalog, not the limits
 

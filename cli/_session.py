@@ -199,7 +199,7 @@ def run_trio(
     `spec_server(bundle)`, when given, is entered first and yields the spec server this
     run's pull nodes use (or None); it lives exactly as long as the run.
     """
-    from pveplan.executor import run_session
+    from pveplan.executor import run_session, with_deadline
     from pveplan.planner import SecretRef
 
     def reveal(name: str) -> str:
@@ -207,7 +207,7 @@ def run_trio(
 
     try:
         return run_session(
-            body,
+            with_deadline(body, console.deadline),  # --timeout: cancels at the deadline
             store=store,
             workspace=workspace,
             hosts=hosts,

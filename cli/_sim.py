@@ -26,8 +26,11 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
 
     root = SimRoot(args.sim_dir or sim_root(console, store_location(console).local_dir))
     if args.sim_command == "up":
-        from pveplan.sim import ensure_simulator
+        from pveplan.sim import bare_name_problem, ensure_simulator
 
+        for name in getattr(args, "bare", None) or []:
+            if (problem := bare_name_problem(name)) is not None:
+                raise PlanError.at(None, f"--bare {name}: {problem}", "use letters, digits, -")
         config = read_config(root)
         if args.latency is not None:
             config["latency"] = args.latency
@@ -39,6 +42,15 @@ def run_sim(args: argparse.Namespace, console: Console) -> int:
         console.print(f"simulator up at {root.path} (pid {info['pid']}, port {info['port']})")
         for node, entry in sorted(info["hosts"].items()):
             console.print(f"  host {node}: {entry['address']}")
+        for name in getattr(args, "bare", None) or []:
+            from pveplan.sim import ensure_bare_host
+
+            try:
+                bare = ensure_bare_host(root.path, name, public)
+            except ValueError as exc:  # the name is a PVE host's already
+                raise PlanError.at(None, f"cannot add bare machine {name}: {exc}") from None
+            hint = f"pveplan scenario pve-setup --remote {bare.address}"
+            console.print(f"  bare {bare.name}: {bare.address} (Debian; PVE with: {hint})")
         return 0
     if args.sim_command == "down":
         stopped = stop_daemon(root)

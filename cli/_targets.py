@@ -10,7 +10,8 @@ with like instead of showing every other node as destroyed.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -89,3 +90,25 @@ def destroyed_considered(changes: list[Change], targets: tuple[str, ...]) -> lis
         for c in changes
         if not (c.address.endswith(".delegate") and c.address.split(".")[1] not in targets)
     ]
+
+
+@dataclasses.dataclass(frozen=True)
+class _NothingFound:
+    found: tuple[Any, ...] = ()
+    refused: tuple[Any, ...] = ()
+
+
+class NotSwept:
+    """A targeted destroy's stand-in for `_leftovers.Swept`: nothing was searched for on
+    the host, so nothing beyond the target was found or destroyed."""
+
+    leftovers = _NothingFound()
+    failed: dict[int, str] = {}  # noqa: RUF012 - read only
+    findings: list[Any] = []  # noqa: RUF012
+    errors: list[str] = []  # noqa: RUF012
+    destroyed: list[Any] = []  # noqa: RUF012
+
+
+async def no_sweep(services: Any, report: Any) -> NotSwept:
+    """The `execute_run` hook of a targeted destroy: no search, no sweep."""
+    return NotSwept()

@@ -15,7 +15,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from pveplan.dsl import Diagnostic, DiagnosticError, load_manifest
+from pveplan.dsl import Diagnostic, DiagnosticError, load_manifest, load_yaml, manifest_from_data
 
 from ._select import SiteCache, display_path, manifest_paths, plan_host, site_root
 
@@ -23,8 +23,19 @@ if TYPE_CHECKING:
     from . import Console
 
 
+INLINE = "<manifest-json>"
+"""The name `--manifest-json`'s manifest goes by in diagnostics and results."""
+
+
 def run_validate(args: argparse.Namespace, console: Console) -> int:
-    paths = manifest_paths(args, console)
+    inline = getattr(args, "manifest_json", None)
+    if inline is not None and (args.files or args.manifest or args.manifest_file):
+        console.error(
+            "pveplan validate: error: --manifest-json is the manifest; give it alone "
+            "(no FILE, -M or --manifest-file with it)"
+        )
+        return 1
+    paths = [INLINE] if inline is not None else manifest_paths(args, console)
     sites = SiteCache()
     results: list[dict[str, Any]] = []
     failed = False
@@ -56,7 +67,11 @@ def _check(
 ) -> tuple[list[Diagnostic], str]:
     """Every diagnostic of the manifest at `path` (errors first), and a summary if valid."""
     try:
-        loaded = load_manifest(path, keep_going=True)
+        if path == INLINE:  # iac-driver's --manifest-json: YAML reads JSON as it is
+            data, smap = load_yaml(args.manifest_json, INLINE)
+            loaded = manifest_from_data(data, smap, keep_going=True)
+        else:
+            loaded = load_manifest(path, keep_going=True)
     except DiagnosticError as exc:
         return list(exc.diagnostics), ""  # nothing of it could be checked further
     manifest = loaded.manifest
@@ -67,7 +82,7 @@ def _check(
     from pveplan.planner import resolve_manifest
 
     try:
-        root = site_root(args, console, path)
+        root = site_root(args, console, None if path == INLINE else path)
         site = sites.get(root)
         host = plan_host(args, console, site)
     except DiagnosticError as exc:

@@ -61,16 +61,19 @@ def _steps(plans: Iterable[Plan | None]) -> list[tuple[str, str, dict]]:
 
 
 async def preflight(
-    services: Services, plan: Plan, *, applied: Plan | None = None
+    services: Services, plan: Plan, *, applied: Plan | None = None, nested: bool = False
 ) -> PreflightReport:
     """Check `plan`'s host for `plan` (and for destroying what `applied`, the plan the
-    store records, has and `plan` drops). Changes nothing on the host."""
+    store records, has and `plan` drops). Changes nothing on the host. With `nested` (a
+    tiered plan: a PVE node with children), also that the host's KVM allows nesting."""
     host = plan.host
     steps = _steps((plan, applied))
     api = services.hosts.api(host)
     checks: list[Check] = []
     if api is None:
         checks.append(await _ssh_pve(services, host))
+        if nested and checks[-1].ok:
+            checks.append(await _nested_virt(services, host))
         return PreflightReport(host=host, transport="ssh", checks=tuple(checks))
 
     driver = await services.pve(host)
@@ -116,6 +119,8 @@ async def preflight(
         checks.append(Check(name="privileges", ok=not lacking, detail=detail))
     if any(kind in SSH_KINDS for _, kind, _ in steps):
         checks.append(await _ssh(services, host, "SSH (cloud-init snippet files)"))
+    if nested:
+        checks.append(await _nested_virt(services, host))
     return PreflightReport(host=host, transport="api", checks=tuple(checks), missing=tuple(lacking))
 
 
@@ -141,4 +146,36 @@ async def _ssh_pve(services: Services, host: str) -> Check:
         name="SSH and pvesh",
         ok=True,
         detail=f"{host} answers with its pinned host key; PVE {version.get('version', '?')}",
+    )
+
+
+NESTED_PARAMETERS = (
+    "/sys/module/kvm_intel/parameters/nested",
+    "/sys/module/kvm_amd/parameters/nested",
+)
+ENABLE_NESTED = (
+    "enable it: `echo 'options kvm_intel nested=1' > /etc/modprobe.d/kvm-intel.conf` "
+    "(kvm_amd on AMD), then reload the module or reboot"
+)
+
+
+async def _nested_virt(services: Services, host: str) -> Check:
+    """KVM's `nested` parameter on the host, over SSH (a nested PVE host's VMs need it)."""
+    name = "nested virtualization"
+    try:
+        channel = await services.hosts.channel(host)
+        for path in NESTED_PARAMETERS:
+            result = await channel.run(["cat", path], timeout=30)
+            if result.exit_status == 0:
+                value = result.stdout.decode(errors="replace").strip()
+                if value in ("Y", "1"):
+                    return Check(name=name, ok=True, detail=f"{path} is {value}")
+                return Check(name=name, ok=False, detail=f"{path} is {value!r}: {ENABLE_NESTED}")
+    except ChannelError as exc:
+        return Check(name=name, ok=False, detail=str(exc))
+    return Check(
+        name=name,
+        ok=False,
+        detail="no kvm_intel or kvm_amd module on the host: KVM is off or absent; "
+        "a tiered manifest's PVE node needs it",
     )

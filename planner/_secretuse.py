@@ -36,8 +36,8 @@ class SecretDigests:
                 raise PlanError.at(
                     None,
                     "secrets.yaml has no auth.signing_key, which plans need to digest secrets",
-                    "add one: auth: {signing_key: <random text>}, e.g. from "
-                    "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                    "add one as homestak writes it, 64 hex digits: auth: {signing_key: ...}, "
+                    "from python3 -c 'import secrets; print(secrets.token_hex(32))'",
                 ) from None
         return self._signing_key
 

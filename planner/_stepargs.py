@@ -308,6 +308,47 @@ class ConvergeTimerArgs(StepArgs, frozen=True, kw_only=True):
     """The installed bundle's hash: what the timer runs."""
 
 
+# --- host set-up: the steps of the `pve-setup` and `user-setup` scenarios (_hostplan) ----
+
+
+class HostFileArgs(StepArgs, frozen=True, kw_only=True):
+    """A file on the host with exactly this text (an apt source, a sudoers rule)."""
+
+    path: str
+    text: str
+    mode: int
+
+
+class HostDownloadArgs(StepArgs, frozen=True, kw_only=True):
+    """A file fetched on the host from `url`, kept only if its sha256 is `sha256`: a
+    fixed input, like an image (never trusted on first use)."""
+
+    url: str
+    path: str
+    sha256: str
+    mode: int
+
+
+class HostKeysArgs(StepArgs, frozen=True, kw_only=True):
+    """`user`'s authorized_keys hold these public keys (`keys`) and those of the secrets
+    named in `secret_keys` (site `ssh_keys.*`, revealed only when the step runs)."""
+
+    user: str
+    keys: tuple[str, ...]
+    secret_keys: tuple[str, ...]
+
+
+class HostNodeFileArgs(StepArgs, frozen=True, kw_only=True):
+    """How the new PVE host is reached, for the node file written into the site config."""
+
+    address: str
+    ssh_port: int
+    ssh_user: str
+    ssh_host_key: str
+    datastore: str
+    token_name: str
+
+
 # --- the registry ----------------------------------------------------------------------
 
 STEP_ARGS: Mapping[str, type[StepArgs]] = {
@@ -343,6 +384,15 @@ STEP_ARGS: Mapping[str, type[StepArgs]] = {
     "node.services": ServicesArgs,
     "node.sshd": SshdArgs,
     "node.converge_timer": ConvergeTimerArgs,
+    "host.download": HostDownloadArgs,
+    "host.apt_source": HostFileArgs,
+    "host.pve_install": PackagesArgs,
+    "host.bridge": BridgeArgs,
+    "host.authorized_keys": HostKeysArgs,
+    "host.api_token": ApiTokenArgs,
+    "host.node_file": HostNodeFileArgs,
+    "host.user": UserArgs,
+    "host.sudoers": HostFileArgs,
 }
 """Every step kind -> the Struct of its args."""
 

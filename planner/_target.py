@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from pveplan.dsl import did_you_mean
+from pveplan.dsl import closest
 
 from ._errors import PlanError
 from ._hashing import plan_hash, step_hash
@@ -42,10 +42,13 @@ def check_targets(plan: Plan, targets: Sequence[str]) -> None:
     known = node_names(plan)
     for target in targets:
         if target not in known:
+            # The suggestion goes in the summary too: some callers show summaries only.
+            guess = closest(target, sorted(known))
+            hint = f"; did you mean {guess!r}?" if guess is not None else ""
             raise PlanError.at(
                 None,
-                f"-target {target!r}: the manifest has no node of that name",
-                did_you_mean(target, known, "nodes"),
+                f"-target {target!r}: the manifest has no node of that name{hint}",
+                f"nodes that exist: {', '.join(sorted(known))}",
             )
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from pveplan.sim._bare_tools import note_update, unlocatable
 from pveplan.sim._setup import PVE_VERSION, NodeNameTaken, make_nested_host
 from pveplan.sim._stdio import write_stderr, write_stdout
 from pveplan.sim._vm import Guest
@@ -138,6 +139,15 @@ def _apt_update(guest: Guest, packages: list[str]) -> int:
     for index, suite in enumerate(suites, 1):
         write_stdout(f"Hit:{index} http://deb.debian.org/debian {suite} InRelease\n")
     write_stdout("Hit:3 http://security.debian.org/debian-security bookworm-security InRelease\n")
+    source = note_update(guest)  # a bare machine with PVE's repository (`_bare_tools`)
+    if source == "unsigned":
+        write_stderr(
+            "E: The repository 'http://download.proxmox.com/debian/pve trixie InRelease' is "
+            "not signed.\nW: NO_PUBKEY: the Signed-By keyring of its source is missing"
+        )
+        return 100
+    if source:
+        write_stdout("Get:4 http://download.proxmox.com/debian/pve trixie InRelease\n")
     write_stdout("Reading package lists...\n")
     with guest.edit("system") as data:
         data["apt_updated"] = True
@@ -155,8 +165,9 @@ def _apt_noop(guest: Guest, packages: list[str]) -> int:
 def _apt_install(guest: Guest, packages: list[str]) -> int:
     _apt_reading()
     bad = [name for name in packages if not PACKAGE_NAME_RE.match(name)]
-    if bad:
-        write_stderr(f"E: Unable to locate package {bad[0]}")
+    missing = bad[0] if bad else unlocatable(guest, packages)
+    if missing:
+        write_stderr(f"E: Unable to locate package {missing}")
         return 100
     installed = install_packages(guest, [name.split("=")[0] for name in packages])
     return 0 if installed is not None else 100

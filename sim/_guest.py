@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pveplan.sim._apt import apt_get, dpkg_query
+from pveplan.sim._bare_tools import chown, wget
 from pveplan.sim._hostctl import cloud_init, hostnamectl, timedatectl
 from pveplan.sim._state import SimRoot
 from pveplan.sim._stdio import write_stderr
@@ -33,6 +34,8 @@ TOOLS: dict[str, Callable[[Guest, list[str]], int]] = {
     "getent": getent,
     "usermod": usermod,
     "cloud-init": cloud_init,
+    "chown": chown,
+    "wget": wget,
 }
 
 

@@ -46,6 +46,8 @@ GUEST_TOOLS = (
     "getent",
     "usermod",
     "cloud-init",
+    "chown",
+    "wget",
 )
 FORWARDED_ENV = ("PVEPLAN_SIM_RUNCMD_LIMIT",)
 """Simulator settings a session (and a runcmd) inherits from the daemon's environment."""

@@ -60,6 +60,12 @@ class SimRoot:
         return self.path / "vms" / node / str(vmid)
 
 
+BARE_MACHINES = "@bare"
+"""The pseudo node that bare Debian machines (`sim._bare`) are recorded under in `vms`:
+no PVE host has this name (`@` is no valid node name), so no host lists them, and the
+machines are up as long as the simulator is, as a physical machine is."""
+
+
 def vm_key(node: str, vmid: int) -> str:
     """The key of a VM in `state["vms"]`: vmids are unique per (nested) cluster only."""
     return f"{node}/{vmid}"
@@ -133,6 +139,8 @@ def host_chain_running(state: dict[str, Any], node: str) -> bool:
     seen: set[str] = set()
     while node not in seen:
         seen.add(node)
+        if node == BARE_MACHINES:  # a bare machine's PVE host: on bare metal, always up
+            return True
         if node not in state["nodes"]:
             return False
         if state["nodes"][node].get("vmid") is None:

@@ -55,6 +55,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     stop_daemons_living_with(os.getpid())
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _reports_outside_the_tree(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """create/destroy/test write a report per run (./reports by default): not into the
+    checkout. A test about where reports go passes -r or its own environment."""
+    os.environ.setdefault("PVEPLAN_REPORT_DIR", str(tmp_path_factory.mktemp("reports")))
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[_postgres.PostgresServer]:
     """A private PostgreSQL server for the session (tests/_postgres.py); skips (or, with

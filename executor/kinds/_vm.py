@@ -398,7 +398,7 @@ async def destroy_node(ctx: StepContext, name: str, vmid: int | None, create: st
     forget the secrets made for that node at run time (its host key; a nested host's
     next-hop key and API token)."""
     pve = await ctx.pve()
-    found = await find_vm(pve, name, vmid)
+    found = await find_vm(pve, name, None) if vmid is None else await _at_vmid(pve, name, vmid)
     if found is not None:
         await destroy_vm(ctx, pve, found["vmid"], name)
     else:
@@ -406,6 +406,23 @@ async def destroy_node(ctx: StepContext, name: str, vmid: int | None, create: st
     node = create.rsplit(".", 1)[0]
     for purpose, step in NODE_SECRETS:
         ctx.services.store.delete_secret(ctx.secret_name(purpose, f"{node}.{step}"))
+
+
+async def _at_vmid(pve: PveDriver, name: str, vmid: int) -> dict[str, Any] | None:
+    """`find_vm` for a known vmid from the VM's own status, not a listing of the whole
+    host: a destroy of N VMs then lists the host no time at all (N status reads)."""
+    try:
+        status = await pve.status(vmid)
+    except PveError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    if status.get("name") != name:
+        raise StepFailed(
+            f"vmid {vmid} on {pve.node} belongs to VM {status.get('name')!r}, not {name!r}: "
+            "pick another vmid, or remove that VM"
+        )
+    return {**status, "vmid": vmid}
 
 
 async def destroy_vm(ctx: StepContext, pve: PveDriver, vmid: int, name: str) -> None:

@@ -19,9 +19,13 @@ from ._tls import generate_certificate as generate_certificate
 from ._tls import load_or_create_certificate as load_or_create_certificate
 from ._tls import normalize_fingerprint as normalize_fingerprint
 from ._tls import server_context as server_context
+from ._tokeninspect import TokenInspection as TokenInspection
+from ._tokeninspect import inspect_token as inspect_token
 from ._tokens import DEFAULT_TOKEN_TTL as DEFAULT_TOKEN_TTL
+from ._tokens import NON_HEX_KEY_HINT as NON_HEX_KEY_HINT
 from ._tokens import TokenClaims as TokenClaims
 from ._tokens import TokenRefused as TokenRefused
 from ._tokens import check_token as check_token
 from ._tokens import looks_like_provisioning_token as looks_like_provisioning_token
 from ._tokens import mint_token as mint_token
+from ._tokens import signing_key_is_hex as signing_key_is_hex

@@ -5,13 +5,21 @@ driver holds `auth.signing_key` and mints, for each node it provisions, a token 
 node and its spec; the spec server checks the signature, the node and the age, so a token
 copied off one VM opens nothing but that node's own spec, and only for `DEFAULT_TOKEN_TTL`.
 
-Wire format (no JWT library, no algorithm field an attacker could choose):
+Wire format: homestak's (iac-driver's `_mint_provisioning_token`), byte for byte, so a
+token either side mints opens the other side's server. No JWT library, no algorithm field
+an attacker could choose:
 
-    base64url(payload) "." base64url(HMAC-SHA256(signing_key, payload_b64))
+    base64url(payload) "." base64url(HMAC-SHA256(key, payload_b64))
 
-base64url without padding; the payload is compact JSON with sorted keys:
-`{"iat": <unix seconds>, "n": <node>, "s": <spec>, "v": 1}`. The MAC covers the payload's
+base64url without padding; the payload is compact JSON in homestak's key order, non-ASCII
+escaped as `\\uXXXX` (Python's `json.dumps(..., separators=(",", ":"))`):
+`{"v":1,"n":<node>,"s":<spec>,"iat":<unix seconds>}`. The MAC covers the payload's
 *encoded* text, so any change to the token's bytes is caught before the payload is parsed.
+
+The HMAC key is `auth.signing_key` hex-decoded (homestak writes 32 random bytes as 64 hex
+digits). A key that is not hex (pveplan once suggested random text) keys the HMAC with its
+UTF-8 text instead: such tokens work between pveplan's own driver and server, but homestak
+cannot verify them (its server answers 500), hence `NON_HEX_KEY_HINT`.
 
 A refused token raises `TokenRefused` whose reason is short and safe to log: it never holds
 the token or the key.
@@ -23,6 +31,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 import time
 
@@ -39,6 +48,11 @@ be accepted; anything further ahead is refused."""
 MAX_TOKEN_LENGTH = 4096
 """Longer inputs are refused unparsed: a real token is a few hundred bytes."""
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
+NON_HEX_KEY_HINT = (
+    "auth.signing_key is not hex, so homestak's tools cannot verify the tokens it signs; "
+    "make one with python3 -c 'import secrets; print(secrets.token_hex(32))' "
+    "(see docs/homestak-compat.md#tokens)"
+)
 
 
 class TokenRefused(ExecutorError):
@@ -88,9 +102,33 @@ def _b64decode(text: str) -> bytes:
     return data
 
 
+def signing_key_is_hex(signing_key: str) -> bool:
+    """Whether homestak can use `signing_key`: it must be hex (`bytes.fromhex` accepts it)."""
+    try:
+        return bool(bytes.fromhex(signing_key))
+    except ValueError:
+        return False
+
+
+def hmac_key(signing_key: str) -> bytes:
+    """The bytes that key the HMAC: the hex-decoded key as homestak does, or, for a key
+    that is not hex, its UTF-8 text (see the module docstring and `NON_HEX_KEY_HINT`)."""
+    try:
+        key = bytes.fromhex(signing_key)
+    except ValueError:
+        key = b""
+    return key or signing_key.encode("utf-8")
+
+
 def _mac(signing_key: str, payload_b64: str) -> str:
-    digest = hmac.new(signing_key.encode("utf-8"), payload_b64.encode("ascii"), hashlib.sha256)
+    digest = hmac.new(hmac_key(signing_key), payload_b64.encode("ascii"), hashlib.sha256)
     return _b64encode(digest.digest())
+
+
+def payload_json(node: str, spec: str, issued: int) -> bytes:
+    """The payload exactly as homestak writes it (key order, separators, ASCII escapes)."""
+    claims = {"v": TOKEN_VERSION, "n": node, "s": spec, "iat": issued}
+    return json.dumps(claims, separators=(",", ":")).encode("ascii")
 
 
 def mint_token(node: str, spec: str, signing_key: str, *, now: int | None = None) -> str:
@@ -100,8 +138,7 @@ def mint_token(node: str, spec: str, signing_key: str, *, now: int | None = None
     if not node:
         raise ValueError("cannot mint a provisioning token for an empty node name")
     issued = int(time.time()) if now is None else int(now)
-    payload = {"iat": issued, "n": node, "s": spec, "v": TOKEN_VERSION}
-    payload_b64 = _b64encode(msgspec.json.encode(payload, order="sorted"))
+    payload_b64 = _b64encode(payload_json(node, spec, issued))
     return f"{payload_b64}.{_mac(signing_key, payload_b64)}"
 
 

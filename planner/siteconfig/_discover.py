@@ -2,6 +2,8 @@
 
 The order (first match wins) is: the `--site-config` flag; `$HOMESTAK_SITE_CONFIG`; the
 site config that encloses the manifest (`<dir>/manifests/<file>` with `<dir>/site.yaml`);
+`$HOMESTAK_ROOT/config` (`$HOMESTAK_ROOT` defaults to `$HOME`, as in iac-driver, where it
+is the one place looked: an installed homestak host keeps its site config in ~/config);
 `../site-config` from the working directory; `/usr/local/etc/homestak`;
 `/opt/homestak/site-config`.
 
@@ -22,6 +24,7 @@ from pathlib import Path
 from .._errors import PlanError
 
 ENV_VAR = "HOMESTAK_SITE_CONFIG"
+ROOT_VAR = "HOMESTAK_ROOT"
 SITE_FILE = "site.yaml"
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/local/etc/homestak"), Path("/opt/homestak/site-config"))
 
@@ -50,6 +53,11 @@ def discover_site_config(
     candidates: list[tuple[Path, str]] = []
     if enclosing is not None:
         candidates.append((enclosing, "the directory holding the manifest's manifests/"))
+    root, home = env.get(ROOT_VAR, ""), env.get("HOME", "")
+    if root:
+        candidates.append((cwd / root / "config", f"${ROOT_VAR}/config"))
+    elif home:
+        candidates.append((Path(home) / "config", f"~/config: ${ROOT_VAR} not set"))
     candidates.append((cwd.parent / "site-config", "../site-config"))
     candidates.extend((path, "system location") for path in system_dirs)
     for path, why in candidates:

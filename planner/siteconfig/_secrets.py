@@ -6,8 +6,10 @@ at the moment it sends the value where it belongs. Plans carry names and keyed d
 never values (DESIGN.md, "Plan").
 
 The file is not opened until a name or value is asked for, so commands that need no
-secret work while secrets.yaml is still encrypted (homestak's `make decrypt`) or absent.
-A missing file means "no secrets": it only becomes an error when a secret is needed.
+secret work while secrets.yaml is still encrypted or absent. A missing file means "no
+secrets"; but when only homestak's encrypted `secrets.yaml.enc` is there, the secrets exist
+and are unreadable, so asking for one is an error that says how to decrypt them
+(`still_encrypted`, `decrypt_hint`: preflight asks the same question).
 
 No value ever reaches a repr, str, exception or diagnostic. That includes the ways
 YAML errors usually leak text: the offending source line (which the CLI would print under
@@ -26,6 +28,8 @@ from ._model import Frozen
 from ._sshkeys import key_problem
 
 FILE = "secrets.yaml"
+ENCRYPTED = "secrets.yaml.enc"
+"""homestak's site-config commits secrets.yaml encrypted (SOPS with age) as this file."""
 SSH_KEYS = "ssh_keys"
 SSH_KEY_PREFIX = f"{SSH_KEYS}."
 
@@ -85,6 +89,26 @@ class Secrets:
     def exists(self) -> bool:
         """Whether the file is there (a `stat`, not a read)."""
         return self._path.is_file()
+
+    def still_encrypted(self) -> bool:
+        """Whether the secrets are there only encrypted: secrets.yaml.enc without
+        secrets.yaml (a fresh clone of a homestak site-config before `make decrypt`)."""
+        return not self._path.exists() and (self._path.parent / ENCRYPTED).is_file()
+
+    def decrypt_hint(self) -> str:
+        """How to turn secrets.yaml.enc into secrets.yaml, as homestak's site-config does it."""
+        folder = self._path.parent
+        if (folder / "Makefile").is_file():
+            how = f"cd {folder} && make decrypt"
+        else:
+            how = (
+                f"cd {folder} && sops --input-type yaml --output-type yaml -d {ENCRYPTED} "
+                f"> {FILE} && chmod 600 {FILE}"
+            )
+        return (
+            f"decrypt it: {how} (SOPS, with the age key in ~/.config/sops/age/keys.txt, "
+            "as homestak's site-config does)"
+        )
 
     def sections(self) -> tuple[str, ...]:
         return tuple(sorted(self._load()))
@@ -154,6 +178,12 @@ class Secrets:
 
     def _load(self) -> dict[str, dict[str, str]]:
         if self._values is None:
+            if self.still_encrypted():
+                raise PlanError.at(
+                    None,
+                    f"{self._path} is still encrypted (only {ENCRYPTED} is there)",
+                    self.decrypt_hint(),
+                )
             self._values = self._read()
         return self._values
 
@@ -200,19 +230,19 @@ class Secrets:
                 )
                 continue
             values: dict[str, str] = {}
-            for key, value in entries.items():
-                self._keys[(section, key)] = smap.pos((section, key), key=True) or (file, 1, 1)
-                self._value_pos[(section, key)] = (
-                    smap.pos((section, key)) or self._keys[(section, key)]
-                )
-                if not key or not section or "." in section:
-                    problem((section, key), f"secret name {section}.{key} is not valid", "")
+            for path, value in _leaves(entries, ()):
+                key = ".".join(path)
+                where = (section, *path)
+                self._keys[(section, key)] = smap.pos(where, key=True) or (file, 1, 1)
+                self._value_pos[(section, key)] = smap.pos(where) or self._keys[(section, key)]
+                if not section or "." in section or not all(path):
+                    problem(where, f"secret name {section}.{key} is not valid", "")
                     continue
                 if value is None or value == "":
                     continue  # `key:` or `key: ""` (homestak's template for "not yet set")
                 if not isinstance(value, str):
                     problem(
-                        (section, key),
+                        where,
                         f"secret {section}.{key} must be a string, not {_kind(value)}",
                         "quote the value in secrets.yaml",
                     )
@@ -222,6 +252,20 @@ class Secrets:
         if problems:
             raise PlanError(problems)
         return out
+
+
+def _leaves(entries: dict[Any, Any], path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+    """(key path, value) of every value under `entries`, nested mappings walked: homestak
+    nests some secrets (`auth: {node_tokens: {edge: ...}}`), which are then named
+    `auth.node_tokens.edge`; an empty mapping (`node_tokens: {}`) holds nothing."""
+    out: list[tuple[tuple[str, ...], Any]] = []
+    for key, value in entries.items():
+        here = (*path, "" if key is None else str(key))
+        if isinstance(value, dict):
+            out.extend(_leaves(value, here))
+        else:
+            out.append((here, value))
+    return out
 
 
 def _bare(pos: tuple[str, int, int]) -> dsl.Location:

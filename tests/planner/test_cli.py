@@ -100,6 +100,7 @@ def test_missing_site_config_lists_where_it_looked(tmp_path: Path) -> None:
     manifest = tmp_path / "m.yaml"
     shutil.copy(EXAMPLES / "manifests" / "n1-push.yaml", manifest)
     env = {k: v for k, v in os.environ.items() if k != "HOMESTAK_SITE_CONFIG"}
+    env["HOMESTAK_ROOT"] = str(tmp_path)  # not the ~/config of a machine that has one
     code, _, err = _run_subprocess(["validate", str(manifest)], cwd=tmp_path, env=env)
     assert code == 1 and "Traceback" not in err
     assert err.startswith("pveplan: error: no site config found")

@@ -80,8 +80,15 @@ NODE_DOCUMENT = SpecDocument(
 
 
 def _all_steps() -> list[Step]:
+    from pveplan.planner import HostTarget, pve_setup_plan, user_setup_plan
+
     steps = [step for plan in PLANS for _, step in plan.walk()]
-    return steps + list(build_node_plan(NODE_DOCUMENT, bundle="cd" * 32).steps)
+    target = HostTarget(name="metal", address="192.0.2.9", ssh_host_key="ssh-ed25519 AAAA m")
+    hosts = [  # the host scenarios' plans (pve-setup, user-setup)
+        *pve_setup_plan(target, "ssh-ed25519 AAAA d", "0" * 64).steps,
+        *user_setup_plan(target, lambda ref: "x", ("ops",)).steps,
+    ]
+    return steps + hosts + list(build_node_plan(NODE_DOCUMENT, bundle="cd" * 32).steps)
 
 
 def test_every_kind_the_planner_emits_has_an_args_struct() -> None:

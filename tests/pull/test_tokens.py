@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import secrets
 
 import pytest
 from hypothesis import given
@@ -17,7 +20,12 @@ from pveplan.executor.pull import (
     looks_like_provisioning_token,
     mint_token,
 )
-from pveplan.executor.pull._tokens import _b64encode, _mac
+from pveplan.executor.pull._tokens import (
+    NON_HEX_KEY_HINT,
+    _b64encode,
+    _mac,
+    signing_key_is_hex,
+)
 
 KEY = "signing-key-for-tests"
 NOW = 1_800_000_000
@@ -49,7 +57,7 @@ def test_format_is_the_documented_one() -> None:
     payload_b64, mac_b64 = TOKEN.split(".")
     assert "=" not in TOKEN
     payload = base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4))
-    assert payload == b'{"iat":1800000000,"n":"edge","s":"edge-spec","v":1}'
+    assert payload == b'{"v":1,"n":"edge","s":"edge-spec","iat":1800000000}'
     assert json.loads(payload) == {"iat": NOW, "n": "edge", "s": "edge-spec", "v": 1}
     assert mac_b64 == _mac(KEY, payload_b64)
 
@@ -155,3 +163,65 @@ def test_signed_garbage_payloads_only_ever_raise_token_refused(payload: bytes) -
     except TokenRefused:
         return
     assert claims.node == "edge"  # only a well-formed payload for this node gets through
+
+
+# ---- homestak's tokens -------------------------------------------------------------------
+# iac-driver mints (config_resolver._mint_provisioning_token) and verifies (server/auth.py)
+# with the HMAC keyed by bytes.fromhex(auth.signing_key), over the base64url (unpadded) text
+# of json.dumps({"v", "n", "s", "iat"}, separators=(",", ":")). Written out here from that
+# description, sharing nothing with pveplan's code, so the two are checked against each other.
+
+HEX_KEY = "3f" * 8 + "a1b2c3d4" * 6  # 64 hex digits, as `secrets.token_hex(32)` writes
+
+
+def homestak_mint(node: str, spec: str, key_hex: str, iat: int) -> str:
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    payload = b64(
+        json.dumps({"v": 1, "n": node, "s": spec, "iat": iat}, separators=(",", ":")).encode()
+    )
+    signature = hmac.new(bytes.fromhex(key_hex), payload, hashlib.sha256).digest()
+    return f"{payload.decode()}.{b64(signature).decode()}"
+
+
+def homestak_verifies(token: str, key_hex: str) -> bool:
+    payload, _, signature = token.partition(".")
+    expected = hmac.new(bytes.fromhex(key_hex), payload.encode(), hashlib.sha256).digest()
+    padded = signature + "=" * (-len(signature) % 4)
+    return hmac.compare_digest(expected, base64.urlsafe_b64decode(padded))
+
+
+def test_a_token_homestak_minted_is_accepted() -> None:
+    token = homestak_mint("edge", "base", HEX_KEY, NOW)
+    claims = check_token(token, HEX_KEY, node="edge", now=NOW + 60)
+    assert claims == TokenClaims(node="edge", spec="base", issued=NOW)
+    assert looks_like_provisioning_token(token)
+    with pytest.raises(TokenRefused, match="bad signature"):
+        check_token(token, "4e" * 32, node="edge", now=NOW)
+
+
+@given(
+    node=st.text(min_size=1, max_size=40),
+    spec=st.text(max_size=40),
+    iat=st.integers(0, 2**40),
+    key=st.binary(min_size=1, max_size=64),
+)
+def test_pveplan_mints_byte_for_byte_what_homestak_mints(
+    node: str, spec: str, iat: int, key: bytes
+) -> None:
+    key_hex = key.hex()
+    ours = mint_token(node, spec, key_hex, now=iat)
+    assert ours == homestak_mint(node, spec, key_hex, iat)
+    assert homestak_verifies(ours, key_hex)
+    assert check_token(ours, key_hex.upper(), node=node, now=iat).spec == spec
+
+
+def test_a_key_that_is_not_hex_still_works_between_pveplan_ends() -> None:
+    """Old pveplan keys were random text: they key the HMAC with their text (homestak would
+    refuse such a key outright), so existing sites keep working."""
+    assert not signing_key_is_hex(KEY)
+    text_keyed = hmac.new(KEY.encode(), TOKEN.split(".")[0].encode(), hashlib.sha256).digest()
+    assert TOKEN.split(".")[1] == _b64encode(text_keyed)
+    assert signing_key_is_hex(HEX_KEY) and signing_key_is_hex(secrets.token_hex(32))
+    assert "docs/homestak-compat.md#tokens" in NON_HEX_KEY_HINT

@@ -152,3 +152,67 @@ def test_missing_places_are_described_as_missing(tmp_path) -> None:
     with pytest.raises(PlanError) as info:
         discover_site_config(None, {}, cwd, system_dirs=(tmp_path / "x",))
     assert f"{tmp_path / 'a' / 'site-config'} (../site-config): does not exist" in info.value.detail
+
+
+# ---- $HOMESTAK_ROOT/config: where iac-driver looks --------------------------------------
+
+
+def test_homestak_root_config_is_found(layout, tmp_path) -> None:
+    root = tmp_path / "homestak"
+    config = site(root / "config")
+    assert find(layout, env={"HOMESTAK_ROOT": str(root)}) == config
+
+
+def test_homestak_root_comes_after_the_manifests_own_and_before_the_sibling(
+    layout, tmp_path
+) -> None:
+    root = tmp_path / "homestak"
+    site(root / "config")
+    manifest = str(layout["enclosing"] / "manifests" / "m.yaml")
+    env = {"HOMESTAK_ROOT": str(root)}
+    assert find(layout, env=env, manifest=manifest) == layout["enclosing"]
+    both = {**env, "HOMESTAK_SITE_CONFIG": str(layout["env"])}
+    assert find(layout, env=both) == layout["env"]
+
+
+def test_homestak_root_unset_means_home_as_in_iac_driver(layout, tmp_path) -> None:
+    home = tmp_path / "home" / "homestak"
+    config = site(home / "config")
+    assert find(layout, env={"HOME": str(home)}) == config
+    # a set HOMESTAK_ROOT replaces $HOME, it is not tried in addition
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert (
+        find(layout, env={"HOME": str(home), "HOMESTAK_ROOT": str(elsewhere)})
+        == (layout["sibling"])
+    )
+
+
+def test_homestak_root_config_without_site_yaml_is_skipped_and_listed(layout, tmp_path) -> None:
+    root = tmp_path / "homestak"
+    site(root / "config", with_site_yaml=False)
+    assert find(layout, env={"HOMESTAK_ROOT": str(root)}) == layout["sibling"]
+    for name in ("sibling", "system1", "system2"):
+        (layout[name] / "site.yaml").unlink()
+    with pytest.raises(PlanError) as info:
+        find(layout, env={"HOMESTAK_ROOT": str(root)})
+    assert f"{root / 'config'} ($HOMESTAK_ROOT/config): no site.yaml" in info.value.detail
+
+
+def test_validate_finds_the_site_config_under_homestak_root(tmp_path, monkeypatch) -> None:
+    """The command reads $HOMESTAK_ROOT (a row of cli/_environment.py) and `-M NAME` then
+    names a manifest of $HOMESTAK_ROOT/config, as `./run.sh ... -M NAME` does."""
+    import shutil
+
+    from ...cli_runner import run_cli
+
+    examples = Path(__file__).resolve().parents[3] / "examples" / "site-config"
+    root = tmp_path / "homestak"
+    shutil.copytree(examples, root / "config")
+    monkeypatch.delenv("HOMESTAK_SITE_CONFIG", raising=False)
+    monkeypatch.setenv("HOMESTAK_ROOT", str(root))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, out, err = run_cli(["validate", "-M", "n1-push"], cwd=elsewhere)
+    assert code == 0, err
+    assert "valid" in out

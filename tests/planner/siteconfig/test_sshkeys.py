@@ -226,3 +226,32 @@ def test_validate_and_plan_refuse_a_bad_key_without_echoing_it(site_dir, monkeyp
     for text in (out, err, out2, err2):
         assert body[:24] not in text and body[-24:] not in text
         assert "not a key" not in text and "FAKESECRET" not in text
+
+
+def test_fk_form_as_the_seeds_readme_writes_it(site_dir, monkeypatch) -> None:
+    """homestak's site-config README: `ssh_keys: [ssh_keys.admin@host]`, ids being the key's
+    comment (user@host, which may hold dots); validate and plan take it, and it resolves to
+    that key and no other."""
+    monkeypatch.setenv("PVEPLAN_STORE", str(site_dir.parent / "store"))
+    secrets = (site_dir / "secrets.yaml").read_text()
+    key = f'  admin@srv1.lan: "{ED25519} admin@srv1.lan"\n'
+    write(site_dir, {"secrets.yaml": secrets.replace("ssh_keys:\n", "ssh_keys:\n" + key)})
+    spec = """\
+    schema_version: 1
+    access:
+      posture: dev
+      users:
+        - name: homestak
+          sudo: true
+          ssh_keys:
+            - ssh_keys.admin@srv1.lan
+    """
+    write(site_dir, {"specs/base.yaml": spec})
+    (node,) = resolve(site_dir).nodes
+    assert node.spec.users[0].ssh_keys == (SecretRef(name="ssh_keys.admin@srv1.lan"),)
+    path = manifest(site_dir, NODE).files[0]
+    code, _, err = run_cli(["validate", path, "--site-config", str(site_dir)])
+    assert code == 0, err
+    code, out, err = run_cli(["plan", path, "-H", "father", "--site-config", str(site_dir)])
+    assert code == 0, err
+    assert ED25519.split()[1] not in out + err
