@@ -191,7 +191,9 @@ def test_plan_with_target_diffs_only_the_target_and_records_it(
     code, out, err = run_cli(words)
     assert code == 0, err
     assert "resource targeting is in effect" in err
-    changed = {c["address"] for c in json.loads(out)["changes"] if c["action"] != "unchanged"}
+    diff = json.loads(out)
+    assert diff["targets"] == ["inner-a"]
+    changed = {c["address"] for c in diff["changes"] if c["action"] != "unchanged"}
     assert "node.inner-a.create" in changed
     assert not any(a.startswith("node.flat.") for a in changed)
     assert not any(a.startswith("node.inner-b.") for a in changed)
