@@ -39,7 +39,7 @@ from ._select import SiteCache, simulating, site_root
 from ._serve import serve_for_run
 from ._session import driver_key, host_info, open_run_store, run_trio
 from ._state import applied_plan, lock_timeout
-from ._targets import destroyed_considered, no_sweep, old_view, warn
+from ._targets import destroyed_considered, no_sweep, old_view, targets_of, warn
 from ._verb_end import homestak_end, node_order, verb_nodes
 
 if TYPE_CHECKING:
@@ -367,6 +367,10 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     from . import _leftovers as leftovers
 
     if getattr(args, "dry_run", False):
+        if targets_of(args):  # the cut destroy's diff; the host-wide search is not targeted
+            from ._plan import run_dry_run_verb
+
+            return run_dry_run_verb(args, console)
         return leftovers.run_destroy_dry_run(args, console)
     prepared = prepare(args, console)
     destroy = workspace_destroy(prepared.plan_file, prepared.old, console).plan

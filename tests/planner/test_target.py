@@ -218,3 +218,31 @@ def test_an_unknown_target_is_a_usage_error_naming_the_nodes(
         assert code == 1, command
         assert "did you mean 'flat'?" in err, err
         assert "Traceback" not in err
+
+
+def test_destroy_dry_run_with_target_lists_only_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pveplan.planner import canonical
+    from pveplan.store import open_store
+
+    monkeypatch.setenv("PVEPLAN_STORE", str(tmp_path / "store"))
+    site = _site(tmp_path, 1024, 1024)
+    applied = read_plan_file(_saved(tmp_path, site)).plan
+    with open_store(tmp_path / "store") as store:
+        store.put_plan(applied.hash, store.put_object(canonical(applied)), "tlab@sim")
+        store.set_applied("tlab@sim", applied.hash, {s.address: s.hash for s in applied.steps})
+    words = ["destroy", "-M", "tlab", "-H", "sim", "--site-config", str(site), "--dry-run"]
+    code, out, err = run_cli([*words, "-target", "inner-b", "--json-output"])
+    assert code == 0, err
+    destroyed = json.loads(out)["changes"]
+    assert destroyed and all(c["address"].startswith("node.inner-b.") for c in destroyed)
+
+
+def _saved(tmp_path: Path, site: Path) -> Path:
+    out = tmp_path / "full.json"
+    code, _, err = run_cli(
+        ["plan", "-M", "tlab", "-H", "sim", "--site-config", str(site), "-o", str(out)]
+    )
+    assert code == 0, err
+    return out
