@@ -105,35 +105,38 @@ def _sha256(data: bytes | None) -> str | None:
     return hashlib.sha256(data).hexdigest() if data is not None else None
 
 
+class _PlannedFile(StepKind):
+    """A file with exactly the planned text and mode; `written` runs after a change."""
+
+    async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
+        args = ctx.args_as(HostFileArgs)
+        channel = await host_channel(ctx)
+        if await converge_path(channel, args.path, args.text.encode(), args.mode):
+            ctx.log(f"wrote {args.path}")
+            await self.written(channel)
+        return {"path": args.path}
+
+    async def written(self, channel: Channel) -> None:
+        """What a change of the file calls for (nothing, by default)."""
+
+
 @register
-class AptSource(StepKind):
-    """A file with exactly the planned text: an apt source (then `apt-get update`)."""
+class AptSource(_PlannedFile):
+    """An apt source: written with the planned text, then `apt-get update` reads it."""
 
     name = "host.apt_source"
     tier = "medium"
 
-    async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
-        args = ctx.args_as(HostFileArgs)
-        channel = await host_channel(ctx)
-        if await converge_path(channel, args.path, args.text.encode(), args.mode):
-            ctx.log(f"wrote {args.path}")
-            await run(channel, "apt-get", "update", timeout=INSTALL_TIMEOUT)
-        return {"path": args.path}
+    async def written(self, channel: Channel) -> None:
+        await run(channel, "apt-get", "update", timeout=INSTALL_TIMEOUT)
 
 
 @register
-class Sudoers(AptSource):
+class Sudoers(_PlannedFile):
     """A sudoers rule file (0440), the fixed text the plan carries."""
 
     name = "host.sudoers"
     tier = "short"
-
-    async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
-        args = ctx.args_as(HostFileArgs)
-        channel = await host_channel(ctx)
-        if await converge_path(channel, args.path, args.text.encode(), args.mode):
-            ctx.log(f"wrote {args.path}")
-        return {"path": args.path}
 
 
 async def is_installed(channel: Channel, package: str) -> bool:
