@@ -18,6 +18,7 @@ from pveplan.planner import __version__
 from ._environment import environment_section
 from ._node import add_node_parsers
 from ._parser import PveplanParser
+from ._parser_outputs import add_output_parser
 from ._parser_review import add_review_parsers
 from ._parser_run import add_run_parsers
 from ._parser_scenario import add_scenario_parser
@@ -64,6 +65,7 @@ COMMANDS = {
     "destroy": ("._homestak_flags", "run_destroy"),
     "test": ("._homestak_flags", "run_test"),
     "runs": ("._runs", "run_runs"),
+    "output": ("._outputs_cmd", "run_output"),
     "sim": ("._sim", "run_sim"),
     "executor": ("._executor", "run_executor"),
     "spec": ("._node", "run_spec"),
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_review_parsers(commands)  # validate, fmt, plan, show, graph, keygen, sign, schema
     add_run_parsers(commands)  # apply, create, destroy, test, runs, store, sim, serve, ...
+    add_output_parser(commands)  # output: the store's records for the next tool
     add_node_parsers(commands)  # `spec get`, `config apply`: run on pull-mode nodes
     add_token_parser(commands)  # `token inspect`
     add_scenario_parser(commands)  # homestak's scenarios (`--scenario NAME` too)

@@ -40,6 +40,7 @@ from ._select import SiteCache, simulating, site_root
 from ._serve import serve_for_run
 from ._session import driver_key, host_info, open_run_store, run_trio
 from ._state import applied_plan, lock_timeout
+from ._targets import destroyed_considered, no_sweep, old_view, targets_of, warn
 from ._verb_end import homestak_end, node_order, verb_nodes
 
 if TYPE_CHECKING:
@@ -324,7 +325,11 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
     from pveplan.executor import node_rows, node_table, summary
 
     prepared = prepare(args, console)
-    changes = diff_plans(prepared.plan, prepared.old, prepared.plan_file.header.sources)
+    targets = prepared.plan.targets
+    if targets and prepared.saved:
+        warn(console, targets)  # a saved targeted plan: say so again when it runs
+    view = old_view(prepared.old, targets)
+    changes = diff_plans(prepared.plan, view, prepared.plan_file.header.sources)
     counts = summarize_with_drift(changes, prepared.plan)
     console.print(
         console.style.bold(
@@ -369,35 +374,54 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     from . import _leftovers as leftovers
 
     if getattr(args, "dry_run", False):
+        if targets_of(args):  # the cut destroy's diff; the host-wide search is not targeted
+            from ._plan import run_dry_run_verb
+
+            return run_dry_run_verb(args, console)
         return leftovers.run_destroy_dry_run(args, console)
     prepared = prepare(args, console)
     destroy = workspace_destroy(prepared.plan_file, prepared.old, console).plan
     discover = bool(getattr(args, "discover", False))
+    targets = destroy.targets
+    if targets and discover:
+        raise PlanError.at(
+            None,
+            "--discover destroys what it finds of the whole manifest, so it cannot be -targeted",
+            "leave out --discover to destroy only the -target nodes the store records",
+        )
     if discover:  # what is on the host alone, whatever the store says
         destroy = Plan(
             manifest=destroy.manifest, host=destroy.host, action="destroy", hash=destroy.hash
         )
     if not args_json(args):
         console.print(
-            f"Destroying {prepared.workspace}: {len(destroy.steps)} recorded step(s), then "
+            f"Destroying {', '.join(targets)} in {prepared.workspace}: "
+            f"{len(destroy.steps)} recorded step(s)."
+            if targets
+            else f"Destroying {prepared.workspace}: {len(destroy.steps)} recorded step(s), then "
             f"what is left on {destroy.host}: VMs tagged pveplan-{destroy.manifest}, and "
             "VMs named as a node at its vmid."
         )
-    risks = at_risk(plan_changes(destroy, prepared.old))
-    if discover or not risks:
+    view = old_view(prepared.old, targets, destroy=True)
+    risks = at_risk(destroyed_considered(plan_changes(destroy, view), targets))
+    if not targets and (discover or not risks):
         risks = [
             *risks,
             f"any VM on {destroy.host} tagged pveplan-{destroy.manifest}, or named as a node "
             "of the manifest at its vmid (and whatever runs inside such a PVE host)",
         ]
-    if not confirm(args, console, f"Destroy everything in {prepared.workspace}?", risks):
+    what = ", ".join(targets) if targets else f"everything in {prepared.workspace}"
+    if not confirm(args, console, f"Destroy {what}?", risks):
         console.print("Destroy cancelled.")
         return 1
-    search = sweep_tagged(prepared, console, destroy)
+    # A targeted destroy leaves the rest alone: no search for what else is on the host.
+    after = (
+        no_sweep if targets else leftovers.after_destroy(sweep_tagged(prepared, console, destroy))
+    )
     started = time.time()
     try:
         report, seconds, swept = execute_run(
-            args, console, prepared, destroy, "destroy", after=leftovers.after_destroy(search)
+            args, console, prepared, destroy, "destroy", after=after
         )
     except Interrupted as exc:
         console.error(str(exc))
@@ -452,7 +476,7 @@ def run_create(args: argparse.Namespace, console: Console) -> int:
         return run_apply(args, console)
     prepared = prepare(args, console)
     started = time.time()
-    risks = at_risk(diff_plans(prepared.plan, prepared.old))
+    risks = at_risk(diff_plans(prepared.plan, old_view(prepared.old, prepared.plan.targets)))
     if risks and not confirm(args, console, "Apply these changes?", risks):
         from ._homestak_report import pending_nodes, verb_report
         from ._report_files import emit_report

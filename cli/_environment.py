@@ -28,10 +28,11 @@ WIDTH = 100
 """Help lines are wrapped here, not at the terminal's width: the sections are laid out."""
 
 _STORE_USERS = ("plan", "show", "graph", "apply", "create", "destroy", "test")
-_STORE_USERS += ("runs", "store", "sim", "serve")
+_STORE_USERS += ("runs", "store", "sim", "serve", "output")
 _DRIVERS = ("apply", "create", "destroy", "test", "sim")
 """Commands that reach hosts with the driver's SSH key and start the simulator on demand."""
 _SITE_USERS = ("validate", "plan", "graph", "apply", "create", "destroy", "test", "serve")
+_SITE_USERS += ("output",)
 
 ENVIRONMENT: dict[str, EnvVar] = {
     "HOMESTAK_SITE_CONFIG": EnvVar(
@@ -90,7 +91,7 @@ ENVIRONMENT: dict[str, EnvVar] = {
     "PVEPLAN_SIM_DIR": EnvVar(
         "the simulator's directory (default: sim/ inside the store, or inside the cache "
         "directory when the store is PostgreSQL); `sim --sim-dir` wins",
-        ("apply", "create", "destroy", "test", "sim"),
+        ("apply", "create", "destroy", "test", "sim", "output"),
     ),
     "PVEPLAN_DRIVER_KEY": EnvVar(
         "the driver's SSH private key (default: $XDG_CONFIG_HOME/pveplan/driver_ed25519, "
@@ -118,7 +119,7 @@ ENVIRONMENT: dict[str, EnvVar] = {
     ),
     "PVEPLAN_SIMULATE": EnvVar(
         "set to anything but 0: the same as --simulate (rehearse every host on the simulator)",
-        ("validate", "plan", "graph", "apply", "create", "destroy", "test"),
+        ("validate", "plan", "graph", "apply", "create", "destroy", "test", "output"),
     ),
     "PVEPLAN_REPORT_DIR": EnvVar(
         "where create, destroy and test write each run's report, as a JSON and a markdown "

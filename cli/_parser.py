@@ -205,6 +205,19 @@ def _seconds(text: str) -> float:
     return value
 
 
+def add_target_option(parser: argparse.ArgumentParser) -> None:
+    """`-target NODE` (Terraform's spelling) or `--target NODE`, repeatable: only that node,
+    what it depends on and the hosts it is nested in (cli/_targets.py)."""
+    parser.add_argument(
+        "-target",
+        "--target",
+        action="append",
+        metavar="NODE",
+        help="only NODE (repeatable): with what it needs and the hosts it is nested in; "
+        "the rest of the workspace is not considered",
+    )
+
+
 def add_yes_option(parser: argparse.ArgumentParser) -> None:
     """`-y/--yes`: no question asked (and none can be on a non-terminal anyway)."""
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")

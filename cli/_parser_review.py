@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._parser import add_command, add_format_options, add_manifest_options, add_refresh_option
+from ._parser import (
+    add_command,
+    add_format_options,
+    add_manifest_options,
+    add_refresh_option,
+    add_target_option,
+)
 
 SITE = "--site-config examples/site-config"
 
@@ -164,6 +170,7 @@ def _add_plan(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
     )
     plan.add_argument("files", nargs="*", metavar="FILE", help="the manifest (.pvp, .yaml)")
     add_manifest_options(plan)
+    add_target_option(plan)
     plan.add_argument(
         "-o", "--out", metavar="FILE", help="save the plan file (canonical JSON, for review)"
     )

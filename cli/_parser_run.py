@@ -18,6 +18,7 @@ from ._parser import (
     add_command,
     add_manifest_options,
     add_run_options,
+    add_target_option,
     add_yes_option,
 )
 from ._report_files import add_report_options
@@ -86,6 +87,7 @@ def _add_apply(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add_manifest_options(apply)
     add_run_options(apply)
+    add_target_option(apply)
     apply.add_argument("-v", "--verbose", action="store_true", help="show step logs")
     add_yes_option(apply)
     apply.add_argument(
@@ -206,6 +208,7 @@ def _add_homestak_verbs(commands: argparse._SubParsersAction) -> None:  # type: 
         add_report_options(cmd)  # -r/--report-dir (cli/_report_files.py)
         add_homestak_flags(cmd, verb)
         if verb == "destroy":
+            add_target_option(cmd)
             cmd.add_argument(
                 "--discover",
                 action="store_true",

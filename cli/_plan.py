@@ -41,6 +41,7 @@ from ._fmt import write_atomic
 from ._output import output_format, print_markdown
 from ._select import SiteCache, host_name, manifest_paths, plan_host, site_root
 from ._state import applied_plan, applied_resources
+from ._targets import cut_destroy, cut_plan_file, destroyed_considered, old_view, targets_of
 
 if TYPE_CHECKING:
     from pveplan.planner import SiteConfig
@@ -91,6 +92,7 @@ def make_plan(args: argparse.Namespace, console: Console) -> Planned:
     plan_file = build_plan_file(
         loaded, resolved, site, host, planned_against=old.hash if old else None
     )
+    plan_file = cut_plan_file(plan_file, targets_of(args), console)  # -target
     return Planned(plan_file, old, site)
 
 
@@ -119,16 +121,20 @@ def workspace_destroy(plan_file: PlanFile, old: Plan | None, console: Console) -
     """The destroy plan for the workspace `plan_file` belongs to, from what the store holds."""
     workspace = plan_file.header.workspace
     resources = applied_resources(console, workspace) if old is not None else None
-    return destroy_plan_file(plan_file, old, resources)
+    return cut_destroy(destroy_plan_file(plan_file, old, resources), plan_file.plan.targets)
 
 
 def plan_and_changes(
     plan_file: PlanFile, old: Plan | None, destroy: bool, console: Console
 ) -> tuple[PlanFile, list[Change]]:
-    """The plan to show (the destroy plan, when destroying) and its changes against `old`."""
+    """The plan to show (the destroy plan, when destroying) and its changes against `old`
+    (as much of it as the plan's -targets consider)."""
+    targets = plan_file.plan.targets
+    view = old_view(old, targets, destroy=destroy)
     if destroy:
         plan_file = workspace_destroy(plan_file, old, console)
-    return plan_file, plan_changes(plan_file.plan, old, plan_file.header.sources)
+        return plan_file, destroyed_considered(plan_changes(plan_file.plan, view), targets)
+    return plan_file, plan_changes(plan_file.plan, view, plan_file.header.sources)
 
 
 def summarize_with_drift(changes: list[Change], plan: Plan) -> Summary:
@@ -210,6 +216,7 @@ def _check_all(args: argparse.Namespace, console: Console) -> int:
         real = rehearsed_host(saved.plan.host)
         per_file.host = args.host or real or saved.plan.host
         per_file.simulate = bool(real) or getattr(args, "simulate", False)
+        per_file.target = list(saved.plan.targets) or getattr(args, "target", None)
         plan_file = make_plan(per_file, console).plan_file
         stale += _check(plan_file, saved, path, console)
     return 1 if stale else 0

@@ -123,7 +123,10 @@ async def run_workspace(
 
     `plan_object` is the stored object of the plan file (None for a destroy plan, which
     is not kept). On success an apply records `plan` as applied; a destroy clears it.
+    A targeted plan (`plan.targets`, from `-target`) is a partial view: it destroys no
+    resource it does not name and leaves the applied state as it was.
     """
+    partial = bool(plan.targets)
     store = services.store
     run_id = store.start_run(services.workspace, plan.hash, verb)
     log = EventLog(services, run_id, display)
@@ -133,7 +136,7 @@ async def run_workspace(
             nursery.start_soon(log.flusher)
             removed: list[str] = []
             removal_errors: list[str] = []
-            if verb == "apply":
+            if verb == "apply" and not partial:
                 removed, removal_errors = await destroy_resources(
                     services, removed_resources(services, plan), log.emit
                 )
@@ -146,7 +149,7 @@ async def run_workspace(
                 refresh=refresh,
                 running=running,
             )
-            if verb == "destroy":  # what failed runs left behind, never applied
+            if verb == "destroy" and not partial:  # what failed runs left behind
                 removed, removal_errors = await destroy_resources(
                     services, removed_resources(services, plan), log.emit
                 )
@@ -159,7 +162,7 @@ async def run_workspace(
             await trio.to_thread.run_sync(log.flush)
             status = "interrupted" if report is None else report.status
             await trio.to_thread.run_sync(store.finish_run, run_id, status)
-    if report.status == "ok":
+    if report.status == "ok" and not partial:
         if verb == "apply" and plan_object is not None:
             store.put_plan(plan.hash, plan_object, services.workspace)
             store.set_applied(

@@ -149,7 +149,8 @@ def with_drift(plan: Plan, drift: Iterable[Drift]) -> Plan:
             plan.action,
             plan.settings,
             [(s.address, s.hash) for s in plan.steps],
-            found,
+            drift=found,
+            targets=plan.targets,
         ),
     )
 

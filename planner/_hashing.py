@@ -74,11 +74,13 @@ def plan_hash(
     action: str,
     settings: PlanSettings,
     steps: Iterable[tuple[str, str]],
+    *,
     drift: Iterable[Any] = (),
+    targets: Iterable[str] = (),
 ) -> str:
-    """The Merkle root of a plan: its identity, settings, and (address, step hash) pairs,
-    and the drift the probe found (only when there is some: an offline plan, or one of
-    a world that did not move, hashes as plans always did).
+    """The Merkle root of a plan: its identity, settings, (address, step hash) pairs, the
+    drift the probe found, and the `-target`s it was cut down to (each left out when
+    empty: an offline, untargeted plan hashes as plans always did).
 
     Subplans need no separate term: each is hashed into the args of its delegate step.
     """
@@ -92,6 +94,9 @@ def plan_hash(
     drift = list(drift)
     if drift:
         body["drift"] = drift
+    targets = sorted(targets)
+    if targets:
+        body["targets"] = targets
     return digest(canonical(body))
 
 
@@ -137,7 +142,8 @@ def _verify(plan: Plan, problems: list[str], where: str) -> None:
         plan.action,
         plan.settings,
         [(s.address, s.hash) for s in plan.steps],
-        plan.drift,
+        drift=plan.drift,
+        targets=plan.targets,
     )
     if expected_root != plan.hash:
         problems.append(f"{where or 'plan'}: hash {plan.hash} does not match its steps")

@@ -106,6 +106,10 @@ class Plan(Frozen, kw_only=True):
     settings: PlanSettings = PlanSettings()
     steps: tuple[Step, ...] = ()
     subplans: dict[str, Plan] = msgspec.field(default_factory=dict)
+    targets: tuple[str, ...] = ()
+    """`-target NODE`s: the plan holds only those nodes and what they need; the rest of
+    the workspace is not considered (kept, never destroyed), and the applied state is
+    left as it was. Hashed (empty: not, so untargeted plans keep their hashes)."""
     drift: tuple[Drift, ...] = ()
     hash: str
 

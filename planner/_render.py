@@ -139,11 +139,13 @@ def changes_json(
     """The diff for machines: stable keys, documented in docs/plan-format.md. Every changed
     step is listed (dependents too, with `caused_by`); `nodes` is the text's node summary."""
     changes = list(changes)
+    targets = plan_file.plan.targets  # a -target plan says so; an untargeted one has no key
     out: dict[str, Any] = {
         "format": "pveplan-diff/1",
         "plan": plan_file.hash,
         "workspace": plan_file.header.workspace,
         "planned_against": plan_file.header.planned_against,
+        **({"targets": list(targets)} if targets else {}),
         "summary": {
             "add": summary.add,
             "change": summary.change,

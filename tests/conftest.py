@@ -19,7 +19,9 @@ second after pytest dies, or when pytest's tmp dirs are cleaned.
 PostgreSQL (tests/_postgres.py): `postgres_server` is a private server started once per
 session (per xdist worker) on first use and stopped at its end; `postgres_db` is a fresh
 database on it per test, dropped afterwards. Without server binaries they skip, unless
-PVEPLAN_REQUIRE_POSTGRES=1 (CI sets it), which makes them fail instead.
+PVEPLAN_REQUIRE_POSTGRES=1 (CI sets it), which makes them fail instead. Likewise
+tests/integration/test_outputs.py skips without `ansible-inventory` (ansible-core, in the
+test extra) unless PVEPLAN_REQUIRE_ANSIBLE=1 (CI sets it too).
 """
 
 from __future__ import annotations
