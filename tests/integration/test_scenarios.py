@@ -72,6 +72,12 @@ def test_pve_setup_by_address_makes_a_pve_host_that_create_then_uses(lab: Lab) -
     again_token = yaml.safe_load((lab.site / "secrets.yaml").read_text())["api_tokens"]["metal"]
     assert again_token == secrets["api_tokens"]["metal"]
 
+    # metal is a lab, not the simulator's own host: create's preflight wants the network
+    # its VMs get, as an operator sets it in site.yaml after pve-setup.
+    site_yaml = lab.site / "site.yaml"
+    site = yaml.safe_load(site_yaml.read_text())
+    site["defaults"].update(gateway="192.0.2.1", dns_servers=["192.0.2.53"])
+    site_yaml.write_text(yaml.safe_dump(site, sort_keys=False))
     try:
         code, out, err = run_cli(lab.args("create", "-M", "n1-push", "-H", "metal"))
         assert code == 0, out + err
