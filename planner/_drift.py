@@ -68,13 +68,8 @@ def find_drift(
     addresses = {step.address for step in plan.steps}
     out: list[Drift] = []
     for step in plan.steps:
-        if step.kind != GUEST_CREATE or step.address not in resources:
+        if step.address not in resources or (args := _create_args(step)) is None:
             continue
-        try:
-            args = args_of(step, VmCreateArgs)
-        except StepArgsError:
-            continue
-        assert isinstance(args, VmCreateArgs)
         recorded = resources[step.address]
         vmid = recorded.get("vm_id") or args.vmid
         vm = by_vmid.get(vmid) if isinstance(vmid, int) else None
@@ -203,13 +198,8 @@ def node_statuses(
         drift_of.setdefault(item.node, []).append(item)
     out: list[NodeStatus] = []
     for path, step in plan.walk():
-        if step.kind != GUEST_CREATE:
+        if (args := _create_args(step)) is None:
             continue
-        try:
-            args = args_of(step, VmCreateArgs)
-        except StepArgsError:
-            continue
-        assert isinstance(args, VmCreateArgs)
         host = step.host
         if path:
             out.append(
@@ -242,3 +232,14 @@ def node_statuses(
             else:
                 out.append(NodeStatus(**base, live=found.status, state="in_sync"))
     return tuple(out)
+
+
+def _create_args(step: Step) -> VmCreateArgs | None:
+    """A guest-create step's arguments, or None for any other step (or unreadable ones)."""
+    if step.kind != GUEST_CREATE:
+        return None
+    try:
+        args = args_of(step, VmCreateArgs)
+    except StepArgsError:
+        return None
+    return args if isinstance(args, VmCreateArgs) else None
