@@ -416,7 +416,9 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
         return 1
     # A targeted destroy leaves the rest alone: no search for what else is on the host.
     after = (
-        no_sweep if targets else leftovers.after_destroy(sweep_tagged(prepared, console, destroy))
+        no_sweep
+        if targets
+        else leftovers.after_destroy(leftover_search(prepared, console, destroy))
     )
     started = time.time()
     try:
@@ -452,7 +454,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     return code
 
 
-def sweep_tagged(prepared: Prepared, console: Console, destroy: Plan) -> Any:
+def leftover_search(prepared: Prepared, console: Console, destroy: Plan) -> Any:
     """What a destroy of `prepared`'s workspace looks for on its host after its recorded
     steps (see `_leftovers`): the manifest's VM nodes the store does not record."""
     from ._leftovers import Search
@@ -529,7 +531,7 @@ def run_test(args: argparse.Namespace, console: Console) -> int:
         ).plan
         from ._leftovers import after_destroy
 
-        search = sweep_tagged(prepared, console, destroy)
+        search = leftover_search(prepared, console, destroy)
         run, down_seconds, swept = execute_run(
             args, console, prepared, destroy, "destroy", after=after_destroy(search)
         )

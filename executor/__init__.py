@@ -86,7 +86,6 @@ _EXPORTS = {
     "serve_specs": ".specserver",
     "serve_stdio": ".remote._home",
     "summary": "._display",
-    "sweep_tagged": "._run",
     "wanted_nodes": "._leftovers",
     "with_nested": "._results",
 }
@@ -157,7 +156,6 @@ __all__ = [
     "serve_stdio",
     "signing_key_is_hex",
     "summary",
-    "sweep_tagged",
     "wanted_nodes",
     "with_deadline",
     "with_level_drift",

@@ -86,28 +86,6 @@ def removed_resources(services: Services, plan: Plan) -> list[tuple[Step, Output
     ]
 
 
-async def sweep_tagged(
-    services: Services, host: str, manifest: str, emit: Callable[[Event], None]
-) -> tuple[list[str], list[str]]:
-    """Destroy every VM on `host` still tagged for `manifest` (one whose creation a kill cut
-    off before it was recorded, or a lost store's); (destroyed, failure messages)."""
-    from .kinds._vm import MANAGED_TAG
-
-    tag = f"{MANAGED_TAG}-{manifest}".lower()
-    pve = await services.pve(host)
-    found = [vm for vm in await pve.vms() if tag in str(vm.get("tags", "")).split(";")]
-    steps = [
-        resource_step(
-            host,
-            f"node.{vm.get('name')}.create",
-            "pve.vm.create",
-            {"vm_id": vm.get("vmid"), "name": vm.get("name")},
-        )
-        for vm in sorted(found, key=lambda v: -int(v.get("vmid", 0)))
-    ]
-    return await destroy_resources(services, steps, emit)
-
-
 async def run_workspace(
     plan: Plan,
     plan_object: str | None,

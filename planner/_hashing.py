@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import xxhash
 
-from ._plan import Plan, PlanSettings, SecretUse
+from ._plan import Plan, PlanSettings, SecretUse, Step
 
 _encoder = msgspec.json.Encoder(order="sorted")
 
@@ -110,22 +110,28 @@ def verify_plan(plan: Plan) -> list[str]:
     return problems
 
 
+def rehash(step: Step, hashes: Mapping[str, str]) -> str:
+    """What `step`'s hash must be, given the hashes of the steps before it (`hashes`, by
+    address; an unknown one counts as '?'), as the compiler computed it."""
+    refs = {}
+    for name, ref in step.refs.items():
+        address, _, output = ref.partition("#")
+        refs[name] = f"{hashes.get(address, '?')}#{output}"
+    return step_hash(
+        kind=step.kind,
+        kind_version=step.kind_version,
+        host=step.host,
+        args=step.args,
+        secrets=step.secrets,
+        ref_hashes=refs,
+        dep_hashes=[hashes.get(dep, "?") for dep in step.deps],
+    )
+
+
 def _verify(plan: Plan, problems: list[str], where: str) -> None:
     hashes: dict[str, str] = {}
     for step in plan.steps:
-        refs = {}
-        for name, ref in step.refs.items():
-            address, _, output = ref.partition("#")
-            refs[name] = f"{hashes.get(address, '?')}#{output}"
-        expected = step_hash(
-            kind=step.kind,
-            kind_version=step.kind_version,
-            host=step.host,
-            args=step.args,
-            secrets=step.secrets,
-            ref_hashes=refs,
-            dep_hashes=[hashes.get(dep, "?") for dep in step.deps],
-        )
+        expected = rehash(step, hashes)
         if expected != step.hash:
             problems.append(f"{where}{step.address}: hash {step.hash} does not match its content")
         hashes[step.address] = step.hash

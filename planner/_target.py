@@ -23,7 +23,7 @@ import msgspec
 from pveplan.dsl import closest
 
 from ._errors import PlanError
-from ._hashing import plan_hash, step_hash
+from ._hashing import plan_hash, rehash
 from ._plan import Plan, Step
 
 
@@ -136,19 +136,7 @@ def _rehash(steps: list[Step], inner: dict[str, Plan]) -> tuple[Step, ...]:
             step = msgspec.structs.replace(
                 step, args={**step.args, "subplan": inner[step.address].hash}
             )
-        refs = {}
-        for name, ref in step.refs.items():
-            address, _, output = ref.partition("#")
-            refs[name] = f"{hashes.get(address, '?')}#{output}"
-        digest = step_hash(
-            kind=step.kind,
-            kind_version=step.kind_version,
-            host=step.host,
-            args=step.args,
-            secrets=step.secrets,
-            ref_hashes=refs,
-            dep_hashes=[hashes.get(dep, "?") for dep in step.deps],
-        )
+        digest = rehash(step, hashes)
         step = msgspec.structs.replace(step, hash=digest)
         hashes[step.address] = digest
         out.append(step)
