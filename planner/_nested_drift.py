@@ -15,7 +15,7 @@ from typing import Literal
 
 import msgspec
 
-from ._drift import NodeStatus
+from ._drift import NodeStatus, drift_line
 from ._nodesummary import host_of
 from ._plan import Drift, Frozen
 
@@ -54,6 +54,13 @@ def nested_drift(levels: Iterable[LevelProbe]) -> tuple[Drift, ...]:
         if level.state == "probed"
         for item in level.drift
     )
+
+
+def placed_line(item: Drift) -> str:
+    """`drift_line(item)` with the nested hosts it is under in front, for one-line forms
+    (markdown, warnings): `root-pve › ~ vm db  memory: ...`."""
+    line = drift_line(item)
+    return f"{' › '.join(item.path)} › {line}" if item.path else line
 
 
 def level_warning(level: LevelProbe) -> str | None:

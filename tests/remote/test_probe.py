@@ -35,6 +35,7 @@ from pveplan.planner import (
     LevelProbe,
     NodeStatus,
     Plan,
+    Step,
     Summary,
     below,
     drift_reruns,
@@ -302,3 +303,80 @@ def test_status_of_nested_nodes_from_their_levels() -> None:
     assert found.state == "not_probed" and "executor too old on root-pve" in found.detail[0]
     fresh = LevelProbe(path=("root-pve",), state="not_applied")
     assert node_statuses(plan, live, resources, (), (fresh,))[-1].state == "not_applied"
+
+
+# --- probing the nested hosts of one level: concurrent, bounded, never raising ------------
+
+
+class _Results:
+    """What a level's store records: each nested host created, its address, its bundle."""
+
+    def __init__(self, hosts: list[str]) -> None:
+        self.hosts = hosts
+
+    def resources(self, workspace: str) -> tuple:
+        return ()
+
+    def applied(self, workspace: str) -> Any:
+        steps = {f"node.{h}.{s}": "h" for h in self.hosts for s in ("wait_ip", "bootstrap")}
+        return SimpleNamespace(steps=steps)
+
+    def results_for(self, addresses: Any) -> dict:
+        out = {}
+        for address in addresses:
+            outputs = {"ip": "10.0.0.9"} if address.endswith("wait_ip") else {"launcher": "l"}
+            out[address] = SimpleNamespace(
+                status="ok", address=address, step_hash="h", run_id=1, outputs=outputs
+            )
+        return out
+
+
+def test_sibling_hosts_are_probed_concurrently_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pveplan.executor.remote import _probe
+
+    hosts = [f"pve{i}" for i in range(10)]
+    step = {"kind": "subplan.delegate", "kind_version": 1, "host": "sim", "hash": "x"}
+    plan = Plan(
+        manifest="m",
+        host="sim",
+        steps=tuple(Step(address=f"node.{h}.delegate", **step) for h in hosts),
+        subplans={f"node.{h}.delegate": Plan(manifest="m", host=h, hash=h) for h in hosts},
+        hash="p",
+    )
+    resources = {f"node.{h}.create": {"vm_id": 1, "host_key": "k"} for h in hosts}
+    running, most = 0, 0
+
+    async def probe_remote(channel: Any, argv: Any, subplan: Plan, **_: Any) -> tuple:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await trio.sleep(0.05)
+        running -= 1
+        if subplan.host == "pve3":
+            raise ChannelError("pve3", "connection refused")
+        if subplan.host == "pve4":
+            raise ProbeUnsupported("the executor on pve4 speaks protocol 1")
+        return (LevelProbe(path=(), state="probed"),)
+
+    async def channel(target: Any) -> Any:
+        return SimpleNamespace(get_file=_none)
+
+    async def _none(path: str) -> None:
+        return None
+
+    services = SimpleNamespace(
+        store=_Results(hosts),
+        workspace="m@sim",
+        hosts=SimpleNamespace(vm_target=lambda *a: a),
+        pool=SimpleNamespace(channel=channel),
+        bundle=lambda: SimpleNamespace(hash="b" * 64),
+    )
+    monkeypatch.setattr(_probe, "probe_remote", probe_remote)
+    found = trio.run(_probe.probe_nested, services, plan, resources)
+    assert most == _probe.PROBE_PARALLEL, "siblings at once, no more than the bound"
+    assert [lv.path for lv in found] == [(h,) for h in hosts], "in the plan's order"
+    states = {lv.path[0]: lv.state for lv in found}
+    assert states.pop("pve3") == "unreachable" and states.pop("pve4") == "too_old"
+    assert set(states.values()) == {"probed"}
