@@ -127,3 +127,38 @@ def test_nested_drift_is_planned_reported_and_converged(lab: Lab, tmp_path) -> N
     assert "~ pve pve1  status: stopped (live) -> running (manifest)" in out, out
     code, out, err = cli(lab, "destroy", "-M", name, "-H", "sim", "--yes")
     assert code == 0, out + err
+
+
+def test_a_deeper_level_is_probed_through_the_executor_above_it(lab: Lab) -> None:
+    """Two nested levels: the driver asks pve1's executor, which asks pve2's; each lists
+    its own host once, and the leaf's drift shows under both hosts."""
+    from .test_nested import deep
+
+    name = write_yaml(lab, "nest-deep", deep("nest-deep", 2, BASE + 50))
+    code, out, err = cli(lab, "apply", "-M", name, "-H", "sim", "--yes")
+    assert code == 0, out + err
+    qm = str(lab.sim.host_dir("pve2") / "bin" / "qm")
+    subprocess.run([qm, "set", str(BASE + 52), "--memory", "4096"], check=True, capture_output=True)
+
+    since = len(lab.sim.calls.read_text().splitlines())
+    code, out, err = cli(lab, "plan", "-M", name, "-H", "sim", "--detailed-exitcode")
+    assert code == 2, out + err
+    assert "  pve1 ›\n    pve2 ›\n      ~ vm leaf  memory: 4096 (live) -> 1024 (manifest)" in out, (
+        out
+    )
+    calls = pve_calls(lab, since)
+    assert listings(calls) == {"sim": 1, "pve1": 1, "pve2": 1}, calls
+    assert len(calls) == 3, "one listing per host, at every level, and nothing else"
+    code, out, err = cli(lab, "status", "-M", name, "-H", "sim", "--json")
+    report = json.loads(out)
+    assert {n["name"]: (n["host"], n["state"]) for n in report["nodes"]} == {
+        "pve1": ("sim", "in_sync"),
+        "pve2": ("pve1", "in_sync"),
+        "leaf": ("pve2", "drift"),
+    }, out + err
+    code, out, err = cli(lab, "apply", "-M", name, "-H", "sim", "--yes")
+    assert code == 0, out + err
+    code, out, err = cli(lab, "plan", "-M", name, "-H", "sim", "--detailed-exitcode")
+    assert code == 0 and "No changes." in out, out + err
+    code, out, err = cli(lab, "destroy", "-M", name, "-H", "sim", "--yes")
+    assert code == 0, out + err
