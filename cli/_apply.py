@@ -26,7 +26,7 @@ from pveplan.planner import (
     PlanFile,
     canonical,
     diff_plans,
-    drift_line,
+    placed_line,
     plan_changes,
     pull_identities,
     read_plan_file,
@@ -360,7 +360,7 @@ def run_apply(args: argparse.Namespace, console: Console) -> int:
     console.print(summary(report, seconds, "apply"))
     for item in prepared.plan.drift:
         if item.fix == "report":  # never pretended converged
-            console.error(f"warning: not converged: {drift_line(item)}")
+            console.error(f"warning: not converged: {placed_line(item)}")
     if report.status != "ok":
         return 1
     return 2 if getattr(args, "detailed_exitcode", False) and counts.changes else 0

@@ -129,10 +129,11 @@ def _add_status(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         commands,
         "status",
         help="every node's live state against what is applied (changes nothing)",
-        description="Probe the host's VMs (one listing) and show, for every node of the "
-        "manifest, whether it is in sync with what the store records as applied, drifted "
-        "(each field, live and wanted), missing, never applied, or on a host that did not "
-        "answer. Exit 1 when the host does not answer; see docs/cli.md.",
+        description="Probe the host's VMs (one listing; nested hosts through their own "
+        "executors, one listing each) and show, for every node of the manifest, whether it "
+        "is in sync with what the store records as applied, drifted (each field, live and "
+        "wanted), missing, never applied, or on a host that did not answer. Exit 1 when a "
+        "host does not answer; see docs/cli.md.",
         examples=(
             f"pveplan status -M n1-push -H sim {SITE}",
             f"pveplan status -M n2-tiered -H sim {SITE} --detailed-exitcode",

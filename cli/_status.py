@@ -2,12 +2,15 @@
 
 Every node's live state (from the one listing of the host that `plan` probes with) against
 what the store records as applied: in sync, drifted (each field, live and wanted), missing,
-never applied, or on a host that did not answer (named, with why). Nested levels are listed
-as not probed (their VMs are reached only through their host's executor). It also says when
-the manifest has changes not applied yet (`pveplan plan` shows them).
+never applied, or on a host that did not answer (named, with why). Nested levels are
+probed by their own hosts' executors (`executor.probe_nested`), the same way; a node under
+a nested host that did not answer is unreachable, with that host named, and one under an
+executor too old to know the probe is not probed, with what to do. It also says when the
+manifest has changes not applied yet (`pveplan plan` shows them).
 
-Exit codes: 0 (every node answered); 1 an error, or the host did not answer; with
-`--detailed-exitcode`, 2 when anything differs (drift, missing, not applied, manifest changes).
+Exit codes: 0 (every node answered); 1 an error, or a host (the plan's own, or a nested
+one) did not answer; with `--detailed-exitcode`, 2 when anything differs (drift, missing,
+not applied, manifest changes) and every host answered.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ import msgspec
 
 from pveplan.planner import PlanError, diff_plans, find_drift, node_statuses, summarize
 
-from ._drift import probe_host
+from ._drift import probe_tree
 from ._plan import make_plan
 from ._state import applied_resources
 
 if TYPE_CHECKING:
-    from pveplan.planner import LiveHost, NodeStatus
+    from pveplan.planner import LevelProbe, LiveHost, NodeStatus
 
     from . import Console
 
@@ -45,15 +48,21 @@ def run_status(args: argparse.Namespace, console: Console) -> int:
     workspace = plan_file.header.workspace
     resources = applied_resources(console, workspace)
     live: LiveHost | None = None
+    levels: tuple[LevelProbe, ...] = ()
     unreachable = ""
     if resources:
         try:
-            live = probe_host(console, site, plan.host, workspace)
+            live, levels = probe_tree(console, site, plan, workspace, resources)
         except PlanError as exc:
             unreachable = exc.summary
     steps = {s.address: s.hash for s in old.steps} if old is not None else None
     drift = find_drift(plan, live, resources, steps) if live is not None else ()
-    nodes = node_statuses(plan, live, resources, drift)
+    nodes = node_statuses(plan, live, resources, drift, levels)
+    lost = tuple(
+        f"nested host {' › '.join(lv.path)} did not answer: {lv.reason}"
+        for lv in levels
+        if lv.state == "unreachable"
+    )
     pending = summarize(diff_plans(plan, old)) if old is not None else None
     manifest_changes = pending is not None and pending.changes
     counts = {state: sum(1 for n in nodes if n.state == state) for state in LABELS}
@@ -64,6 +73,10 @@ def run_status(args: argparse.Namespace, console: Console) -> int:
             "host": plan.host,
             "reachable": not unreachable,
             "unreachable": unreachable or None,
+            "nested": [
+                {"path": list(lv.path), "state": lv.state, "reason": lv.reason or None}
+                for lv in levels
+            ],
             "applied": old.hash if old is not None else None,
             "manifest_changes": bool(manifest_changes),
             "summary": counts,
@@ -72,9 +85,11 @@ def run_status(args: argparse.Namespace, console: Console) -> int:
         console.print(json.dumps(report, indent=2, sort_keys=True))
     else:
         _print_text(console, workspace, nodes, counts, unreachable, old is not None)
+        for line in lost:
+            console.error(f"error: {line}")
         if manifest_changes:
             console.print("The manifest has changes not applied yet: `pveplan plan` shows them.")
-    if unreachable:
+    if unreachable or lost:
         return 1
     differs = manifest_changes or any(counts[s] for s in ("drift", "missing", "not_applied"))
     return 2 if getattr(args, "detailed_exitcode", False) and differs else 0
@@ -105,8 +120,8 @@ def _print_text(
             console.print(f"    {detail}")
     if unreachable:
         console.error(f"error: {unreachable}")
-        named = ", ".join(n.name for n in nodes if n.state == "unreachable")
-        if named:
-            console.print(f"Unreachable: {named}.")
+    named = ", ".join(n.name for n in nodes if n.state == "unreachable")
+    if named:
+        console.print(f"Unreachable: {named}.")
     parts = [f"{counts[state]} {LABELS[state]}" for state in LABELS if counts[state]]
     console.print(f"{len(nodes)} node(s): {', '.join(parts) or 'none'}.")

@@ -17,11 +17,14 @@ The plan carries what was found (`Plan.drift`, hashed): `with_drift` makes that 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._hashing import plan_hash
 from ._plan import Drift, Frozen, Plan, Step
 from ._stepargs import StepArgsError, VmCreateArgs, args_of, change_of
+
+if TYPE_CHECKING:
+    from ._nested_drift import LevelProbe
 
 GUEST_CREATE = "pve.vm.create"
 GUEST_START = "pve.vm.start"
@@ -152,8 +155,9 @@ def with_drift(plan: Plan, drift: Iterable[Drift]) -> Plan:
 
 def drift_reruns(plan: Plan) -> frozenset[str]:
     """The steps an apply of `plan` runs again whatever their recorded results: those
-    that converge a drift (a reported one has none)."""
-    return frozenset(d.address for d in plan.drift if d.fix != "report")
+    that converge a drift (a reported one has none). A nested level's drift is its own
+    executor's to converge (its delegate always runs), never a step of this level."""
+    return frozenset(d.address for d in plan.drift if d.fix != "report" and not d.path)
 
 
 def drift_line(item: Drift) -> str:
@@ -188,10 +192,15 @@ def node_statuses(
     live: LiveHost | None,
     resources: Mapping[str, Mapping[str, Any]],
     drift: Iterable[Drift] = (),
+    levels: Iterable[LevelProbe] = (),
 ) -> tuple[NodeStatus, ...]:
     """Every node of `plan` (nested levels too), in plan order: in sync, drifted (the
     drift lines of its fields), missing, never applied, on a host that did not answer
-    (`live` None), or on a nested level the probe does not reach (`not_probed`)."""
+    (`live` None), or on a nested level: as its own executor found it (`levels`, what
+    `executor.probe_nested` answered), else `not_probed`."""
+    from ._nested_drift import nested_status
+
+    found_levels = {level.path: level for level in levels}
     by_vmid = {vm.vmid: vm for vm in live.vms} if live is not None else {}
     drift_of: dict[str, list[Drift]] = {}
     for item in drift:
@@ -202,16 +211,7 @@ def node_statuses(
             continue
         host = step.host
         if path:
-            out.append(
-                NodeStatus(
-                    name=args.name,
-                    type=args.type,
-                    host=host,
-                    vmid=args.vmid,
-                    state="not_probed",
-                    detail=(f"on nested host {host}: `apply --refresh` probes that level",),
-                )
-            )
+            out.append(nested_status(args.name, args.type, host, args.vmid, path, found_levels))
             continue
         recorded = resources.get(step.address)
         vmid = (recorded or {}).get("vm_id") or args.vmid

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ._diff import Change, Summary
-from ._drift import drift_line
+from ._nested_drift import placed_line
 from ._planfile import PlanFile
 from ._render import SYMBOLS, summary_line
 
@@ -199,7 +199,7 @@ def _preamble(plan_file: PlanFile, summary: Summary, number: str, total: str) ->
     if summary.unchanged:
         lines += [f"{summary.unchanged} step(s) unchanged (cached), not listed.", ""]
     if plan.drift:  # what the live probe found, in every part (it is short, and bounded)
-        shown = [f"- {_prose(drift_line(d), 120)}" for d in plan.drift[:DRIFT_SHOWN]]
+        shown = [f"- {_prose(placed_line(d), 120)}" for d in plan.drift[:DRIFT_SHOWN]]
         more = len(plan.drift) - DRIFT_SHOWN
         shown += [f"- and {more} more (`pveplan plan --json` lists them all)"] if more > 0 else []
         lines += ["Drift (the live hosts moved since the last apply):", "", *shown, ""]

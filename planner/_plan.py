@@ -91,6 +91,10 @@ class Drift(Frozen, kw_only=True):
     wanted: str
     cause: str
     fix: Literal["in_place", "start", "recreate", "report"]
+    path: tuple[str, ...] = ()
+    """The nested hosts from the plan's own level down to the one this VM is on (empty: the
+    plan's own host). Its level's executor finds and converges it; left off the wire when
+    empty, so a plan without nested drift keeps its bytes and hash."""
 
 
 class Plan(Frozen, kw_only=True):

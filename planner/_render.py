@@ -70,10 +70,16 @@ def render_changes(
     drift = list(drift)
     if drift:
         lines.append(style.bold("Drift (the live hosts moved since the last apply):"))
-        for item in drift:
+        shown_hosts: set[tuple[str, ...]] = set()
+        for item in sorted(drift, key=lambda d: d.path):  # stable: each level's in its order
+            for depth in range(1, len(item.path) + 1):  # nested drift: under its host
+                if item.path[:depth] not in shown_hosts:
+                    shown_hosts.add(item.path[:depth])
+                    lines.append("  " * depth + style.bold(f"{item.path[depth - 1]} ›"))
             line = drift_line(item)
             colour = style.red if item.fix == "report" else style.yellow
-            lines.append("  " + (style.green(line) if item.fix == "recreate" else colour(line)))
+            pad = "  " * (len(item.path) + 1)
+            lines.append(pad + (style.green(line) if item.fix == "recreate" else colour(line)))
         lines.append("")
     nodes = node_changes(changes)
     if nodes:

@@ -2,7 +2,8 @@
 
 `_protocol` is the wire format (length-prefixed msgspec frames), `_serve` the executor end
 (`pveplan executor --stdio`), `_client` the driver end (the `subplan.delegate` step),
-`_bundle` the self-contained copy of pveplan a nested host runs, shipped over SFTP and
+`_probe` the drift probe of nested levels (at plan and status time), `_bundle` the
+self-contained copy of pveplan a nested host runs, shipped over SFTP and
 checked by hash, `_layout` where things live on a nested host. See docs/remote.md.
 """
 
@@ -16,6 +17,10 @@ _EXPORTS = {
     "BundleError": "._bundle",
     "ensure_bundle": "._bundle",
     "FrameStream": "._protocol",
+    "ProbeUnsupported": "._client",
+    "probe_level": "._probe",
+    "probe_nested": "._probe",
+    "probe_remote": "._client",
     "ProtocolError": "._protocol",
     "RemoteError": "._client",
     "run_remote": "._client",

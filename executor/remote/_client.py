@@ -2,7 +2,9 @@
 
 `run_remote` starts `python3 -I -S <bundle>/run.py executor --stdio` over an SSH channel,
 says hello, ships the subplan, passes every event it receives to `forward`, and returns
-the `result`. It never waits on silence: the executor sends a heartbeat every
+the `result`. `probe_remote` asks the same executor for its level's drift instead (and
+the levels below it), and tells an executor too old to know the request (`ProbeUnsupported`)
+from one that failed. It never waits on silence: the executor sends a heartbeat every
 HEARTBEAT_EVERY seconds while it runs, so a dead link or a killed executor is an error
 within SILENCE_LIMIT seconds, whatever TCP thinks. Leaving (result, error or cancel)
 closes the SSH channel, which ends the remote session.
@@ -28,6 +30,8 @@ from ._protocol import (
     Heartbeat,
     Hello,
     PlanFrame,
+    ProbedFrame,
+    ProbeFrame,
     ProtocolError,
     ResultFrame,
     RunOptions,
@@ -36,7 +40,7 @@ from ._protocol import (
 
 if TYPE_CHECKING:
     from pveplan.executor.channels import SshChannel, SshStream
-    from pveplan.planner import Plan
+    from pveplan.planner import LevelProbe, Plan
 
 HELLO_TIMEOUT = 60.0
 """Seconds a fresh executor may take to start (a cold Python on a slow nested host)."""
@@ -44,6 +48,11 @@ HELLO_TIMEOUT = 60.0
 
 class RemoteError(ExecutorError):
     """The remote run could not be carried out or followed; the message names the host."""
+
+
+class ProbeUnsupported(RemoteError):
+    """The executor predates the probe request (it refused this protocol's hello, or
+    speaks an older one): its level is not probed, and an apply upgrades it."""
 
 
 def executor_argv(launcher: str) -> list[str]:
@@ -101,6 +110,64 @@ async def run_remote(
         ) from None
     finally:
         await stream.aclose()
+
+
+async def probe_remote(
+    channel: SshChannel, argv: Sequence[str], subplan: Plan, *, host: str, version: str
+) -> tuple[LevelProbe, ...]:
+    """The levels of `host`'s executor (its own first, paths from it down), as it probed
+    them. ProbeUnsupported if it is too old to know a probe; RemoteError otherwise."""
+    from pveplan.planner import canonical
+
+    try:
+        stream = await channel.start(argv)
+    except ChannelError as exc:
+        raise RemoteError(f"cannot start the executor on {host}: {exc}") from None
+    frames = FrameStream(stream, stream)
+    try:
+        with trio.fail_after(HELLO_TIMEOUT):
+            await frames.send(Hello(protocol=PROTOCOL_VERSION, pveplan=version, role="driver"))
+            first = await frames.next()
+            if first is None:
+                raise RemoteError(await _ended(stream, host, "before it said hello"))
+            refused = _refused_hello(first, version)
+            if refused:
+                raise ProbeUnsupported(f"the executor on {host} {refused}")
+            check_hello(first, "executor", version)
+            await frames.send(ProbeFrame(plan=canonical(subplan), hash=subplan.hash))
+        while True:
+            with trio.fail_after(SILENCE_LIMIT):
+                frame = await frames.next()
+            if frame is None:
+                raise RemoteError(await _ended(stream, host, "before answering the probe"))
+            if isinstance(frame, ProbedFrame):
+                return frame.levels
+            if isinstance(frame, ErrorFrame):
+                raise RemoteError(f"executor on {host}: {frame.message}")
+            if not isinstance(frame, Heartbeat):
+                raise RemoteError(f"executor on {host} sent an unexpected {type(frame).__name__}")
+    except trio.TooSlowError:
+        raise RemoteError(f"the executor on {host} did not answer in time") from None
+    except ProtocolError as exc:
+        raise RemoteError(f"executor on {host}: {exc}") from None
+    except ChannelError as exc:
+        raise RemoteError(f"lost the executor on {host}: {exc}") from None
+    finally:
+        await stream.aclose()
+
+
+def _refused_hello(first: object, version: str) -> str:
+    """Why the executor's first frame says it cannot take a probe ("" if it can): an old
+    executor answers a newer hello with an error (protocol 1 checks for equality), or says
+    hello with an older protocol or another pveplan version."""
+    if isinstance(first, ErrorFrame):
+        return f"refused this driver's hello ({first.message})"
+    if isinstance(first, Hello) and first.role == "executor":
+        if first.protocol < PROTOCOL_VERSION:
+            return f"speaks protocol {first.protocol} (pveplan {first.pveplan})"
+        if first.pveplan != version:
+            return f"runs pveplan {first.pveplan}, this driver {version}"
+    return ""
 
 
 async def _follow(

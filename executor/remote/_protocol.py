@@ -4,7 +4,11 @@ DESIGN.md ("Remote executor protocol"): the driver says `hello`, the executor an
 `hello`; the driver sends one `plan` (the subplan's canonical bytes and its hash); the
 executor streams `event`s (and a `heartbeat` every few seconds, so a silent link is noticed
 in seconds, not after TCP gives up) and ends with one `result`. Either side may send
-`error` instead and stop. Every frame is a 4-byte big-endian length and a msgpack-encoded
+`error` instead and stop. Since protocol 2 the driver may send a `probe` instead of the
+plan (the same subplan, to read, never run): the executor lists its own PVE host once,
+compares it with its own store, asks the levels below it the same, and answers `probed`
+(heartbeats meanwhile). An executor of protocol 1 refuses a protocol 2 hello, which the
+driver reports as "executor too old", never as a failure of the plan. Every frame is a 4-byte big-endian length and a msgpack-encoded
 tagged Struct; a frame longer than MAX_FRAME or one that does not decode is a
 `ProtocolError`, never a crash or a hang.
 
@@ -25,8 +29,10 @@ import trio
 from pveplan.executor._context import SpecServerRef
 from pveplan.executor._errors import ExecutorError
 from pveplan.executor._model import Event, Outputs
+from pveplan.planner import LevelProbe
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""1: plan runs only; 2: adds the `probe` request and its `probed` answer."""
 MAX_FRAME = 64 * 1024 * 1024
 HEARTBEAT_EVERY = 2.0
 """Seconds between an executor's heartbeats while it runs a plan."""
@@ -113,13 +119,31 @@ class ResultFrame(_Frame, tag="result"):
     removed: tuple[str, ...] = ()
 
 
+class ProbeFrame(_Frame, tag="probe"):
+    """Protocol 2: read this level's drift, and that of the levels below it; run nothing.
+    The subplan goes as a plan does (canonical bytes, hash checked): it says which VMs
+    this level has and which nested hosts are below it."""
+
+    plan: bytes
+    hash: str
+
+
+class ProbedFrame(_Frame, tag="probed"):
+    """The answer to a probe: this level first (an empty path), then each level below it
+    (paths from this level down), as `planner.LevelProbe`s."""
+
+    levels: tuple[LevelProbe, ...] = ()
+
+
 class ErrorFrame(_Frame, tag="error"):
     """The sender cannot go on (bad plan, version mismatch, busy store): why."""
 
     message: str
 
 
-Frame = Hello | PlanFrame | EventFrame | Heartbeat | ResultFrame | ErrorFrame
+Frame = (
+    Hello | PlanFrame | EventFrame | Heartbeat | ResultFrame | ErrorFrame | ProbeFrame | ProbedFrame
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Frame)

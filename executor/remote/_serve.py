@@ -5,7 +5,9 @@ re-hash it (a plan that does not match its hash is refused: whatever changed it 
 or on disk, it is not what was reviewed), then run it against this host's own store with the
 same scheduler and caching as the driver, streaming every event back. The run ends with a
 `result` frame. If the driver goes away (stdin ends) the run is cancelled: what finished is
-already recorded, so the next session resumes from this store's cache.
+already recorded, so the next session resumes from this store's cache. A session may bring
+a `probe` instead of a plan (protocol 2): the same subplan, read but never run, answered
+with this level's drift and that of the levels below (`_probe.probe_level`).
 
 `_home.serve_stdio` (what `pveplan executor --stdio` calls) hands in the byte streams, the
 open store, and a factory for `Services` (SSH pool, host access, keys): this module only
@@ -38,6 +40,8 @@ from ._protocol import (
     Heartbeat,
     Hello,
     PlanFrame,
+    ProbedFrame,
+    ProbeFrame,
     ProtocolError,
     ResultFrame,
     RunOptions,
@@ -57,7 +61,7 @@ winding down (its process group is being killed) when the re-run arrives."""
 OpenServices = Callable[["Plan", RunOptions], AbstractAsyncContextManager["Services"]]
 
 
-def decode_plan(frame: PlanFrame) -> Plan:
+def decode_plan(frame: PlanFrame | ProbeFrame) -> Plan:
     """The plan in `frame`, re-hashed: any difference from its claimed hash is refused."""
     from pveplan.planner import Plan, verify_plan
 
@@ -103,7 +107,7 @@ async def serve(
                 )
             )
             frame = await stream.next()
-        if not isinstance(frame, PlanFrame):
+        if not isinstance(frame, PlanFrame | ProbeFrame):
             got = "the end of the stream" if frame is None else type(frame).__name__
             raise ProtocolError(f"expected the plan, got {got}")
         plan = decode_plan(frame)
@@ -113,7 +117,39 @@ async def serve(
     except ProtocolError as exc:
         await _say_error(stream, str(exc))
         return 2
+    if isinstance(frame, ProbeFrame):
+        return await _probe(stream, open_services, plan)
     return await _run(stream, store, open_services, plan, frame.options)
+
+
+async def _probe(stream: FrameStream, open_services: OpenServices, plan: Plan) -> int:
+    """Answer a probe: this level's drift and the levels' below it; heartbeats meanwhile
+    (a deep tree takes a Python start per level). Changes nothing, so takes no lock."""
+    from ._probe import probe_level
+
+    async def heartbeat() -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            while True:
+                await trio.sleep(HEARTBEAT_EVERY)
+                await stream.send(Heartbeat(at=time.time()))
+
+    error = ""
+    levels: tuple = ()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(heartbeat)
+        try:
+            async with open_services(plan, RunOptions()) as services:
+                levels = await probe_level(services, plan)
+        except Exception as exc:  # its site config, its PVE, its store: the driver shows why
+            error = f"{plan.host}: {exc}"
+        nursery.cancel_scope.cancel()
+    if error:
+        await _say_error(stream, error)
+        return 1
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        await stream.send(ProbedFrame(levels=levels))
+        return 0
+    return 1  # the driver is gone
 
 
 async def _say_error(stream: FrameStream, message: str) -> None:

@@ -219,7 +219,7 @@ def test_status_names_the_unreachable_nodes_and_fails(
     def unreachable(*_: object) -> LiveHost:
         raise PlanError.at(None, "cannot probe the live state of sim: connection refused")
 
-    monkeypatch.setattr(_status, "probe_host", unreachable)
+    monkeypatch.setattr(_status, "probe_tree", unreachable)
     monkeypatch.setattr(
         _status, "applied_resources", lambda *_: {"node.edge.create": {"vm_id": 99001}}
     )
