@@ -16,12 +16,8 @@ Prints figures; asserts nothing. Uses a temporary store and simulator.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._lab import Lab, lab
+from _lab import Lab, lab
 
 
 def imports(nodes: int, parallelism: int) -> str:
