@@ -3,8 +3,8 @@ then make it a template), a clone's create step clones it instead of importing a
 
 A clone refers to its template's create step (`template` ref: its vmid), so the clone
 runs after the template is made, and a new template moves every clone's step hash. A
-clone's disk starts at the template's size and only grows: a clone asking for less is
-an error here, at plan time, rather than a refusal from PVE at apply.
+clone's disk starts at the template's size and only grows: a clone's own `disk` asking
+for less is an error here, at plan time, rather than a refusal from PVE at apply.
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ def clone_args(
     cloud_init: CloudInit,
     where: dsl.Location | None,
 ) -> VmCloneArgs:
-    """A clone's create step. `where` is the manifest position of the clone's size (its
-    `disk`, else its `preset`), for the error a too-small disk gets."""
+    """A clone's create step. `where` is the manifest position of the clone's `disk`,
+    for the error a too-small one gets."""
     clone = node.clone
     assert clone is not None
     source = resolved.node(clone.source)
     fields = dict(guest)
-    if node.inherits_disk:
-        fields["disk"] = source.disk
+    if node.inherits_disk:  # a preset's size is a floor, not an ask
+        fields["disk"] = max(node.disk, source.disk) if node.preset else source.disk
     elif node.disk < source.disk:
         raise PlanError.at(
             where,

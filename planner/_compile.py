@@ -356,7 +356,7 @@ class _Builder:
             if node.clone is not None:
                 at = ("nodes", self.index[node.name])
                 smap = self.loaded.source_map
-                where = smap.locate((*at, "disk")) or smap.locate((*at, "preset"))
+                where = smap.locate((*at, "disk"))
                 args = clone_args(self.resolved, node, guest, cloud_init, where)
                 refs["template"] = f"node.{node.clone.source}.create#vm_id"
             else:

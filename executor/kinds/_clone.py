@@ -50,6 +50,7 @@ from ._vm import (
 
 _TEMPLATE = re.compile(r"^pveplan: template=(?P<digest>\w+)", re.MULTILINE)
 _CLONE = re.compile(r"^pveplan: clone=(?P<source>\d+) (?P<how>linked|full)", re.MULTILINE)
+_FROM = re.compile(r"^pveplan: from=(?P<name>\S+)", re.MULTILINE)
 
 
 def template_digest(args: TemplateCreateArgs) -> str:
@@ -109,6 +110,19 @@ def clone_params(
         "tags": tags(list(args.tags) or [MANAGED_TAG]),
         "description": f"pveplan: clone={source} {how}\npveplan: from={args.source}",
     }
+
+
+def _is_clone_of(description: str, args: VmCloneArgs, source: int) -> bool:
+    """Whether a VM's description says it is this clone: linked, of the template's current
+    vmid (a new template means a new linked clone); or full, of the same source node (a
+    full copy does not depend on its source any more)."""
+    described = _CLONE.search(description)
+    if described is None:
+        return False
+    if args.linked:
+        return described.groups() == (str(source), "linked")
+    named = _FROM.search(description)
+    return described["how"] == "full" and named is not None and named["name"] == args.source
 
 
 async def _claimed(pve: PveDriver, pinned: int | None) -> int:
@@ -249,9 +263,8 @@ class CloneCreate(StepKind):
                     "pveplan (no 'pveplan' tag): refusing to adopt it"
                 )
             config = await pve.config(found["vmid"])
-            described = _CLONE.search(str(config.get("description", "")))
             how = "linked" if args.linked else "full"
-            if described is not None and described.groups() == (str(source), how):
+            if _is_clone_of(str(config.get("description", "")), args, source):
                 # The same VM's adoption as an imported one's: sizes, tags, host key.
                 return await VmCreate._adopt(self, ctx, pve, found["vmid"], config, args)  # type: ignore[arg-type]
             ctx.log(f"VM {found['vmid']} is not a {how} clone of {source}: replacing it")

@@ -246,7 +246,7 @@ class _Resolver:
             authorized_keys=authorized,
             bridge=d.bridge or DEFAULT_BRIDGE,
             clone=node.clone,
-            inherits_disk=node.clone is not None and node.disk is None and preset is None,
+            inherits_disk=node.clone is not None and node.disk is None,
         )
 
     def _image(self, index: int, name: str) -> CatalogImage | None:

@@ -84,7 +84,8 @@ class ResolvedNode(Frozen, kw_only=True):
     clone: dsl.Clone | None = None
     """A vm made by cloning this template node of the manifest (`image` is then None)."""
     inherits_disk: bool = False
-    """A clone whose disk neither the manifest nor a preset sizes: its template's size."""
+    """A clone without a `disk` of its own: at least its template's size (a preset's
+    disk only where it is larger)."""
 
 
 class ResolvedManifest(Frozen, kw_only=True):

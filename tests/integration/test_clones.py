@@ -44,3 +44,49 @@ def test_template_and_two_linked_clones_apply_reapply_destroy(lab: Lab) -> None:
     assert resources(lab, "clones@sim") == {}
     done = [line for line in out3.splitlines() if ".destroy (" in line]
     assert len(done) == 3 and "node.debian-tmpl.destroy" in done[-1], out3
+
+
+SWAP = """
+manifest "tmplswap" {
+  node "swap-tmpl" { type = "template" image = "debian-13" vmid = 99950 disk = DISK }
+  node "swap-a" { type = "vm" preset = "vm-xsmall" vmid = 99951 clone = { from = "swap-tmpl" } }
+  node "swap-b" {
+    type = "vm"
+    preset = "vm-xsmall"
+    vmid = 99952
+    disk = 12
+    clone = { from = "swap-tmpl", linked = false }
+  }
+}
+"""
+
+
+def test_a_new_template_remakes_its_linked_clones_and_keeps_full_ones(lab: Lab) -> None:
+    name = lab.manifest("tmplswap", SWAP.replace("DISK", "8"))
+    code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    before = {v["name"]: v["config"]["vmgenid"] for v in lab.vms(name)}
+    assert lab.vms(name) and len(before) == 3
+
+    lab.manifest("tmplswap", SWAP.replace("DISK", "10"))
+    code, out, err = run_cli(lab.args("plan", "-M", name, "-H", "sim"))
+    assert code == 0, out + err
+    # the plan says what PVE would otherwise refuse at apply, and what it means for the clones
+    assert "its linked clones are destroyed first" in " ".join(out.split()), out
+    assert "template: node.swap-tmpl.create is replaced (forces replacement)" in out, out
+    code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    after = {v["name"]: v for v in lab.vms(name)}
+    assert after["swap-tmpl"]["config"]["vmgenid"] != before["swap-tmpl"]
+    assert "size=10G" in after["swap-tmpl"]["config"]["scsi0"]
+    # the linked clone was destroyed with the old template and cloned from the new one
+    assert after["swap-a"]["config"]["vmgenid"] != before["swap-a"]
+    assert after["swap-a"]["config"]["scsi0"].startswith("local:99950/base-99950-disk-0.qcow2/")
+    assert "size=10G" in after["swap-a"]["config"]["scsi0"]
+    assert after["swap-a"]["status"] == "running"
+    # the full clone is its own copy: kept
+    assert after["swap-b"]["config"]["vmgenid"] == before["swap-b"]
+
+    code, out, err = run_cli(lab.args("destroy", "-M", name, "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    assert lab.vms(name) == []
