@@ -220,3 +220,16 @@ def test_template_and_clone_misuse_is_refused(tmp_path: Path) -> None:
         "clone 'y' is made from 'x', itself a clone",
         "node 'z' of type 'ct' cannot be a clone",
     ]
+
+
+def test_replacing_a_template_asks_consent_for_it_and_its_linked_clones(site_dir: Path) -> None:
+    from pveplan.cli._consent import at_risk
+
+    old = plan_of(site_dir)
+    new = plan_of(site_dir, edit=("    disk: 8\n", "    disk: 9\n"))
+    lines = at_risk(diff_plans(new.plan, old.plan, new.header.sources))
+    assert sorted(lines) == [
+        "template debian-tmpl: replaced (destroyed, then created anew)",
+        "vm web-1: replaced (destroyed, then created anew)",
+        "vm web-2: replaced (destroyed, then created anew)",
+    ]
