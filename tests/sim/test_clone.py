@@ -97,11 +97,12 @@ def test_a_template_with_linked_clones_cannot_be_destroyed(sim: Sim) -> None:
 
 def test_a_full_clone_costs_a_copy_a_linked_clone_nothing(sim: Sim) -> None:
     sim.run("qm", "template", "9000")
-    sim.configure(copy_seconds_per_gib=0.5)  # the template's disk is 2 GiB: 1 s to copy
+    sim.configure(copy_seconds_per_gib=1.0)  # the template's disk is 2 GiB: 2 s to copy
     began = time.monotonic()
     assert sim.run("qm", "clone", "9000", "101").returncode == 0
     linked = time.monotonic() - began
     began = time.monotonic()
     assert sim.run("qm", "clone", "9000", "102", "--full", "1").returncode == 0
     full = time.monotonic() - began
-    assert full >= 1.0 > linked
+    # both pay a process start (seconds on a loaded machine); only the full one the copy
+    assert full >= 2.0 and full - linked >= 1.0, (full, linked)
