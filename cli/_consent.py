@@ -30,7 +30,7 @@ def at_risk(changes: Iterable[Change]) -> list[str]:
     subtree goes with it, and images are not machines anyone loses)."""
     lines: list[str] = []
     for node in node_changes(changes):
-        if node.action not in _AT_RISK or node.type not in ("vm", "ct", "pve"):
+        if node.action not in _AT_RISK or node.type not in ("vm", "ct", "pve", "template"):
             continue
         where = " › ".join(host_of(address) for address in node.path)
         on = f" on {where}" if where else ""

@@ -25,6 +25,7 @@ _EXPORTS = {
     "load_manifest": "._load",
     "manifest_from_data": "._load",
     "read_file": "._load",
+    "Clone": "._model",
     "Execution": "._model",
     "Manifest": "._model",
     "Node": "._model",
@@ -39,6 +40,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Clone",
     "Diagnostic",
     "DiagnosticError",
     "DslError",
@@ -81,7 +83,7 @@ if TYPE_CHECKING:
     from ._formatter import format_source
     from ._jsonschema import manifest_json_schema
     from ._load import LoadedManifest, load_manifest, manifest_from_data, read_file
-    from ._model import Execution, Manifest, Node, NodeExecution, Settings
+    from ._model import Clone, Execution, Manifest, Node, NodeExecution, Settings
     from ._positions import SourceMap, decode_source
     from ._schema import convert_checked
     from ._yaml import load_yaml

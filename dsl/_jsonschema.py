@@ -32,7 +32,9 @@ DESCRIPTION = (
     "range and pattern, and refuses unknown keys. It does not check the rules that span "
     "nodes, which `pveplan validate` checks: node names unique (ignoring case), vmids "
     "unique, every parent names a node of the manifest and that node is of type pve, no "
-    "parent cycles, an image on vm and pve nodes and a template on ct nodes, and "
+    "parent cycles, an image on vm, pve and template nodes (a clone's is its template's) "
+    "and a template on ct nodes, a clone's `from` naming a template (or, for a full clone, "
+    "a vm) on the same host, and "
     "pattern: tiered when a node has a parent (a warning). Nor does it check that the "
     "specs, presets and images named exist in the site config."
 )

@@ -79,12 +79,32 @@ class NodeExecution(Frozen):
     mode: Annotated[Mode | None, Meta(description="Override the manifest's default_mode")] = None
 
 
+class Clone(Frozen):
+    """pveplan extension: a VM made by cloning a template node of the same manifest
+    (PVE's `qm clone`) instead of importing an image."""
+
+    source: Annotated[
+        NodeName, Meta(description="The template node (type: template) to clone from")
+    ] = msgspec.field(name="from")
+    linked: Annotated[
+        bool,
+        Meta(
+            description="A linked clone (a thin child of the template's disk; only from a "
+            "template, as PVE requires) or a full copy (false)"
+        ),
+    ] = True
+
+
 class Node(Frozen):
     """One VM, container or nested PVE host; `parent` makes the tree."""
 
     name: NodeName
     type: Annotated[
-        Literal["vm", "ct", "pve"], Meta(description="vm (KVM), ct (LXC), pve (Proxmox VE host)")
+        Literal["vm", "ct", "pve", "template"],
+        Meta(
+            description="vm (KVM), ct (LXC), pve (Proxmox VE host), template (pveplan "
+            "extension: a VM template made once from an image, for clones)"
+        ),
     ]
     spec: Annotated[str | None, Meta(description="FK to specs/{value}.yaml")] = None
     preset: Annotated[str | None, Meta(description="FK to presets/{value}.yaml (size)")] = None
@@ -109,6 +129,10 @@ class Node(Frozen):
         Meta(description="Name of the parent node; null or omitted = root on the target host"),
     ] = None
     execution: NodeExecution = NodeExecution()
+    clone: Annotated[
+        Clone | None,
+        Meta(description="pveplan extension: make this vm by cloning a template node"),
+    ] = None
 
 
 class Manifest(Frozen):

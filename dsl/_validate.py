@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from ._clones import clone_rules
 from ._errors import Diagnostic, Location, did_you_mean
 from ._model import Manifest
 from ._positions import Path, SourceMap
 
-NEEDS_IMAGE = ("vm", "pve")
+NEEDS_IMAGE = ("vm", "pve", "template")
 
 
 def validate_tree(
@@ -39,6 +40,7 @@ def validate_tree(
         found.extend(rule(manifest, smap))
     found.extend(_parents(manifest, smap, frozenset(ghosts)))
     found.extend(_required_per_type(manifest, smap, frozenset(unchecked)))
+    found.extend(clone_rules(manifest, smap, frozenset(unchecked)))
     if ("pattern",) not in unchecked:  # a refused pattern is not 'flat', whatever its default
         found.extend(_pattern(manifest, smap))
     return found
@@ -179,6 +181,7 @@ def _required_per_type(
         if (
             node.type in NEEDS_IMAGE
             and node.image is None
+            and node.clone is None  # a clone's image is its template's
             and ("nodes", index, "image") not in unchecked
         ):
             out.append(

@@ -102,7 +102,7 @@ def wanted_nodes(plan: Plan) -> list[Wanted]:
     """The VM nodes of `plan` at every level, in the plan's (creation) order."""
     out: list[Wanted] = []
     for path, step in host_walk(plan):
-        if step.kind != "pve.vm.create":
+        if step.kind not in ("pve.vm.create", "pve.clone.create"):  # a template is left alone
             continue
         name = node_of(step.address)
         vmid = step.args.get("vmid")

@@ -26,6 +26,7 @@ import msgspec
 
 from pveplan import dsl
 
+from ._clonesteps import clone_args, template_args
 from ._errors import PlanError
 from ._hashing import plan_hash
 from ._plan import Plan, PlanSettings, SecretUse
@@ -56,6 +57,8 @@ KIND_VERSIONS = {
     "pve.storage.content": 1,
     "pve.image.ensure": 1,
     "pve.vm.create": 1,
+    "pve.template.create": 1,
+    "pve.clone.create": 1,
     "pve.vm.start": 1,
     "pve.vm.wait_ip": 1,
     "pve.ct.create": 1,
@@ -159,6 +162,8 @@ def guest_storage(node: ResolvedNode, datastore: str) -> tuple[tuple[str, str], 
     `local`."""
     if node.type == "ct":
         return ((datastore, "rootdir"),)
+    if node.type == "template":  # never booted: no cloud-init snippet of its own
+        return ((datastore, "images"),)
     return ((datastore, "images"), (SNIPPET_STORAGE, "snippets"))
 
 
@@ -251,7 +256,8 @@ class _Builder:
                 deps=(storage_step(IMAGE_STORAGE),),
             )
         subplans: dict[str, Plan] = {}
-        for node in roots:
+        # A clone after the node it is cloned from (its step refers to that one's).
+        for node in sorted(roots, key=lambda n: n.clone is not None):
             self.node_steps(steps, node, datastore, subplans)
         plan_steps = steps.done()
         return Plan(
@@ -305,6 +311,17 @@ class _Builder:
             "storage": datastore,
             "tags": ("pveplan", f"pveplan-{self.resolved.name}"),
         }
+        if node.type == "template":
+            steps.add(
+                create,
+                "pve.template.create",
+                template_args(node, guest),
+                refs={"volume": f"image.{node.image.name}.ensure#volid"} if node.image else {},
+                deps=tuple(sorted({storage_step(s) for s, _ in guest_storage(node, datastore)})),
+            )
+            fields = ("name", "vmid", "cores", "memory", "disk", "image")
+            self.record_sources(create, node, {f: f for f in fields})
+            return
         pull = node.mode == "pull" and node.spec is not None
         if pull and family == "ct":
             raise PlanError.at(
@@ -316,7 +333,8 @@ class _Builder:
         refs: dict[str, str] = {}
         args: StepArgs
         if family == "vm":
-            assert node.image is not None  # validated: vm and pve nodes have images
+            # validated: vm and pve nodes have images, but a clone (its template's)
+            assert node.image is not None or node.clone is not None
             # What first boot needs to fetch the spec (the server's address and certificate
             # are the running server's, filled in at apply: they differ between machines).
             boot = PullBoot(
@@ -335,14 +353,21 @@ class _Builder:
                 mode=node.mode,
                 pull=boot if pull else msgspec.UNSET,
             )
-            args = VmCreateArgs(**guest, image=node.image.name, cloud_init=cloud_init)
-            refs["volume"] = f"image.{node.image.name}.ensure#volid"
+            if node.clone is not None:
+                at = ("nodes", self.index[node.name])
+                smap = self.loaded.source_map
+                where = smap.locate((*at, "disk"))
+                args = clone_args(self.resolved, node, guest, cloud_init, where)
+                refs["template"] = f"node.{node.clone.source}.create#vm_id"
+            else:
+                args = VmCreateArgs(**guest, image=node.image.name, cloud_init=cloud_init)
+                refs["volume"] = f"image.{node.image.name}.ensure#volid"
         else:
             args = CtCreateArgs(**guest, template=node.template)
         credential = self.credential(node) if pull else ()
         steps.add(
             create,
-            f"pve.{family}.create",
+            "pve.clone.create" if node.clone is not None else f"pve.{family}.create",
             args,
             refs=refs,
             secrets=(*self.secret_uses(node.authorized_keys), *credential),
@@ -360,6 +385,8 @@ class _Builder:
                 "image": "image",
                 "template": "template",
                 "type": "type",
+                "source": ("clone", "from"),
+                "linked": ("clone", "linked"),
             },
         )
         vm_id = {"vmid": f"{create}#vm_id"}
@@ -450,7 +477,9 @@ class _Builder:
         )
         subplans[delegate] = subplan
 
-    def record_sources(self, address: str, node: ResolvedNode, fields: dict[str, str]) -> None:
+    def record_sources(
+        self, address: str, node: ResolvedNode, fields: dict[str, str | tuple[str, ...]]
+    ) -> None:
         """Where each arg's value was written: the manifest's own field, else (for a size
         a preset gives) the preset file's line, else the manifest's `preset =` line; a
         built-in default has no position."""
@@ -458,7 +487,8 @@ class _Builder:
         positions = self.loaded.source_map.values
         found = {}
         for arg, field in fields.items():
-            pos = positions.get(("nodes", index, field))
+            where = field if isinstance(field, tuple) else (field,)
+            pos = positions.get(("nodes", index, *where))
             if pos is None and field in PRESET_FIELDS and node.preset is not None:
                 pos = self.preset_source(node.preset, field) or positions.get(
                     ("nodes", index, "preset")

@@ -20,7 +20,12 @@ from ._plan import Plan, PlanSettings, Step
 from ._planfile import PlanFile
 from ._stepargs import DelegateArgs, GuestDestroyArgs, StepArgs, to_wire
 
-DESTROY_KINDS = {"pve.vm.create": "pve.vm.destroy", "pve.ct.create": "pve.ct.destroy"}
+DESTROY_KINDS = {
+    "pve.vm.create": "pve.vm.destroy",
+    "pve.ct.create": "pve.ct.destroy",
+    "pve.template.create": "pve.vm.destroy",
+    "pve.clone.create": "pve.vm.destroy",
+}
 KIND_VERSION = 1
 
 
@@ -75,6 +80,13 @@ def _level(applied: Plan, resources: Mapping[str, Mapping[str, Any]]) -> Plan:
             )
             subplans[address] = inner
             deps.append(address)
+        # What was made from this one (a template's clones) goes first: PVE refuses to
+        # destroy a template that linked clones are children of.
+        deps.extend(
+            f"{other.address.rsplit('.', 1)[0]}.destroy"
+            for other in creates
+            if create.address in other.ref_addresses()
+        )
         outputs = resources.get(create.address, {})
         # Read leniently, as before args were typed: an applied plan is history, and
         # destroying what it made must not depend on its create step's args fitting today.

@@ -22,7 +22,7 @@ from typing import Any, Literal, NamedTuple
 
 from ._hashing import canonical
 from ._plan import Frozen, Plan, Step
-from ._stepargs import STEP_ARGS, StepArgs, change_of
+from ._stepargs import STEP_ARGS, StepArgs, StepArgsError, change_of, decode_args
 
 Action = Literal["create", "update", "replace", "destroy", "unchanged"]
 
@@ -157,7 +157,7 @@ def _diff_level(
                 kind=step.kind,
                 action=compared.action,
                 reasons=compared.reasons,
-                note=_note(step),
+                note=_note(step, compared.action),
                 caused_by=cause[1] if cause else None,
                 caused_by_path=cause[0] if cause else (),
             )
@@ -185,7 +185,15 @@ def _first_cause(changes: list[Change]) -> tuple[tuple[str, ...], str] | None:
     return None
 
 
-def _note(step: Step) -> str | None:
+TEMPLATE_REPLACED = (
+    "a template with linked clones cannot be destroyed (PVE refuses): its linked clones "
+    "are destroyed first, then cloned again from the new template"
+)
+
+
+def _note(step: Step, action: Action = "unchanged") -> str | None:
+    if step.kind == "pve.template.create" and action == "replace":
+        return TEMPLATE_REPLACED
     if step.kind != "config.await_report":
         return None
     args = step.args
@@ -272,6 +280,14 @@ def _compare(
             ]
             reasons.append(Reason(text=f"input {upstream} {verb}"))
             upstreams.append(upstream)
+    for name in _replaced_with(step):
+        upstream = step.refs[name].split("#", 1)[0]
+        if actions.get(upstream) == "replace" and not replace:
+            replace = True
+            reasons.append(
+                Reason(text=f"{name}: {upstream} is replaced (forces replacement)", source=None)
+            )
+            own += 1
     if not reasons:
         reasons.append(Reason(text="inputs changed"))
         own = 1
@@ -281,6 +297,17 @@ def _compare(
         tuple(upstreams),
         derived=not own,
     )
+
+
+def _replaced_with(step: Step) -> frozenset[str]:
+    """The refs of `step` whose replacement replaces it too (a linked clone's template)."""
+    if step.kind not in STEP_ARGS:
+        return frozenset()
+    try:
+        forced = decode_args(step.kind, step.args).replaced_with()
+    except StepArgsError:
+        return frozenset()
+    return frozenset(name for name in forced if name in step.refs)
 
 
 def _show(value: Any) -> str:

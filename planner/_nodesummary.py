@@ -97,6 +97,10 @@ def _type(resource: str, name: str, steps: list[Change]) -> str:
     kinds = {c.kind for c in steps}
     if kinds & PVE_KINDS:
         return "pve"
+    if "pve.template.create" in kinds:
+        return "template"
+    if "pve.clone.create" in kinds:  # a clone is a vm
+        return "vm"
     for family in ("vm", "ct"):
         if any(kind.startswith(f"pve.{family}.") for kind in kinds):
             return family

@@ -46,6 +46,11 @@ class StepArgs(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         """The step's own time limit in seconds (a wait's `timeout`), else None."""
         return None
 
+    def replaced_with(self) -> frozenset[str]:
+        """The refs (by name) whose step being replaced replaces this one as well (a
+        linked clone's template): what the diff shows as a replacement."""
+        return frozenset()
+
     def reconcile(self, live: Mapping[str, Any]) -> dict[str, Change]:
         """For each field in `live` (its value on the real resource) that differs from
         these args: how to make it so. The executor's view of `RULES`."""
@@ -150,6 +155,45 @@ class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
 
     image: str
     cloud_init: CloudInit
+
+
+class TemplateCreateArgs(StepArgs, frozen=True, kw_only=True):
+    """A VM template made once from an image: the VM is created, then turned into a
+    template (PVE's `template`), and never started. A template is read-only once made
+    (PVE keeps its disk as a base volume that linked clones are children of), so every
+    change makes a new template."""
+
+    RULES = {
+        field: "replace"
+        for field in ("name", "vmid", "cores", "memory", "disk", "bridge", "storage", "image")
+    }
+
+    name: str
+    vmid: int | None
+    cores: int
+    memory: int
+    disk: int
+    bridge: str | None
+    storage: str
+    tags: tuple[str, ...]
+    image: str
+
+
+class VmCloneArgs(GuestCreateArgs, frozen=True, kw_only=True):
+    """A VM cloned from the template step named by its `template` ref (`source` is that
+    node's name), linked (a thin child of the template's disk) or full. Which template
+    and how are fixed at cloning, so changing either makes a new VM; a linked clone is
+    also remade when its template is (`REPLACED_WITH`: its disk is the old template's
+    child). Sizes, NIC and cloud-init are set after cloning, as for any VM."""
+
+    RULES = {**GuestCreateArgs.RULES, "source": "replace", "linked": "replace"}
+
+    source: str
+    linked: bool
+    cloud_init: CloudInit
+
+    def replaced_with(self) -> frozenset[str]:
+        return frozenset({"template"}) if self.linked else frozenset()
 
 
 class CtCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
@@ -355,6 +399,8 @@ STEP_ARGS: Mapping[str, type[StepArgs]] = {
     "pve.storage.content": StorageContentArgs,
     "pve.image.ensure": ImageEnsureArgs,
     "pve.vm.create": VmCreateArgs,
+    "pve.template.create": TemplateCreateArgs,
+    "pve.clone.create": VmCloneArgs,
     "pve.vm.start": NoArgs,
     "pve.vm.wait_ip": WaitIpArgs,
     "pve.vm.destroy": GuestDestroyArgs,

@@ -255,6 +255,11 @@ class Checker:
         """(denied?, the detail to name) for one `check` expression."""
         op = check[0]
         if op == "perm":
+            options = list(check[3:])
+            if "require_param" in options:  # only a request with that parameter passes
+                wanted = options[options.index("require_param") + 1]
+                if self.values.get(wanted) in (None, ""):
+                    return True, None
             detail = self.has(self.fill(check[1]), check[2], any_of="any" in check[3:])
             return detail is not None, detail
         if op == "and":

@@ -26,7 +26,7 @@ from pveplan.sim._params import (
     split_drive,
 )
 from pveplan.sim._schema import FORMATS
-from pveplan.sim._state import locked_state, vm_key
+from pveplan.sim._state import locked_state, read_state, vm_key
 from pveplan.sim._storage import parse_volume, storage_def, storage_dir, volume_size
 from pveplan.sim._storagecfg import is_file_based
 from pveplan.sim._tasks import Task, run_task
@@ -182,6 +182,19 @@ def apply_drives(
             result[plan.key] = _create_disk(ctx, state, vmid, plan, log)
         log(f"{plan.key}: successfully created disk '{result[plan.key]}'")
     return result
+
+
+def import_bytes(ctx: Ctx, plans: list[DrivePlan]) -> int:
+    """How many bytes the imports of `plans` copy (what their cost is reckoned from)."""
+    state = read_state(ctx.root)
+    total = 0
+    for plan in plans:
+        if plan.kind == "import":
+            try:
+                total += max(_source_size(ctx, state, plan.source) // GIB, 0) * GIB or 2 * GIB
+            except (TaskError, ApiError):
+                continue  # the import itself reports it
+    return total
 
 
 def _create_disk(

@@ -179,7 +179,9 @@ def _doomed_volumes(
     `destroy-unreferenced-disks` every other volume it owns (never an ISO or another
     VM's disk that the config merely points at)."""
     vmid = vm["vmid"]
-    owned = re.compile(rf"^[^:]+:(?:{vmid}/)?vm-{vmid}-")
+    # Its own disks, base volumes (a template's) and thin children of another's base.
+    parent = r"(?:\d+/base-\d+-[^/]+/|base-\d+-disk-\d+/)?"
+    owned = re.compile(rf"^[^:]+:{parent}(?:{vmid}/)?(?:vm|base)-{vmid}-")
     volids = {
         split_drive(str(value))[0]
         for key, value in vm["config"].items()
@@ -206,6 +208,12 @@ def _destroy_worker(ctx: Ctx, vmid: int, params: dict[str, Any], task: Task) -> 
         raise TaskError(fault)
     with locked_state(ctx.root) as state:
         vm = get_vm(state, ctx.node, vmid)
+        if vm["config"].get("template"):
+            from pveplan.sim._clone import base_in_use
+
+            base = base_in_use(state, ctx.node, vm["config"])
+            if base is not None:
+                raise TaskError(f"base volume '{base}' is still in use by linked cloned")
         for volid in _doomed_volumes(
             ctx, state, vm, bool(params.get("destroy-unreferenced-disks"))
         ):

@@ -24,6 +24,7 @@ from typing import Any
 
 from pveplan.sim import (  # noqa: F401  (imported for their @route registrations)
     _access,
+    _clone,
     _drives,
     _nodes,
     _power,

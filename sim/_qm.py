@@ -141,6 +141,20 @@ def qm_resize(ctx: Ctx, argv: list[str]) -> int:
     )
 
 
+def qm_template(ctx: Ctx, argv: list[str]) -> int:
+    """`qm template VMID [--disk D]`: blocks until the task ends."""
+    (vmid,), opts = _qm_options(ctx, "create", VM_PATH + "/template", argv, 1)
+    return _wait_task(ctx, _qm_call(ctx, "create", VM_PATH + "/template", opts, vmid=vmid))
+
+
+def qm_clone(ctx: Ctx, argv: list[str]) -> int:
+    """`qm clone VMID NEWID [--name N] [--full 0|1] ...`: blocks until the task ends."""
+    (vmid, newid), opts = _qm_options(ctx, "create", VM_PATH + "/clone", argv, 2)
+    return _wait_task(
+        ctx, _qm_call(ctx, "create", VM_PATH + "/clone", opts, vmid=vmid, newid=newid)
+    )
+
+
 AGENT_COMMANDS = ("network-get-interfaces", "ping")
 
 
@@ -181,12 +195,15 @@ QM_COMMANDS: dict[str, Callable[[Ctx, list[str]], int]] = {
     "create": qm_create,
     "set": qm_set,
     "resize": qm_resize,
+    "template": qm_template,
+    "clone": qm_clone,
     "guest": qm_guest,
     "agent": qm_agent,
 }
 QM_USAGE = {
     "list": "qm list  [OPTIONS]",
     "resize": "qm resize <vmid> <disk> <size> [OPTIONS]",
+    "clone": "qm clone <vmid> <newid> [OPTIONS]",
     "guest": "qm guest cmd <vmid> <command>",
     "agent": "qm agent <vmid> <command>",
 }

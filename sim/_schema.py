@@ -309,6 +309,21 @@ PARAMS: dict[str, dict[str, dict[str, Any]]] = {
         "size": {"type": "string", "pattern": "\\+?\\d+(\\.\\d+)?[KMGT]?", "required": True},
         "skiplock": {"type": "boolean"},
     },
+    "POST /nodes/{node}/qemu/{vmid}/template": {
+        "disk": {"type": "string", "enum": ["ide0", "ide1", "ide2", "ide3", "scsi0", "scsi1", "scsi2", "scsi3", "scsi4", "scsi5", "scsi6", "scsi7", "scsi8", "scsi9", "scsi10", "scsi11", "scsi12", "scsi13", "scsi14", "scsi15", "scsi16", "scsi17", "scsi18", "scsi19", "scsi20", "scsi21", "scsi22", "scsi23", "scsi24", "scsi25", "scsi26", "scsi27", "scsi28", "scsi29", "scsi30", "virtio0", "virtio1", "virtio2", "virtio3", "virtio4", "virtio5", "virtio6", "virtio7", "virtio8", "virtio9", "virtio10", "virtio11", "virtio12", "virtio13", "virtio14", "virtio15", "sata0", "sata1", "sata2", "sata3", "sata4", "sata5", "efidisk0", "tpmstate0"]},
+    },
+    "POST /nodes/{node}/qemu/{vmid}/clone": {
+        "bwlimit": {"type": "integer", "minimum": 0},
+        "description": {"type": "string"},
+        "format": {"type": "string", "enum": ["raw", "qcow2", "vmdk"]},
+        "full": {"type": "boolean"},
+        "name": {"type": "string", "format": "dns-name"},
+        "newid": {"type": "integer", "minimum": 100, "maximum": 999999999, "format": "pve-vmid", "required": True},
+        "pool": {"type": "string", "format": "pve-poolid"},
+        "snapname": {"type": "string", "maxLength": 40, "format": "pve-configid"},
+        "storage": {"type": "string", "format": "pve-storage-id"},
+        "target": {"type": "string", "format": "pve-node"},
+    },
     "GET /nodes/{node}/qemu/{vmid}/status/current": {},
     "POST /nodes/{node}/qemu/{vmid}/status/start": {
         "force-cpu": {"type": "string"},

@@ -205,6 +205,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
 DEFAULT_CONFIG: dict[str, Any] = {
     "latency": 0.0,
     "agent_delay": 0.0,
+    # Seconds an import or a full clone takes per GiB copied (a linked clone copies
+    # nothing): 0 keeps tests fast; a benchmark sets it to compare the two.
+    "copy_seconds_per_gib": 0.0,
     "faults": [],
     "idle_timeout": 3600.0,  # seconds without SSH or state changes before the daemon stops
 }

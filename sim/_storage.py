@@ -74,7 +74,8 @@ def parse_volume(ctx: Ctx, state: dict[str, Any], volid: str) -> Volume:
     sdef = storage_def(state, ctx.node, storage)
     if is_file_based(sdef):
         return _parse_dir_volume(ctx, state, volid, storage, name)
-    match = re.fullmatch(r"(?:vm|base)-(\d+)-(disk-\d+|cloudinit)", name)
+    # A linked clone's disk is a child of a base volume: `base-T-disk-0/vm-N-disk-0`.
+    match = re.fullmatch(r"(?:base-\d+-disk-\d+/)?(?:vm|base)-(\d+)-(disk-\d+|cloudinit)", name)
     if not match:
         kind = {"lvmthin": "lvm", "zfspool": "zfs"}.get(sdef["type"], sdef["type"])
         raise fail(f"unable to parse {kind} volume name '{name}'")
@@ -91,6 +92,10 @@ def _parse_dir_volume(
     match = re.fullmatch(r"(\d+)/((?:vm|base)-\1-[\w.-]+)", name)
     if match:
         return Volume(volid, storage, "images", int(match[1]), base / "images" / name)
+    # A linked clone's: `T/base-T-disk-0.qcow2/N/vm-N-disk-0.qcow2`, its file under N/.
+    match = re.fullmatch(r"\d+/base-\d+-[\w.-]+/((\d+)/(?:vm|base)-\2-[\w.-]+)", name)
+    if match:
+        return Volume(volid, storage, "images", int(match[2]), base / "images" / match[1])
     raise fail(f"unable to parse directory volume name '{name}'")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from pveplan.sim._api import Ctx, route
-from pveplan.sim._drives import DrivePlan, apply_drives, free_volume, plan_drives
+from pveplan.sim._drives import DrivePlan, apply_drives, free_volume, import_bytes, plan_drives
 from pveplan.sim._errors import ApiError, TaskError, fail, param_error
 from pveplan.sim._params import normalize_tags, parse_propstring, split_drive, split_list
 from pveplan.sim._power import boot
@@ -181,6 +181,9 @@ def _create_worker(
             "started_at": None,
             "address": allocate_address(state),
         }
+    from pveplan.sim._clone import copy_cost
+
+    copy_cost(ctx, import_bytes(ctx, plans))  # outside the lock, as a real copy runs
     try:
         with locked_state(ctx.root) as state:
             config.update(apply_drives(ctx, state, vmid, plans, task.log))

@@ -122,6 +122,17 @@ class PveDriver:
     async def destroy_vm(self, vmid: int, *, skiplock: bool = False) -> None:
         await self.run(requests.destroy_vm(self.node, vmid, skiplock=skiplock))
 
+    async def make_template(self, vmid: int) -> None:
+        await self.run(requests.make_template(self.node, vmid))
+
+    async def clone_vm(
+        self, vmid: int, newid: int, *, name: str, full: bool, storage: str | None = None
+    ) -> None:
+        """Clone `vmid` as `newid` on this node, followed to the end of PVE's task."""
+        await self.run(
+            requests.clone_vm(self.node, vmid, newid, name=name, full=full, storage=storage)
+        )
+
     async def interfaces(self, vmid: int) -> list[dict[str, Any]]:
         data = await self.run(requests.agent_interfaces(self.node, vmid))
         return list((data or {}).get("result", []))

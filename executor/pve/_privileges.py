@@ -77,6 +77,12 @@ REQUEST_NEEDS: dict[tuple[str, str], tuple[tuple[Option, ...], ...]] = {
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"): (_all(VM, "VM.Config.Disk"),),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/{action}"): (_all(VM, "VM.PowerMgmt"),),
     ("DELETE", "/nodes/{node}/qemu/{vmid}"): (_all(VM, "VM.Allocate"),),
+    ("POST", "/nodes/{node}/qemu/{vmid}/template"): (_all(VM, "VM.Allocate"),),
+    # The source's VM.Clone, the new VM's VM.Allocate (`{newid}`: the clone's own vmid).
+    ("POST", "/nodes/{node}/qemu/{vmid}/clone"): (
+        _all(VM, "VM.Clone"),
+        _all("/vms/{newid}", "VM.Allocate"),
+    ),
     ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"): (
         _any(VM, "VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"),
     ),
@@ -116,6 +122,23 @@ KIND_REQUESTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
         ("DELETE", "/nodes/{node}/qemu/{vmid}"),  # a cut-off create is cleared first
     ),
+    "pve.template.create": (
+        ("POST", "/nodes/{node}/qemu"),
+        _CONFIG,
+        ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
+        ("POST", "/nodes/{node}/qemu/{vmid}/template"),
+        _STATUS,
+        ("DELETE", "/nodes/{node}/qemu/{vmid}"),  # a changed template is made anew
+    ),
+    "pve.clone.create": (
+        ("POST", "/nodes/{node}/qemu/{vmid}/clone"),
+        _CONFIG,
+        ("PUT", "/nodes/{node}/qemu/{vmid}/config"),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
+        _STATUS,
+        _POWER,
+        ("DELETE", "/nodes/{node}/qemu/{vmid}"),  # a clone of another template is remade
+    ),
     "pve.vm.start": (_STATUS, _POWER),
     "pve.vm.wait_ip": (_STATUS, ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces")),
     "pve.vm.destroy": (
@@ -129,7 +152,10 @@ KIND_REQUESTS: dict[str, tuple[tuple[str, str], ...]] = {
 """The API requests each step kind may make (kinds not listed make none: they work over
 SSH, on guests, or on nested hosts)."""
 
-SSH_KINDS = frozenset({"pve.vm.create", "pve.vm.destroy", "subplan.delegate"})
+SSH_KINDS = frozenset(
+    {"pve.vm.create", "pve.clone.create", "pve.template.create", "pve.vm.destroy"}
+    | {"subplan.delegate"}
+)
 """Kinds that also need the host's SSH (cloud-init snippet files; nested executors)."""
 
 
@@ -141,7 +167,9 @@ def needs(steps: Iterable[tuple[str, str, Mapping[str, Any]]], node: str) -> lis
     for address, kind, args in steps:
         values = {
             "node": node,
-            "vmid": args.get("vmid"),
+            # A clone's requests name its source (the template, known only at run time).
+            "vmid": None if kind == "pve.clone.create" else args.get("vmid"),
+            "newid": args.get("vmid"),
             "storage": args.get("storage") or "local",
             "bridge": args.get("bridge") or "vmbr0",
         }
@@ -156,8 +184,9 @@ def needs(steps: Iterable[tuple[str, str, Mapping[str, Any]]], node: str) -> lis
 
 
 def _fill(template: str, values: Mapping[str, Any]) -> str:
-    if "{vmid}" in template and values.get("vmid") is None:
-        return template.replace("/{vmid}", "")
+    for name in ("vmid", "newid"):
+        if f"{{{name}}}" in template and values.get(name) is None:
+            return template.replace(f"/{{{name}}}", "")
     for name, value in values.items():
         template = template.replace(f"{{{name}}}", str(value))
     return template
@@ -201,6 +230,7 @@ ROLE = (
     "Sys.AccessNetwork",
     "VM.Allocate",
     "VM.Audit",
+    "VM.Clone",
     *sorted(CREATE_CONFIG),
     "VM.GuestAgent.Audit",
     "VM.PowerMgmt",

@@ -155,6 +155,41 @@ def destroy_vm(node: str, vmid: int, *, skiplock: bool = False) -> PveRequest:
     )
 
 
+def make_template(node: str, vmid: int) -> PveRequest:
+    """Turn stopped VM `vmid` into a template: its disks become base volumes (read-only,
+    what linked clones are children of), and it can no longer be started."""
+    return PveRequest(
+        method="POST", path=f"{_VM}/template", path_params=_vm(node, vmid), returns_task=True
+    )
+
+
+def clone_vm(
+    node: str,
+    vmid: int,
+    newid: int,
+    *,
+    name: str,
+    full: bool,
+    storage: str | None = None,
+    target: str | None = None,
+) -> PveRequest:
+    """Clone VM `vmid` as `newid`: linked (`full` false: only from a template, its disks
+    thin children of the template's) or a full copy (then on `storage` if given; PVE
+    refuses `storage` for a linked clone). `target` is the cluster node to make it on."""
+    params: dict[str, PvesValue] = {"newid": newid, "name": name, "full": full}
+    if full and storage:
+        params["storage"] = storage
+    if target:
+        params["target"] = target
+    return PveRequest(
+        method="POST",
+        path=f"{_VM}/clone",
+        path_params=_vm(node, vmid),
+        params=params,
+        returns_task=True,
+    )
+
+
 def agent_interfaces(node: str, vmid: int) -> PveRequest:
     """The guest agent's `network-get-interfaces` (its answer is wrapped in `result`)."""
     return PveRequest(

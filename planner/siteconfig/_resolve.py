@@ -245,6 +245,8 @@ class _Resolver:
             vm_user=d.vm_user or DEFAULT_VM_USER,
             authorized_keys=authorized,
             bridge=d.bridge or DEFAULT_BRIDGE,
+            clone=node.clone,
+            inherits_disk=node.clone is not None and node.disk is None,
         )
 
     def _image(self, index: int, name: str) -> CatalogImage | None:

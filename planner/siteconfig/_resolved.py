@@ -61,7 +61,7 @@ class ResolvedNode(Frozen, kw_only=True):
     """
 
     name: str
-    type: Literal["vm", "ct", "pve"]
+    type: Literal["vm", "ct", "pve", "template"]
     parent: str | None = None
     depth: int = 0
     vmid: int | None = None
@@ -81,6 +81,11 @@ class ResolvedNode(Frozen, kw_only=True):
     vm_user: str = DEFAULT_VM_USER
     authorized_keys: tuple[SecretRef, ...] = ()
     bridge: str = DEFAULT_BRIDGE
+    clone: dsl.Clone | None = None
+    """A vm made by cloning this template node of the manifest (`image` is then None)."""
+    inherits_disk: bool = False
+    """A clone without a `disk` of its own: at least its template's size (a preset's
+    disk only where it is larger)."""
 
 
 class ResolvedManifest(Frozen, kw_only=True):

@@ -624,6 +624,8 @@ _QM_COMMANDS: Mapping[tuple[str, ...], _Command] = {
     ("status",): _Command("GET", f"{_QM_VM}/status/current", ("vmid",), {"verbose": _BOOL}),
     ("list",): _Command("GET", _QM_NODE, ()),
     ("resize",): _Command("PUT", f"{_QM_VM}/resize", ("vmid", "disk", "size")),
+    ("template",): _Command("POST", f"{_QM_VM}/template", ("vmid",)),
+    ("clone",): _Command("POST", f"{_QM_VM}/clone", ("vmid", "newid")),
     # qm.pm: guest cmd => PVE::API2::Qemu::Agent 'agent' (POST .../agent {command});
     # `qm agent` is an alias of `qm guest cmd`.
     ("guest", "cmd"): _Command("POST", f"{_QM_VM}/agent", ("vmid", "command")),

@@ -25,6 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pveplan.dsl import (
+    Clone,
     DslError,
     Execution,
     Manifest,
@@ -47,7 +48,7 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 FIELDS = {
     model: [f.encode_name for f in msgspec.structs.fields(model)]
-    for model in (Manifest, Node, Settings, Execution, NodeExecution)
+    for model in (Manifest, Node, Settings, Execution, NodeExecution, Clone)
 }
 
 

@@ -74,6 +74,12 @@ CASES: dict[str, list[PveRequest]] = {
     "resize_disk": [build.resize_disk(NODE, 100, "scsi0", "20G")],
     "vm_power": [build.vm_power(NODE, 100, a) for a in get_args(build.PowerAction)],
     "destroy_vm": [build.destroy_vm(NODE, 100), build.destroy_vm(NODE, 100, skiplock=True)],
+    "make_template": [build.make_template(NODE, 9000)],
+    "clone_vm": [
+        build.clone_vm(NODE, 9000, 101, name="web1", full=False),
+        build.clone_vm(NODE, 9000, 102, name="web2", full=True, storage="local-lvm"),
+        build.clone_vm(NODE, 9000, 103, name="web3", full=False, storage="local-lvm", target=NODE),
+    ],
     "agent_interfaces": [build.agent_interfaces(NODE, 100)],
     "storage_content": [build.storage_content(NODE, "local", "import")],
     "node_storage": [build.node_storage(NODE, "local-zfs")],

@@ -92,6 +92,16 @@ def test_the_main_example_applies_reapplies_and_destroys_over_the_api(env: ApiLa
     assert deleted, "the VM was destroyed through the HTTPS API"
 
 
+def test_a_template_and_its_linked_clones_are_made_over_the_api(env: ApiLab) -> None:
+    code, out, err = env.cli("apply", "-M", "clones", "-H", "sim", "--yes")
+    assert code == 0, out + err
+    calls = [(c["method"], c["path"]) for c in env.api_calls()]  # only this test clones
+    assert calls.count(("POST", "/nodes/{node}/qemu/{vmid}/template")) == 1, calls
+    assert calls.count(("POST", "/nodes/{node}/qemu/{vmid}/clone")) == 2, calls
+    code, out, err = env.cli("destroy", "-M", "clones", "-H", "sim", "--yes")
+    assert code == 0, out + err
+
+
 def test_drift_is_probed_in_one_api_listing_and_converged_over_the_api(env: ApiLab) -> None:
     import subprocess
 
