@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from ._devices import check_devices
 from ._errors import Diagnostic, Location, did_you_mean
 from ._model import Manifest
 from ._positions import Path, SourceMap
@@ -39,6 +40,7 @@ def validate_tree(
         found.extend(rule(manifest, smap))
     found.extend(_parents(manifest, smap, frozenset(ghosts)))
     found.extend(_required_per_type(manifest, smap, frozenset(unchecked)))
+    found.extend(check_devices(manifest, smap))
     if ("pattern",) not in unchecked:  # a refused pattern is not 'flat', whatever its default
         found.extend(_pattern(manifest, smap))
     return found

@@ -18,6 +18,7 @@ from typing import Any
 
 from ._errors import PlanError
 from ._hashing import canonical, digest
+from ._itemchanges import ItemChange, item_changes
 from ._plan import Drift, Plan, PlanSettings, SecretUse, Step
 from ._stepargs import (
     STEP_ARGS,
@@ -29,6 +30,7 @@ from ._stepargs import (
     ConvergeTimerArgs,
     CtCreateArgs,
     DelegateArgs,
+    DiskArgs,
     GuestCreateArgs,
     GuestDestroyArgs,
     HostDownloadArgs,
@@ -36,6 +38,7 @@ from ._stepargs import (
     HostKeysArgs,
     HostNodeFileArgs,
     ImageEnsureArgs,
+    NicArgs,
     NoArgs,
     PackagesArgs,
     PullBoot,
@@ -145,6 +148,7 @@ __all__ = [
     "ConvergeTimerArgs",
     "CtCreateArgs",
     "DelegateArgs",
+    "DiskArgs",
     "Drift",
     "GuestCreateArgs",
     "GuestDestroyArgs",
@@ -155,8 +159,10 @@ __all__ = [
     "HostNodeFileArgs",
     "HostTarget",
     "ImageEnsureArgs",
+    "ItemChange",
     "LiveHost",
     "LiveVm",
+    "NicArgs",
     "NoArgs",
     "NodeStatus",
     "PackagesArgs",
@@ -212,6 +218,7 @@ __all__ = [
     "fingerprint",
     "generate_key_pair",
     "host_of",
+    "item_changes",
     "load_private_key",
     "load_site_config",
     "moved_inputs",

@@ -25,9 +25,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pveplan.dsl import (
+    Disk,
     DslError,
     Execution,
     Manifest,
+    Nic,
     Node,
     NodeExecution,
     Settings,
@@ -47,7 +49,7 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 FIELDS = {
     model: [f.encode_name for f in msgspec.structs.fields(model)]
-    for model in (Manifest, Node, Settings, Execution, NodeExecution)
+    for model in (Manifest, Node, Settings, Execution, NodeExecution, Disk, Nic)
 }
 
 
