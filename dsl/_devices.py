@@ -3,8 +3,8 @@
 The model gives each value its type and range (a VLAN tag 1-4094, a unicast MAC); these
 rules need a value's parts or its neighbours: a shorthand and its list both set, an
 `ipconfig` in PVE's `pve-qm-ipconfig` syntax (`ip=dhcp`, `ip=CIDR,gw=ADDR`, `ip6=...`),
-an MTU PVE would refuse when the VM starts (below IPv4's 576, or on a model other than
-virtio), a `nameserver` that is not a list of addresses. Each problem is reported at the
+an MTU PVE would refuse when the VM starts (below IPv4's 576; on a model other than
+virtio PVE ignores it, a warning), a `nameserver` that is not a list of addresses. Each problem is reported at the
 value's own position, so `validate` shows the line to fix.
 """
 
@@ -71,11 +71,11 @@ def _nic(name: str, number: int, nic: Nic, at: Path, smap: SourceMap) -> list[Di
         )
     if nic.mtu is not None and (nic.model or "virtio") != "virtio":
         out.append(
-            _error(
-                smap,
-                (*at, "mtu"),
-                f"{where}: mtu is only supported on virtio NICs, not {nic.model}",
-                "leave model out (virtio), or remove mtu",
+            Diagnostic(
+                summary=f"{where}: mtu is only supported on virtio NICs: PVE ignores it on {nic.model}",
+                detail="leave model out (virtio), or remove mtu",
+                location=smap.locate((*at, "mtu")),
+                severity="warning",
             )
         )
     if nic.ipconfig is not None:

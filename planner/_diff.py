@@ -252,9 +252,17 @@ def _compare(
                 forces = item.change == "replace"
                 replace = replace or forces
                 suffix = f" (forces replacement: {item.reason})" if forces else " (in place)"
+                if item.old is None:
+                    what = f"added {_show(item.new)}"
+                elif item.new is None:
+                    what = "removed" + (
+                        ", detached: PVE keeps it as unusedN" if key == "disks" else ""
+                    )
+                else:
+                    what = f"{_show(item.old)} -> {_show(item.new)}"
                 reasons.append(
                     Reason(
-                        text=f"{item.label}: {_show(item.old)} -> {_show(item.new)}{suffix}",
+                        text=f"{item.label}: {what}{suffix}",
                         source=where.get(item.label)
                         or where.get(item.label.split(".")[0])
                         or where.get(key),

@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from pveplan.dsl import load_manifest, load_yaml, manifest_from_data
 from pveplan.dsl._positions import SourceMap
-from pveplan.planner import VmCreateArgs, args_of, change_of
+from pveplan.planner import (
+    LiveHost,
+    LiveVm,
+    VmCreateArgs,
+    args_of,
+    change_of,
+    drift_line,
+    find_drift,
+)
 from pveplan.planner._diff import diff_plans
 from pveplan.planner._planfile import PlanFile
 from pveplan.planner._planning import build_plan_file
@@ -161,3 +169,32 @@ def test_a_bad_cidr_is_a_validate_error_at_its_position() -> None:
     assert error.location is not None
     assert (error.location.line, error.location.col) == (9, 20)
     assert "ip=10.0.0.5/40" in error.summary
+
+
+def test_drift_compares_the_boot_disk_the_first_of_the_list(site_dir: Path) -> None:
+    """PVE's listing shows the boot disk's size (`maxdisk`): with two disks, the first."""
+    plan = plan_of(site_dir, example()).plan
+    step = _create_step_of(plan)
+    args = args_of(step)
+    assert isinstance(args, VmCreateArgs) and args.disk == 10 and len(args.disk_list()) == 2
+    resources = {step.address: {"vm_id": 99051, "name": "db"}}
+
+    def live(disk: int) -> LiveHost:
+        vm = LiveVm(
+            vmid=99051,
+            name="db",
+            status="running",
+            cores=args.cores,
+            memory=args.memory,
+            disk=disk,
+            tags=tuple(args.tags),
+        )
+        return LiveHost(host="sim", vms=(vm,))
+
+    assert find_drift(plan, live(10), resources) == ()
+    (drift,) = find_drift(plan, live(8), resources)
+    assert "disk" in drift_line(drift)
+
+
+def _create_step_of(plan):  # type: ignore[no-untyped-def]
+    return next(s for s in plan.steps if s.kind == "pve.vm.create")
