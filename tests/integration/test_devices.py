@@ -8,6 +8,7 @@ import re
 from tests.cli_runner import run_cli
 
 from .conftest import Lab
+from .test_api_transport import ApiLab, api_lab, env  # noqa: F401 (fixtures)
 from .test_apply import counts, resources
 
 DEVICES = """
@@ -92,3 +93,22 @@ def test_two_disks_two_nics_apply_change_in_place_destroy(lab: Lab) -> None:
     assert code == 0, out + err
     assert lab.vms(name) == []
     assert resources(lab, "devs@sim") == {}
+
+
+def test_the_same_over_the_https_api(env: ApiLab) -> None:  # noqa: F811 (a fixture)
+    """Create with both disks and NICs, then grow and retag in place, through PVE's API."""
+    from pveplan.sim import read_state
+
+    (env.site / "manifests" / "devs.pvp").write_text(DEVICES.format(second=4, vlan=20))
+    assert env.cli("apply", "-M", "devs", "-H", "sim", "--yes")[0] == 0
+    before = next(v for v in read_state(env.sim)["vms"].values() if v["vmid"] == 99071)
+    (env.site / "manifests" / "devs.pvp").write_text(DEVICES.format(second=6, vlan=30))
+    since = len(env.api_calls())
+    code, out, err = env.cli("apply", "-M", "devs", "-H", "sim", "--yes")
+    assert code == 0, out + err
+    calls = [(c["method"], c["path"].rsplit("/", 1)[-1]) for c in env.api_calls()[since:]]
+    assert ("PUT", "resize") in calls and ("PUT", "config") in calls
+    after = next(v for v in read_state(env.sim)["vms"].values() if v["vmid"] == 99071)
+    assert after["config"]["vmgenid"] == before["config"]["vmgenid"]
+    assert _size(after["config"]["scsi1"]) == "6G" and "tag=30" in after["config"]["net1"]
+    assert env.cli("destroy", "-M", "devs", "-H", "sim", "--yes")[0] == 0
