@@ -26,11 +26,14 @@ _EXPORTS = {
     "manifest_from_data": "._load",
     "read_file": "._load",
     "Clone": "._model",
+    "Disk": "._model",
     "Execution": "._model",
     "Manifest": "._model",
+    "Nic": "._model",
     "Node": "._model",
     "NodeExecution": "._model",
     "Settings": "._model",
+    "ipconfig_problem": "._devices",
     "SourceMap": "._positions",
     "decode_source": "._positions",
     "convert_checked": "._schema",
@@ -43,11 +46,13 @@ __all__ = [
     "Clone",
     "Diagnostic",
     "DiagnosticError",
+    "Disk",
     "DslError",
     "Execution",
     "LoadedManifest",
     "Location",
     "Manifest",
+    "Nic",
     "Node",
     "NodeExecution",
     "Settings",
@@ -57,6 +62,7 @@ __all__ = [
     "decode_source",
     "did_you_mean",
     "format_source",
+    "ipconfig_problem",
     "load_manifest",
     "load_yaml",
     "manifest_from_data",
@@ -79,11 +85,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from ._devices import ipconfig_problem
     from ._errors import Diagnostic, DiagnosticError, DslError, Location, closest, did_you_mean
     from ._formatter import format_source
     from ._jsonschema import manifest_json_schema
     from ._load import LoadedManifest, load_manifest, manifest_from_data, read_file
-    from ._model import Clone, Execution, Manifest, Node, NodeExecution, Settings
+    from ._model import Clone, Disk, Execution, Manifest, Nic, Node, NodeExecution, Settings
     from ._positions import SourceMap, decode_source
     from ._schema import convert_checked
     from ._yaml import load_yaml

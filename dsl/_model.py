@@ -42,10 +42,71 @@ Cores = Annotated[int, Meta(ge=1, le=1024)]
 MemoryMb = Annotated[int, Meta(ge=16, le=16_777_216)]
 Parallelism = Annotated[int, Meta(ge=1, le=1000)]
 Mode = Literal["push", "pull"]
+DiskBus = Literal["scsi", "virtio", "sata"]
+NicModel = Literal["virtio", "e1000", "e1000e", "rtl8139", "vmxnet3"]
+VlanTag = Annotated[int, Meta(ge=1, le=4094)]
+# PVE's `mtu` range (net[n]); `validate` adds what PVE checks at start (1, or 576 and up).
+Mtu = Annotated[int, Meta(ge=1, le=65520)]
+MAC_PATTERN = r"^[0-9A-Fa-f][02468ACEace](:[0-9A-Fa-f]{2}){5}$"
+"""A unicast MAC address (the first octet's low bit clear), as PVE's `macaddr` wants."""
+BRIDGE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$"
+STORAGE_PATTERN = r"^[a-z][a-z0-9._-]*[a-z0-9]$"
+StorageId = Annotated[str, Meta(pattern=STORAGE_PATTERN)]
+BridgeName = Annotated[str, Meta(pattern=BRIDGE_PATTERN)]
+MacAddress = Annotated[str, Meta(pattern=MAC_PATTERN)]
+
+
+class Disk(Frozen):
+    """pveplan extension: one of a VM's disks (`disks`). The first is the boot disk, which
+    the image is imported into; the others are new and empty."""
+
+    size: Annotated[DiskGb, Meta(description="Size in GB")]
+    storage: Annotated[
+        StorageId | None,
+        Meta(description="PVE storage (default: the host's datastore)"),
+    ] = None
+    bus: Annotated[
+        DiskBus | None,
+        Meta(description="scsi (default), virtio or sata: the Nth disk on a bus is busN"),
+    ] = None
+
+
+class Nic(Frozen):
+    """pveplan extension: one of a VM's network interfaces (`nics`): PVE's `netN`, and
+    cloud-init's `ipconfigN` for it."""
+
+    bridge: Annotated[
+        BridgeName | None,
+        Meta(description="Bridge (default: site.yaml's, else vmbr0)"),
+    ] = None
+    vlan: Annotated[VlanTag | None, Meta(description="VLAN tag (1-4094)")] = None
+    mtu: Annotated[
+        Mtu | None, Meta(description="MTU: 576-65520, or 1 for the bridge's (virtio only)")
+    ] = None
+    mac: Annotated[MacAddress | None, Meta(description="Pinned unicast MAC address")] = None
+    firewall: Annotated[bool | None, Meta(description="PVE firewall on this NIC")] = None
+    model: Annotated[NicModel | None, Meta(description="NIC model (default virtio)")] = None
+    ipconfig: Annotated[
+        str | None,
+        Meta(
+            description="cloud-init address: ip=dhcp, or ip=CIDR[,gw=ADDR], and/or "
+            "ip6=dhcp|auto|CIDR[,gw6=ADDR] (default: ip=dhcp on the first NIC)"
+        ),
+    ] = None
+
+
+Nameserver = Annotated[
+    str | None,
+    Meta(description="pveplan extension: cloud-init DNS servers (space-separated addresses)"),
+]
+Searchdomain = Annotated[
+    str | None, Meta(description="pveplan extension: cloud-init DNS search domain(s)")
+]
 
 
 class Settings(Frozen):
-    """How a run behaves; `parallelism` is a pveplan extension."""
+    """How a run behaves; `parallelism`, `nameserver` and `searchdomain` are pveplan
+    extensions."""
 
     verify_ssh: Annotated[bool, Meta(description="Verify SSH access at each node")] = True
     cleanup_on_failure: Annotated[bool, Meta(description="Destroy created nodes on failure")] = True
@@ -63,6 +124,8 @@ class Settings(Frozen):
         Parallelism | None,
         Meta(description="pveplan extension: most steps run at once (default 10)"),
     ] = None
+    nameserver: Nameserver = None
+    searchdomain: Searchdomain = None
 
 
 class Execution(Frozen):
@@ -133,6 +196,26 @@ class Node(Frozen):
         Clone | None,
         Meta(description="pveplan extension: make this vm by cloning a template node"),
     ] = None
+    disks: Annotated[
+        Annotated[tuple[Disk, ...], Meta(min_length=1, max_length=30)] | None,
+        Meta(
+            description="pveplan extension: the VM's disks, boot disk first "
+            "(`disk: N` is short for one disk of N GB)",
+        ),
+    ] = None
+    bridge: Annotated[
+        BridgeName | None,
+        Meta(
+            description="pveplan extension: the bridge of the VM's one NIC "
+            "(short for `nics: [{bridge: ...}]`; default: site.yaml's)",
+        ),
+    ] = None
+    nics: Annotated[
+        Annotated[tuple[Nic, ...], Meta(min_length=1, max_length=32)] | None,
+        Meta(description="pveplan extension: the VM's network interfaces (net0 first)"),
+    ] = None
+    nameserver: Nameserver = None
+    searchdomain: Searchdomain = None
 
 
 class Manifest(Frozen):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from ._clones import clone_rules
+from ._devices import check_devices
 from ._errors import Diagnostic, Location, did_you_mean
 from ._model import Manifest
 from ._positions import Path, SourceMap
@@ -41,6 +42,7 @@ def validate_tree(
     found.extend(_parents(manifest, smap, frozenset(ghosts)))
     found.extend(_required_per_type(manifest, smap, frozenset(unchecked)))
     found.extend(clone_rules(manifest, smap, frozenset(unchecked)))
+    found.extend(check_devices(manifest, smap))
     if ("pattern",) not in unchecked:  # a refused pattern is not 'flat', whatever its default
         found.extend(_pattern(manifest, smap))
     return found

@@ -18,6 +18,7 @@ from typing import Any
 
 from ._errors import PlanError
 from ._hashing import canonical, digest
+from ._itemchanges import ItemChange, item_changes
 from ._plan import Drift, Plan, PlanSettings, SecretUse, Step
 from ._stepargs import (
     STEP_ARGS,
@@ -29,6 +30,7 @@ from ._stepargs import (
     ConvergeTimerArgs,
     CtCreateArgs,
     DelegateArgs,
+    DiskArgs,
     GuestCreateArgs,
     GuestDestroyArgs,
     HostDownloadArgs,
@@ -36,6 +38,7 @@ from ._stepargs import (
     HostKeysArgs,
     HostNodeFileArgs,
     ImageEnsureArgs,
+    NicArgs,
     NoArgs,
     PackagesArgs,
     PullBoot,
@@ -152,6 +155,7 @@ __all__ = [
     "ConvergeTimerArgs",
     "CtCreateArgs",
     "DelegateArgs",
+    "DiskArgs",
     "Drift",
     "GuestCreateArgs",
     "GuestDestroyArgs",
@@ -162,9 +166,11 @@ __all__ = [
     "HostNodeFileArgs",
     "HostTarget",
     "ImageEnsureArgs",
+    "ItemChange",
     "LevelProbe",
     "LiveHost",
     "LiveVm",
+    "NicArgs",
     "NoArgs",
     "NodeStatus",
     "PackagesArgs",
@@ -223,6 +229,7 @@ __all__ = [
     "fingerprint",
     "generate_key_pair",
     "host_of",
+    "item_changes",
     "level_warning",
     "load_private_key",
     "load_site_config",

@@ -49,6 +49,7 @@ from ._stepargs import (
     WaitIpArgs,
 )
 from ._steps import StepList
+from ._vmdevices import device_args, device_sources
 from .siteconfig import ResolvedManifest, ResolvedNode, SecretRef
 
 # Bump a kind's version whenever the meaning of its args changes, so old results are
@@ -360,7 +361,12 @@ class _Builder:
                 args = clone_args(self.resolved, node, guest, cloud_init, where)
                 refs["template"] = f"node.{node.clone.source}.create#vm_id"
             else:
-                args = VmCreateArgs(**guest, image=node.image.name, cloud_init=cloud_init)
+                args = VmCreateArgs(
+                    **guest,
+                    image=node.image.name,
+                    cloud_init=cloud_init,
+                    **device_args(node, datastore),
+                )
                 refs["volume"] = f"image.{node.image.name}.ensure#volid"
         else:
             args = CtCreateArgs(**guest, template=node.template)
@@ -389,6 +395,8 @@ class _Builder:
                 "linked": ("clone", "linked"),
             },
         )
+        if family == "vm":
+            self.record_device_sources(create, node)
         vm_id = {"vmid": f"{create}#vm_id"}
         steps.add(f"{prefix}.start", f"pve.{family}.start", NoArgs(), refs=vm_id)
         steps.add(
@@ -476,6 +484,13 @@ class _Builder:
             deps=(last,),
         )
         subplans[delegate] = subplan
+
+    def record_device_sources(self, address: str, node: ResolvedNode) -> None:
+        """Where each disk's and NIC's fields were written (`disks[1].size`)."""
+        index = self.index[node.name]
+        found = device_sources(self.loaded.source_map.values, index, node, self.locate)
+        if found:
+            self.sources.setdefault(address, {}).update(found)
 
     def record_sources(
         self, address: str, node: ResolvedNode, fields: dict[str, str | tuple[str, ...]]

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Literal, NamedTuple
 
 from ._hashing import canonical
+from ._itemchanges import item_changes
 from ._plan import Frozen, Plan, Step
 from ._stepargs import STEP_ARGS, StepArgs, StepArgsError, change_of, decode_args
 
@@ -240,9 +241,41 @@ def _compare(
     replace = False
     where = sources.get(step.address, {})
     typed = STEP_ARGS.get(step.kind, StepArgs)
+    # Device lists (a VM's disks, NICs) are compared item by item once either plan lists
+    # them: their shorthands (`disk`, `bridge`) are then the first item's, not a change
+    # of their own.
+    listed = {field for field in typed.ITEMS if field in before.args or field in step.args}
+    skip = {short for short, field in typed.SHORTHANDS.items() if field in listed}
     for key in sorted(set(before.args) | set(step.args)):
         old_value, new_value = before.args.get(key), step.args.get(key)
-        if canonical(old_value) == canonical(new_value):  # as hashed: a tuple equals a list
+        if key in skip or canonical(old_value) == canonical(new_value):  # as hashed
+            continue
+        if key in listed:
+            for item in item_changes(
+                typed.ITEMS[key],
+                key,
+                typed.items_of(key, before.args),
+                typed.items_of(key, step.args),
+            ):
+                forces = item.change == "replace"
+                replace = replace or forces
+                suffix = f" (forces replacement: {item.reason})" if forces else " (in place)"
+                if item.old is None:
+                    what = f"added {_show(item.new)}"
+                elif item.new is None:
+                    what = "removed" + (
+                        ", detached: PVE keeps it as unusedN" if key == "disks" else ""
+                    )
+                else:
+                    what = f"{_show(item.old)} -> {_show(item.new)}"
+                reasons.append(
+                    Reason(
+                        text=f"{item.label}: {what}{suffix}",
+                        source=where.get(item.label)
+                        or where.get(item.label.split(".")[0])
+                        or where.get(key),
+                    )
+                )
             continue
         if key == "subplan":
             reasons.append(Reason(text="subplan changed (see the steps nested below)"))

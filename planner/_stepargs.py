@@ -28,10 +28,12 @@ from ._errors import PlanError
 
 AuthMethod = Literal["network", "site_token", "node_token"]
 
-Rule = Literal["in_place", "replace", "grow"]
+Rule = Literal["in_place", "replace", "grow", "items"]
 """How a changed field is carried out: changed on the live resource (`in_place`), only by
 recreating it (`replace`), or in place when it grows and by recreating when it shrinks
-(`grow`: a disk). A field without a rule changes in place."""
+(`grow`: a disk). A field without a rule changes in place. `items` (a list of devices:
+a VM's disks, its NICs) is compared item by item, by the item's own rules (`ITEMS`);
+adding or removing an item is in place."""
 
 Change = Literal["in_place", "replace"]
 
@@ -41,6 +43,18 @@ class StepArgs(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     wire), so the wire form holds exactly the keys plans always had."""
 
     RULES: ClassVar[Mapping[str, Rule]] = {}
+    ITEMS: ClassVar[Mapping[str, type[StepArgs]]] = {}
+    """For each `items` field: the Struct of one item (whose `RULES` say how it changes)."""
+    SHORTHANDS: ClassVar[Mapping[str, str]] = {}
+    """A field that is short for an `items` field's one-item list (`disk` for `disks`):
+    where both plans show the list, the diff compares items, not the shorthand."""
+
+    @classmethod
+    def items_of(cls, field: str, wire: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The `items` field `field` of a step's wire args as plain items: the list when
+        the step carries it, else the one item its shorthand means."""
+        listed = wire.get(field)
+        return list(listed) if isinstance(listed, list) else []
 
     def wait_limit(self) -> int | None:
         """The step's own time limit in seconds (a wait's `timeout`), else None."""
@@ -68,6 +82,11 @@ def change_of(args: type[StepArgs], field: str, old: Any, new: Any) -> Change:
     if rule == "grow":
         shrinks = isinstance(old, int) and isinstance(new, int) and new < old
         return "replace" if shrinks else "in_place"
+    if rule == "items":
+        from ._itemchanges import item_changes  # it reads these rules: imported when used
+
+        changes = item_changes(args.ITEMS[field], field, list(old or ()), list(new or ()))
+        return "replace" if any(c.change == "replace" for c in changes) else "in_place"
     return rule
 
 
@@ -150,11 +169,81 @@ class CloudInit(StepArgs, frozen=True, kw_only=True):
     pull: PullBoot | UnsetType = UNSET
 
 
+class DiskArgs(StepArgs, frozen=True, kw_only=True):
+    """One disk of a VM: the Nth disk on `bus` is PVE's `busN`. A disk grows in place
+    (`resize`); a smaller one, or one on another bus or storage, is a new disk, so a new
+    VM (PVE cannot shrink; a bus is the guest's device name)."""
+
+    RULES = {"size": "grow", "bus": "replace", "storage": "replace"}
+
+    size: int
+    bus: Literal["scsi", "virtio", "sata"]
+    storage: str
+
+
+class NicArgs(StepArgs, frozen=True, kw_only=True):
+    """One NIC of a VM (PVE's `netN`) and its cloud-init address (`ipconfigN`): every
+    field changes in place (`qm set --netN`, which PVE hot-plugs). An unset field is
+    PVE's default: no VLAN, the bridge's MTU, a generated MAC, no firewall, and for the
+    first NIC `ip=dhcp`."""
+
+    bridge: str
+    model: str
+    vlan: int | UnsetType = UNSET
+    mtu: int | UnsetType = UNSET
+    mac: str | UnsetType = UNSET
+    firewall: bool | UnsetType = UNSET
+    ipconfig: str | UnsetType = UNSET
+
+
+DEFAULT_BUS = "scsi"
+DEFAULT_NIC_MODEL = "virtio"
+
+
 class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
-    RULES = {**GuestCreateArgs.RULES, "image": "replace"}
+    """A VM. `disks` and `nics` are set only when the manifest asks for more than the one
+    disk (`disk` GB, scsi, on `storage`) and the one NIC (virtio on `bridge`) every VM
+    has: so a plan that uses neither keeps its bytes. Then `disk` and `bridge` are the
+    first disk's size and the first NIC's bridge."""
+
+    RULES = {
+        **GuestCreateArgs.RULES,
+        "image": "replace",
+        "disks": "items",
+        "nics": "items",
+        "nameserver": "in_place",
+        "searchdomain": "in_place",
+    }
+    ITEMS = {"disks": DiskArgs, "nics": NicArgs}
+    SHORTHANDS = {"disk": "disks", "bridge": "nics"}
 
     image: str
     cloud_init: CloudInit
+    disks: tuple[DiskArgs, ...] | UnsetType = UNSET
+    nics: tuple[NicArgs, ...] | UnsetType = UNSET
+    nameserver: str | UnsetType = UNSET
+    searchdomain: str | UnsetType = UNSET
+
+    @classmethod
+    def items_of(cls, field: str, wire: Mapping[str, Any]) -> list[dict[str, Any]]:
+        listed = wire.get(field)
+        if isinstance(listed, list):
+            return list(listed)
+        if field == "disks":
+            return [{"size": wire.get("disk"), "bus": DEFAULT_BUS, "storage": wire.get("storage")}]
+        return [{"bridge": wire.get("bridge") or "vmbr0", "model": DEFAULT_NIC_MODEL}]
+
+    def disk_list(self) -> tuple[DiskArgs, ...]:
+        """Every disk, boot disk first (the one `disk` means when `disks` is unset)."""
+        if self.disks:
+            return self.disks
+        return (DiskArgs(size=self.disk, bus=DEFAULT_BUS, storage=self.storage),)
+
+    def nic_list(self) -> tuple[NicArgs, ...]:
+        """Every NIC, `net0` first (the one on `bridge` when `nics` is unset)."""
+        if self.nics:
+            return self.nics
+        return (NicArgs(bridge=self.bridge or "vmbr0", model=DEFAULT_NIC_MODEL),)
 
 
 class TemplateCreateArgs(StepArgs, frozen=True, kw_only=True):

@@ -201,3 +201,23 @@ def missing_bridge(network: dict[str, Any], config: dict[str, Any]) -> str | Non
         if bridge and (bridge not in up or not entry or entry["type"] not in BRIDGE_TYPES):
             return bridge
     return None
+
+
+def nic_mtu_problem(network: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """Why PVE would not start a VM whose virtio NIC asks for an MTU its bridge cannot
+    carry: below IPv4's 576, or above the bridge's own MTU (1 means the bridge's). A
+    non-virtio NIC's MTU is ignored, as PVE does (with a warning)."""
+    for key in sorted((k for k in config if NET_KEY_RE.match(k)), key=lambda k: int(k[3:])):
+        parts = [part.split("=", 1) for part in str(config[key]).split(",") if "=" in part]
+        options = dict(parts)
+        model = parts[0][0] if parts else ""
+        if "mtu" not in options or model != "virtio" or "bridge" not in options:
+            continue
+        mtu = int(options["mtu"])
+        entry = network["ifaces"].get(options["bridge"]) or {}
+        bridge_mtu = int(entry.get("mtu") or 1500)
+        if mtu != 1 and mtu < 576:
+            return f"netdev {key}: MTU '{mtu}' is smaller than the IPv4 minimum MTU '576'"
+        if mtu > bridge_mtu:
+            return f"netdev {key}: MTU '{mtu}' is bigger than the bridge MTU '{bridge_mtu}'"
+    return None

@@ -135,6 +135,24 @@ def _check_ipv4_mask(text: str) -> str | None:
     )
 
 
+def _ip_config(version: int, words: tuple[str, ...]) -> Callable[[str], str | None]:
+    """`pve-ipv4-config`, `pve-ipv6-config`: a keyword (dhcp, ...) or a CIDR."""
+    cidr = _ip_check(version, True, "")
+    message = f"value does not look like a valid ipv{version} network configuration"
+    return lambda text: None if text in words or cidr(text) is None else message
+
+
+def _check_address_list(text: str) -> str | None:
+    """`address-list` (a nameserver): IP addresses or DNS names, split as PVE does."""
+    for word in split_list(text):
+        try:
+            ipaddress.ip_address(word)
+        except ValueError:
+            if not DNS_NAME_RE.match(word):
+                return "value does not look like a valid address list"
+    return None
+
+
 STRING_FORMATS: dict[str, Callable[[str], str | None]] = {
     "pve-vmid": _regex_check(VMID_RE, "value does not look like a valid VM ID"),
     "dns-name": _regex_check(DNS_NAME_RE, "value does not look like a valid DNS name"),
@@ -155,6 +173,9 @@ STRING_FORMATS: dict[str, Callable[[str], str | None]] = {
     "CIDRv4": _ip_check(4, True, "value does not look like a valid IPv4 CIDR network"),
     "CIDRv6": _ip_check(6, True, "value does not look like a valid IPv6 CIDR network"),
     "ipv4mask": _check_ipv4_mask,
+    "pve-ipv4-config": _ip_config(4, ("dhcp", "manual")),
+    "pve-ipv6-config": _ip_config(6, ("auto", "dhcp", "manual")),
+    "address-list": _check_address_list,
 }
 
 

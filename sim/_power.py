@@ -99,9 +99,13 @@ def boot(ctx: Ctx, vmid: int, task: Task) -> None:
     user_data = cloud_init_user_data(ctx, state, vm)
     if user_data is not None:
         task.log("generating cloud-init ISO")
-    bridge = _network.missing_bridge(_network.node_network(state, ctx.node), vm["config"])
+    network = _network.node_network(state, ctx.node)
+    bridge = _network.missing_bridge(network, vm["config"])
     if bridge is not None:
         raise TaskError(f"bridge '{bridge}' does not exist")
+    mtu = _network.nic_mtu_problem(network, vm["config"])
+    if mtu is not None:
+        raise TaskError(mtu)
     from pveplan.sim._cloudinit import apply_cloud_init
 
     apply_cloud_init(

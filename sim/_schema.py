@@ -455,3 +455,11 @@ FORMATS["IDE"] = _drive_variant(
 )
 FORMATS["SATA"] = _drive_variant(("iothread", "product", "queues", "ro", "scsiblock", "vendor"), {})
 FORMATS["VIRTIO"] = _drive_variant(("product", "queues", "scsiblock", "ssd", "vendor", "wwn"), {})
+# Named property strings apidata only names (its `format` is a string): cloud-init's
+# address of a NIC (`ipconfigN`).
+FORMATS["pve-qm-ipconfig"] = {
+    "ip": {"type": "string", "format": "pve-ipv4-config"},
+    "gw": {"type": "string", "format": "ipv4"},
+    "ip6": {"type": "string", "format": "pve-ipv6-config"},
+    "gw6": {"type": "string", "format": "ipv6"},
+}

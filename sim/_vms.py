@@ -276,7 +276,9 @@ def _statistics(scale: int) -> dict[str, int]:
 
 
 def network_interfaces(vm: dict[str, Any]) -> list[dict[str, Any]]:
-    """`lo` plus `ens18` carrying the VM's simulated (loopback) address."""
+    """`lo`, `ens18` carrying the VM's simulated (loopback) address, and one `ens19`, ...
+    per further NIC (`net1`, ...), with the static address its `ipconfigN` gives (none
+    for DHCP: no DHCP server answers on a simulated VLAN)."""
     uptime = max(1, int(time.time() - float(vm["started_at"] or time.time())))
     net0 = str(vm["config"].get("net0", "virtio=BC:24:11:00:00:01"))
     mac = net0.split(",")[0].split("=")[-1].lower()
@@ -301,7 +303,32 @@ def network_interfaces(vm: dict[str, Any]) -> list[dict[str, Any]]:
             "name": "ens18",
             "statistics": _statistics(uptime * 7),
         },
+        *_more_nics(vm["config"], uptime),
     ]
+
+
+def _more_nics(config: dict[str, Any], uptime: int) -> list[dict[str, Any]]:
+    out = []
+    for index in sorted(int(k[3:]) for k in config if re.fullmatch(r"net[1-9]\d*", k)):
+        mac = str(config[f"net{index}"]).split(",")[0].split("=")[-1].lower()
+        addresses = [{"ip-address": _link_local(mac), "ip-address-type": "ipv6", "prefix": 64}]
+        ipconfig = dict(
+            p.split("=", 1) for p in str(config.get(f"ipconfig{index}", "")).split(",") if "=" in p
+        )
+        if "/" in ipconfig.get("ip", ""):
+            address, prefix = ipconfig["ip"].split("/")
+            addresses.insert(
+                0, {"ip-address": address, "ip-address-type": "ipv4", "prefix": int(prefix)}
+            )
+        out.append(
+            {
+                "hardware-address": mac,
+                "ip-addresses": addresses,
+                "name": f"ens{18 + index}",
+                "statistics": _statistics(uptime * 3),
+            }
+        )
+    return out
 
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces")

@@ -37,7 +37,6 @@ from ._vm import (
     MANAGED_TAG,
     SNIPPETS,
     VmCreate,
-    _disk_gib,
     _outputs,
     _snippet_name,
     _tags,
@@ -47,10 +46,16 @@ from ._vm import (
     find_vm,
     reconcile,
 )
+from ._vmdevices import live_gib
 
 _TEMPLATE = re.compile(r"^pveplan: template=(?P<digest>\w+)", re.MULTILINE)
 _CLONE = re.compile(r"^pveplan: clone=(?P<source>\d+) (?P<how>linked|full)", re.MULTILINE)
 _FROM = re.compile(r"^pveplan: from=(?P<name>\S+)", re.MULTILINE)
+
+
+def _disk_gib(config: Mapping[str, Any]) -> int:
+    """The boot disk's (`scsi0`, where a template's image goes) size in whole GiB."""
+    return live_gib(str(config.get("scsi0", "")))
 
 
 def template_digest(args: TemplateCreateArgs) -> str:

@@ -36,6 +36,7 @@ from ..pve import (
     tags,
 )
 from ._pull import pull_boot, pull_instance
+from ._vmdevices import boot_key, create_params, device_changes, live_gib
 
 MANAGED_TAG = "pveplan"
 SNIPPETS = "snippets"
@@ -129,17 +130,14 @@ def _vm_params(
         "cpu": "host",
         "ostype": "l26",
         "scsihw": "virtio-scsi-single",
-        "scsi0": property_string(f"{storage}:0", import_from=volid),
-        "net0": property_string("virtio", bridge=args.bridge or "vmbr0"),
+        **create_params(args, volid),  # disks, NICs, ipconfigN, DNS, the boot order
         "ide2": f"{storage}:cloudinit",
         "ciuser": args.cloud_init.user or "homestak",
         "sshkeys": encode_sshkeys(keys),
-        "ipconfig0": "ip=dhcp",
         "cicustom": f"user={storage_id}:{SNIPPETS}/{snippet}",
         "agent": property_string("enabled=1"),
         "serial0": "socket",
         "vga": "serial0",
-        "boot": "order=scsi0",
         "tags": tags(list(args.tags) or [MANAGED_TAG]),
         "description": _description(args),
     }
@@ -150,7 +148,14 @@ def _description(args: VmCreateArgs) -> str:
 
 
 def reconcile(
-    node: str, vmid: int, config: Mapping[str, Any], *, cores: int, memory: int, disk: int
+    node: str,
+    vmid: int,
+    config: Mapping[str, Any],
+    *,
+    cores: int,
+    memory: int,
+    disk: int,
+    boot: str = "scsi0",
 ) -> list[PveRequest]:
     """What brings an adopted VM (its probed `config`) to the step's size, by the rules
     of the step's args (`VmCreateArgs.RULES`, the same the plan's diff follows): cores and
@@ -158,7 +163,7 @@ def reconcile(
     `disk` is a shrink, which the plan showed as a replacement and PVE cannot do in place,
     so the adopted VM keeps its disk. Pure; empty when the VM already matches."""
     live = {"cores": int(config.get("cores", 1)), "memory": _memory_mib(config)}
-    live["disk"] = _disk_gib(config)
+    live["disk"] = live_gib(str(config.get(boot, "")))
     wanted = {"cores": cores, "memory": memory, "disk": disk}
     in_place = [
         field
@@ -171,8 +176,17 @@ def reconcile(
     if changes:
         out.append(requests.set_vm_config(node, vmid, changes))
     if "disk" in in_place:
-        out.append(requests.resize_disk(node, vmid, "scsi0", f"{disk}G"))
+        out.append(requests.resize_disk(node, vmid, boot, f"{disk}G"))
     return out
+
+
+def _reconcile(
+    node: str, vmid: int, config: Mapping[str, Any], args: VmCreateArgs
+) -> list[PveRequest]:
+    boot = boot_key(args)
+    return reconcile(
+        node, vmid, config, cores=args.cores, memory=args.memory, disk=args.disk, boot=boot
+    )
 
 
 def _tags(entry: Mapping[str, Any]) -> list[str]:
@@ -194,11 +208,6 @@ def _memory_mib(config: Mapping[str, Any]) -> int:
     value = str(config.get("memory", "0"))
     value = value.split("=", 1)[-1] if "=" in value else value  # "[current=]MiB"
     return int(value.split(",", 1)[0] or 0)
-
-
-def _disk_gib(config: Mapping[str, Any]) -> int:
-    match = re.search(r"size=(\d+)G", str(config.get("scsi0", "")))
-    return int(match.group(1)) if match else 0
 
 
 @register
@@ -229,8 +238,10 @@ class VmCreate(StepKind):
             config = await pve.config(found["vmid"])
             described = _DESCRIPTION.search(str(config.get("description", "")))
             image = described.group("image") if described is not None else None
-            if args.reconcile({"image": image}).get("image") == "replace":
-                ctx.log(f"VM {found['vmid']} was built from another image: replacing it")
+            moved = device_changes(pve.node, found["vmid"], config, args).replace
+            if args.reconcile({"image": image}).get("image") == "replace" or moved:
+                why = moved or "it was built from another image"
+                ctx.log(f"VM {found['vmid']}: {why}: replacing it")
                 await destroy_vm(ctx, pve, found["vmid"], args.name)
             else:
                 outputs = await self._adopt(ctx, pve, found["vmid"], config, args)
@@ -273,9 +284,11 @@ class VmCreate(StepKind):
         args: VmCreateArgs,
     ) -> Outputs:
         ctx.log(f"VM {vmid} ({args.name}) exists: adopting it")
-        size = reconcile(
-            pve.node, vmid, config, cores=args.cores, memory=args.memory, disk=args.disk
-        )
+        size = _reconcile(pve.node, vmid, config, args)
+        devices = device_changes(pve.node, vmid, config, args)
+        size.extend(devices.requests)
+        for kept in devices.kept:
+            ctx.log(f"kept as it is: {kept}")
         lost = [tag for tag in args.tags if tag not in _tags(config)]
         if lost:  # removed by hand: put back, keeping any tag someone else added
             ctx.log(f"restoring tag(s) {', '.join(lost)}")
@@ -283,7 +296,7 @@ class VmCreate(StepKind):
                 requests.set_vm_config(pve.node, vmid, {"tags": tags([*_tags(config), *lost])})
             )
         for request in size:
-            if request.method == "PUT" and request.path.endswith("/config"):
+            if request.path.endswith("/config"):
                 ctx.log(f"updating {', '.join(sorted(request.params))} in place")
             await pve.run(request)
         host_key = await self._host_key(ctx, pve, vmid)
@@ -373,7 +386,7 @@ class VmCreate(StepKind):
             )
         partial = {"vm_id": vmid, "name": args.name, "node": pve.node}
         try:
-            await pve.resize(vmid, "scsi0", f"{args.disk}G")
+            await pve.resize(vmid, boot_key(args), f"{args.disk}G")
             config = await pve.config(vmid)
         except PveError as exc:
             raise StepFailed(
@@ -399,11 +412,12 @@ class VmCreate(StepKind):
         if str(config.get("vmgenid", "")) != str(outputs.get("uuid", "")):
             return f"VM {found['vmid']} was re-created behind pveplan's back"
         args = ctx.args_as(VmCreateArgs)
-        size = reconcile(
-            pve.node, found["vmid"], config, cores=args.cores, memory=args.memory, disk=args.disk
-        )
+        size = _reconcile(pve.node, found["vmid"], config, args)
+        devices = device_changes(pve.node, found["vmid"], config, args)
         lost = [tag for tag in args.tags if tag not in _tags(config)]
-        if size or lost:  # what the listing probe finds too, for a plan made offline
+        if (
+            size or lost or devices.requests or devices.replace
+        ):  # what the listing probe finds too, for a plan made offline
             return f"VM {found['vmid']} ({name}) differs from its args: re-adopting it"
         return None
 

@@ -74,6 +74,10 @@ REQUEST_NEEDS: dict[tuple[str, str], tuple[tuple[Option, ...], ...]] = {
     ("PUT", "/nodes/{node}/qemu/{vmid}/config"): (
         _any(VM, "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Options"),
     ),
+    # POST: only to add a disk to a VM (a task, as PVE wants for allocating storage). Its
+    # handler also checks Datastore.AllocateSpace on the disk's storage, which the
+    # create's entry already asks of the token.
+    ("POST", "/nodes/{node}/qemu/{vmid}/config"): (_all(VM, "VM.Config.Disk"),),
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"): (_all(VM, "VM.Config.Disk"),),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/{action}"): (_all(VM, "VM.PowerMgmt"),),
     ("DELETE", "/nodes/{node}/qemu/{vmid}"): (_all(VM, "VM.Allocate"),),
@@ -119,6 +123,7 @@ KIND_REQUESTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("POST", "/nodes/{node}/qemu"),
         _CONFIG,
         ("PUT", "/nodes/{node}/qemu/{vmid}/config"),
+        ("POST", "/nodes/{node}/qemu/{vmid}/config"),  # a disk added to a listed VM
         ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
         ("DELETE", "/nodes/{node}/qemu/{vmid}"),  # a cut-off create is cleared first
     ),

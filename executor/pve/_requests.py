@@ -126,6 +126,18 @@ def set_vm_config(node: str, vmid: int, params: Mapping[str, PvesValue | None]) 
     )
 
 
+def update_vm_config(node: str, vmid: int, params: Mapping[str, PvesValue | None]) -> PveRequest:
+    """Change a VM's config as a task (POST): what PVE asks for when a change allocates
+    storage (a new disk) or hot-plugs a device."""
+    return PveRequest(
+        method="POST",
+        path=f"{_VM}/config",
+        path_params=_vm(node, vmid),
+        params=_clean(params),
+        returns_task=True,
+    )
+
+
 def resize_disk(node: str, vmid: int, disk: str, size: str) -> PveRequest:
     """Grow `disk` to `size` (`32G`; `+1G` grows by); PVE never shrinks a disk."""
     return PveRequest(

@@ -232,7 +232,7 @@ class _Resolver:
             mode=self.manifest.mode_of(node),
             cores=node.cores if node.cores is not None else size.cores,
             memory=node.memory if node.memory is not None else size.memory,
-            disk=node.disk if node.disk is not None else size.disk,
+            disk=_boot_disk(node, size.disk),
             preset=node.preset,
             image=image,
             template=node.template,
@@ -244,9 +244,13 @@ class _Resolver:
             timezone=timezone,
             vm_user=d.vm_user or DEFAULT_VM_USER,
             authorized_keys=authorized,
-            bridge=d.bridge or DEFAULT_BRIDGE,
             clone=node.clone,
             inherits_disk=node.clone is not None and node.disk is None,
+            bridge=_first_bridge(node) or d.bridge or DEFAULT_BRIDGE,
+            disks=node.disks or (),
+            nics=_nics(node, d.bridge or DEFAULT_BRIDGE),
+            nameserver=node.nameserver or self.manifest.settings.nameserver,
+            searchdomain=node.searchdomain or self.manifest.settings.searchdomain,
         )
 
     def _image(self, index: int, name: str) -> CatalogImage | None:
@@ -356,3 +360,25 @@ class _SpecParts(NamedTuple):
 def _for_node(spec: ResolvedSpec, node_name: str) -> ResolvedSpec:
     """The spec's own hostname if it sets one, else the node's name (the VM hostname)."""
     return spec if spec.hostname else msgspec.structs.replace(spec, hostname=node_name)
+
+
+def _boot_disk(node: dsl.Node, preset_size: int) -> int:
+    """The first disk's size: `disks[0]`, else `disk`, else the preset's."""
+    if node.disks:
+        return node.disks[0].size
+    return node.disk if node.disk is not None else preset_size
+
+
+def _first_bridge(node: dsl.Node) -> str | None:
+    """The bridge the manifest gives the first NIC (None: the site's default)."""
+    if node.nics:
+        return node.nics[0].bridge
+    return node.bridge
+
+
+def _nics(node: dsl.Node, bridge: str) -> tuple[dsl.Nic, ...]:
+    """The manifest's NICs, each on the site's default bridge unless it names one."""
+    return tuple(
+        nic if nic.bridge is not None else msgspec.structs.replace(nic, bridge=bridge)
+        for nic in node.nics or ()
+    )

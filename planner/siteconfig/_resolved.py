@@ -86,6 +86,16 @@ class ResolvedNode(Frozen, kw_only=True):
     inherits_disk: bool = False
     """A clone without a `disk` of its own: at least its template's size (a preset's
     disk only where it is larger)."""
+    disks: tuple[dsl.Disk, ...] = ()
+    """The manifest's `disks` as written (empty: the one disk of `disk` GB). `disk` is
+    the first one's size either way: the boot disk."""
+    nics: tuple[dsl.Nic, ...] = ()
+    """The manifest's `nics` as written (empty: one NIC on `bridge`). `bridge` is the
+    first one's bridge, or the site's default."""
+    nameserver: str | None = None
+    searchdomain: str | None = None
+    """cloud-init DNS: the node's own, else the manifest settings' (None: PVE's default,
+    the host's)."""
 
 
 class ResolvedManifest(Frozen, kw_only=True):

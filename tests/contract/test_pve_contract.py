@@ -62,6 +62,11 @@ GOOD = [
     "pvesh set /nodes/pve/qemu/100/config --boot order=scsi0;ide2;net0 --cpu host",
     "pvesh set /nodes/pve/qemu/100/config --ipconfig0 ip=10.0.0.5/24,gw=10.0.0.1",
     "pvesh create /nodes/pve/qemu --vmid=100 --description=a=b,c",
+    "qm set 100 --net1 virtio=BC:24:11:00:20:51,bridge=vmbr0,firewall=1,mtu=1400,tag=20"
+    " --ipconfig1 ip=10.20.0.51/24,gw=10.20.0.1 --nameserver '10.0.0.53 10.0.0.54'"
+    " --searchdomain lab.example --delete net2,ipconfig2",
+    "pvesh create /nodes/pve/qemu/100/config --virtio1 local-lvm:20 --sata0 local-lvm:5",
+    "qm resize 100 virtio1 30G",
     "/usr/bin/pvesh get /version",
     "qm create 100 --name web1 --memory 2048 --scsi0 local-lvm:0,import-from=/tmp/x.img"
     " --sshkeys /root/key.pub --boot order=scsi0 --tags a,b",
@@ -112,6 +117,9 @@ BAD = [
     ("pvesh create /nodes/pve/qemu --vmid 100 --memory 8", "minimum value of 16"),
     ("pvesh create /nodes/pve/qemu --vmid 100 --ipconfig0 ip=10.0.0.5", "ipv4 network"),
     ("pvesh create /nodes/pve/qemu --vmid 100 --ipconfig0 ipv4=dhcp", "invalid key"),
+    ("qm set 100 --net1 virtio,bridge=vmbr0,tag=5000", "maximum value of 4094"),
+    ("qm set 100 --net1 virtio,bridge=vmbr0,mtu=70000", "maximum value of 65520"),
+    ("qm set 100 --virtio16 local-lvm:20", "index out of range"),
     ("pvesh create /nodes/pve/qemu --vmid 100 --cicustom users=local:x", "invalid key"),
     ("pvesh create /nodes/pve/qemu --vmid 100 --boot orde=scsi0", "invalid key"),
     ("pvesh create /nodes/pve/qemu --vmid 100 --tags 'a!b'", "invalid characters in tag"),

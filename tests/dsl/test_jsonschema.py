@@ -26,9 +26,11 @@ from hypothesis import strategies as st
 
 from pveplan.dsl import (
     Clone,
+    Disk,
     DslError,
     Execution,
     Manifest,
+    Nic,
     Node,
     NodeExecution,
     Settings,
@@ -48,7 +50,7 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 FIELDS = {
     model: [f.encode_name for f in msgspec.structs.fields(model)]
-    for model in (Manifest, Node, Settings, Execution, NodeExecution, Clone)
+    for model in (Manifest, Node, Settings, Execution, NodeExecution, Clone, Disk, Nic)
 }
 
 

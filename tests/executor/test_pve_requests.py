@@ -18,6 +18,7 @@ import msgspec
 import pytest
 
 from pveplan.executor.kinds._vm import _vm_params, reconcile
+from pveplan.executor.kinds._vmdevices import device_changes
 from pveplan.executor.pve import PveRequest, encode_sshkeys
 from pveplan.executor.pve import requests as build
 from pveplan.executor.pve._privileges import least_privilege_token
@@ -56,6 +57,46 @@ CREATE_PARAMS = _vm_params(
     "local",
 )
 CONFIG = {"cores": 1, "memory": "1024", "scsi0": "local-lvm:vm-100-disk-0,size=10G"}
+# A VM with disks on two buses and two NICs (one VLAN-tagged, MTU, pinned MAC, firewall),
+# a static cloud-init address on the second, and DNS.
+DEVICE_ARGS = msgspec.convert(
+    {
+        **STEP_ARGS,
+        "disks": [
+            {"size": 20, "bus": "scsi", "storage": "local-lvm"},
+            {"size": 50, "bus": "virtio", "storage": "local-lvm"},
+            {"size": 5, "bus": "sata", "storage": "local-lvm"},
+        ],
+        "nics": [
+            {"bridge": "vmbr0", "model": "virtio", "firewall": True},
+            {
+                "bridge": "vmbr0",
+                "model": "virtio",
+                "vlan": 20,
+                "mtu": 1400,
+                "mac": "BC:24:11:00:20:51",
+                "ipconfig": "ip=10.20.0.51/24,gw=10.20.0.1,ip6=auto",
+            },
+        ],
+        "nameserver": "10.0.0.53 10.0.0.54",
+        "searchdomain": "lab.example",
+    },
+    VmCreateArgs,
+)
+DEVICE_PARAMS = _vm_params(
+    DEVICE_ARGS, "local:import/debian-12.qcow2", KEYS, "pveplan-101-user.yaml", "local"
+)
+# Live: the second disk smaller, the third missing, net1 untagged, a net2 too many.
+DEVICE_LIVE = {
+    "scsi0": "local-lvm:vm-101-disk-0,size=20G",
+    "virtio0": "local-lvm:vm-101-disk-1,size=30G",
+    "ide2": "local-lvm:vm-101-cloudinit,media=cdrom",
+    "net0": "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1",
+    "net1": "virtio=BC:24:11:00:20:51,bridge=vmbr0,mtu=1400",
+    "net2": "virtio=BC:24:11:AA:BB:CD,bridge=vmbr0",
+    "ipconfig0": "ip=dhcp",
+}
+DEVICE_CHANGES = device_changes(NODE, 101, DEVICE_LIVE, DEVICE_ARGS).requests
 
 CASES: dict[str, list[PveRequest]] = {
     "cluster_resources": [build.cluster_resources("vm")],
@@ -65,13 +106,22 @@ CASES: dict[str, list[PveRequest]] = {
     "task_status": [build.task_status(NODE, UPID)],
     "vm_config": [build.vm_config(NODE, 100)],
     "vm_status": [build.vm_status(NODE, 100)],
-    "create_vm": [build.create_vm(NODE, 100, CREATE_PARAMS), build.create_vm(NODE, 999, {})],
+    "create_vm": [
+        build.create_vm(NODE, 100, CREATE_PARAMS),
+        build.create_vm(NODE, 999, {}),
+        build.create_vm(NODE, 101, DEVICE_PARAMS),
+    ],
     "set_vm_config": [
         build.set_vm_config(NODE, 100, {"cores": 4, "memory": 4096}),
         build.set_vm_config(NODE, 100, {"description": "pveplan: image=x\npveplan: destroying"}),
         *reconcile(NODE, 100, CONFIG, cores=2, memory=2048, disk=20),
+        *(r for r in DEVICE_CHANGES if r.method == "PUT" and r.path.endswith("/config")),
     ],
-    "resize_disk": [build.resize_disk(NODE, 100, "scsi0", "20G")],
+    "update_vm_config": [r for r in DEVICE_CHANGES if r.method == "POST"],
+    "resize_disk": [
+        build.resize_disk(NODE, 100, "scsi0", "20G"),
+        *(r for r in DEVICE_CHANGES if r.path.endswith("/resize")),
+    ],
     "vm_power": [build.vm_power(NODE, 100, a) for a in get_args(build.PowerAction)],
     "destroy_vm": [build.destroy_vm(NODE, 100), build.destroy_vm(NODE, 100, skiplock=True)],
     "make_template": [build.make_template(NODE, 9000)],
@@ -221,3 +271,18 @@ def test_reconcile_asks_only_for_what_differs(
     got = [(f"{r.method} {r.path.rsplit('/', 1)[-1]}", r.params) for r in requests]
     assert got == expected
     assert all(r.path_params == {"node": NODE, "vmid": 100} for r in requests)
+
+
+def test_device_changes_cover_every_request_shape() -> None:
+    """The device reconcile makes each of its three requests for the live VM above: the
+    NICs, addresses and DNS set (and net2 detached) at once, the sata disk allocated
+    (POST: a task), the virtio disk grown; all three are in the contract cases."""
+    by_kind = {(r.method, r.path.rsplit("/", 1)[-1]): r for r in DEVICE_CHANGES}
+    assert set(by_kind) == {("PUT", "config"), ("POST", "config"), ("PUT", "resize")}
+    put = by_kind[("PUT", "config")].params
+    assert put["net1"] == "virtio=BC:24:11:00:20:51,bridge=vmbr0,mtu=1400,tag=20"
+    assert put["delete"] == "net2"
+    assert put["ipconfig1"].startswith("ip=10.20.0.51/24") and put["nameserver"]
+    assert by_kind[("POST", "config")].params == {"sata0": "local-lvm:5"}
+    assert by_kind[("PUT", "resize")].params == {"disk": "virtio0", "size": "50G"}
+    assert DEVICE_PARAMS["boot"] == "order=scsi0" and DEVICE_PARAMS["virtio0"] == "local-lvm:50"
