@@ -38,9 +38,16 @@ from ._drift import refresh_wanted, with_live_drift
 from ._plan import make_plan, rehearsal_note, summarize_with_drift, workspace_destroy
 from ._select import SiteCache, simulating, site_root
 from ._serve import serve_for_run
-from ._session import driver_key, host_info, open_run_store, run_trio
+from ._session import driver_key, hosts_info, open_run_store, plan_hosts, run_trio
 from ._state import applied_plan, lock_timeout
-from ._targets import destroyed_considered, no_sweep, old_view, targets_of, warn
+from ._targets import (
+    destroyed_considered,
+    no_sweep,
+    old_view,
+    target_hosts_of,
+    targets_of,
+    warn,
+)
 from ._verb_end import homestak_end, node_order, verb_nodes
 
 if TYPE_CHECKING:
@@ -263,7 +270,7 @@ def execute_run(
         if verb == "apply":
             _still_current(store, prepared)
         public = driver_key(console)[1]
-        hosts = {plan.host: host_info(console, prepared.site, plan.host, public, store)}
+        hosts = hosts_info(console, prepared.site, plan_hosts(plan, prepared.old), public, store)
         plan_object = store.put_object(canonical(plan)) if verb == "apply" else None
 
         async def body(services: Any) -> tuple[RunReport, Any]:
@@ -374,7 +381,8 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     from . import _leftovers as leftovers
 
     if getattr(args, "dry_run", False):
-        if targets_of(args):  # the cut destroy's diff; the host-wide search is not targeted
+        if targets_of(args) or target_hosts_of(args):  # the cut destroy's diff; the
+            # host-wide search is not targeted
             from ._plan import run_dry_run_verb
 
             return run_dry_run_verb(args, console)

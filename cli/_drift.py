@@ -17,7 +17,7 @@ import msgspec
 
 from pveplan.planner import PlanError, find_drift, with_drift
 
-from ._session import driver_key, host_info, open_run_store, run_trio
+from ._session import driver_key, host_info, open_run_store, plan_hosts, run_trio
 from ._state import applied_resources
 
 if TYPE_CHECKING:
@@ -47,7 +47,10 @@ def with_live_drift(
     resources = applied_resources(console, workspace)
     if not resources:
         return plan_file
-    live = probe_host(console, site, plan_file.plan.host, workspace)
+    live = [  # one listing per host the plan's nodes are on
+        probe_host(console, site, host, workspace)
+        for host in plan_hosts(plan_file.plan, steps_only=True)
+    ]
     steps = {s.address: s.hash for s in applied.steps} if applied is not None else None
     plan = with_drift(plan_file.plan, find_drift(plan_file.plan, live, resources, steps))
     if plan.hash == plan_file.plan.hash:

@@ -63,8 +63,19 @@ class Search:
 
         self.host = plan.host
         self.manifest = plan.manifest
-        self.wanted: list[Wanted] = wanted_nodes(plan)
+        # Only the nodes on the searched host (the target host): one placed elsewhere
+        # (`host:`) is not looked for here by name and vmid, where it never was.
+        self.wanted: list[Wanted] = [w for w in wanted_nodes(plan) if _on(plan, w) == plan.host]
         self.recorded = recorded_nodes(destroy, resources)
+
+
+def _on(plan: Plan, wanted: Wanted) -> str:
+    """The top-level host a wanted node is on (a nested one: its outermost host's)."""
+    root = wanted.path[0] if wanted.path else wanted.name
+    try:
+        return plan.step(f"node.{root}.create").host
+    except KeyError:
+        return plan.host
 
 
 class Swept:

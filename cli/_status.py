@@ -22,6 +22,7 @@ from pveplan.planner import PlanError, diff_plans, find_drift, node_statuses, su
 
 from ._drift import probe_host
 from ._plan import make_plan
+from ._session import plan_hosts
 from ._state import applied_resources
 
 if TYPE_CHECKING:
@@ -44,15 +45,19 @@ def run_status(args: argparse.Namespace, console: Console) -> int:
     plan = plan_file.plan
     workspace = plan_file.header.workspace
     resources = applied_resources(console, workspace)
-    live: LiveHost | None = None
-    unreachable = ""
+    live: list[LiveHost] = []
+    failures: list[str] = []
     if resources:
-        try:
-            live = probe_host(console, site, plan.host, workspace)
-        except PlanError as exc:
-            unreachable = exc.summary
+        for host in plan_hosts(
+            plan, steps_only=True
+        ):  # one listing per host; one that fails is named
+            try:
+                live.append(probe_host(console, site, host, workspace))
+            except PlanError as exc:
+                failures.append(exc.summary)
+    unreachable = "; ".join(failures)
     steps = {s.address: s.hash for s in old.steps} if old is not None else None
-    drift = find_drift(plan, live, resources, steps) if live is not None else ()
+    drift = find_drift(plan, live, resources, steps) if live else ()
     nodes = node_statuses(plan, live, resources, drift)
     pending = summarize(diff_plans(plan, old)) if old is not None else None
     manifest_changes = pending is not None and pending.changes

@@ -109,6 +109,13 @@ class Node(Frozen):
         Meta(description="Name of the parent node; null or omitted = root on the target host"),
     ] = None
     execution: NodeExecution = NodeExecution()
+    host: Annotated[
+        str | None,
+        Meta(
+            description="pveplan extension: the PVE host (a file in nodes/) this root node "
+            "is placed on; null or omitted = the target host (-H)"
+        ),
+    ] = None
 
 
 class Manifest(Frozen):

@@ -39,7 +39,7 @@ from ._resolved import (
     ResolvedUser,
 )
 from ._secrets import SSH_KEY_PREFIX, SSH_KEYS, SecretRef, ssh_key_id
-from ._site import SiteConfig
+from ._site import SiteConfig, rehearsal_host, rehearsed_host
 
 
 def resolve_manifest(
@@ -70,6 +70,8 @@ class _Resolver:
 
     def run(self, host: str | None) -> ResolvedManifest:
         host_config = self._host(host) if host is not None else None
+        self.target = host
+        self.host_configs: dict[str, HostConfig] = {}
         nodes = [self._node(index, node) for index, node in enumerate(self.manifest.nodes)]
         if self.problems:
             raise PlanError(self._in_source_order([*self.loaded.errors, *self.problems]))
@@ -85,6 +87,7 @@ class _Resolver:
             enable_content=self.site.site.storage.enable_content,
             nodes=tuple(n for n in nodes if n is not None),
             warnings=tuple(self.warnings),
+            host_configs=self.host_configs,
         )
 
     # ---- reporting ------------------------------------------------------------------
@@ -213,6 +216,7 @@ class _Resolver:
         spec = self._spec(index, node.spec) if node.spec is not None else None
         image = self._image(index, node.image) if node.image is not None else None
         authorized = self._all_ssh_keys()
+        placed = self._node_host(index, node)
         if self.problems or self.loaded.errors:
             return None  # keep looking for problems; never build a half-resolved node
         d = self.defaults
@@ -245,7 +249,44 @@ class _Resolver:
             vm_user=d.vm_user or DEFAULT_VM_USER,
             authorized_keys=authorized,
             bridge=d.bridge or DEFAULT_BRIDGE,
+            host=placed,
         )
+
+    def _node_host(self, index: int, node: dsl.Node) -> str | None:
+        """The host a root node names (None: the target host, which it may name too).
+        Under `--simulate` a rehearsed target (`sim:father`) rehearses every host: a node
+        on `mother` goes to `sim:mother`."""
+        name = node.host
+        if name is None or node.parent is not None:  # a child's host: the tree rules' error
+            return None
+        rehearsing = self.target is not None and rehearsed_host(self.target) is not None
+        if rehearsing and rehearsed_host(name) is None:
+            name = rehearsal_host(name)
+        if name == self.target:
+            return None
+        real = rehearsed_host(name) or name
+        if real not in self.site.host_names():
+            self.error(
+                self.at(index, "host"),
+                f"unknown host {node.host!r}",
+                dsl.did_you_mean(real, self.site.host_names(), "hosts"),
+            )
+            return None
+        if name not in self.host_configs:
+            try:
+                config = self.site.host(name)
+            except (dsl.DslError, PlanError) as exc:
+                self.absorb(exc)
+                return None
+            if not config.is_pve:
+                self.error(
+                    self.at(index, "host"),
+                    f"host {node.host!r} is a hosts/ file: PVE is not installed there",
+                    "place nodes on a PVE host, a file in nodes/ (pve-setup makes one)",
+                )
+                return None
+            self.host_configs[name] = config
+        return name
 
     def _image(self, index: int, name: str) -> CatalogImage | None:
         catalog = self.site.images
