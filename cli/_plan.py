@@ -39,7 +39,7 @@ from pveplan.planner import (
 from ._drift import with_live_drift
 from ._fmt import write_atomic
 from ._output import output_format, print_markdown
-from ._select import SiteCache, host_name, manifest_paths, plan_host, site_root
+from ._select import SiteCache, host_name, manifest_paths, plan_host, simulating, site_root
 from ._state import applied_plan, applied_resources
 from ._targets import (
     cut_destroy,
@@ -92,7 +92,7 @@ def make_plan(args: argparse.Namespace, console: Console) -> Planned:
         loaded = adjust_manifest(loaded, args)
         adjust_site(site, args, console.env)
     host = plan_host(args, console, site) or host
-    resolved = resolve_manifest(loaded, site, host)
+    resolved = resolve_manifest(loaded, site, host, rehearse=simulating(args, console))
     console.diagnostics([*loaded.warnings, *resolved.warnings])
     workspace = workspace_name(resolved.name, host)
     against = getattr(args, "against", None)

@@ -43,14 +43,16 @@ from ._site import SiteConfig, rehearsal_host, rehearsed_host
 
 
 def resolve_manifest(
-    loaded: dsl.LoadedManifest, site: SiteConfig, host: str | None = None
+    loaded: dsl.LoadedManifest, site: SiteConfig, host: str | None = None, *, rehearse: bool = False
 ) -> ResolvedManifest:
     """`loaded` with every name looked up in `site`; `PlanError` listing every unresolved one.
 
     If `loaded` carries errors of its own, they are raised too (a `DslError` when every
     name resolved), so no caller can plan a manifest that failed its checks.
     """
-    return _Resolver(loaded, site).run(host)
+    resolver = _Resolver(loaded, site)
+    resolver.rehearse = rehearse  # --simulate: every host a node names is rehearsed too
+    return resolver.run(host)
 
 
 class _Resolver:
@@ -67,6 +69,7 @@ class _Resolver:
         self._all_keys: tuple[SecretRef, ...] | None = None
         self.parent_of = {node.name: node.parent for node in self.manifest.nodes}
         self.depths: dict[str, int] = {}
+        self.rehearse = False
 
     def run(self, host: str | None) -> ResolvedManifest:
         host_config = self._host(host) if host is not None else None
@@ -254,15 +257,11 @@ class _Resolver:
 
     def _node_host(self, index: int, node: dsl.Node) -> str | None:
         """The host a root node names (None: the target host, which it may name too).
-        Under `--simulate` a rehearsed target (`sim:father`) rehearses every host: a node
-        on `mother` goes to `sim:mother`."""
+        Under `--simulate` (`rehearse`, or a rehearsed target `sim:father`) every host is
+        rehearsed as the target is: a node on `mother` goes to `sim:mother`, unless
+        mother's node file says `sim: true` already."""
         name = node.host
         if name is None or node.parent is not None:  # a child's host: the tree rules' error
-            return None
-        rehearsing = self.target is not None and rehearsed_host(self.target) is not None
-        if rehearsing and rehearsed_host(name) is None:
-            name = rehearsal_host(name)
-        if name == self.target:
             return None
         real = rehearsed_host(name) or name
         if real not in self.site.host_names():
@@ -271,6 +270,13 @@ class _Resolver:
                 f"unknown host {node.host!r}",
                 dsl.did_you_mean(real, self.site.host_names(), "hosts"),
             )
+            return None
+        rehearsing = self.rehearse or (
+            self.target is not None and rehearsed_host(self.target) is not None
+        )
+        if rehearsing and rehearsed_host(name) is None and not self._simulated(name):
+            name = rehearsal_host(name)
+        if name == self.target:
             return None
         if name not in self.host_configs:
             try:
@@ -287,6 +293,13 @@ class _Resolver:
                 return None
             self.host_configs[name] = config
         return name
+
+    def _simulated(self, name: str) -> bool:
+        """Whether host `name`'s node file says `sim: true` (a broken one: reported later)."""
+        try:
+            return self.site.host(name).sim
+        except (dsl.DslError, PlanError):
+            return False
 
     def _image(self, index: int, name: str) -> CatalogImage | None:
         catalog = self.site.images

@@ -80,10 +80,13 @@ def test_a_manifest_on_two_hosts_applies_in_parallel_targets_one_host_and_destro
     with open_store(lab.store) as store:
         assert store.applied(WORKSPACE) == applied  # a partial view records nothing
 
-    # Status probes each host once and finds every node in sync.
+    # Status probes each host once and finds every node in sync; preflight checks each host.
     code, out, err = run_cli(lab.args("status", *base))
     assert code == 0, out + err
     assert "3 in sync" in out
+    code, out, err = run_cli(lab.args("preflight", *base))
+    assert code == 0, out + err
+    assert "two-host-lab on sim," in out and "two-host-lab on sim2," in out
 
     code, out, err = run_cli(lab.args("destroy", *base, "-y"))
     assert code == 0, out + err

@@ -123,3 +123,25 @@ def test_an_unknown_target_host_exits_1_with_a_suggestion(site: Path, verb: str)
     assert code == 1, out + err
     assert "--target-host simm2" in err and "did you mean 'sim2'" in err
     assert "Traceback" not in err
+
+
+def test_simulate_rehearses_every_host_a_node_names(site: Path, tmp_path: Path) -> None:
+    """--simulate rehearses the hosts nodes name as it does -H's (`sim:mother`), never
+    planning a step for the real machine; a node file that says `sim: true` keeps its name."""
+    (site / "nodes" / "mother.yaml").write_text(
+        'node: mother\nhost: mother\napi_endpoint: "https://10.0.12.62:8006"\n'
+        "api_token: mother\ndatastore: local\n"
+    )
+    text = TWO_HOSTS.replace(
+        "}\n}", '}\n  node "c" { type = "vm"  image = "debian-12"  host = "mother" }\n}'
+    )
+    name = write(site, "trio", text.replace('"pair"', '"trio"'))
+    hosts = {}
+    for flag in ((), ("--simulate",)):
+        out_file = tmp_path / f"trio{len(flag)}.json"
+        code, _out, err = plan_json(site, name, *flag, "-o", str(out_file))
+        assert code == 0, err
+        plan = read_plan_file(out_file).plan
+        hosts[flag] = (plan.step("node.b.create").host, plan.step("node.c.create").host)
+    assert hosts[()] == ("sim2", "mother")
+    assert hosts[("--simulate",)] == ("sim2", "sim:mother")
