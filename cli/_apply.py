@@ -270,7 +270,12 @@ def execute_run(
         if verb == "apply":
             _still_current(store, prepared)
         public = driver_key(console)[1]
-        hosts = hosts_info(console, prepared.site, plan_hosts(plan, prepared.old), public, store)
+        # Every host the run may reach: its plan's, the manifest's and the applied plan's
+        # (a destroy's search), and any a recorded resource names (`host:` nodes).
+        resources = store.resources(prepared.workspace)
+        placed = {str(r.outputs["host"]) for r in resources if r.outputs.get("host")}
+        names = (*plan_hosts(plan, prepared.plan, prepared.old), *sorted(placed))
+        hosts = hosts_info(console, prepared.site, tuple(dict.fromkeys(names)), public, store)
         plan_object = store.put_object(canonical(plan)) if verb == "apply" else None
 
         async def body(services: Any) -> tuple[RunReport, Any]:
@@ -397,6 +402,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
             "--discover destroys what it finds of the whole manifest, so it cannot be -targeted",
             "leave out --discover to destroy only the -target nodes the store records",
         )
+    searched = ", ".join(plan_hosts(prepared.plan))  # each host the manifest's nodes are on
     if discover:  # what is on the host alone, whatever the store says
         destroy = Plan(
             manifest=destroy.manifest, host=destroy.host, action="destroy", hash=destroy.hash
@@ -407,7 +413,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
             f"{len(destroy.steps)} recorded step(s)."
             if targets
             else f"Destroying {prepared.workspace}: {len(destroy.steps)} recorded step(s), then "
-            f"what is left on {destroy.host}: VMs tagged pveplan-{destroy.manifest}, and "
+            f"what is left on {searched}: VMs tagged pveplan-{destroy.manifest}, and "
             "VMs named as a node at its vmid."
         )
     view = old_view(prepared.old, targets, destroy=True)
@@ -415,7 +421,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     if not targets and (discover or not risks):
         risks = [
             *risks,
-            f"any VM on {destroy.host} tagged pveplan-{destroy.manifest}, or named as a node "
+            f"any VM on {searched} tagged pveplan-{destroy.manifest}, or named as a node "
             "of the manifest at its vmid (and whatever runs inside such a PVE host)",
         ]
     what = ", ".join(targets) if targets else f"everything in {prepared.workspace}"
@@ -443,7 +449,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     leftovers.warn_refused(console, swept.leftovers)
     _print_failures(console, report)
     if not args_json(args):
-        leftovers.print_swept(console, swept, destroy.host)
+        leftovers.print_swept(console, swept, searched)
     elif swept.leftovers.found or swept.leftovers.refused:
         console.error(leftovers.HINT)  # stderr: stdout holds the JSON
     nodes = verb_nodes(args, console, prepared, report, destroy, layout=prepared.plan)

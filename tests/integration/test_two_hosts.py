@@ -1,8 +1,11 @@
 """One manifest on two simulated PVE hosts (`host:` on a root node; nodes/sim2.yaml of the
 examples): one plan covers both, their steps run at once, the store records the workspace
-as it does for one host, `--target-host` keeps to one host, and destroy removes all."""
+as it does for one host, `--target-host` keeps to one host, and destroy removes all, with
+what its search finds unrecorded on either host."""
 
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 
@@ -88,8 +91,14 @@ def test_a_manifest_on_two_hosts_applies_in_parallel_targets_one_host_and_destro
     assert code == 0, out + err
     assert "two-host-lab on sim," in out and "two-host-lab on sim2," in out
 
+    # A VM of this manifest the store never recorded, on sim2: destroy's search lists every
+    # host the manifest's nodes are on, so it is found (by its tag) and destroyed too.
+    qm = str(lab.sim.host_dir("sim2") / "bin" / "qm")
+    tags = "pveplan;pveplan-two-host-lab"
+    subprocess.run([qm, "create", "97899", "--name", "stray", "--tags", tags], check=True)
     code, out, err = run_cli(lab.args("destroy", *base, "-y"))
     assert code == 0, out + err
+    assert "on sim, sim2 that the store did not record" in out and "97899 stray" in out
     assert lab.vms(name) == []
     with open_store(lab.store) as store:
         assert store.applied(WORKSPACE) is None and store.resources(WORKSPACE) == ()
