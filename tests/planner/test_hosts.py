@@ -37,7 +37,7 @@ def test_one_plan_covers_both_hosts_with_each_hosts_own_storage_and_image(
 ) -> None:
     name = write(site, "pair", TWO_HOSTS)
     out_file = tmp_path / "pair.json"
-    code, _out, err = plan_json(site, name, "-o", str(out_file))
+    code, out, err = plan_json(site, name, "-o", str(out_file))
     assert code == 0, err
     plan = read_plan_file(out_file).plan
     hosts = {s.address: s.host for s in plan.steps}
@@ -45,6 +45,7 @@ def test_one_plan_covers_both_hosts_with_each_hosts_own_storage_and_image(
     assert hosts["node.a.create"] == "sim" and hosts["image.debian-12.ensure"] == "sim"
     assert hosts["node.b.create"] == "sim2" and hosts["image.debian-12@sim2.ensure"] == "sim2"
     assert hosts["storage.local@sim2.content"] == "sim2"
+    assert "+ vm b on sim2" in out and "+ vm a on sim" in out  # the text names each host
     b = plan.step("node.b.create")
     assert b.refs["volume"] == "image.debian-12@sim2.ensure#volid"
     # every step of a node runs on its host; a destroy plan tears each down there too
