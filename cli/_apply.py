@@ -38,9 +38,16 @@ from ._drift import refresh_wanted, with_live_drift
 from ._plan import make_plan, rehearsal_note, summarize_with_drift, workspace_destroy
 from ._select import SiteCache, simulating, site_root
 from ._serve import serve_for_run
-from ._session import driver_key, host_info, open_run_store, run_trio
+from ._session import driver_key, hosts_info, open_run_store, plan_hosts, run_trio
 from ._state import applied_plan, lock_timeout
-from ._targets import destroyed_considered, no_sweep, old_view, targets_of, warn
+from ._targets import (
+    destroyed_considered,
+    no_sweep,
+    old_view,
+    target_hosts_of,
+    targets_of,
+    warn,
+)
 from ._verb_end import homestak_end, node_order, verb_nodes
 
 if TYPE_CHECKING:
@@ -263,7 +270,12 @@ def execute_run(
         if verb == "apply":
             _still_current(store, prepared)
         public = driver_key(console)[1]
-        hosts = {plan.host: host_info(console, prepared.site, plan.host, public, store)}
+        # Every host the run may reach: its plan's, the manifest's and the applied plan's
+        # (a destroy's search), and any a recorded resource names (`host:` nodes).
+        resources = store.resources(prepared.workspace)
+        placed = {str(r.outputs["host"]) for r in resources if r.outputs.get("host")}
+        names = (*plan_hosts(plan, prepared.plan, prepared.old), *sorted(placed))
+        hosts = hosts_info(console, prepared.site, tuple(dict.fromkeys(names)), public, store)
         plan_object = store.put_object(canonical(plan)) if verb == "apply" else None
 
         async def body(services: Any) -> tuple[RunReport, Any]:
@@ -374,7 +386,8 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     from . import _leftovers as leftovers
 
     if getattr(args, "dry_run", False):
-        if targets_of(args):  # the cut destroy's diff; the host-wide search is not targeted
+        if targets_of(args) or target_hosts_of(args):  # the cut destroy's diff; the
+            # host-wide search is not targeted
             from ._plan import run_dry_run_verb
 
             return run_dry_run_verb(args, console)
@@ -389,6 +402,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
             "--discover destroys what it finds of the whole manifest, so it cannot be -targeted",
             "leave out --discover to destroy only the -target nodes the store records",
         )
+    searched = ", ".join(plan_hosts(prepared.plan))  # each host the manifest's nodes are on
     if discover:  # what is on the host alone, whatever the store says
         destroy = Plan(
             manifest=destroy.manifest, host=destroy.host, action="destroy", hash=destroy.hash
@@ -399,7 +413,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
             f"{len(destroy.steps)} recorded step(s)."
             if targets
             else f"Destroying {prepared.workspace}: {len(destroy.steps)} recorded step(s), then "
-            f"what is left on {destroy.host}: VMs tagged pveplan-{destroy.manifest}, and "
+            f"what is left on {searched}: VMs tagged pveplan-{destroy.manifest}, and "
             "VMs named as a node at its vmid."
         )
     view = old_view(prepared.old, targets, destroy=True)
@@ -407,7 +421,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     if not targets and (discover or not risks):
         risks = [
             *risks,
-            f"any VM on {destroy.host} tagged pveplan-{destroy.manifest}, or named as a node "
+            f"any VM on {searched} tagged pveplan-{destroy.manifest}, or named as a node "
             "of the manifest at its vmid (and whatever runs inside such a PVE host)",
         ]
     what = ", ".join(targets) if targets else f"everything in {prepared.workspace}"
@@ -435,7 +449,7 @@ def run_destroy(args: argparse.Namespace, console: Console) -> int:
     leftovers.warn_refused(console, swept.leftovers)
     _print_failures(console, report)
     if not args_json(args):
-        leftovers.print_swept(console, swept, destroy.host)
+        leftovers.print_swept(console, swept, searched)
     elif swept.leftovers.found or swept.leftovers.refused:
         console.error(leftovers.HINT)  # stderr: stdout holds the JSON
     nodes = verb_nodes(args, console, prepared, report, destroy, layout=prepared.plan)

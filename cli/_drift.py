@@ -22,7 +22,7 @@ import msgspec
 
 from pveplan.planner import PlanError, find_drift, level_warning, nested_drift, with_drift
 
-from ._session import driver_key, host_info, open_run_store, run_trio
+from ._session import driver_key, host_info, open_run_store, plan_hosts, run_trio
 from ._state import applied_resources
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def with_live_drift(
     resources = applied_resources(console, workspace)
     if not resources:
         return plan_file
-    live, levels = probe_tree(console, site, plan_file.plan, workspace, resources)
+    live, levels = probe_all(console, site, plan_file.plan, workspace, resources)
     warn_levels(console, levels)
     steps = {s.address: s.hash for s in applied.steps} if applied is not None else None
     found = find_drift(plan_file.plan, live, resources, steps) + nested_drift(levels)
@@ -76,6 +76,27 @@ def probe_host(console: Console, site: SiteConfig, host: str, workspace: str) ->
     """The live VMs of `host` (one listing); an unreachable host is a PlanError that
     says how to plan without it."""
     return _probe(console, site, host, workspace, None, {})[0]
+
+
+def probe_all(
+    console: Console,
+    site: SiteConfig,
+    plan: Plan,
+    workspace: str,
+    resources: Mapping[str, Mapping[str, Any]],
+) -> tuple[list[LiveHost], tuple[LevelProbe, ...]]:
+    """One listing of each host the plan's steps are on (a `--target-host` run probes only
+    its hosts), and the nested levels below the plan's own host; a host that does not
+    answer is a PlanError naming it."""
+    live: list[LiveHost] = []
+    levels: tuple[LevelProbe, ...] = ()
+    for host in plan_hosts(plan, steps_only=True):
+        if host == plan.host:
+            one, levels = probe_tree(console, site, plan, workspace, resources)
+        else:
+            one = probe_host(console, site, host, workspace)
+        live.append(one)
+    return live, levels
 
 
 def probe_tree(

@@ -65,6 +65,23 @@ class Search:
         self.manifest = plan.manifest
         self.wanted: list[Wanted] = wanted_nodes(plan)
         self.recorded = recorded_nodes(destroy, resources)
+        # Each host the manifest's nodes are on (`host:`), the target host first: each is
+        # searched with one listing, for its own nodes only (a node is never looked for
+        # by name and vmid on a host it was not placed on).
+        self.placed = {w.name: _on(plan, w) for w in self.wanted}
+        self.hosts = tuple(dict.fromkeys([plan.host, *sorted(set(self.placed.values()))]))
+
+    def wanted_on(self, host: str) -> list[Wanted]:
+        return [w for w in self.wanted if self.placed[w.name] == host]
+
+
+def _on(plan: Plan, wanted: Wanted) -> str:
+    """The top-level host a wanted node is on (a nested one: its outermost host's)."""
+    root = wanted.path[0] if wanted.path else wanted.name
+    try:
+        return plan.step(f"node.{root}.create").host
+    except KeyError:
+        return plan.host
 
 
 class Swept:
@@ -92,13 +109,19 @@ def after_destroy(search: Search) -> Any:
     """An `execute_run` hook: one listing of the host, then destroy what it selected."""
 
     async def after(services: Services, report: Any) -> Swept:
-        from pveplan.executor import destroy_leftovers, find_leftovers
+        from pveplan.executor import Leftovers, destroy_leftovers, find_leftovers
 
-        found = await find_leftovers(
-            services, search.host, search.wanted, search.manifest, search.recorded
-        )
-        failed = await destroy_leftovers(services, search.host, found.found, lambda e: None)
-        return Swept(search, found, failed)
+        found: list[Any] = []
+        refused: list[Any] = []
+        failed: dict[int, str] = {}
+        for host in search.hosts:  # one listing per host
+            on = await find_leftovers(
+                services, host, search.wanted_on(host), search.manifest, search.recorded
+            )
+            failed.update(await destroy_leftovers(services, host, on.found, lambda e: None))
+            found += on.found
+            refused += on.refused
+        return Swept(search, Leftovers(found=tuple(found), refused=tuple(refused)), failed)
 
     return after
 
@@ -209,7 +232,7 @@ def run_destroy_dry_run(args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(f"The store records nothing applied to {destroy.header.workspace}.")
     console.print()
-    console.print(render_findings(findings, search.host, note))
+    console.print(render_findings(findings, ", ".join(search.hosts), note))
     warn_refused(console, leftovers)
     if any(f.found_by not in (None, "record") for f in findings) or leftovers.refused:
         console.error(HINT)
@@ -239,34 +262,42 @@ def render_findings(findings: Sequence[NodeFinding], host: str, note: str = "") 
 def list_leftovers(
     console: Console, site: SiteConfig, search: Search, workspace: str
 ) -> tuple[Leftovers, str]:
-    """One listing of the host, matched; (nothing, why) for a simulated host whose
-    simulator never ran here, which is not started just to show it has no VMs."""
+    """One listing of each host the manifest's nodes are on, matched; (nothing, why) for
+    simulated hosts whose simulator never ran here, which is not started just to show it
+    has no VMs."""
     from pveplan.executor import ExecutorError, Leftovers, find_leftovers
 
-    from ._session import driver_key, host_info, run_trio, sim_root
+    from ._session import driver_key, hosts_info, run_trio, sim_root
     from ._state import store_location
 
     location = store_location(console)
-    if site.host(search.host).sim:
+    if all(site.host(host).sim for host in search.hosts):
         from pveplan.sim import SimRoot
 
         if not SimRoot(sim_root(console, location.local_dir)).state.exists():
-            return Leftovers(), f"the simulator has never run here, so {search.host} has no VMs"
+            named = ", ".join(search.hosts)
+            return Leftovers(), f"the simulator has never run here, so {named} has no VMs"
     with _read_store(console) as (store, run_console):
         public = driver_key(run_console)[1]
-        hosts = {search.host: host_info(run_console, site, search.host, public, store)}
+        hosts = hosts_info(run_console, site, search.hosts, public, store)
 
         async def body(services: Services) -> Leftovers:
-            return await find_leftovers(
-                services, search.host, search.wanted, search.manifest, search.recorded
-            )
+            found: list[Any] = []
+            refused: list[Any] = []
+            for host in search.hosts:
+                on = await find_leftovers(
+                    services, host, search.wanted_on(host), search.manifest, search.recorded
+                )
+                found += on.found
+                refused += on.refused
+            return Leftovers(found=tuple(found), refused=tuple(refused))
 
         try:
             return run_trio(run_console, store, workspace, hosts, site, body), ""
         except ExecutorError as exc:
             raise PlanError.at(
                 None,
-                f"cannot list the VMs on {search.host}: {exc}",
+                f"cannot list the VMs on {', '.join(search.hosts)}: {exc}",
                 "check that the host is reachable (`pveplan preflight -M NAME -H HOST`)",
             ) from None
 

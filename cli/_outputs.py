@@ -39,7 +39,8 @@ class NodeOutput(msgspec.Struct, frozen=True, kw_only=True):
     parent: str | None
     """The nested PVE host this node runs on; None: the workspace's target host."""
     host: str
-    """The PVE host it runs on: `parent`, else the target host."""
+    """The PVE host it runs on: `parent`, else the host it names (`host:`), else the
+    target host."""
     vmid: int | None = None
     address: str | None = None
     port: int | None = None
@@ -112,6 +113,7 @@ def collect_nodes(
         kinds: dict[str, set[str]] = {}
         users: dict[str, str] = {}
         vmids: dict[str, int] = {}
+        placed: dict[str, str] = {}
         order: list[str] = []
         for step in level.steps:
             node = _node_of(step.address)
@@ -127,6 +129,8 @@ def collect_nodes(
             vmid = step.args.get("vmid")
             if step.kind.endswith(".create") and isinstance(vmid, int):
                 vmids[name] = vmid
+            if step.kind.endswith(".create"):
+                placed[name] = step.host  # a root may sit on another host (`host:`)
         for name in order:
             if parent is None:
                 values, status = _top_level(name, level, resources, results)
@@ -142,7 +146,7 @@ def collect_nodes(
                     name=name,
                     type=_type_of(kinds[name]),
                     parent=parent,
-                    host=parent or plan.host,
+                    host=parent or placed.get(name, plan.host),
                     vmid=vmid if isinstance(vmid, int) and not isinstance(vmid, bool) else None,
                     address=address if isinstance(address, str) and address else None,
                     port=port,

@@ -216,6 +216,13 @@ def add_target_option(parser: argparse.ArgumentParser) -> None:
         help="only NODE (repeatable): with what it needs and the hosts it is nested in; "
         "the rest of the workspace is not considered",
     )
+    parser.add_argument(
+        "--target-host",
+        action="append",
+        metavar="HOST",
+        help="only the nodes placed on PVE host HOST (repeatable; a manifest's nodes may "
+        "name their host with `host:`); the rest of the workspace is not considered",
+    )
 
 
 def add_yes_option(parser: argparse.ArgumentParser) -> None:

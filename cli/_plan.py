@@ -39,9 +39,17 @@ from pveplan.planner import (
 from ._drift import with_live_drift
 from ._fmt import write_atomic
 from ._output import output_format, print_markdown
-from ._select import SiteCache, host_name, manifest_paths, plan_host, site_root
+from ._select import SiteCache, host_name, manifest_paths, plan_host, simulating, site_root
 from ._state import applied_plan, applied_resources
-from ._targets import cut_destroy, cut_plan_file, destroyed_considered, old_view, targets_of
+from ._targets import (
+    cut_destroy,
+    cut_plan_file,
+    destroyed_considered,
+    host_targets,
+    old_view,
+    target_hosts_of,
+    targets_of,
+)
 
 if TYPE_CHECKING:
     from pveplan.planner import SiteConfig
@@ -84,7 +92,7 @@ def make_plan(args: argparse.Namespace, console: Console) -> Planned:
         loaded = adjust_manifest(loaded, args)
         adjust_site(site, args, console.env)
     host = plan_host(args, console, site) or host
-    resolved = resolve_manifest(loaded, site, host)
+    resolved = resolve_manifest(loaded, site, host, rehearse=simulating(args, console))
     console.diagnostics([*loaded.warnings, *resolved.warnings])
     workspace = workspace_name(resolved.name, host)
     against = getattr(args, "against", None)
@@ -92,7 +100,10 @@ def make_plan(args: argparse.Namespace, console: Console) -> Planned:
     plan_file = build_plan_file(
         loaded, resolved, site, host, planned_against=old.hash if old else None
     )
-    plan_file = cut_plan_file(plan_file, targets_of(args), console)  # -target
+    named = targets_of(args)  # -target, and --target-host's nodes
+    on_hosts = host_targets(plan_file.plan, target_hosts_of(args), console)
+    targets = tuple(dict.fromkeys((*named, *on_hosts)))
+    plan_file = cut_plan_file(plan_file, targets, console, announce=bool(named))
     return Planned(plan_file, old, site)
 
 

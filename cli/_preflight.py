@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from ._plan import make_plan
-from ._session import driver_key, host_info, open_run_store, run_trio
+from ._session import driver_key, host_info, open_run_store, plan_hosts, run_trio
 
 if TYPE_CHECKING:
     from pveplan.executor import PreflightReport
@@ -24,9 +26,23 @@ if TYPE_CHECKING:
 
 def run_preflight(args: argparse.Namespace, console: Console) -> int:
     plan_file, old, site = make_plan(args, console)
-    report = host_report(console, plan_file, old, site)
-    render(console, plan_file.plan.manifest, report)
-    return 0 if report.ok else 1
+    ok = True
+    # Each host the plan's nodes are on (`host:`), in turn: the plan seen from that host
+    # (its `host`), so each is checked for the steps it runs, with its own access.
+    for host in plan_hosts(plan_file.plan, old):
+        view = plan_file
+        if host != plan_file.plan.host:
+            seen = msgspec.structs.replace(plan_file.plan, host=host)
+            view = msgspec.structs.replace(plan_file, plan=seen)
+        report = host_report(console, view, _as_host(old, host), site)
+        render(console, plan_file.plan.manifest, report)
+        ok = ok and report.ok
+    return 0 if ok else 1
+
+
+def _as_host(plan: Plan | None, host: str) -> Plan | None:
+    """`plan` as seen from `host` (preflight checks the steps that run on its plan's host)."""
+    return msgspec.structs.replace(plan, host=host) if plan is not None else None
 
 
 def host_report(

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from pveplan.executor import ApiAccess, Bundle, HostInfo, Services
-    from pveplan.planner import HostConfig, SiteConfig
+    from pveplan.planner import HostConfig, Plan, SiteConfig
     from pveplan.store import Store
 
     from . import Console
@@ -116,6 +116,23 @@ def host_info(
             api=api,
         )
     return pinned_host_info(config, host_api(site, config))
+
+
+def plan_hosts(*plans: Plan | None, steps_only: bool = False) -> tuple[str, ...]:
+    """The PVE hosts `plans` run steps on, at their top level (a nested host is reached
+    through its delegate, not from here): each plan's own host first, then the hosts its
+    nodes name (`host:`), in name order. `steps_only`: only hosts some step runs on (what
+    a probe lists: a `--target-host` plan never reaches for the hosts it leaves out)."""
+    used = {s.host for p in plans if p is not None for s in p.steps}
+    first = [p.host for p in plans if p is not None and (p.host in used or not steps_only)]
+    return tuple(dict.fromkeys([*first, *sorted(used - set(first))]))
+
+
+def hosts_info(
+    console: Console, site: SiteConfig, hosts: tuple[str, ...], public_key: str, store: Store
+) -> dict[str, HostInfo]:
+    """`host_info` of each of `hosts`: how a run reaches every host its plan names."""
+    return {host: host_info(console, site, host, public_key, store) for host in hosts}
 
 
 def host_api(

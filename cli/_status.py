@@ -23,8 +23,9 @@ import msgspec
 
 from pveplan.planner import PlanError, diff_plans, find_drift, node_statuses, summarize
 
-from ._drift import probe_tree
+from ._drift import probe_host, probe_tree
 from ._plan import make_plan
+from ._session import plan_hosts
 from ._state import applied_resources
 
 if TYPE_CHECKING:
@@ -47,16 +48,22 @@ def run_status(args: argparse.Namespace, console: Console) -> int:
     plan = plan_file.plan
     workspace = plan_file.header.workspace
     resources = applied_resources(console, workspace)
-    live: LiveHost | None = None
+    live: list[LiveHost] = []
     levels: tuple[LevelProbe, ...] = ()
-    unreachable = ""
+    failures: list[str] = []
     if resources:
-        try:
-            live, levels = probe_tree(console, site, plan, workspace, resources)
-        except PlanError as exc:
-            unreachable = exc.summary
+        for host in plan_hosts(plan, steps_only=True):  # one listing each; a failure is named
+            try:
+                if host == plan.host:
+                    one, levels = probe_tree(console, site, plan, workspace, resources)
+                else:
+                    one = probe_host(console, site, host, workspace)
+                live.append(one)
+            except PlanError as exc:
+                failures.append(exc.summary)
+    unreachable = "; ".join(failures)
     steps = {s.address: s.hash for s in old.steps} if old is not None else None
-    drift = find_drift(plan, live, resources, steps) if live is not None else ()
+    drift = find_drift(plan, live, resources, steps) if live else ()
     nodes = node_statuses(plan, live, resources, drift, levels)
     lost = tuple(
         f"nested host {' › '.join(lv.path)} did not answer: {lv.reason}"

@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from pveplan.planner import Plan, PlanFile, check_targets, plan_hash, target_plan
+from pveplan.dsl import closest, did_you_mean
+from pveplan.planner import (
+    Plan,
+    PlanError,
+    PlanFile,
+    check_targets,
+    plan_hash,
+    rehearsal_host,
+    target_plan,
+)
 
 if TYPE_CHECKING:
     from pveplan.planner import Change
@@ -29,9 +38,56 @@ and the workspace's applied state is left as it was (apply the whole manifest to
 Use -target for exceptions (repairing one node, a mistake), not routinely."""
 
 
+HOST_WARNING = """\
+Warning: host targeting is in effect: only the nodes on {hosts} ({names}) are planned.
+The nodes on the other hosts of the manifest are not considered: they are neither changed
+nor destroyed, and the workspace's applied state is left as it was (apply the whole manifest
+to record it)."""
+
+
 def targets_of(args: argparse.Namespace) -> tuple[str, ...]:
     """The `-target` names, in order, each once."""
     return tuple(dict.fromkeys(getattr(args, "target", None) or ()))
+
+
+def target_hosts_of(args: argparse.Namespace) -> tuple[str, ...]:
+    """The `--target-host` names, in order, each once."""
+    return tuple(dict.fromkeys(getattr(args, "target_host", None) or ()))
+
+
+def host_targets(plan: Plan, hosts: tuple[str, ...], console: Console) -> tuple[str, ...]:
+    """The nodes `--target-host` stands for: every root node of `plan` placed on one of
+    `hosts` (a node's subtree comes with it, as with -target). A name that is no host of
+    the plan is an error with a suggestion; so is a host no node is placed on."""
+    if not hosts:
+        return ()
+    known = {s.host for s in plan.steps} | {plan.host}
+    chosen = []
+    for name in hosts:
+        # under --simulate the plan names rehearsals (`sim:mother`): `mother` means it
+        host = name if name in known or rehearsal_host(name) not in known else rehearsal_host(name)
+        if host not in known:
+            guess = closest(name, sorted(known))
+            raise PlanError.at(
+                None,
+                f"--target-host {name}: the manifest places no node on {name}"
+                + (f" (did you mean {guess!r}?)" if guess else ""),
+                did_you_mean(name, known, "hosts of this plan"),
+            )
+        chosen.append(host)
+    names = tuple(
+        step.args["name"]
+        for step in plan.steps
+        if step.host in chosen and step.address.endswith(".create") and "name" in step.args
+    )
+    if not names:
+        raise PlanError.at(
+            None,
+            f"--target-host {', '.join(hosts)}: no node of the manifest is placed there",
+            "name a host that has nodes (`host:` on a root node; -H for the rest)",
+        )
+    console.error(HOST_WARNING.format(hosts=", ".join(chosen), names=", ".join(names)))
+    return names
 
 
 def warn(console: Console, targets: tuple[str, ...]) -> None:
@@ -41,15 +97,19 @@ def warn(console: Console, targets: tuple[str, ...]) -> None:
     )
 
 
-def cut_plan_file(plan_file: PlanFile, targets: tuple[str, ...], console: Console) -> PlanFile:
+def cut_plan_file(
+    plan_file: PlanFile, targets: tuple[str, ...], console: Console, *, announce: bool = True
+) -> PlanFile:
     """`plan_file` cut down to `targets` (unchanged without any); PlanError for a name
-    that is no node of the manifest."""
+    that is no node of the manifest. `announce`: print -target's warning (a
+    `--target-host` cut alone has printed its own)."""
     if not targets:
         return plan_file
     check_targets(plan_file.plan, targets)
     cut = target_plan(plan_file.plan, targets)
     assert cut is not None  # every target is a node of the plan
-    warn(console, targets)
+    if announce:
+        warn(console, targets)
     return msgspec.structs.replace(plan_file, plan=cut, hash=cut.hash)
 
 

@@ -216,6 +216,13 @@ class Node(Frozen):
     ] = None
     nameserver: Nameserver = None
     searchdomain: Searchdomain = None
+    host: Annotated[
+        str | None,
+        Meta(
+            description="pveplan extension: the PVE host (a file in nodes/) this root node "
+            "is placed on; null or omitted = the target host (-H)"
+        ),
+    ] = None
 
 
 class Manifest(Frozen):

@@ -37,7 +37,7 @@ def validate_tree(
     of nodes it left out: both were reported already, so no rule reports them again.
     """
     found: list[Diagnostic] = []
-    for rule in (_unique_names, _unique_vmids, _cycles):
+    for rule in (_unique_names, _unique_vmids, _cycles, _hosts_on_roots):
         found.extend(rule(manifest, smap))
     found.extend(_parents(manifest, smap, frozenset(ghosts)))
     found.extend(_required_per_type(manifest, smap, frozenset(unchecked)))
@@ -92,24 +92,48 @@ def _unique_names(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
 
 
 def _unique_vmids(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    # PVE allocates vmids per cluster, and pveplan treats every host of one manifest as
+    # one cluster (nodes on `host: mother` and on the target host included): a pinned
+    # vmid may appear once in the whole manifest, and the error names both places.
     seen: dict[int, int] = {}
     out = []
     for index, node in enumerate(manifest.nodes):
         if node.vmid is None:
             continue
         if node.vmid in seen:
-            other = manifest.nodes[seen[node.vmid]].name
+            first = manifest.nodes[seen[node.vmid]]
+            where = smap.locate(("nodes", seen[node.vmid], "vmid"))
+            hosts = {first.host, node.host}
+            across = " (on another host)" if len(hosts) > 1 else ""
             out.append(
                 _diag(
                     smap,
                     index,
                     "vmid",
-                    f"vmid {node.vmid} of {node.name!r} is already used by {other!r}",
+                    f"vmid {node.vmid} of {node.name!r} is already used by {first.name!r}{across}",
+                    (f"{first.name!r} pins it at {where}; " if where else "")
+                    + "a vmid must be unique in the cluster, and the hosts of one manifest "
+                    "are one cluster: pin another vmid, or leave it out to have one allocated",
                 )
             )
         else:
             seen[node.vmid] = index
     return out
+
+
+def _hosts_on_roots(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    """`host:` places a root node; a child is created on its parent, a nested PVE host."""
+    return [
+        _diag(
+            smap,
+            index,
+            "host",
+            f"node {node.name!r} names host {node.host!r} but has parent {node.parent!r}",
+            "a child is created on its parent; put host: on the root of its subtree",
+        )
+        for index, node in enumerate(manifest.nodes)
+        if node.host is not None and node.parent is not None
+    ]
 
 
 def _parents(manifest: Manifest, smap: SourceMap, ghosts: frozenset[str]) -> list[Diagnostic]:

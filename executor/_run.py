@@ -20,7 +20,7 @@ from pveplan.store import RunEvent
 
 from ._context import Services
 from ._model import Event, Outputs, RunReport
-from ._scheduler import destroy_resources, execute
+from ._scheduler import HOST_OUTPUT, destroy_resources, execute
 
 FLUSH_EVERY = 0.25
 _STORE_KINDS = {"started", "finished", "cached", "failed", "log"}
@@ -76,11 +76,16 @@ def resource_step(
     return step, dict(outputs)
 
 
+def resource_host(default: str, outputs: Mapping[str, Any]) -> str:
+    """The host a live resource is on: the one recorded with it, else its plan's."""
+    return str(outputs.get(HOST_OUTPUT) or default)
+
+
 def removed_resources(services: Services, plan: Plan) -> list[tuple[Step, Outputs]]:
     """Live resources of the workspace that `plan` no longer has, newest first."""
     wanted = {step.address for step in plan.steps}
     return [
-        resource_step(plan.host, r.address, r.kind, r.outputs)
+        resource_step(resource_host(plan.host, r.outputs), r.address, r.kind, r.outputs)
         for r in reversed(services.store.resources(services.workspace))
         if r.address not in wanted
     ]

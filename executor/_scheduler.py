@@ -62,6 +62,11 @@ def upstream_of(step: Step) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*step.deps, *step.ref_addresses())))
 
 
+HOST_OUTPUT = "host"
+"""Recorded with a resource made on a host other than its plan's (a node placed with
+`host:`), so that destroying it later, when no plan names it any more, finds the host."""
+
+
 class _Run:
     """The mutable bookkeeping of one run (one plan level), owned by `execute`."""
 
@@ -80,6 +85,7 @@ class _Run:
         self.services = services
         self.emit = emit
         self.run_id = run_id
+        self.host = plan.host
         self.refresh = refresh
         # Steps that converge the drift the plan's probe found: never taken from the cache.
         self.rerun = drift_reruns(plan)
@@ -236,8 +242,11 @@ class _Run:
             finished=finished,
         )
         live = kind.resource and bool(outputs or not error)
+        # A resource on another host than the plan's (`host:`) is recorded with its host,
+        # so that destroying it once no plan names it still finds it.
+        kept = outputs if step.host == self.host else {**outputs, HOST_OUTPUT: step.host}
         with trio.CancelScope(shield=True):  # what finished is recorded, even on Ctrl-C
-            await self.recorder.record(result, outputs if live else None)
+            await self.recorder.record(result, kept if live else None)
         if live:
             self.live[step.address] = outputs
         if kind.resource:

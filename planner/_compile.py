@@ -20,6 +20,7 @@ deep in the tree changes every delegate above it and nothing else.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -146,6 +147,12 @@ def compile_plan(
     return CompileResult(plan, builder.sources)
 
 
+def _host_datastore(resolved: ResolvedManifest, host: str) -> str:
+    """The datastore of another host nodes are placed on (its node file's, else the default)."""
+    config = resolved.host_configs.get(host)
+    return (config.datastore if config is not None else None) or DEFAULT_STORAGE
+
+
 def _datastore(resolved: ResolvedManifest) -> str:
     config = resolved.host_config
     return (
@@ -153,8 +160,14 @@ def _datastore(resolved: ResolvedManifest) -> str:
     ) or DEFAULT_STORAGE
 
 
-def storage_step(storage: str) -> str:
-    return f"storage.{storage}.content"
+def storage_step(storage: str, on: str | None = None) -> str:
+    """A storage's step address; `on`: a host other than the plan's (`storage.local@mother.content`)."""
+    return f"storage.{storage}.content" if on is None else f"storage.{storage}@{on}.content"
+
+
+def image_step(image: str, on: str | None = None) -> str:
+    """An image's step address on the plan's host, or `on` another (`image.debian-12@mother.ensure`)."""
+    return f"image.{image}.ensure" if on is None else f"image.{image}@{on}.ensure"
 
 
 def guest_storage(node: ResolvedNode, datastore: str) -> tuple[tuple[str, str], ...]:
@@ -230,36 +243,15 @@ class _Builder:
 
     def plan(self, host: str, parent: str | None, datastore: str) -> Plan:
         steps = StepList(host, KIND_VERSIONS.__getitem__)
-        roots = self.children.get(parent, [])
-        images = sorted(
-            {n.image.name: n.image for n in roots if n.image is not None}.values(),
-            key=lambda i: i.name,
-        )
-        self.storage_steps(steps, roots, datastore, bool(images))
-        for image in images:
-            pinned = image.sha256 is not None
-            args = ImageEnsureArgs(
-                name=image.name,
-                filename=image.filename,
-                format=image.format,
-                storage=IMAGE_STORAGE,
-                sha256=image.sha256,
-                # unpinned: the URL is all that identifies it; pinned: the hash is the
-                # identity, and the URL only a hint
-                url=msgspec.UNSET if pinned else image.url,
-            )
-            hints = {"url": image.url} if pinned else {}
-            steps.add(
-                f"image.{image.name}.ensure",
-                "pve.image.ensure",
-                args,
-                hints=hints,
-                deps=(storage_step(IMAGE_STORAGE),),
-            )
+        # Roots by the host they name (`host:`; None: this plan's own host, first, so a
+        # manifest on one host builds exactly the steps, in the order, it always did).
+        placed: dict[str | None, list[ResolvedNode]] = {}
+        for node in self.children.get(parent, []):
+            placed.setdefault(node.host, []).append(node)
         subplans: dict[str, Plan] = {}
-        # A clone after the node it is cloned from (its step refers to that one's).
-        for node in sorted(roots, key=lambda n: n.clone is not None):
-            self.node_steps(steps, node, datastore, subplans)
+        for on in sorted(placed, key=lambda h: (h is not None, h or "")):
+            where = datastore if on is None else _host_datastore(self.resolved, on)
+            self.host_steps(steps, placed[on], where, subplans, on)
         plan_steps = steps.done()
         return Plan(
             manifest=self.resolved.name,
@@ -276,8 +268,53 @@ class _Builder:
             ),
         )
 
+    def host_steps(
+        self,
+        steps: StepList,
+        roots: list[ResolvedNode],
+        datastore: str,
+        subplans: dict[str, Plan],
+        on: str | None,
+    ) -> None:
+        """The steps of the roots placed on one host (`on`; None: the plan's own): its
+        storages and images, then each node's."""
+        images = sorted(
+            {n.image.name: n.image for n in roots if n.image is not None}.values(),
+            key=lambda i: i.name,
+        )
+        self.storage_steps(steps, roots, datastore, bool(images), on)
+        for image in images:
+            pinned = image.sha256 is not None
+            args = ImageEnsureArgs(
+                name=image.name,
+                filename=image.filename,
+                format=image.format,
+                storage=IMAGE_STORAGE,
+                sha256=image.sha256,
+                # unpinned: the URL is all that identifies it; pinned: the hash is the
+                # identity, and the URL only a hint
+                url=msgspec.UNSET if pinned else image.url,
+            )
+            hints = {"url": image.url} if pinned else {}
+            steps.add(
+                image_step(image.name, on),
+                "pve.image.ensure",
+                args,
+                hints=hints,
+                deps=(storage_step(IMAGE_STORAGE, on),),
+                host=on,
+            )
+        # A clone after the node it is cloned from (its step refers to that one's).
+        for node in sorted(roots, key=lambda n: n.clone is not None):
+            self.node_steps(steps, node, datastore, subplans, on)
+
     def storage_steps(
-        self, steps: StepList, roots: list[ResolvedNode], datastore: str, images: bool
+        self,
+        steps: StepList,
+        roots: list[ResolvedNode],
+        datastore: str,
+        images: bool,
+        on: str | None = None,
     ) -> None:
         """One `pve.storage.content` step per storage this plan's steps use, with the
         content types they need there: before anything is put on it."""
@@ -293,11 +330,17 @@ class _Builder:
                 content=tuple(sorted(needs[storage])),
                 enable=self.resolved.enable_content,
             )
-            steps.add(storage_step(storage), "pve.storage.content", args)
+            steps.add(storage_step(storage, on), "pve.storage.content", args, host=on)
 
     def node_steps(
-        self, steps: StepList, node: ResolvedNode, datastore: str, subplans: dict[str, Plan]
+        self,
+        steps: StepList,
+        node: ResolvedNode,
+        datastore: str,
+        subplans: dict[str, Plan],
+        on: str | None = None,
     ) -> None:
+        add = functools.partial(steps.add, host=on)  # every step of a node runs on its host
         prefix = f"node.{node.name}"
         family = "ct" if node.type == "ct" else "vm"
         create = f"{prefix}.create"
@@ -317,8 +360,10 @@ class _Builder:
                 create,
                 "pve.template.create",
                 template_args(node, guest),
-                refs={"volume": f"image.{node.image.name}.ensure#volid"} if node.image else {},
-                deps=tuple(sorted({storage_step(s) for s, _ in guest_storage(node, datastore)})),
+                refs={"volume": f"{image_step(node.image.name, on)}#volid"} if node.image else {},
+                deps=tuple(
+                    sorted({storage_step(s, on) for s, _ in guest_storage(node, datastore)})
+                ),
             )
             fields = ("name", "vmid", "cores", "memory", "disk", "image")
             self.record_sources(create, node, {f: f for f in fields})
@@ -367,17 +412,17 @@ class _Builder:
                     cloud_init=cloud_init,
                     **device_args(node, datastore),
                 )
-                refs["volume"] = f"image.{node.image.name}.ensure#volid"
+                refs["volume"] = f"{image_step(node.image.name, on)}#volid"
         else:
             args = CtCreateArgs(**guest, template=node.template)
         credential = self.credential(node) if pull else ()
-        steps.add(
+        add(
             create,
             "pve.clone.create" if node.clone is not None else f"pve.{family}.create",
             args,
             refs=refs,
             secrets=(*self.secret_uses(node.authorized_keys), *credential),
-            deps=tuple(sorted({storage_step(s) for s, _ in guest_storage(node, datastore)})),
+            deps=tuple(sorted({storage_step(s, on) for s, _ in guest_storage(node, datastore)})),
         )
         self.record_sources(
             create,
@@ -398,8 +443,8 @@ class _Builder:
         if family == "vm":
             self.record_device_sources(create, node)
         vm_id = {"vmid": f"{create}#vm_id"}
-        steps.add(f"{prefix}.start", f"pve.{family}.start", NoArgs(), refs=vm_id)
-        steps.add(
+        add(f"{prefix}.start", f"pve.{family}.start", NoArgs(), refs=vm_id)
+        add(
             f"{prefix}.wait_ip",
             f"pve.{family}.wait_ip",
             WaitIpArgs(timeout=WAIT_IP_TIMEOUT),
@@ -411,7 +456,7 @@ class _Builder:
         ssh = {**ip, "host_key": f"{create}#host_key"}
         last = f"{prefix}.wait_ip"
         if node.mode == "push":
-            steps.add(
+            add(
                 f"{prefix}.wait_ssh",
                 "ssh.wait",
                 SshWaitArgs(user=node.vm_user, timeout=WAIT_SSH_TIMEOUT),
@@ -422,7 +467,7 @@ class _Builder:
             if node.mode == "push":
                 users = node.spec.users
                 keys = [key for user in users for key in user.ssh_keys]
-                steps.add(
+                add(
                     f"{prefix}.config",
                     "config.push",
                     push_args(node),
@@ -432,7 +477,7 @@ class _Builder:
                 )
             else:
                 pulled = pulled_spec(node, self.secret_use)
-                steps.add(
+                add(
                     f"{prefix}.config",
                     "config.await_report",
                     await_args(pulled, self.resolved.server_url or None),
@@ -464,7 +509,7 @@ class _Builder:
                     if not use.name.startswith(excluded)
                 }
                 secrets = tuple(self.secret_use(n) for n in sorted(names))
-            steps.add(
+            add(
                 address,
                 kind,
                 extra,
@@ -474,7 +519,7 @@ class _Builder:
             )
             last = address
         delegate = f"{prefix}.delegate"
-        steps.add(
+        add(
             delegate,
             "subplan.delegate",
             DelegateArgs(

@@ -74,7 +74,7 @@ def _level(applied: Plan, resources: Mapping[str, Mapping[str, Any]]) -> Plan:
                 hashes,
                 address,
                 "subplan.delegate",
-                applied.host,
+                create.host,  # a node placed with `host:` is torn down on that host
                 DelegateArgs(host=inner.host, subplan=inner.hash, action="destroy"),
                 [],
             )
@@ -94,7 +94,7 @@ def _level(applied: Plan, resources: Mapping[str, Mapping[str, Any]]) -> Plan:
             name=create.args.get("name"),
             vmid=outputs.get("vm_id", create.args.get("vmid")),
         )
-        _add(steps, hashes, f"{node}.destroy", DESTROY_KINDS[create.kind], applied.host, args, deps)
+        _add(steps, hashes, f"{node}.destroy", DESTROY_KINDS[create.kind], create.host, args, deps)
     plan_steps = tuple(steps)
     return Plan(
         manifest=applied.manifest,

@@ -153,7 +153,7 @@ def _diff_level(
         out.append(
             Change(
                 path=path,
-                host=new.host,
+                host=step.host,  # its level's host, or the one its node names (`host:`)
                 address=step.address,
                 kind=step.kind,
                 action=compared.action,
@@ -171,7 +171,11 @@ def _diff_level(
         if step.address not in present:
             out.append(
                 Change(
-                    path=path, host=old.host, address=step.address, kind=step.kind, action="destroy"
+                    path=path,
+                    host=step.host,
+                    address=step.address,
+                    kind=step.kind,
+                    action="destroy",
                 )
             )
             if step.kind == "subplan.delegate" and step.address in old.subplans:
@@ -211,7 +215,7 @@ def _destroy_all(plan: Plan, path: tuple[str, ...], out: list[Change]) -> None:
     for step in plan.steps:
         out.append(
             Change(
-                path=path, host=plan.host, address=step.address, kind=step.kind, action="destroy"
+                path=path, host=step.host, address=step.address, kind=step.kind, action="destroy"
             )
         )
         if step.kind == "subplan.delegate" and step.address in plan.subplans:

@@ -53,9 +53,15 @@ class LiveHost(Frozen, kw_only=True):
     vms: tuple[LiveVm, ...] = ()
 
 
+def _by_host(live: LiveHost | Iterable[LiveHost] | None) -> dict[str, dict[int, LiveVm]]:
+    """Each probed host's VMs by vmid (a plan's nodes may sit on several hosts: `host:`)."""
+    hosts = () if live is None else (live,) if isinstance(live, LiveHost) else tuple(live)
+    return {h.host: {vm.vmid: vm for vm in h.vms} for h in hosts}
+
+
 def find_drift(
     plan: Plan,
-    live: LiveHost,
+    live: LiveHost | Iterable[LiveHost],
     resources: Mapping[str, Mapping[str, Any]],
     applied: Mapping[str, str] | None = None,
 ) -> tuple[Drift, ...]:
@@ -67,11 +73,14 @@ def find_drift(
     from its applied one runs anyway and brings the VM to the new manifest, so for it a
     size or tag that differs is the plan's change (shown as such), not drift; only its VM
     being gone or stopped is. Without it every field is compared with `plan`'s."""
-    by_vmid = {vm.vmid: vm for vm in live.vms}
+    probed = _by_host(live)
     addresses = {step.address for step in plan.steps}
     out: list[Drift] = []
     for step in plan.steps:
         if step.address not in resources or (args := _create_args(step)) is None:
+            continue
+        by_vmid = probed.get(step.host)
+        if by_vmid is None:  # its host was not probed (each host is one listing)
             continue
         recorded = resources[step.address]
         vmid = recorded.get("vm_id") or args.vmid
@@ -189,7 +198,7 @@ class NodeStatus(Frozen, kw_only=True):
 
 def node_statuses(
     plan: Plan,
-    live: LiveHost | None,
+    live: LiveHost | Iterable[LiveHost] | None,
     resources: Mapping[str, Mapping[str, Any]],
     drift: Iterable[Drift] = (),
     levels: Iterable[LevelProbe] = (),
@@ -201,7 +210,7 @@ def node_statuses(
     from ._nested_drift import nested_status
 
     found_levels = {level.path: level for level in levels}
-    by_vmid = {vm.vmid: vm for vm in live.vms} if live is not None else {}
+    probed = _by_host(live)
     drift_of: dict[str, list[Drift]] = {}
     for item in drift:
         drift_of.setdefault(item.node, []).append(item)
@@ -219,10 +228,10 @@ def node_statuses(
         base = {"name": args.name, "type": args.type, "host": host, "vmid": vmid}
         if recorded is None:
             out.append(NodeStatus(**base, state="not_applied"))
-        elif live is None:
+        elif host not in probed:
             out.append(NodeStatus(**base, state="unreachable"))
         else:
-            found = by_vmid.get(vmid) if vmid is not None else None
+            found = probed[host].get(vmid) if vmid is not None else None
             mine = drift_of.get(args.name, [])
             if any(d.fix == "recreate" for d in mine) or found is None:
                 out.append(NodeStatus(**base, live="missing", state="missing"))

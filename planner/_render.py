@@ -83,8 +83,10 @@ def render_changes(
         lines.append("")
     nodes = node_changes(changes)
     if nodes:
+        # Top-level nodes on several hosts (`host:`): each says which one it is on.
+        spread = len({node.host for node in nodes if not node.path}) > 1
         lines.append(style.bold("Nodes:"))
-        lines.extend("  " + node_line(node, style) for node in nodes)
+        lines.extend("  " + node_line(node, style, placed=spread) for node in nodes)
         lines.append("")
     shown = [c for c in changes if c.action != "unchanged"]
     causes = {c.key for c in shown if c.cause is None}
@@ -126,12 +128,14 @@ def render_changes(
     return "\n".join(lines)
 
 
-def node_line(node: NodeChange, style: Styler) -> str:
-    """`~ vm root-pve › edge (memory, disk)`: symbol, type, host path and name, what changed."""
+def node_line(node: NodeChange, style: Styler, *, placed: bool = False) -> str:
+    """`~ vm root-pve › edge (memory, disk)`: symbol, type, host path and name, what changed;
+    with `placed` (a plan on several hosts), `on HOST` after a top-level node."""
     what = [*node.fields, *(f"via {other}" for other in node.via)]
     detail = f" ({', '.join(what)})" if what else ""
     symbol = _colour(node.action, SYMBOLS[node.action].rjust(3), style)
-    return f"{symbol} {node.type} {node.label}{detail}"
+    on = f" on {node.host}" if placed and not node.path and "@" not in node.name else ""
+    return f"{symbol} {node.type} {node.label}{on}{detail}"
 
 
 def _step_head(change: Change, style: Styler) -> str:

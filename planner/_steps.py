@@ -35,8 +35,11 @@ class StepList:
         secrets: tuple[SecretUse, ...] = (),
         deps: tuple[str, ...] = (),
         hints: dict[str, Any] | None = None,
+        host: str | None = None,
     ) -> str:
-        """Add a step (its refs and deps must already be here); returns its address."""
+        """Add a step (its refs and deps must already be here); returns its address.
+        `host`: where it runs when not this plan's host (a node placed with `host:`)."""
+        on = host or self.host
         args = to_wire(kind, typed)
         refs = refs or {}
         ref_hashes = {}
@@ -47,7 +50,7 @@ class StepList:
         digest = step_hash(
             kind=kind,
             kind_version=version,
-            host=self.host,
+            host=on,
             args=args,
             secrets=secrets,
             ref_hashes=ref_hashes,
@@ -58,7 +61,7 @@ class StepList:
                 address=address,
                 kind=kind,
                 kind_version=version,
-                host=self.host,
+                host=on,
                 args=args,
                 refs=refs,
                 secrets=secrets,

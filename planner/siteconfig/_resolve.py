@@ -39,18 +39,20 @@ from ._resolved import (
     ResolvedUser,
 )
 from ._secrets import SSH_KEY_PREFIX, SSH_KEYS, SecretRef, ssh_key_id
-from ._site import SiteConfig
+from ._site import SiteConfig, rehearsal_host, rehearsed_host
 
 
 def resolve_manifest(
-    loaded: dsl.LoadedManifest, site: SiteConfig, host: str | None = None
+    loaded: dsl.LoadedManifest, site: SiteConfig, host: str | None = None, *, rehearse: bool = False
 ) -> ResolvedManifest:
     """`loaded` with every name looked up in `site`; `PlanError` listing every unresolved one.
 
     If `loaded` carries errors of its own, they are raised too (a `DslError` when every
     name resolved), so no caller can plan a manifest that failed its checks.
     """
-    return _Resolver(loaded, site).run(host)
+    resolver = _Resolver(loaded, site)
+    resolver.rehearse = rehearse  # --simulate: every host a node names is rehearsed too
+    return resolver.run(host)
 
 
 class _Resolver:
@@ -67,9 +69,12 @@ class _Resolver:
         self._all_keys: tuple[SecretRef, ...] | None = None
         self.parent_of = {node.name: node.parent for node in self.manifest.nodes}
         self.depths: dict[str, int] = {}
+        self.rehearse = False
 
     def run(self, host: str | None) -> ResolvedManifest:
         host_config = self._host(host) if host is not None else None
+        self.target = host
+        self.host_configs: dict[str, HostConfig] = {}
         nodes = [self._node(index, node) for index, node in enumerate(self.manifest.nodes)]
         if self.problems:
             raise PlanError(self._in_source_order([*self.loaded.errors, *self.problems]))
@@ -85,6 +90,7 @@ class _Resolver:
             enable_content=self.site.site.storage.enable_content,
             nodes=tuple(n for n in nodes if n is not None),
             warnings=tuple(self.warnings),
+            host_configs=self.host_configs,
         )
 
     # ---- reporting ------------------------------------------------------------------
@@ -213,6 +219,7 @@ class _Resolver:
         spec = self._spec(index, node.spec) if node.spec is not None else None
         image = self._image(index, node.image) if node.image is not None else None
         authorized = self._all_ssh_keys()
+        placed = self._node_host(index, node)
         if self.problems or self.loaded.errors:
             return None  # keep looking for problems; never build a half-resolved node
         d = self.defaults
@@ -251,7 +258,54 @@ class _Resolver:
             nics=_nics(node, d.bridge or DEFAULT_BRIDGE),
             nameserver=node.nameserver or self.manifest.settings.nameserver,
             searchdomain=node.searchdomain or self.manifest.settings.searchdomain,
+            host=placed,
         )
+
+    def _node_host(self, index: int, node: dsl.Node) -> str | None:
+        """The host a root node names (None: the target host, which it may name too).
+        Under `--simulate` (`rehearse`, or a rehearsed target `sim:father`) every host is
+        rehearsed as the target is: a node on `mother` goes to `sim:mother`, unless
+        mother's node file says `sim: true` already."""
+        name = node.host
+        if name is None or node.parent is not None:  # a child's host: the tree rules' error
+            return None
+        real = rehearsed_host(name) or name
+        if real not in self.site.host_names():
+            self.error(
+                self.at(index, "host"),
+                f"unknown host {node.host!r}",
+                dsl.did_you_mean(real, self.site.host_names(), "hosts"),
+            )
+            return None
+        rehearsing = self.rehearse or (
+            self.target is not None and rehearsed_host(self.target) is not None
+        )
+        if rehearsing and rehearsed_host(name) is None and not self._simulated(name):
+            name = rehearsal_host(name)
+        if name == self.target:
+            return None
+        if name not in self.host_configs:
+            try:
+                config = self.site.host(name)
+            except (dsl.DslError, PlanError) as exc:
+                self.absorb(exc)
+                return None
+            if not config.is_pve:
+                self.error(
+                    self.at(index, "host"),
+                    f"host {node.host!r} is a hosts/ file: PVE is not installed there",
+                    "place nodes on a PVE host, a file in nodes/ (pve-setup makes one)",
+                )
+                return None
+            self.host_configs[name] = config
+        return name
+
+    def _simulated(self, name: str) -> bool:
+        """Whether host `name`'s node file says `sim: true` (a broken one: reported later)."""
+        try:
+            return self.site.host(name).sim
+        except (dsl.DslError, PlanError):
+            return False
 
     def _image(self, index: int, name: str) -> CatalogImage | None:
         catalog = self.site.images

@@ -96,6 +96,9 @@ class ResolvedNode(Frozen, kw_only=True):
     searchdomain: str | None = None
     """cloud-init DNS: the node's own, else the manifest settings' (None: PVE's default,
     the host's)."""
+    host: str | None = None
+    """The PVE host a root node names (`host:`), when it names one other than the target
+    host; None: the target host (a child is always on its parent)."""
 
 
 class ResolvedManifest(Frozen, kw_only=True):
@@ -118,6 +121,8 @@ class ResolvedManifest(Frozen, kw_only=True):
     refuse with the command that does."""
     nodes: tuple[ResolvedNode, ...]
     warnings: tuple[dsl.Diagnostic, ...] = ()
+    host_configs: dict[str, HostConfig] = msgspec.field(default_factory=dict)
+    """The other PVE hosts the nodes name (`host:`), by name: each one's node file."""
 
     def node(self, name: str) -> ResolvedNode:
         """The node called `name` (KeyError if none)."""

@@ -183,7 +183,7 @@ def test_bash_completion_completes_commands_flags_and_manifest_names(tmp_path: P
     names = bash_complete(script, f"pveplan apply --site-config {EXAMPLES} -M n2", tmp_path)
     assert names == ["n2-mixed", "n2-pull", "n2-tiered"]
     hosts = bash_complete(script, f"pveplan plan --site-config {EXAMPLES} -H ", tmp_path)
-    assert hosts == ["sim"]
+    assert hosts == ["sim", "sim2"]  # nodes/sim.yaml, nodes/sim2.yaml
 
 
 def test_fish_and_zsh_scripts_are_generated(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ PINNED = {
     "n2-pull": "45ddfe1e33cb78439a7116f7682cf338",
     "n2-tiered": "b9b764d832893beb6a174641b413aadc",
     "n3-deep": "fdaf54dd0639e21ae496c62793b02af6",
+    "two-hosts": "0ff11ef3af2dd4eace33178af41459df",  # nodes on sim and sim2 (`host:`)
     "workers-20": "873e67b2ebe8dd1481cc904cf8dfbdb2",
 }
 

@@ -50,6 +50,9 @@ def test_api_signatures() -> None:
     assert list(discover.parameters)[:4] == ["flag", "env", "cwd", "manifest_path"]
     assert discover.parameters["manifest_path"].default is None
     resolve = inspect.signature(siteconfig.resolve_manifest)
-    assert list(resolve.parameters) == ["loaded", "site", "host"]
+    assert list(resolve.parameters) == ["loaded", "site", "host", "rehearse"]
     assert resolve.parameters["host"].default is None
+    # --simulate's rehearsal of the hosts nodes name: keyword only, off by default
+    assert resolve.parameters["rehearse"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert resolve.parameters["rehearse"].default is False
     assert list(inspect.signature(siteconfig.load_site_config).parameters) == ["root"]
