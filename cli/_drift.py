@@ -6,6 +6,11 @@ of the host's VMs (`executor.probe_live`) compared with what the store records a
 apply converges exactly the drift its reviewer saw. Nothing is probed with
 `--refresh=false`, for a destroy, or when nothing is applied to the workspace (then there
 is nothing to drift from, and a plan of a new lab never reaches for the host).
+
+`--refresh=full` (plan, apply, status) adds, in the same session, one config read per VM
+the store records as applied (`executor.probe_configs`), compared by
+`planner.find_config_drift`: the NIC's bridge, onboot and the cloud-init user and keys,
+which no listing carries.
 """
 
 from __future__ import annotations
@@ -15,13 +20,23 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from pveplan.planner import PlanError, find_drift, with_drift
+from pveplan.planner import (
+    PlanError,
+    config_targets,
+    find_config_drift,
+    find_drift,
+    merged_drift,
+    with_drift,
+)
 
 from ._session import driver_key, host_info, open_run_store, run_trio
 from ._state import applied_resources
 
 if TYPE_CHECKING:
-    from pveplan.planner import LiveHost, Plan, PlanFile, SiteConfig
+    from collections.abc import Mapping
+    from typing import Any
+
+    from pveplan.planner import Drift, LiveHost, Plan, PlanFile, SiteConfig
 
     from . import Console
 
@@ -29,6 +44,11 @@ if TYPE_CHECKING:
 def refresh_wanted(args: argparse.Namespace) -> bool:
     """Probe unless `--refresh=false` (None, the default, probes too)."""
     return getattr(args, "refresh", None) is not False
+
+
+def full_refresh(args: argparse.Namespace) -> bool:
+    """`--refresh=full`: read each applied VM's config too."""
+    return getattr(args, "refresh", None) == "full"
 
 
 def with_live_drift(
@@ -47,26 +67,45 @@ def with_live_drift(
     resources = applied_resources(console, workspace)
     if not resources:
         return plan_file
-    live = probe_host(console, site, plan_file.plan.host, workspace)
     steps = {s.address: s.hash for s in applied.steps} if applied is not None else None
-    plan = with_drift(plan_file.plan, find_drift(plan_file.plan, live, resources, steps))
+    full = full_refresh(args)
+    _, found = live_drift(console, site, plan_file.plan, workspace, resources, steps, full=full)
+    plan = with_drift(plan_file.plan, found)
     if plan.hash == plan_file.plan.hash:
         return plan_file
     return msgspec.structs.replace(plan_file, plan=plan, hash=plan.hash)
 
 
-def probe_host(console: Console, site: SiteConfig, host: str, workspace: str) -> LiveHost:
-    """The live VMs of `host` (one listing); an unreachable host is a PlanError that
-    says how to plan without it."""
-    from pveplan.executor import ExecutorError, probe_live
+def live_drift(
+    console: Console,
+    site: SiteConfig,
+    plan: Plan,
+    workspace: str,
+    resources: Mapping[str, Mapping[str, Any]],
+    applied: Mapping[str, str] | None,
+    *,
+    full: bool = False,
+) -> tuple[LiveHost, tuple[Drift, ...]]:
+    """The live VMs of `plan`'s host (one listing) and their drift against what is
+    `applied`; `full` adds one config read per applied VM, in the same session, and its
+    drift. An unreachable host is a PlanError that says how to plan without it."""
+    from pveplan.executor import ExecutorError, probe_configs, probe_live
 
+    host = plan.host
     public = driver_key(console)[1]
     try:
         with open_run_store(console) as store:
             hosts = {host: host_info(console, site, host, public, store)}
 
-            async def body(services: object) -> LiveHost:
-                return await probe_live(services, host)  # type: ignore[arg-type]
+            async def body(services: Any) -> tuple[LiveHost, tuple[Drift, ...]]:
+                live = await probe_live(services, host)
+                found = find_drift(plan, live, resources, applied)
+                if full:
+                    targets = config_targets(plan, live, resources)
+                    configs, keys = await probe_configs(services, host, plan, targets)
+                    config = find_config_drift(plan, configs, keys, applied)
+                    found = merged_drift(plan, found, config)
+                return live, found
 
             return run_trio(console, store, workspace, hosts, site, body)
     except (ExecutorError, OSError) as exc:

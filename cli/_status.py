@@ -1,6 +1,7 @@
 """`pveplan status -M X -H HOST`: the health of an applied lab, changing nothing.
 
-Every node's live state (from the one listing of the host that `plan` probes with) against
+Every node's live state (from the one listing of the host that `plan` probes with; with
+`--refresh=full` also each applied VM's config, as `plan --refresh=full` reads it) against
 what the store records as applied: in sync, drifted (each field, live and wanted), missing,
 never applied, or on a host that did not answer (named, with why). Nested levels are listed
 as not probed (their VMs are reached only through their host's executor). It also says when
@@ -18,14 +19,14 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from pveplan.planner import PlanError, diff_plans, find_drift, node_statuses, summarize
+from pveplan.planner import PlanError, diff_plans, node_statuses, summarize
 
-from ._drift import probe_host
+from ._drift import full_refresh, live_drift
 from ._plan import make_plan
 from ._state import applied_resources
 
 if TYPE_CHECKING:
-    from pveplan.planner import LiveHost, NodeStatus
+    from pveplan.planner import Drift, LiveHost, NodeStatus
 
     from . import Console
 
@@ -45,14 +46,15 @@ def run_status(args: argparse.Namespace, console: Console) -> int:
     workspace = plan_file.header.workspace
     resources = applied_resources(console, workspace)
     live: LiveHost | None = None
+    drift: tuple[Drift, ...] = ()
     unreachable = ""
+    steps = {s.address: s.hash for s in old.steps} if old is not None else None
     if resources:
         try:
-            live = probe_host(console, site, plan.host, workspace)
+            full = full_refresh(args)
+            live, drift = live_drift(console, site, plan, workspace, resources, steps, full=full)
         except PlanError as exc:
             unreachable = exc.summary
-    steps = {s.address: s.hash for s in old.steps} if old is not None else None
-    drift = find_drift(plan, live, resources, steps) if live is not None else ()
     nodes = node_statuses(plan, live, resources, drift)
     pending = summarize(diff_plans(plan, old)) if old is not None else None
     manifest_changes = pending is not None and pending.changes

@@ -335,7 +335,10 @@ class _Builder:
                 mode=node.mode,
                 pull=boot if pull else msgspec.UNSET,
             )
-            args = VmCreateArgs(**guest, image=node.image.name, cloud_init=cloud_init)
+            onboot = msgspec.UNSET if node.onboot is None else node.onboot
+            args = VmCreateArgs(
+                **guest, image=node.image.name, cloud_init=cloud_init, onboot=onboot
+            )
             refs["volume"] = f"image.{node.image.name}.ensure#volid"
         else:
             args = CtCreateArgs(**guest, template=node.template)

@@ -146,10 +146,23 @@ class CloudInit(StepArgs, frozen=True, kw_only=True):
 
 
 class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
-    RULES = {**GuestCreateArgs.RULES, "image": "replace"}
+    """A VM's args. Its NIC's bridge, `onboot` and cloud-init options are set on the
+    live VM in place (PVE takes cloud-init options at the guest's next boot); a full
+    refresh compares them (`_configdrift`), and the VM kind's adopt sets them back."""
+
+    RULES = {
+        **GuestCreateArgs.RULES,
+        "image": "replace",
+        "bridge": "in_place",
+        "onboot": "in_place",
+        "cloud_init": "in_place",
+    }
 
     image: str
     cloud_init: CloudInit
+    onboot: bool | UnsetType = UNSET
+    """Start the VM when its host boots; only when the manifest says (else PVE's own
+    default, off, and never compared)."""
 
 
 class CtCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):

@@ -18,8 +18,9 @@ from typing import Any
 
 import trio
 import yaml
+from msgspec import UNSET
 
-from pveplan.planner import AUTH_SECRETS, GuestDestroyArgs, VmCreateArgs, change_of
+from pveplan.planner import GuestDestroyArgs, VmCreateArgs, change_of
 
 from .._context import StepContext
 from .._keys import generate_ed25519, public_line
@@ -36,6 +37,7 @@ from ..pve import (
     tags,
 )
 from ._pull import pull_boot, pull_instance
+from ._vmsettings import guest_keys, settings_requests
 
 MANAGED_TAG = "pveplan"
 SNIPPETS = "snippets"
@@ -122,7 +124,9 @@ def _vm_params(
     args: VmCreateArgs, volid: str, keys: list[str], snippet: str, storage_id: str
 ) -> dict[str, Any]:
     storage = args.storage
+    onboot = {} if args.onboot is UNSET else {"onboot": args.onboot}
     return {
+        **onboot,
         "name": args.name,
         "cores": args.cores,
         "memory": args.memory,
@@ -282,8 +286,12 @@ class VmCreate(StepKind):
             size.append(
                 requests.set_vm_config(pve.node, vmid, {"tags": tags([*_tags(config), *lost])})
             )
+        keys = guest_keys(ctx.services, ctx.step)
+        size.extend(settings_requests(pve.node, vmid, config, args, keys))
         for request in size:
-            if request.method == "PUT" and request.path.endswith("/config"):
+            if request.method == "PUT" and request.path.endswith("/cloudinit"):
+                ctx.log("regenerating the cloud-init drive (the guest reads it at next boot)")
+            elif request.method == "PUT" and request.path.endswith("/config"):
                 ctx.log(f"updating {', '.join(sorted(request.params))} in place")
             await pve.run(request)
         host_key = await self._host_key(ctx, pve, vmid)
@@ -333,10 +341,7 @@ class VmCreate(StepKind):
         # Kept before the VM exists: a kill after creation still finds the key.
         ctx.services.store.put_secret(ctx.secret_name("hostkey"), private)
         trusted = ctx.services.trusted_keys
-        # The step's secrets are the user's keys, and a pull node's credential.
-        credentials = set(AUTH_SECRETS.values())
-        keys = [ctx.services.reveal(s.name) for s in ctx.step.secrets if s.name not in credentials]
-        keys.extend(k for k in trusted if k not in keys)
+        keys = guest_keys(ctx.services, ctx.step)
         root_keys = list(trusted) if args.type == "pve" else None
         pull, instance = None, None
         if args.cloud_init.pull:
@@ -403,7 +408,9 @@ class VmCreate(StepKind):
             pve.node, found["vmid"], config, cores=args.cores, memory=args.memory, disk=args.disk
         )
         lost = [tag for tag in args.tags if tag not in _tags(config)]
-        if size or lost:  # what the listing probe finds too, for a plan made offline
+        keys = guest_keys(ctx.services, ctx.step)
+        size.extend(settings_requests(pve.node, found["vmid"], config, args, keys))
+        if size or lost:  # what the probes find too, for a plan made offline
             return f"VM {found['vmid']} ({name}) differs from its args: re-adopting it"
         return None
 

@@ -245,6 +245,7 @@ class _Resolver:
             vm_user=d.vm_user or DEFAULT_VM_USER,
             authorized_keys=authorized,
             bridge=d.bridge or DEFAULT_BRIDGE,
+            onboot=node.onboot,
         )
 
     def _image(self, index: int, name: str) -> CatalogImage | None:

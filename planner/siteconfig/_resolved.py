@@ -81,6 +81,8 @@ class ResolvedNode(Frozen, kw_only=True):
     vm_user: str = DEFAULT_VM_USER
     authorized_keys: tuple[SecretRef, ...] = ()
     bridge: str = DEFAULT_BRIDGE
+    onboot: bool | None = None
+    """The manifest's `onboot`; None when it does not say (PVE's default, never compared)."""
 
 
 class ResolvedManifest(Frozen, kw_only=True):

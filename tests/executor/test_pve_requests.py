@@ -18,6 +18,7 @@ import msgspec
 import pytest
 
 from pveplan.executor.kinds._vm import _vm_params, reconcile
+from pveplan.executor.kinds._vmsettings import settings_requests
 from pveplan.executor.pve import PveRequest, encode_sshkeys
 from pveplan.executor.pve import requests as build
 from pveplan.executor.pve._privileges import least_privilege_token
@@ -56,6 +57,12 @@ CREATE_PARAMS = _vm_params(
     "local",
 )
 CONFIG = {"cores": 1, "memory": "1024", "scsi0": "local-lvm:vm-100-disk-0,size=10G"}
+DRIFTED = {  # a config changed by hand: what a full refresh's drift sets back
+    "net0": "e1000=BC:24:11:00:00:01,bridge=vmbr9,firewall=1",
+    "ciuser": "bob",
+    "sshkeys": encode_sshkeys(KEYS[:1]),
+}
+ONBOOT_ARGS = msgspec.convert({**STEP_ARGS, "onboot": True}, VmCreateArgs)
 
 CASES: dict[str, list[PveRequest]] = {
     "cluster_resources": [build.cluster_resources("vm")],
@@ -70,6 +77,11 @@ CASES: dict[str, list[PveRequest]] = {
         build.set_vm_config(NODE, 100, {"cores": 4, "memory": 4096}),
         build.set_vm_config(NODE, 100, {"description": "pveplan: image=x\npveplan: destroying"}),
         *reconcile(NODE, 100, CONFIG, cores=2, memory=2048, disk=20),
+        *settings_requests(NODE, 100, DRIFTED, ONBOOT_ARGS, KEYS)[:1],
+    ],
+    "regenerate_cloudinit": [
+        build.regenerate_cloudinit(NODE, 100),
+        *settings_requests(NODE, 100, DRIFTED, ONBOOT_ARGS, KEYS)[1:],
     ],
     "resize_disk": [build.resize_disk(NODE, 100, "scsi0", "20G")],
     "vm_power": [build.vm_power(NODE, 100, a) for a in get_args(build.PowerAction)],

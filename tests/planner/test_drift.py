@@ -216,10 +216,10 @@ def test_status_names_the_unreachable_nodes_and_fails(
     from pveplan.planner import PlanError
     from tests.cli_runner import run_cli
 
-    def unreachable(*_: object) -> LiveHost:
+    def unreachable(*_: object, **__: object) -> LiveHost:
         raise PlanError.at(None, "cannot probe the live state of sim: connection refused")
 
-    monkeypatch.setattr(_status, "probe_host", unreachable)
+    monkeypatch.setattr(_status, "live_drift", unreachable)
     monkeypatch.setattr(
         _status, "applied_resources", lambda *_: {"node.edge.create": {"vm_id": 99001}}
     )
