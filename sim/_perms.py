@@ -42,6 +42,7 @@ SCHEMA_CHECKS: dict[str, list[Any] | None] = {
     "POST /nodes/{node}/qemu/{vmid}/config": ["perm", "/vms/{vmid}", ["VM.Config.Disk", "VM.Config.CDROM", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network", "VM.Config.HWType", "VM.Config.Options", "VM.Config.Cloudinit"], "any", 1],
     "PUT /nodes/{node}/qemu/{vmid}/config": ["perm", "/vms/{vmid}", ["VM.Config.Disk", "VM.Config.CDROM", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network", "VM.Config.HWType", "VM.Config.Options", "VM.Config.Cloudinit"], "any", 1],
     "PUT /nodes/{node}/qemu/{vmid}/resize": ["perm", "/vms/{vmid}", ["VM.Config.Disk"]],
+    "PUT /nodes/{node}/qemu/{vmid}/cloudinit": ["perm", "/vms/{vmid}", ["VM.Config.Cloudinit"]],
     "GET /nodes/{node}/qemu/{vmid}/status/current": ["perm", "/vms/{vmid}", ["VM.Audit"]],
     "POST /nodes/{node}/qemu/{vmid}/status/reboot": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
     "POST /nodes/{node}/qemu/{vmid}/status/reset": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],

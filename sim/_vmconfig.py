@@ -21,7 +21,7 @@ from pveplan.sim._drives import DrivePlan, apply_drives, free_volume, plan_drive
 from pveplan.sim._errors import ApiError, TaskError, fail, param_error
 from pveplan.sim._params import normalize_tags, parse_propstring, split_drive, split_list
 from pveplan.sim._power import boot
-from pveplan.sim._schema import FORMATS, VM_OPTIONS
+from pveplan.sim._schema import FORMATS, PARAMS, VM_OPTIONS
 from pveplan.sim._state import allocate_address, locked_state, read_state, take_fault, vm_key
 from pveplan.sim._stdio import write_stdout
 from pveplan.sim._tasks import Task, run_task
@@ -253,6 +253,7 @@ def post_config(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> str:
 
 
 CLOUDINIT_OPTIONS = ("ciuser", "cipassword", "sshkeys", "cicustom", "ipconfig0", "nameserver")
+PARAMS["PUT /nodes/{node}/qemu/{vmid}/cloudinit"] = {}  # the schema's: path parameters only
 
 
 @route("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit", returns_null=True)

@@ -75,6 +75,7 @@ REQUEST_NEEDS: dict[tuple[str, str], tuple[tuple[Option, ...], ...]] = {
         _any(VM, "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Options"),
     ),
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"): (_all(VM, "VM.Config.Disk"),),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit"): (_all(VM, "VM.Config.Cloudinit"),),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/{action}"): (_all(VM, "VM.PowerMgmt"),),
     ("DELETE", "/nodes/{node}/qemu/{vmid}"): (_all(VM, "VM.Allocate"),),
     ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"): (
@@ -114,6 +115,7 @@ KIND_REQUESTS: dict[str, tuple[tuple[str, str], ...]] = {
         _CONFIG,
         ("PUT", "/nodes/{node}/qemu/{vmid}/config"),
         ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit"),  # cloud-init drift set back
         ("DELETE", "/nodes/{node}/qemu/{vmid}"),  # a cut-off create is cleared first
     ),
     "pve.vm.start": (_STATUS, _POWER),

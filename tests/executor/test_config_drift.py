@@ -36,6 +36,7 @@ from pveplan.planner import (
 )
 from pveplan.sim._schema import VM_OPTIONS
 from pveplan.sim._vmconfig import config_values
+from tests._tiers import examples
 
 KEYS = [generate_ed25519(comment)[1] for comment in ("alice@laptop", "bob@desk", "", "ci bot")]
 NAMES = st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True)
@@ -74,7 +75,7 @@ def as_stored(args: VmCreateArgs, keys: list[str]) -> dict[str, Any]:
     return config_values(VM_OPTIONS, wire)  # as sent over the wire: text
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     bridge=st.one_of(st.none(), NAMES.map(lambda n: f"vmbr{len(n)}")),
     user=NAMES,
