@@ -9,6 +9,9 @@ would cost one `GET .../config` per VM: the probe does not read it, and docs/con
 says so (the create step still reconciles what it reads when it runs).
 
 `live_vm` is pure (the parsing of one listing entry), so it is tested without a host.
+
+`probe_configs` is the exception asked for by name: `--refresh=full` reads the config of
+each VM the store records as applied (a few at once), for `planner.find_config_drift`.
 """
 
 from __future__ import annotations
