@@ -191,7 +191,10 @@ def add_refresh_option(parser: argparse.ArgumentParser, help: str) -> None:
 def _refresh(text: str) -> bool | str:
     if text.strip().lower() == "full":
         return "full"
-    return _boolean(text)
+    try:
+        return _boolean(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not true, false or full") from None
 
 
 def _boolean(text: str) -> bool:
