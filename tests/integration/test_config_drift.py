@@ -35,6 +35,7 @@ def config(lab: Lab, vmid: int) -> dict:
 def test_config_changed_by_hand_is_seen_and_set_back_by_a_full_refresh(lab: Lab, tmp_path) -> None:
     name = lab.manifest("drift-cfg", specless("drift-cfg", 2, BASE, extra="onboot = true"))
     apply(lab, name)
+    qm(lab, "create", str(BASE + 9), "--name", "stranger")  # not ours: its config is not read
     w1, w2 = BASE + 1, BASE + 2
     assert str(config(lab, w1)["config"]["onboot"]) == "1"
     code, out = plan(lab, name, "--refresh=full")
@@ -102,6 +103,7 @@ def test_config_changed_by_hand_is_seen_and_set_back_by_a_full_refresh(lab: Lab,
     code, out = plan(lab, name, "--refresh=full")
     assert code == 0 and "No changes." in out and "Drift" not in out, out
     destroy(lab, name)
+    qm(lab, "destroy", str(BASE + 9))
 
 
 def test_a_saved_full_plan_applies_the_config_drift_it_recorded(lab: Lab, tmp_path) -> None:
