@@ -177,3 +177,34 @@ def test_a_step_the_plan_changes_anyway_has_no_config_drift() -> None:
 @pytest.mark.parametrize("line", ["", "# a comment", "not a key"])
 def test_lines_that_are_not_keys_are_not_keys(line: str) -> None:
     assert describe_keys([line]) == "(none)"
+
+
+def test_only_applied_vms_the_listing_shows_under_their_name_are_read() -> None:
+    from pveplan.planner import LiveHost, LiveVm, config_targets
+
+    steps = []
+    for name, vmid in (("a", 101), ("b", 102), ("c", 103), ("d", 104)):
+        wire = msgspec.to_builtins(args_of(name=name, vmid=vmid))
+        steps.append(
+            Step(
+                address=f"node.{name}.create",
+                kind="pve.vm.create",
+                kind_version=1,
+                host="sim",
+                args=wire,
+                hash=name,
+            )
+        )
+    plan = Plan(manifest="m", host="sim", steps=tuple(steps), hash="p")
+    live = LiveHost(
+        host="sim",
+        vms=(
+            LiveVm(vmid=101, name="a", status="running"),
+            LiveVm(vmid=102, name="someone-else", status="running"),  # its vmid reused
+            LiveVm(vmid=104, name="d", status="running"),
+            LiveVm(vmid=900, name="stranger", status="running"),  # never ours
+        ),
+    )
+    resources = {"node.a.create": {"vm_id": 101}, "node.b.create": {"vm_id": 102}}
+    resources["node.c.create"] = {"vm_id": 103}  # gone: the listing's drift says so
+    assert config_targets(plan, live, resources) == {"node.a.create": 101}  # d: not applied
