@@ -18,20 +18,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pveplan.planner import (
-    LiveConfig,
-    LiveHost,
-    LiveVm,
-    Plan,
-    drift_line,
-    find_drift,
-    with_drift,
-)
+from pveplan.planner import LiveHost, LiveVm, Plan, drift_line, find_drift, with_drift
 
 from ._context import Services
 from ._model import Event
+
+if TYPE_CHECKING:
+    from pveplan.planner import LiveConfig
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
