@@ -287,7 +287,7 @@ def execute_run(
                 display,
                 verb=verb,  # type: ignore[arg-type]
                 parallelism=getattr(args, "parallelism", None),
-                refresh=bool(getattr(args, "refresh", False)),
+                refresh=getattr(args, "refresh", None) is True,  # bare: every step
                 running=running,
             )
             extra = await after(services, report) if after is not None else None

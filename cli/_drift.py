@@ -1,11 +1,17 @@
-"""Drift as an input of a plan: probe the host's live VMs, put what differs into the plan.
+"""Drift as an input of a plan: probe the hosts' live VMs, put what differs into the plan.
 
 `plan` and `apply` without a plan file call `with_live_drift` after compiling: one listing
-of the host's VMs (`executor.probe_live`) compared with what the store records as applied
+of each host's VMs (`executor.probe_live`; a plan whose nodes sit on several hosts lists
+each of them once) compared with what the store records as applied
 (`planner.find_drift`), carried by the plan (`Plan.drift`, hashed), so a saved plan's
 apply converges exactly the drift its reviewer saw. Nothing is probed with
 `--refresh=false`, for a destroy, or when nothing is applied to the workspace (then there
 is nothing to drift from, and a plan of a new lab never reaches for the host).
+
+`--refresh=full` (plan, apply, status) adds, in the same session, one config read per VM
+the store records as applied (`executor.probe_configs`), compared by
+`planner.find_config_drift`: the NIC's bridge, onboot and the cloud-init user and keys,
+which no listing carries.
 
 Nested levels are probed by their own executors (`executor.probe_nested`: one listing per
 host at every level), and their drift joins the plan's under their host (`Drift.path`).
@@ -16,11 +22,20 @@ warning: the plan goes on without that level's drift.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
-from pveplan.planner import PlanError, find_drift, level_warning, nested_drift, with_drift
+from pveplan.planner import (
+    PlanError,
+    config_targets,
+    find_config_drift,
+    find_drift,
+    level_warning,
+    merged_drift,
+    nested_drift,
+    with_drift,
+)
 
 from ._session import driver_key, host_info, open_run_store, plan_hosts, run_trio
 from ._state import applied_resources
@@ -29,7 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from pveplan.planner import LevelProbe, LiveHost, Plan, PlanFile, SiteConfig
+    from pveplan.planner import Drift, LevelProbe, LiveHost, Plan, PlanFile, SiteConfig
 
     from . import Console
 
@@ -37,6 +52,11 @@ if TYPE_CHECKING:
 def refresh_wanted(args: argparse.Namespace) -> bool:
     """Probe unless `--refresh=false` (None, the default, probes too)."""
     return getattr(args, "refresh", None) is not False
+
+
+def full_refresh(args: argparse.Namespace) -> bool:
+    """`--refresh=full`: read each applied VM's config too."""
+    return getattr(args, "refresh", None) == "full"
 
 
 def with_live_drift(
@@ -55,11 +75,12 @@ def with_live_drift(
     resources = applied_resources(console, workspace)
     if not resources:
         return plan_file
-    live, levels = probe_all(console, site, plan_file.plan, workspace, resources)
-    warn_levels(console, levels)
     steps = {s.address: s.hash for s in applied.steps} if applied is not None else None
-    found = find_drift(plan_file.plan, live, resources, steps) + nested_drift(levels)
-    plan = with_drift(plan_file.plan, found)
+    probed = probe_all(
+        console, site, plan_file.plan, workspace, resources, steps, full=full_refresh(args)
+    )
+    warn_levels(console, probed.levels)
+    plan = with_drift(plan_file.plan, probed.drift + nested_drift(probed.levels))
     if plan.hash == plan_file.plan.hash:
         return plan_file
     return msgspec.structs.replace(plan_file, plan=plan, hash=plan.hash)
@@ -72,10 +93,15 @@ def warn_levels(console: Console, levels: tuple[LevelProbe, ...]) -> None:
             console.error(f"warning: {warning}")
 
 
-def probe_host(console: Console, site: SiteConfig, host: str, workspace: str) -> LiveHost:
-    """The live VMs of `host` (one listing); an unreachable host is a PlanError that
-    says how to plan without it."""
-    return _probe(console, site, host, workspace, None, {})[0]
+class Probed(NamedTuple):
+    """What probing a plan's hosts found: each answering host's listing, the drift of
+    their VMs (in plan order), the nested levels below the plan's own host, and a line
+    for each host that did not answer (only when asked to go on without it)."""
+
+    live: list[LiveHost]
+    drift: tuple[Drift, ...]
+    levels: tuple[LevelProbe, ...]
+    failures: list[str]
 
 
 def probe_all(
@@ -84,31 +110,33 @@ def probe_all(
     plan: Plan,
     workspace: str,
     resources: Mapping[str, Mapping[str, Any]],
-) -> tuple[list[LiveHost], tuple[LevelProbe, ...]]:
+    applied: Mapping[str, str] | None,
+    *,
+    full: bool = False,
+    keep_going: bool = False,
+) -> Probed:
     """One listing of each host the plan's steps are on (a `--target-host` run probes only
-    its hosts), and the nested levels below the plan's own host; a host that does not
-    answer is a PlanError naming it."""
+    its hosts), its VMs' drift (`full`: and their configs'), and the nested levels below
+    the plan's own host. A host that does not answer is a PlanError naming it, or with
+    `keep_going` a line in `failures` (status names it and goes on)."""
     live: list[LiveHost] = []
+    drift: list[Drift] = []
     levels: tuple[LevelProbe, ...] = ()
+    failures: list[str] = []
     for host in plan_hosts(plan, steps_only=True):
-        if host == plan.host:
-            one, levels = probe_tree(console, site, plan, workspace, resources)
-        else:
-            one = probe_host(console, site, host, workspace)
+        try:
+            one, found, below = _probe(
+                console, site, host, workspace, plan, resources, applied, full=full
+            )
+        except PlanError as exc:
+            if not keep_going:
+                raise
+            failures.append(exc.summary)
+            continue
         live.append(one)
-    return live, levels
-
-
-def probe_tree(
-    console: Console,
-    site: SiteConfig,
-    plan: Plan,
-    workspace: str,
-    resources: Mapping[str, Mapping[str, Any]],
-) -> tuple[LiveHost, tuple[LevelProbe, ...]]:
-    """The live VMs of `plan`'s host (one listing), and every nested level as its own
-    executor probed it (unreachable or too old ones say so; never an error here)."""
-    return _probe(console, site, plan.host, workspace, plan, resources)
+        drift.extend(found)
+        levels = levels + below
+    return Probed(live, merged_drift(plan, drift), levels, failures)
 
 
 def _probe(
@@ -116,21 +144,35 @@ def _probe(
     site: SiteConfig,
     host: str,
     workspace: str,
-    plan: Plan | None,
+    plan: Plan,
     resources: Mapping[str, Mapping[str, Any]],
-) -> tuple[LiveHost, tuple[LevelProbe, ...]]:
-    from pveplan.executor import ExecutorError, probe_live, probe_nested
+    applied: Mapping[str, str] | None,
+    *,
+    full: bool,
+) -> tuple[LiveHost, tuple[Drift, ...], tuple[LevelProbe, ...]]:
+    """One host in one session: its listing, its VMs' drift (and configs' with `full`),
+    and, on the plan's own host, the nested levels through their executors."""
+    from pveplan.executor import ExecutorError, probe_configs, probe_live, probe_nested
 
     public = driver_key(console)[1]
     try:
         with open_run_store(console) as store:
             hosts = {host: host_info(console, site, host, public, store)}
 
-            async def body(services: object) -> tuple[LiveHost, tuple[LevelProbe, ...]]:
-                live = await probe_live(services, host)  # type: ignore[arg-type]
-                if plan is None or not plan.subplans:
-                    return live, ()
-                return live, await probe_nested(services, plan, resources)  # type: ignore[arg-type]
+            async def body(
+                services: Any,
+            ) -> tuple[LiveHost, tuple[Drift, ...], tuple[LevelProbe, ...]]:
+                live = await probe_live(services, host)
+                found = find_drift(plan, live, resources, applied)
+                if full:
+                    targets = config_targets(plan, live, resources)
+                    configs, keys = await probe_configs(services, host, plan, targets)
+                    config = find_config_drift(plan, configs, keys, applied)
+                    found = merged_drift(plan, found, config)
+                levels: tuple[LevelProbe, ...] = ()
+                if host == plan.host and plan.subplans:
+                    levels = await probe_nested(services, plan, resources)
+                return live, found, levels
 
             return run_trio(console, store, workspace, hosts, site, body)
     except (ExecutorError, OSError) as exc:

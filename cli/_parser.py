@@ -162,7 +162,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         parser,
         "probe live state (one listing per host; the default) and converge drift; bare "
         "--refresh also probes every cached step (deeper, one probe per step); "
-        "--refresh=false trusts the store",
+        "--refresh=full also reads each applied VM's config (bridge, onboot, cloud-init "
+        "user and keys: one call per VM); --refresh=false trusts the store",
     )
     parser.add_argument(
         "--lock-timeout",
@@ -174,16 +175,26 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_refresh_option(parser: argparse.ArgumentParser, help: str) -> None:
-    """`--refresh[=true|false]`: unset (None) is the default probe; bare is True."""
+    """`--refresh[=true|false|full]`: unset (None) is the default probe; bare is True;
+    `full` (the string) adds a config read of each applied VM."""
     parser.add_argument(
         "--refresh",
         nargs="?",
         const=True,
         default=None,
-        type=_boolean,
-        metavar="BOOL",
+        type=_refresh,
+        metavar="BOOL|full",
         help=help,
     )
+
+
+def _refresh(text: str) -> bool | str:
+    if text.strip().lower() == "full":
+        return "full"
+    try:
+        return _boolean(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not true, false or full") from None
 
 
 def _boolean(text: str) -> bool:

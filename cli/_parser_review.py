@@ -203,7 +203,8 @@ def _add_plan(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
     add_refresh_option(
         plan,
         "probe the host's live VMs (one listing per host; the default) and show drift; "
-        "--refresh=false plans offline, from the store alone",
+        "--refresh=full also reads each applied VM's config (bridge, onboot, cloud-init "
+        "user and keys: one call per VM); --refresh=false plans offline, from the store alone",
     )
     plan.add_argument(
         "-v", "--verbose", action="store_true", help="list every dependent step of a change"

@@ -138,10 +138,17 @@ def _add_status(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
             f"pveplan status -M n1-push -H sim {SITE}",
             f"pveplan status -M n2-tiered -H sim {SITE} --detailed-exitcode",
             f"pveplan status -M n1-push -H sim {SITE} --json",
+            f"pveplan status -M n1-push -H sim {SITE} --refresh=full",
         ),
     )
     status.add_argument("files", nargs="*", metavar="FILE", help="a manifest")
     add_manifest_options(status)
+    status.add_argument(
+        "--refresh",
+        choices=("full",),
+        help="--refresh=full also reads each applied VM's config (bridge, onboot, cloud-init "
+        "user and keys: one call per VM; the default is one listing per host)",
+    )
     status.add_argument("--json", action="store_true", help="the status as JSON")
     status.add_argument(
         "--detailed-exitcode",

@@ -1,6 +1,7 @@
 """`pveplan status -M X -H HOST`: the health of an applied lab, changing nothing.
 
-Every node's live state (from the one listing of the host that `plan` probes with) against
+Every node's live state (from the one listing of the host that `plan` probes with; with
+`--refresh=full` also each applied VM's config, as `plan --refresh=full` reads it) against
 what the store records as applied: in sync, drifted (each field, live and wanted), missing,
 never applied, or on a host that did not answer (named, with why). Nested levels are
 probed by their own hosts' executors (`executor.probe_nested`), the same way; a node under
@@ -21,15 +22,14 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from pveplan.planner import PlanError, diff_plans, find_drift, node_statuses, summarize
+from pveplan.planner import diff_plans, node_statuses, summarize
 
-from ._drift import probe_host, probe_tree
+from ._drift import full_refresh, probe_all
 from ._plan import make_plan
-from ._session import plan_hosts
 from ._state import applied_resources
 
 if TYPE_CHECKING:
-    from pveplan.planner import LevelProbe, LiveHost, NodeStatus
+    from pveplan.planner import Drift, LevelProbe, LiveHost, NodeStatus
 
     from . import Console
 
@@ -49,21 +49,23 @@ def run_status(args: argparse.Namespace, console: Console) -> int:
     workspace = plan_file.header.workspace
     resources = applied_resources(console, workspace)
     live: list[LiveHost] = []
+    drift: tuple[Drift, ...] = ()
     levels: tuple[LevelProbe, ...] = ()
     failures: list[str] = []
-    if resources:
-        for host in plan_hosts(plan, steps_only=True):  # one listing each; a failure is named
-            try:
-                if host == plan.host:
-                    one, levels = probe_tree(console, site, plan, workspace, resources)
-                else:
-                    one = probe_host(console, site, host, workspace)
-                live.append(one)
-            except PlanError as exc:
-                failures.append(exc.summary)
-    unreachable = "; ".join(failures)
     steps = {s.address: s.hash for s in old.steps} if old is not None else None
-    drift = find_drift(plan, live, resources, steps) if live else ()
+    if resources:  # one listing per host; a host that does not answer is named
+        probed = probe_all(
+            console,
+            site,
+            plan,
+            workspace,
+            resources,
+            steps,
+            full=full_refresh(args),
+            keep_going=True,
+        )
+        live, drift, levels, failures = probed
+    unreachable = "; ".join(failures)
     nodes = node_statuses(plan, live, resources, drift, levels)
     lost = tuple(
         f"nested host {' › '.join(lv.path)} did not answer: {lv.reason}"

@@ -187,6 +187,10 @@ class Node(Frozen):
     template: Annotated[
         str | None, Meta(description="pveplan extension: LXC template for ct nodes")
     ] = None
+    onboot: Annotated[
+        bool | None,
+        Meta(description="pveplan extension: start the VM when its host boots (PVE's onboot)"),
+    ] = None
     parent: Annotated[
         str | None,
         Meta(description="Name of the parent node; null or omitted = root on the target host"),

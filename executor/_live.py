@@ -9,18 +9,24 @@ would cost one `GET .../config` per VM: the probe does not read it, and docs/con
 says so (the create step still reconciles what it reads when it runs).
 
 `live_vm` is pure (the parsing of one listing entry), so it is tested without a host.
+
+`probe_configs` is the exception asked for by name: `--refresh=full` reads the config of
+each VM the store records as applied (a few at once), for `planner.find_config_drift`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pveplan.planner import LiveHost, LiveVm, Plan, drift_line, find_drift, with_drift
 
 from ._context import Services
 from ._model import Event
+
+if TYPE_CHECKING:
+    from pveplan.planner import LiveConfig
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -69,3 +75,42 @@ async def with_level_drift(plan: Plan, services: Services, emit: Callable[[Event
         message = f"drift: {drift_line(item)}"
         emit(Event(address=address, kind="log", host=plan.host, at=time.time(), message=message))
     return with_drift(plan, found) if found else plan
+
+
+CONFIG_READS = 4
+"""How many VM configs a full refresh reads at once from one host."""
+
+
+async def probe_configs(
+    services: Services, host: str, plan: Plan, targets: Mapping[str, int]
+) -> tuple[dict[str, LiveConfig], dict[str, tuple[str, ...]]]:
+    """A full refresh's extra reads: the config of each VM in `targets` (create step
+    address -> vmid, `planner.config_targets`: only what the store records as applied),
+    one `GET .../config` each, a few at once; and the public keys each is meant to have
+    (its step's secrets, revealed here and never written into the plan). A VM gone
+    between the listing and its read is left out (the listing's drift names it)."""
+    import trio
+
+    from .kinds._vmsettings import guest_keys, live_config
+    from .pve import PveError
+
+    pve = await services.pve(host)
+    steps = {step.address: step for step in plan.steps}
+    limiter = trio.CapacityLimiter(CONFIG_READS)
+    configs: dict[str, LiveConfig] = {}
+
+    async def read(address: str, vmid: int) -> None:
+        async with limiter:
+            try:
+                config = await pve.config(vmid)
+            except PveError as exc:
+                if "does not exist" in str(exc):
+                    return
+                raise
+        configs[address] = live_config(vmid, config)
+
+    async with trio.open_nursery() as nursery:
+        for address, vmid in targets.items():
+            nursery.start_soon(read, address, vmid)
+    keys = {a: tuple(guest_keys(services, steps[a])) for a in configs}
+    return configs, keys

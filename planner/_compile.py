@@ -411,6 +411,7 @@ class _Builder:
                     image=node.image.name,
                     cloud_init=cloud_init,
                     **device_args(node, datastore),
+                    onboot=msgspec.UNSET if node.onboot is None else node.onboot,
                 )
                 refs["volume"] = f"{image_step(node.image.name, on)}#volid"
         else:

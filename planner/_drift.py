@@ -10,6 +10,9 @@ the args' own rule (`VmCreateArgs.RULES`): cores and memory are set back in plac
 smaller than wanted grows, a disk grown by hand cannot shrink (PVE has no shrink) and is
 reported with what to do; a stopped VM is started, a missing one created again.
 
+What only a VM's own config carries (its NIC, onboot, cloud-init user and keys) is compared
+by a full refresh, in `_configdrift`.
+
 The plan carries what was found (`Plan.drift`, hashed): `with_drift` makes that plan, and
 `drift_reruns` tells the executor which steps to run again instead of reusing their results.
 """

@@ -204,7 +204,9 @@ class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
     """A VM. `disks` and `nics` are set only when the manifest asks for more than the one
     disk (`disk` GB, scsi, on `storage`) and the one NIC (virtio on `bridge`) every VM
     has: so a plan that uses neither keeps its bytes. Then `disk` and `bridge` are the
-    first disk's size and the first NIC's bridge."""
+    first disk's size and the first NIC's bridge. Its NICs' bridge, `onboot`
+    and cloud-init options are set on the live VM in place (PVE takes cloud-init options at
+    the guest's next boot); a full refresh compares them (`_configdrift`)."""
 
     RULES = {
         **GuestCreateArgs.RULES,
@@ -213,6 +215,9 @@ class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
         "nics": "items",
         "nameserver": "in_place",
         "searchdomain": "in_place",
+        "bridge": "in_place",
+        "onboot": "in_place",
+        "cloud_init": "in_place",
     }
     ITEMS = {"disks": DiskArgs, "nics": NicArgs}
     SHORTHANDS = {"disk": "disks", "bridge": "nics"}
@@ -223,6 +228,9 @@ class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
     nics: tuple[NicArgs, ...] | UnsetType = UNSET
     nameserver: str | UnsetType = UNSET
     searchdomain: str | UnsetType = UNSET
+    onboot: bool | UnsetType = UNSET
+    """Start the VM when its host boots; only when the manifest says (else PVE's own
+    default, off, and never compared)."""
 
     @classmethod
     def items_of(cls, field: str, wire: Mapping[str, Any]) -> list[dict[str, Any]]:

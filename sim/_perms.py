@@ -44,6 +44,7 @@ SCHEMA_CHECKS: dict[str, list[Any] | None] = {
     "PUT /nodes/{node}/qemu/{vmid}/resize": ["perm", "/vms/{vmid}", ["VM.Config.Disk"]],
     "POST /nodes/{node}/qemu/{vmid}/template": ["perm", "/vms/{vmid}", ["VM.Allocate"]],
     "POST /nodes/{node}/qemu/{vmid}/clone": ["and", ["perm", "/vms/{vmid}", ["VM.Clone"]], ["or", ["perm", "/vms/{newid}", ["VM.Allocate"]], ["perm", "/pool/{pool}", ["VM.Allocate"], "require_param", "pool"]]],
+    "PUT /nodes/{node}/qemu/{vmid}/cloudinit": ["perm", "/vms/{vmid}", ["VM.Config.Cloudinit"]],
     "GET /nodes/{node}/qemu/{vmid}/status/current": ["perm", "/vms/{vmid}", ["VM.Audit"]],
     "POST /nodes/{node}/qemu/{vmid}/status/reboot": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
     "POST /nodes/{node}/qemu/{vmid}/status/reset": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],

@@ -21,7 +21,7 @@ from pveplan.sim._drives import DrivePlan, apply_drives, free_volume, import_byt
 from pveplan.sim._errors import ApiError, TaskError, fail, param_error
 from pveplan.sim._params import normalize_tags, parse_propstring, split_drive, split_list
 from pveplan.sim._power import boot
-from pveplan.sim._schema import FORMATS, VM_OPTIONS
+from pveplan.sim._schema import FORMATS, PARAMS, VM_OPTIONS
 from pveplan.sim._state import allocate_address, locked_state, read_state, take_fault, vm_key
 from pveplan.sim._stdio import write_stdout
 from pveplan.sim._tasks import Task, run_task
@@ -253,3 +253,25 @@ def post_config(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> str:
     return run_task(
         ctx, "qmconfig", str(vmid), lambda task: update_config(ctx, vmid, params, task.log)
     )
+
+
+CLOUDINIT_OPTIONS = ("ciuser", "cipassword", "sshkeys", "cicustom", "ipconfig0", "nameserver")
+PARAMS["PUT /nodes/{node}/qemu/{vmid}/cloudinit"] = {}  # the schema's: path parameters only
+
+
+@route("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit", returns_null=True)
+def regenerate_cloudinit(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> None:
+    """`qm cloudinit update`: rebuild the cloud-init drive from the config now (PVE also
+    does at each start). A VM without a cloud-init drive is left as it is, as PVE does;
+    the drive's contents are kept as the options it was built from, which the guest
+    reads at its next boot."""
+    with locked_state(ctx.root) as state:
+        vm = get_vm(state, ctx.node, path["vmid"])
+        config = vm["config"]
+        drives = [
+            key
+            for key, value in config.items()
+            if DRIVE_KEY_RE.match(key) and "cloudinit" in split_drive(str(value))[0]
+        ]
+        if drives:
+            vm["cloudinit_drive"] = {k: config[k] for k in CLOUDINIT_OPTIONS if k in config}

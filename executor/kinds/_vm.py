@@ -18,8 +18,9 @@ from typing import Any
 
 import trio
 import yaml
+from msgspec import UNSET
 
-from pveplan.planner import AUTH_SECRETS, GuestDestroyArgs, VmCreateArgs, change_of
+from pveplan.planner import GuestDestroyArgs, VmCreateArgs
 
 from .._context import StepContext
 from .._keys import generate_ed25519, public_line
@@ -36,7 +37,8 @@ from ..pve import (
     tags,
 )
 from ._pull import pull_boot, pull_instance
-from ._vmdevices import boot_key, create_params, device_changes, live_gib
+from ._vmdevices import boot_key, create_params, device_changes, reconcile
+from ._vmsettings import guest_keys, settings_requests
 
 MANAGED_TAG = "pveplan"
 SNIPPETS = "snippets"
@@ -123,7 +125,9 @@ def _vm_params(
     args: VmCreateArgs, volid: str, keys: list[str], snippet: str, storage_id: str
 ) -> dict[str, Any]:
     storage = args.storage
+    onboot = {} if args.onboot is UNSET else {"onboot": args.onboot}
     return {
+        **onboot,
         "name": args.name,
         "cores": args.cores,
         "memory": args.memory,
@@ -145,39 +149,6 @@ def _vm_params(
 
 def _description(args: VmCreateArgs) -> str:
     return f"pveplan: image={args.image}"
-
-
-def reconcile(
-    node: str,
-    vmid: int,
-    config: Mapping[str, Any],
-    *,
-    cores: int,
-    memory: int,
-    disk: int,
-    boot: str = "scsi0",
-) -> list[PveRequest]:
-    """What brings an adopted VM (its probed `config`) to the step's size, by the rules
-    of the step's args (`VmCreateArgs.RULES`, the same the plan's diff follows): cores and
-    memory set in place (only what differs), then the disk grown to `disk` GiB. A smaller
-    `disk` is a shrink, which the plan showed as a replacement and PVE cannot do in place,
-    so the adopted VM keeps its disk. Pure; empty when the VM already matches."""
-    live = {"cores": int(config.get("cores", 1)), "memory": _memory_mib(config)}
-    live["disk"] = live_gib(str(config.get(boot, "")))
-    wanted = {"cores": cores, "memory": memory, "disk": disk}
-    in_place = [
-        field
-        for field, value in live.items()
-        if value != wanted[field]
-        and change_of(VmCreateArgs, field, value, wanted[field]) == "in_place"
-    ]
-    out: list[PveRequest] = []
-    changes = {field: wanted[field] for field in in_place if field != "disk"}
-    if changes:
-        out.append(requests.set_vm_config(node, vmid, changes))
-    if "disk" in in_place:
-        out.append(requests.resize_disk(node, vmid, boot, f"{disk}G"))
-    return out
 
 
 def _reconcile(
@@ -202,12 +173,6 @@ def _recorded_vmid(ctx: StepContext) -> int | None:
             vmid = resource.outputs.get("vm_id")
             return vmid if isinstance(vmid, int) else None
     return None
-
-
-def _memory_mib(config: Mapping[str, Any]) -> int:
-    value = str(config.get("memory", "0"))
-    value = value.split("=", 1)[-1] if "=" in value else value  # "[current=]MiB"
-    return int(value.split(",", 1)[0] or 0)
 
 
 @register
@@ -295,8 +260,12 @@ class VmCreate(StepKind):
             size.append(
                 requests.set_vm_config(pve.node, vmid, {"tags": tags([*_tags(config), *lost])})
             )
+        keys = guest_keys(ctx.services, ctx.step)
+        size.extend(settings_requests(pve.node, vmid, config, args, keys))
         for request in size:
-            if request.path.endswith("/config"):
+            if request.method == "PUT" and request.path.endswith("/cloudinit"):
+                ctx.log("regenerating the cloud-init drive (the guest reads it at next boot)")
+            elif request.method == "PUT" and request.path.endswith("/config"):
                 ctx.log(f"updating {', '.join(sorted(request.params))} in place")
             await pve.run(request)
         host_key = await self._host_key(ctx, pve, vmid)
@@ -346,10 +315,7 @@ class VmCreate(StepKind):
         # Kept before the VM exists: a kill after creation still finds the key.
         ctx.services.store.put_secret(ctx.secret_name("hostkey"), private)
         trusted = ctx.services.trusted_keys
-        # The step's secrets are the user's keys, and a pull node's credential.
-        credentials = set(AUTH_SECRETS.values())
-        keys = [ctx.services.reveal(s.name) for s in ctx.step.secrets if s.name not in credentials]
-        keys.extend(k for k in trusted if k not in keys)
+        keys = guest_keys(ctx.services, ctx.step)
         root_keys = list(trusted) if args.type == "pve" else None
         pull, instance = None, None
         if args.cloud_init.pull:
@@ -415,9 +381,11 @@ class VmCreate(StepKind):
         size = _reconcile(pve.node, found["vmid"], config, args)
         devices = device_changes(pve.node, found["vmid"], config, args)
         lost = [tag for tag in args.tags if tag not in _tags(config)]
+        keys = guest_keys(ctx.services, ctx.step)
+        size.extend(settings_requests(pve.node, found["vmid"], config, args, keys))
         if (
             size or lost or devices.requests or devices.replace
-        ):  # what the listing probe finds too, for a plan made offline
+        ):  # what the probes find too, for a plan made offline
             return f"VM {found['vmid']} ({name}) differs from its args: re-adopting it"
         return None
 

@@ -206,3 +206,42 @@ def device_changes(
     if added:  # allocates storage: PVE's task form
         out.append(requests.update_vm_config(node, vmid, added))
     return DeviceChanges([*out, *resizes], None, tuple(kept))
+
+
+def reconcile(
+    node: str,
+    vmid: int,
+    config: Mapping[str, Any],
+    *,
+    cores: int,
+    memory: int,
+    disk: int,
+    boot: str = "scsi0",
+) -> list[PveRequest]:
+    """What brings an adopted VM (its probed `config`) to the step's size, by the rules
+    of the step's args (`VmCreateArgs.RULES`, the same the plan's diff follows): cores and
+    memory set in place (only what differs), then the disk grown to `disk` GiB. A smaller
+    `disk` is a shrink, which the plan showed as a replacement and PVE cannot do in place,
+    so the adopted VM keeps its disk. Pure; empty when the VM already matches."""
+    live = {"cores": int(config.get("cores", 1)), "memory": _memory_mib(config)}
+    live["disk"] = live_gib(str(config.get(boot, "")))
+    wanted = {"cores": cores, "memory": memory, "disk": disk}
+    in_place = [
+        field
+        for field, value in live.items()
+        if value != wanted[field]
+        and change_of(VmCreateArgs, field, value, wanted[field]) == "in_place"
+    ]
+    out: list[PveRequest] = []
+    changes = {field: wanted[field] for field in in_place if field != "disk"}
+    if changes:
+        out.append(requests.set_vm_config(node, vmid, changes))
+    if "disk" in in_place:
+        out.append(requests.resize_disk(node, vmid, boot, f"{disk}G"))
+    return out
+
+
+def _memory_mib(config: Mapping[str, Any]) -> int:
+    value = str(config.get("memory", "0"))
+    value = value.split("=", 1)[-1] if "=" in value else value  # "[current=]MiB"
+    return int(value.split(",", 1)[0] or 0)

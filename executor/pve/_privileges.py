@@ -79,6 +79,7 @@ REQUEST_NEEDS: dict[tuple[str, str], tuple[tuple[Option, ...], ...]] = {
     # create's entry already asks of the token.
     ("POST", "/nodes/{node}/qemu/{vmid}/config"): (_all(VM, "VM.Config.Disk"),),
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"): (_all(VM, "VM.Config.Disk"),),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit"): (_all(VM, "VM.Config.Cloudinit"),),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/{action}"): (_all(VM, "VM.PowerMgmt"),),
     ("DELETE", "/nodes/{node}/qemu/{vmid}"): (_all(VM, "VM.Allocate"),),
     ("POST", "/nodes/{node}/qemu/{vmid}/template"): (_all(VM, "VM.Allocate"),),
@@ -125,6 +126,7 @@ KIND_REQUESTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("PUT", "/nodes/{node}/qemu/{vmid}/config"),
         ("POST", "/nodes/{node}/qemu/{vmid}/config"),  # a disk added to a listed VM
         ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit"),  # cloud-init drift set back
         ("DELETE", "/nodes/{node}/qemu/{vmid}"),  # a cut-off create is cleared first
     ),
     "pve.template.create": (

@@ -138,6 +138,12 @@ def update_vm_config(node: str, vmid: int, params: Mapping[str, PvesValue | None
     )
 
 
+def regenerate_cloudinit(node: str, vmid: int) -> PveRequest:
+    """Regenerate the VM's cloud-init drive from its config now (PVE also does at each
+    start); the guest reads it at its next boot."""
+    return PveRequest(method="PUT", path=f"{_VM}/cloudinit", path_params=_vm(node, vmid))
+
+
 def resize_disk(node: str, vmid: int, disk: str, size: str) -> PveRequest:
     """Grow `disk` to `size` (`32G`; `+1G` grows by); PVE never shrinks a disk."""
     return PveRequest(

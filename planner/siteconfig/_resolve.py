@@ -259,6 +259,7 @@ class _Resolver:
             nameserver=node.nameserver or self.manifest.settings.nameserver,
             searchdomain=node.searchdomain or self.manifest.settings.searchdomain,
             host=placed,
+            onboot=node.onboot,
         )
 
     def _node_host(self, index: int, node: dsl.Node) -> str | None:

@@ -99,6 +99,8 @@ class ResolvedNode(Frozen, kw_only=True):
     host: str | None = None
     """The PVE host a root node names (`host:`), when it names one other than the target
     host; None: the target host (a child is always on its parent)."""
+    onboot: bool | None = None
+    """The manifest's `onboot`; None when it does not say (PVE's default, never compared)."""
 
 
 class ResolvedManifest(Frozen, kw_only=True):

@@ -19,6 +19,7 @@ import pytest
 
 from pveplan.executor.kinds._vm import _vm_params, reconcile
 from pveplan.executor.kinds._vmdevices import device_changes
+from pveplan.executor.kinds._vmsettings import settings_requests
 from pveplan.executor.pve import PveRequest, encode_sshkeys
 from pveplan.executor.pve import requests as build
 from pveplan.executor.pve._privileges import least_privilege_token
@@ -97,6 +98,12 @@ DEVICE_LIVE = {
     "ipconfig0": "ip=dhcp",
 }
 DEVICE_CHANGES = device_changes(NODE, 101, DEVICE_LIVE, DEVICE_ARGS).requests
+DRIFTED = {  # a config changed by hand: what a full refresh's drift sets back
+    "net0": "e1000=BC:24:11:00:00:01,bridge=vmbr9,firewall=1",
+    "ciuser": "bob",
+    "sshkeys": encode_sshkeys(KEYS[:1]),
+}
+ONBOOT_ARGS = msgspec.convert({**STEP_ARGS, "onboot": True}, VmCreateArgs)
 
 CASES: dict[str, list[PveRequest]] = {
     "cluster_resources": [build.cluster_resources("vm")],
@@ -116,11 +123,16 @@ CASES: dict[str, list[PveRequest]] = {
         build.set_vm_config(NODE, 100, {"description": "pveplan: image=x\npveplan: destroying"}),
         *reconcile(NODE, 100, CONFIG, cores=2, memory=2048, disk=20),
         *(r for r in DEVICE_CHANGES if r.method == "PUT" and r.path.endswith("/config")),
+        *settings_requests(NODE, 100, DRIFTED, ONBOOT_ARGS, KEYS)[:1],
     ],
     "update_vm_config": [r for r in DEVICE_CHANGES if r.method == "POST"],
     "resize_disk": [
         build.resize_disk(NODE, 100, "scsi0", "20G"),
         *(r for r in DEVICE_CHANGES if r.path.endswith("/resize")),
+    ],
+    "regenerate_cloudinit": [
+        build.regenerate_cloudinit(NODE, 100),
+        *settings_requests(NODE, 100, DRIFTED, ONBOOT_ARGS, KEYS)[1:],
     ],
     "vm_power": [build.vm_power(NODE, 100, a) for a in get_args(build.PowerAction)],
     "destroy_vm": [build.destroy_vm(NODE, 100), build.destroy_vm(NODE, 100, skiplock=True)],

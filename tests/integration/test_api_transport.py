@@ -126,6 +126,38 @@ def test_drift_is_probed_in_one_api_listing_and_converged_over_the_api(env: ApiL
     assert env.cli("destroy", "-M", "n1-push", "-H", "sim", "--yes")[0] == 0
 
 
+def test_a_full_refresh_reads_each_applied_vms_config_over_the_api(env: ApiLab) -> None:
+    import subprocess
+
+    from pveplan.sim import read_state
+
+    code, out, err = env.cli("apply", "-M", "n1-push", "-H", "sim", "--yes")
+    assert code == 0, out + err
+    qm = str(env.sim.host_dir("sim") / "bin" / "qm")
+    vm = next(v for v in read_state(env.sim)["vms"].values() if v["vmid"] == 99001)
+    mac = vm["config"]["net0"].split(",")[0].split("=")[1]
+    net0 = f"virtio={mac},bridge=vmbr1"
+    subprocess.run([qm, "set", "99001", "--net0", net0, "--ciuser", "eve"], check=True)
+    since = len(env.api_calls())
+    code, out, err = env.cli("plan", "-M", "n1-push", "-H", "sim", "--refresh=full")
+    assert code == 0, out + err
+    assert "~ vm edge  bridge: vmbr1 (live) -> vmbr0 (manifest)" in out
+    assert "~ vm edge  ciuser: eve (live) -> homestak (manifest)" in out
+    probe = [(c["method"], c["path"]) for c in env.api_calls()[since:]]
+    assert probe == [("GET", "/cluster/resources"), ("GET", "/nodes/{node}/qemu/{vmid}/config")]
+    code, out, err = env.cli("apply", "-M", "n1-push", "-H", "sim", "--yes", "--refresh=full")
+    assert code == 0, out + err
+    made = [(c["method"], c["path"]) for c in env.api_calls()[since:]]
+    assert ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit") in made
+    assert not any(method == "DELETE" for method, _ in made)
+    vm = next(v for v in read_state(env.sim)["vms"].values() if v["vmid"] == 99001)
+    assert vm["config"]["net0"] == f"virtio={mac},bridge=vmbr0"
+    assert vm["config"]["ciuser"] == "homestak"
+    code, out, err = env.cli("plan", "-M", "n1-push", "-H", "sim", "--refresh=full")
+    assert code == 0 and "No changes." in out, out + err
+    assert env.cli("destroy", "-M", "n1-push", "-H", "sim", "--yes")[0] == 0
+
+
 def _limited_token(env: ApiLab) -> str:
     """A token of its own user whose role has everything pveplan needs but VM.Allocate,
     made over the API with the administrator's token, as an operator would."""

@@ -59,6 +59,8 @@ def test_unknown_command_exits_1_and_suggests_a_near_one() -> None:
         (["runs", "show", "one"], "invalid int value: 'one'"),
         (["completion", "tcsh"], "invalid choice: 'tcsh'"),
         (["apply", "--ye"], "unrecognized arguments: --ye"),  # no abbreviations
+        (["plan", "--refresh=deep"], "'deep' is not true, false or full"),
+        (["status", "--refresh=true"], "invalid choice: 'true'"),  # status always probes
     ],
 )
 def test_every_kind_of_usage_error_exits_1(argv: list[str], message: str) -> None:

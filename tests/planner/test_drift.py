@@ -212,14 +212,14 @@ def test_status_of_each_node_unreachable_nested_and_unapplied() -> None:
 def test_status_names_the_unreachable_nodes_and_fails(
     site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pveplan.cli import _status
+    from pveplan.cli import _drift, _status
     from pveplan.planner import PlanError
     from tests.cli_runner import run_cli
 
-    def unreachable(*_: object) -> LiveHost:
+    def unreachable(*_: object, **__: object) -> LiveHost:
         raise PlanError.at(None, "cannot probe the live state of sim: connection refused")
 
-    monkeypatch.setattr(_status, "probe_tree", unreachable)
+    monkeypatch.setattr(_drift, "_probe", unreachable)
     monkeypatch.setattr(
         _status, "applied_resources", lambda *_: {"node.edge.create": {"vm_id": 99001}}
     )
