@@ -75,6 +75,7 @@ CASES: dict[str, list[PveRequest]] = {
     "vm_power": [build.vm_power(NODE, 100, a) for a in get_args(build.PowerAction)],
     "destroy_vm": [build.destroy_vm(NODE, 100), build.destroy_vm(NODE, 100, skiplock=True)],
     "agent_interfaces": [build.agent_interfaces(NODE, 100)],
+    "agent_file_read": [build.agent_file_read(NODE, 100, "/etc/ssh/ssh_host_ed25519_key.pub")],
     "storage_content": [build.storage_content(NODE, "local", "import")],
     "node_storage": [build.node_storage(NODE, "local-zfs")],
     "set_storage_content": [
