@@ -35,6 +35,7 @@ from ..pve import (
     requests,
     tags,
 )
+from ._imported import recorded_host_key, take_image
 from ._pull import pull_boot, pull_instance
 
 MANAGED_TAG = "pveplan"
@@ -229,6 +230,8 @@ class VmCreate(StepKind):
             config = await pve.config(found["vmid"])
             described = _DESCRIPTION.search(str(config.get("description", "")))
             image = described.group("image") if described is not None else None
+            if image is None:  # made outside pveplan (imported): no record of its image
+                image = await take_image(ctx, pve, found["vmid"], config, args, _description(args))
             if args.reconcile({"image": image}).get("image") == "replace":
                 ctx.log(f"VM {found['vmid']} was built from another image: replacing it")
                 await destroy_vm(ctx, pve, found["vmid"], args.name)
@@ -313,6 +316,8 @@ class VmCreate(StepKind):
         stored = ctx.services.store.get_secret(ctx.secret_name("hostkey"))
         if stored is not None:
             return public_line(stored)
+        if (pinned := recorded_host_key(ctx)) is not None:
+            return pinned
         storage_id, _ = ctx.services.hosts.snippet_storage(ctx.host)
         doc = await self._snippet(ctx, pve, vmid)
         try:
