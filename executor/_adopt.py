@@ -126,7 +126,10 @@ def match_claims(
                 "is nothing to import; `pveplan status` shows how it stands"
             )
         elif vmid in recorded_vmids:
-            refuse(f"VM {vmid} is already recorded in the store as node {recorded_vmids[vmid]}")
+            refuse(
+                f"VM {vmid} is already recorded in the store as node {recorded_vmids[vmid]}: "
+                "name the VM that is this node"
+            )
         elif vmid in pinned and pinned[vmid] != node:
             refuse(
                 f"VMID {vmid} is node {pinned[vmid]}'s in the manifest, not {node}'s: "
