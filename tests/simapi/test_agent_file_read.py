@@ -17,7 +17,7 @@ from pveplan.sim import SimRoot, init_root, register_token
 from tests.contract.pve_contract import check_call
 from tests.sim import Sim
 
-from ..simapi.test_rest import NODE, TOKEN, Api
+from .test_rest import NODE, TOKEN, Api
 
 KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
 PATH = "/nodes/sim/qemu/{}/agent/file-read"
