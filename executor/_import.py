@@ -96,6 +96,11 @@ def host_key_of(text: str) -> str:
 def agent_problem(vmid: int, status: str, error: str) -> str:
     """Why VM `vmid`'s host key cannot be read through its agent, and what to do."""
     recreate = "or leave it out of the import and let pveplan recreate it (destroy it first)"
+    if "Permission check failed" in error:
+        return (
+            f"the API token may not read files through VM {vmid}'s guest agent ({error.strip()}): "
+            "grant it VM.GuestAgent.FileRead on /vms (docs/transports.md), or import over SSH"
+        )
     if "No QEMU guest agent configured" in error:
         return (
             f"VM {vmid}'s guest agent is not enabled, so its SSH host key cannot be read "

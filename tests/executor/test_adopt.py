@@ -23,6 +23,7 @@ from pveplan.executor import (
     Claim,
     Wanted,
     adopted_key,
+    agent_problem,
     discover_claims,
     host_key_of,
     import_results,
@@ -180,6 +181,25 @@ def test_host_key_of_takes_the_ed25519_line_only() -> None:
     for bad in ("", "ssh-rsa AAAAB3NzaC1yc2E root@db", "ssh-ed25519 not-base64"):
         with pytest.raises(ValueError, match="no valid ed25519"):
             host_key_of(bad)
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "expected"),
+    [
+        ("running", "No QEMU guest agent configured", "qm set 120 --agent enabled=1"),
+        ("stopped", "VM 120 is not running", "start it (`qm start 120`)"),
+        ("running", "QEMU guest agent is not running", "start qemu-guest-agent in the guest"),
+        ("running", "Agent error: failed to open file '/x' (mode: 'r'): No such", "ssh-keygen -A"),
+        ("running", "Permission check failed (/vms/120, VM.GuestAgent.FileRead)", "FileRead"),
+    ],
+)
+def test_a_key_that_cannot_be_read_says_why_and_what_to_do(
+    status: str, error: str, expected: str
+) -> None:
+    message = agent_problem(120, status, error)
+    assert expected in message
+    if "Permission" not in error:
+        assert "let pveplan recreate it" in message
 
 
 # --- what import records -----------------------------------------------------------------
