@@ -44,13 +44,14 @@ from ._context import Services, StepContext
 from ._kinds import kind_for
 from ._model import Event
 from ._results import node_of
+from .kinds._image import CONTENT as IMAGE_CONTENT
 from .pve import PveDriver, PveError, first_ipv4
 
 HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
 GUEST_CREATE = "pve.vm.create"
 DERIVED: dict[str, Callable[[Any], dict[str, Any]]] = {
     "pve.storage.content": lambda args: {},
-    "pve.image.ensure": lambda args: {"volid": f"{args.storage}:import/{args.filename}"},
+    "pve.image.ensure": lambda args: {"volid": f"{args.storage}:{IMAGE_CONTENT}/{args.filename}"},
 }
 """The outputs the host-level kinds produce, from their args alone (as their `apply`
 returns them): import probes each with these and records it only if the probe agrees."""
@@ -203,7 +204,7 @@ async def establish_host_steps(
         ctx = StepContext(services, step, emit, plan, args)
         try:
             problem = await kind.probe(ctx, step, {}, outputs)
-        except (PveError, Exception) as exc:  # a probe that cannot tell establishes nothing
+        except Exception as exc:  # a probe that cannot tell establishes nothing
             problem = str(exc)
         if problem is None:
             out[step.address] = outputs
