@@ -254,3 +254,20 @@ def test_the_applied_state_is_the_recorded_steps_and_what_they_hash_over() -> No
     assert {s.address: s.hash for s in state.steps}.items() <= {
         s.address: s.hash for s in plan.steps
     }.items()
+
+
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=6), st.integers(), max_size=3),
+    st.sampled_from(["a" * 32, "b" * 32]),
+)
+def test_an_adopted_result_is_never_taken_for_a_run_s_and_follows_the_step_hash(
+    refs: dict, hash_: str
+) -> None:
+    from pveplan.planner import Step
+
+    step = Step(address="node.x.create", kind="pve.vm.create", kind_version=1, host="h",
+                refs={"volume": "image.d.ensure#volid"}, hash=hash_)  # fmt: skip
+    other = Step(address="node.x.create", kind="pve.vm.create", kind_version=1, host="h",
+                 refs={"volume": "image.d.ensure#volid"}, hash="c" * 32)  # fmt: skip
+    assert adopted_key(step) != run_key(step, refs, {"image.d.ensure": refs})
+    assert adopted_key(step) != adopted_key(other), "a changed create is no longer adopted"
