@@ -34,7 +34,7 @@ WHY = {
 }
 
 
-MANIFEST_SUFFIXES = (".pvp", ".yaml", ".yml", ".json")
+MANIFEST_SUFFIXES = (".pvp", ".yaml", ".yml")
 
 
 def split_words(words: list[str]) -> tuple[list[str], list[str]]:

@@ -55,5 +55,6 @@ def add_import_parser(commands: argparse._SubParsersAction) -> None:  # type: ig
         "--lock-timeout",
         type=_seconds,
         metavar="SECONDS",
-        help="wait up to SECONDS for another run's workspace lock (default: refuse at once)",
+        help="wait up to SECONDS for another run's workspace lock (default: site.yaml's "
+        "store.lock_timeout, else 0: refuse at once, naming the holder)",
     )
