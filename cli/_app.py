@@ -18,6 +18,7 @@ from pveplan.planner import __version__
 from ._environment import environment_section
 from ._node import add_node_parsers
 from ._parser import PveplanParser
+from ._parser_import import add_import_parser
 from ._parser_outputs import add_output_parser
 from ._parser_review import add_review_parsers
 from ._parser_run import add_run_parsers
@@ -61,6 +62,7 @@ COMMANDS = {
     "apply": ("._apply", "run_apply"),
     "preflight": ("._preflight", "run_preflight"),
     "status": ("._status", "run_status"),
+    "import": ("._import", "run_import"),
     "create": ("._homestak_flags", "run_create"),
     "destroy": ("._homestak_flags", "run_destroy"),
     "test": ("._homestak_flags", "run_test"),
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_parsers(commands)  # validate, fmt, plan, show, graph, keygen, sign, schema
     add_run_parsers(commands)  # apply, create, destroy, test, runs, store, sim, serve, ...
     add_output_parser(commands)  # output: the store's records for the next tool
+    add_import_parser(commands)  # import: adopt existing VMs into the store
     add_node_parsers(commands)  # `spec get`, `config apply`: run on pull-mode nodes
     add_token_parser(commands)  # `token inspect`
     add_scenario_parser(commands)  # homestak's scenarios (`--scenario NAME` too)

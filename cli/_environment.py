@@ -33,6 +33,9 @@ _DRIVERS = ("apply", "create", "destroy", "test", "sim")
 """Commands that reach hosts with the driver's SSH key and start the simulator on demand."""
 _SITE_USERS = ("validate", "plan", "graph", "apply", "create", "destroy", "test", "serve")
 _SITE_USERS += ("output",)
+_STORE_USERS += ("import",)
+_DRIVERS += ("import",)
+_SITE_USERS += ("import",)
 
 ENVIRONMENT: dict[str, EnvVar] = {
     "HOMESTAK_SITE_CONFIG": EnvVar(

@@ -37,6 +37,7 @@ from pveplan.planner import (
 from pveplan.store import StepResult
 
 from ._context import Services, StepContext
+from ._import import adopted_key
 from ._kinds import StepKind, kind_for
 from ._model import Event, Outcome, Outputs, RunReport, StepFailed
 from ._recorder import GroupCommit
@@ -185,6 +186,8 @@ class _Run:
         if not kind.cacheable:
             return False
         result = self.recorded.get(key)
+        if result is None and kind.resource:  # adopted by `pveplan import` (see _import)
+            result = self.recorded.get(adopted_key(step))
         if result is None or result.status != "ok":
             return False
         if kind.resource and step.address not in self.live:

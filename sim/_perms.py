@@ -37,6 +37,7 @@ SCHEMA_CHECKS: dict[str, list[Any] | None] = {
     "DELETE /nodes/{node}/qemu/{vmid}": ["perm", "/vms/{vmid}", ["VM.Allocate"]],
     "GET /nodes/{node}/qemu/{vmid}": None,
     "GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces": ["perm", "/vms/{vmid}", ["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"], "any", 1],
+    "GET /nodes/{node}/qemu/{vmid}/agent/file-read": ["perm", "/vms/{vmid}", ["VM.GuestAgent.FileRead", "VM.GuestAgent.Unrestricted"], "any", 1],
     "POST /nodes/{node}/qemu/{vmid}/agent/ping": ["perm", "/vms/{vmid}", ["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"], "any", 1],
     "GET /nodes/{node}/qemu/{vmid}/config": ["perm", "/vms/{vmid}", ["VM.Audit"]],
     "POST /nodes/{node}/qemu/{vmid}/config": ["perm", "/vms/{vmid}", ["VM.Config.Disk", "VM.Config.CDROM", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network", "VM.Config.HWType", "VM.Config.Options", "VM.Config.Cloudinit"], "any", 1],

@@ -359,6 +359,12 @@ PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces": {},
     "POST /nodes/{node}/qemu/{vmid}/agent/ping": {},
+    "GET /nodes/{node}/qemu/{vmid}/agent/file-read": {
+        "count": {"type": "integer", "minimum": 1, "maximum": 16777216},
+        "decode": {"type": "boolean"},
+        "file": {"type": "string", "required": True},
+        "offset": {"type": "integer", "minimum": 0},
+    },
     "GET /nodes/{node}/tasks/{upid}/status": {},
     "GET /nodes/{node}/tasks/{upid}/log": {
         "download": {"type": "boolean"},

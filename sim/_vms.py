@@ -336,6 +336,47 @@ def agent_interfaces(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> 
     return {"result": network_interfaces(_agent_vm(ctx, path["vmid"]))}
 
 
+FILE_READ_MAX = 16 * 1024 * 1024
+"""PVE's limit on one `agent/file-read` (its `count` maximum and default)."""
+
+
+def guest_file(ctx: Ctx, vmid: int, file: str) -> bytes:
+    """The bytes of `file` inside VM `vmid`'s tree, as the guest agent's `guest-file-open`
+    and `guest-file-read` give them (a path leaving the tree is as missing as it would be
+    on the guest, whose root is that tree); QGA's error, wrapped as PVE wraps it, else."""
+    from pveplan.sim._vm import Guest
+
+    root = Guest(ctx.root, ctx.node, vmid).dir.resolve()
+    path = (root / file.lstrip("/")).resolve()
+    try:
+        if not path.is_relative_to(root) or not path.is_file():
+            raise FileNotFoundError
+        return path.read_bytes()
+    except OSError:
+        raise fail(
+            f"Agent error: failed to open file '{file}' (mode: 'r'): No such file or directory"
+        ) from None
+
+
+@route("GET", "/nodes/{node}/qemu/{vmid}/agent/file-read")
+def agent_file_read(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """`file-read`: `content` (decoded text by default; base64 with `decode=0`) and
+    `truncated` when `count` bytes (16 MiB at most) did not reach the end of the file."""
+    import base64
+
+    _agent_vm(ctx, path["vmid"])
+    data = guest_file(ctx, path["vmid"], str(params["file"]))
+    offset = int(params.get("offset", 0))
+    count = int(params.get("count", FILE_READ_MAX))
+    chunk = data[offset : offset + count]
+    decode = BOOLEAN_WORDS.get(str(params.get("decode", 1)).lower(), 1)
+    text = chunk.decode("utf-8", "replace") if decode else base64.b64encode(chunk).decode()
+    result: dict[str, Any] = {"content": text}
+    if offset + count < len(data):
+        result["truncated"] = 1
+    return result
+
+
 @route("POST", "/nodes/{node}/qemu/{vmid}/agent/ping")
 def agent_ping(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     _agent_vm(ctx, path["vmid"])

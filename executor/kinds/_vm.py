@@ -36,6 +36,7 @@ from ..pve import (
     requests,
     tags,
 )
+from ._imported import recorded_host_key, take_image
 from ._pull import pull_boot, pull_instance
 from ._vmdevices import boot_key, create_params, device_changes, reconcile
 from ._vmsettings import guest_keys, settings_requests
@@ -203,6 +204,8 @@ class VmCreate(StepKind):
             config = await pve.config(found["vmid"])
             described = _DESCRIPTION.search(str(config.get("description", "")))
             image = described.group("image") if described is not None else None
+            if image is None:  # made outside pveplan (imported): no record of its image
+                image = await take_image(ctx, pve, found["vmid"], config, args, _description(args))
             moved = device_changes(pve.node, found["vmid"], config, args).replace
             if args.reconcile({"image": image}).get("image") == "replace" or moved:
                 why = moved or "it was built from another image"
@@ -295,6 +298,8 @@ class VmCreate(StepKind):
         stored = ctx.services.store.get_secret(ctx.secret_name("hostkey"))
         if stored is not None:
             return public_line(stored)
+        if (pinned := recorded_host_key(ctx)) is not None:
+            return pinned
         storage_id, _ = ctx.services.hosts.snippet_storage(ctx.host)
         doc = await self._snippet(ctx, pve, vmid)
         try:

@@ -137,6 +137,12 @@ class PveDriver:
         data = await self.run(requests.agent_interfaces(self.node, vmid))
         return list((data or {}).get("result", []))
 
+    async def read_guest_file(self, vmid: int, file: str) -> str:
+        """`file` inside VM `vmid`, through its guest agent (PveError if the agent is not
+        configured or not running, or the file is missing)."""
+        data = await self.run(requests.agent_file_read(self.node, vmid, file))
+        return str((data or {}).get("content", ""))
+
     # --- storage -----------------------------------------------------------------------
 
     async def storage_status(self, storage: str) -> dict[str, Any] | None:

@@ -91,6 +91,9 @@ REQUEST_NEEDS: dict[tuple[str, str], tuple[tuple[Option, ...], ...]] = {
     ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"): (
         _any(VM, "VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"),
     ),
+    ("GET", "/nodes/{node}/qemu/{vmid}/agent/file-read"): (  # `pveplan import` only
+        _any(VM, "VM.GuestAgent.FileRead", "VM.GuestAgent.Unrestricted"),
+    ),
     ("GET", "/nodes/{node}/storage/{storage}/content"): (
         _any("/storage/{storage}", "Datastore.Audit", "Datastore.AllocateSpace"),
     ),

@@ -215,6 +215,18 @@ def agent_interfaces(node: str, vmid: int) -> PveRequest:
     )
 
 
+def agent_file_read(node: str, vmid: int, file: str) -> PveRequest:
+    """A file inside the guest, read by its agent (`content`, decoded text; `truncated`
+    past 16 MiB). A channel to the guest that does not rest on the guest's own SSH
+    identity: how `import` reads a VM's host key instead of trusting it on first use."""
+    return PveRequest(
+        method="GET",
+        path=f"{_VM}/agent/file-read",
+        path_params=_vm(node, vmid),
+        params={"file": file},
+    )
+
+
 # --- storage ------------------------------------------------------------------------------
 
 

@@ -143,6 +143,7 @@ CASES: dict[str, list[PveRequest]] = {
         build.clone_vm(NODE, 9000, 103, name="web3", full=False, storage="local-lvm", target=NODE),
     ],
     "agent_interfaces": [build.agent_interfaces(NODE, 100)],
+    "agent_file_read": [build.agent_file_read(NODE, 100, "/etc/ssh/ssh_host_ed25519_key.pub")],
     "storage_content": [build.storage_content(NODE, "local", "import")],
     "node_storage": [build.node_storage(NODE, "local-zfs")],
     "set_storage_content": [
