@@ -275,8 +275,10 @@ class _Builder:
         """One `pve.storage.content` step per storage this plan's steps use, with the
         content types they need there: before anything is put on it."""
         needs: dict[str, set[str]] = {}
-        if images:
-            needs.setdefault(IMAGE_STORAGE, set()).add("import")
+        for node in roots:  # a disk image is `import` content, a ct's template `vztmpl`
+            if node.image is not None:
+                content = "vztmpl" if node.image.format == "vztmpl" else "import"
+                needs.setdefault(IMAGE_STORAGE, set()).add(content)
         for node in roots:
             for storage, content in guest_storage(node, datastore):
                 needs.setdefault(storage, set()).add(content)
@@ -338,7 +340,15 @@ class _Builder:
             args = VmCreateArgs(**guest, image=node.image.name, cloud_init=cloud_init)
             refs["volume"] = f"image.{node.image.name}.ensure#volid"
         else:
-            args = CtCreateArgs(**guest, template=node.template)
+            assert node.image is not None  # resolved: a ct's template is a vztmpl image
+            args = CtCreateArgs(
+                **guest,
+                template=node.template,
+                swap=node.swap,
+                nesting=node.nesting,
+                unprivileged=node.unprivileged,
+            )
+            refs["volume"] = f"image.{node.image.name}.ensure#volid"
         credential = self.credential(node) if pull else ()
         steps.add(
             create,
@@ -360,6 +370,9 @@ class _Builder:
                 "image": "image",
                 "template": "template",
                 "type": "type",
+                "swap": "swap",
+                "nesting": "nesting",
+                "unprivileged": "unprivileged",
             },
         )
         vm_id = {"vmid": f"{create}#vm_id"}
@@ -373,7 +386,9 @@ class _Builder:
         )
         ip = {"ip": f"{prefix}.wait_ip#ip"}
         # What reaching the VM over SSH needs: its address, and the key pinned at create.
-        ssh = {**ip, "host_key": f"{create}#host_key"}
+        # A container's host key is read through its host once it runs (`pct exec`).
+        keyed = f"{prefix}.wait_ip" if family == "ct" else create
+        ssh = {**ip, "host_key": f"{keyed}#host_key"}
         last = f"{prefix}.wait_ip"
         if node.mode == "push":
             steps.add(

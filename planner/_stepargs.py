@@ -153,9 +153,27 @@ class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
 
 
 class CtCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
-    RULES = {**GuestCreateArgs.RULES, "template": "replace"}
+    """A container (`POST /nodes/{node}/lxc`): its root file system made from `template`
+    (a vztmpl volume, pinned like an image) on `storage` with `disk` GiB (`rootfs`), one
+    NIC on `bridge` (DHCP), `hostname` its name, root's keys the step's secrets.
+
+    A new template is a new container (PVE unpacks it once, at create); so is a change
+    of `unprivileged`, which PVE fixes at create (its uid mapping is baked into the
+    files). Cores, memory, swap and the `nesting` feature are set on the live container;
+    the root file system grows in place (`pct resize`) and never shrinks."""
+
+    RULES = {
+        **GuestCreateArgs.RULES,
+        "template": "replace",
+        "unprivileged": "replace",
+        "swap": "in_place",
+        "nesting": "in_place",
+    }
 
     template: str | None
+    swap: int
+    nesting: bool
+    unprivileged: bool
 
 
 class WaitIpArgs(StepArgs, frozen=True, kw_only=True):

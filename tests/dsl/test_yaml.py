@@ -57,7 +57,8 @@ def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
     errors = errors_of(tmp_path, "m.yaml", N1.replace("preset:", "prest:"))
     assert errors == [
         "6:5: unknown key 'prest' in nodes['edge'] | did you mean 'preset'? keys that exist: "
-        "cores, disk, execution, image, memory, name, parent, preset, spec, template, type, vmid"
+        "cores, disk, execution, image, memory, name, nesting, parent, preset, spec, swap, template, "
+        "type, unprivileged, vmid"
     ]
 
 
