@@ -1,9 +1,22 @@
 """The built-in step kinds; importing this package registers them (see `_kinds`)."""
 
-from . import _config, _delegate, _host_setup, _image, _node, _pull, _pve_host, _ssh, _storage, _vm
+from . import (
+    _config,
+    _ct,
+    _delegate,
+    _host_setup,
+    _image,
+    _node,
+    _pull,
+    _pve_host,
+    _ssh,
+    _storage,
+    _vm,
+)
 
 __all__ = [
     "_config",
+    "_ct",
     "_delegate",
     "_host_setup",
     "_image",
