@@ -440,3 +440,9 @@ FORMATS["IDE"] = _drive_variant(
 )
 FORMATS["SATA"] = _drive_variant(("iothread", "product", "queues", "ro", "scsiblock", "vendor"), {})
 FORMATS["VIRTIO"] = _drive_variant(("product", "queues", "scsiblock", "ssd", "vendor", "wwn"), {})
+
+# Containers (`/lxc`): their own generated tables, merged in (see `_lxcschema`).
+from pveplan.sim._lxcschema import CT_FORMATS, CT_PARAMS  # noqa: E402
+
+FORMATS.update(CT_FORMATS)
+PARAMS.update(CT_PARAMS)
