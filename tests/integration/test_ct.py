@@ -1,0 +1,44 @@
+"""Containers (type ct) against the simulator: a VM and a container apply, re-apply with
+nothing to run, are reachable over SSH with their pinned host keys, and destroy."""
+
+from __future__ import annotations
+
+from pveplan.sim import read_state
+from tests.cli_runner import run_cli
+
+from .conftest import Lab
+from .test_apply import counts, resources
+
+
+def _guests(lab: Lab) -> dict[str, dict]:
+    return {g["name"]: g for g in read_state(lab.sim)["vms"].values()}
+
+
+def test_a_vm_and_a_container_apply_reapply_and_destroy(lab: Lab) -> None:
+    code, out, err = run_cli(lab.args("apply", "-M", "ct-lab", "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    guests = _guests(lab)
+    assert guests["box"].get("type") == "lxc" and guests["box"]["status"] == "running"
+    assert guests["web"].get("type") is None and guests["web"]["status"] == "running"
+    config = guests["box"]["config"]
+    assert config["rootfs"].endswith("size=8G")
+    assert (config["cores"], config["memory"], config["swap"]) == (1, 512, 256)
+    assert config["features"] == "nesting=1" and config["unprivileged"] == 1
+    # The spec reached the container over SSH (as root, with its host key pinned).
+    tree = lab.sim.vm_dir("sim", 99102)
+    key = (tree / "etc" / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+    results = resources(lab, "ct-lab@sim")
+    assert results["node.box.create"]["vm_id"] == 99102
+    assert (tree / "home" / "homestak").is_dir()  # base spec's user, made by config.push
+    assert key[0] == "ssh-ed25519"
+
+    code, out, err = run_cli(lab.args("apply", "-M", "ct-lab", "-H", "sim", "--yes"))
+    assert code == 0 and counts(out)["ran"] == 0, out + err
+
+    code, out, err = run_cli(lab.args("status", "-M", "ct-lab", "-H", "sim"))
+    assert code == 0, out + err
+
+    code, out, err = run_cli(lab.args("destroy", "-M", "ct-lab", "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    assert _guests(lab) == {}
+    assert resources(lab, "ct-lab@sim") == {}
