@@ -1,0 +1,144 @@
+"""Containers in plans: how a change to a ct node is carried out, with its source line,
+and that validate refuses a container apply could not make.
+
+The rules are `CtCreateArgs.RULES` (the ones the ct kind reconciles by): a new template
+or `unprivileged` is a new container; cores, memory, swap and nesting change in place; the
+root file system grows in place.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pveplan.dsl import load_manifest
+from pveplan.planner._diff import diff_plans
+from pveplan.planner._planfile import PlanFile
+from pveplan.planner._planning import build_plan_file
+from pveplan.planner.siteconfig import load_site_config, resolve_manifest
+from tests.cli_runner import run_cli
+
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples" / "site-config"
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "site-config"
+    shutil.copytree(EXAMPLES, target)
+    return target
+
+
+def plan_of(site_dir: Path, edit: tuple[str, str] | None = None, name: str = "ct-lab") -> PlanFile:
+    path = site_dir / "manifests" / f"{name}.yaml"
+    if edit is not None:
+        text = path.read_text()
+        assert edit[0] in text
+        path.write_text(text.replace(edit[0], edit[1], 1))
+    site = load_site_config(site_dir)
+    loaded = load_manifest(str(path))
+    return build_plan_file(
+        loaded, resolve_manifest(loaded, site, "sim"), site, "sim", planned_against=None
+    )
+
+
+def create_change(
+    site_dir: Path, edit: tuple[str, str]
+) -> tuple[str, list[tuple[str, str | None]]]:
+    old = plan_of(site_dir)
+    new = plan_of(site_dir, edit)
+    changes = {c.address: c for c in diff_plans(new.plan, old.plan, new.header.sources)}
+    create = changes["node.box.create"]
+    assert changes["node.web.create"].action == "unchanged"
+    return create.action, [(r.text, r.source) for r in create.reasons]
+
+
+def test_a_new_template_replaces_the_container_and_says_where(site_dir: Path) -> None:
+    action, reasons = create_change(
+        site_dir, ("template: debian-13-standard", "template: debian-12-standard")
+    )
+    assert action == "replace"
+    assert (
+        'template: "debian-13-standard" -> "debian-12-standard" (forces replacement)',
+        "ct-lab.yaml:17:15",
+    ) in reasons
+
+
+def test_a_bigger_rootfs_grows_in_place_and_says_where(site_dir: Path) -> None:
+    action, reasons = create_change(site_dir, ("disk: 8", "disk: 12"))
+    assert action == "update"
+    assert reasons == [("disk: 8 -> 12", "ct-lab.yaml:21:11")]
+
+
+def test_a_smaller_rootfs_is_a_new_container(site_dir: Path) -> None:
+    action, reasons = create_change(site_dir, ("disk: 8", "disk: 4"))
+    assert action == "replace"
+    assert reasons[0][0] == "disk: 8 -> 4 (forces replacement)"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("cores: 1", "cores: 2"), ("update", "cores: 1 -> 2", "ct-lab.yaml:19:12")),
+        (("memory: 512", "memory: 1024"), ("update", "memory: 512 -> 1024", "ct-lab.yaml:20:13")),
+        (("swap: 256", "swap: 0"), ("update", "swap: 256 -> 0", "ct-lab.yaml:22:11")),
+        (
+            ("nesting: true", "nesting: false"),
+            ("update", "nesting: true -> false", "ct-lab.yaml:23:14"),
+        ),
+        (
+            ("nesting: true", "nesting: true\n    unprivileged: false"),
+            ("replace", "unprivileged: true -> false (forces replacement)", "ct-lab.yaml:24:19"),
+        ),
+    ],
+)
+def test_each_container_field_changes_as_its_rule_says(
+    site_dir: Path, edit: tuple[str, str], expected: tuple[str, str, str]
+) -> None:
+    action, reasons = create_change(site_dir, edit)
+    assert (action, *reasons[0]) == expected
+
+
+def test_the_template_is_a_pinned_download_of_vztmpl_content(site_dir: Path) -> None:
+    steps = {s.address: s for s in plan_of(site_dir).plan.steps}
+    template = steps["image.debian-13-standard.ensure"]
+    assert template.args["format"] == "vztmpl"
+    assert template.args["sha256"].startswith("fe3c814c")
+    assert template.args["filename"] == "debian-13-standard-fe3c814c8a56f6b3.tar.zst"
+    assert "vztmpl" in steps["storage.local.content"].args["content"]
+    create = steps["node.box.create"]
+    assert create.refs["volume"] == "image.debian-13-standard.ensure#volid"
+    # reached as root, its host key read through the host after it starts
+    assert steps["node.box.wait_ssh"].args["user"] == "root"
+    assert steps["node.box.wait_ssh"].refs["host_key"] == "node.box.wait_ip#host_key"
+
+
+def _validate(site_dir: Path, edit: tuple[str, str]) -> tuple[int, str]:
+    path = site_dir / "manifests" / "ct-lab.yaml"
+    path.write_text(path.read_text().replace(*edit, 1))
+    code, out, err = run_cli(["validate", str(path), "--site-config", str(site_dir)])
+    return code, out + err
+
+
+def test_validate_names_an_unknown_template(site_dir: Path) -> None:
+    code, text = _validate(site_dir, ("debian-13-standard", "debian-13-standrd"))
+    assert code == 1
+    assert "unknown template 'debian-13-standrd'" in text
+    assert "debian-13-standard" in text  # the closest one, suggested
+    assert "ct-lab.yaml:17" in text
+
+
+def test_validate_refuses_a_disk_image_as_a_template(site_dir: Path) -> None:
+    code, text = _validate(site_dir, ("template: debian-13-standard", "template: debian-13"))
+    assert code == 1 and "template 'debian-13' is not a container template" in text
+
+
+def test_validate_refuses_a_template_as_a_vm_image(site_dir: Path) -> None:
+    code, text = _validate(site_dir, ("image: debian-13", "image: debian-13-standard"))
+    assert code == 1 and "image 'debian-13-standard' is not a disk image" in text
+
+
+def test_validate_refuses_container_options_on_a_vm(site_dir: Path) -> None:
+    code, text = _validate(site_dir, ("vmid: 99101", "vmid: 99101\n    nesting: true"))
+    assert code == 1 and "node 'web' of type 'vm' sets nesting" in text
