@@ -73,6 +73,12 @@ class PveDriver:
         data = await self.run(requests.cluster_resources("vm"))
         return [vm for vm in data or [] if vm.get("type") == "qemu"]
 
+    async def guests(self) -> list[dict[str, Any]]:
+        """Every VM and container of the cluster (`/cluster/resources`: `type` qemu or
+        lxc), for what looks at both (drift, status, leftovers)."""
+        data = await self.run(requests.cluster_resources("vm"))
+        return [g for g in data or [] if g.get("type") in ("qemu", "lxc")]
+
     async def next_id(self) -> int:
         return int(await self.run(requests.next_id()))  # a JSON *string*
 

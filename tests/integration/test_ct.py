@@ -3,6 +3,9 @@ nothing to run, are reachable over SSH with their pinned host keys, and destroy.
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 from pveplan.sim import read_state
 from tests.cli_runner import run_cli
 
@@ -35,10 +38,36 @@ def test_a_vm_and_a_container_apply_reapply_and_destroy(lab: Lab) -> None:
     code, out, err = run_cli(lab.args("apply", "-M", "ct-lab", "-H", "sim", "--yes"))
     assert code == 0 and counts(out)["ran"] == 0, out + err
 
-    code, out, err = run_cli(lab.args("status", "-M", "ct-lab", "-H", "sim"))
+    code, out, err = run_cli(lab.args("status", "-M", "ct-lab", "-H", "sim", "--json"))
     assert code == 0, out + err
+    states = {n["name"]: (n["type"], n["state"]) for n in json.loads(out)["nodes"]}
+    assert states == {"web": ("vm", "in_sync"), "box": ("ct", "in_sync")}
+
+    code, out, err = run_cli(lab.args("output", "-M", "ct-lab", "-H", "sim", "--json"))
+    assert code == 0, out + err
+    box = next(n for n in json.loads(out)["nodes"] if n["name"] == "box")
+    assert (box["type"], box["vmid"], box["user"]) == ("ct", 99102, "root")
+    assert box["host_key"] == " ".join(key)
+
+    # Stopped by hand (pct on the host): the refresh sees it and starts it again.
+    pct = str(lab.sim.host_dir("sim") / "bin" / "pct")
+    subprocess.run([pct, "stop", "99102"], check=True, capture_output=True)
+    code, out, err = run_cli(lab.args("apply", "-M", "ct-lab", "-H", "sim", "--yes", "--refresh"))
+    assert code == 0, out + err
+    assert "~ ct box  status: stopped (live) -> running (manifest)" in out
+    assert _guests(lab)["box"]["status"] == "running"
 
     code, out, err = run_cli(lab.args("destroy", "-M", "ct-lab", "-H", "sim", "--yes"))
     assert code == 0, out + err
     assert _guests(lab) == {}
     assert resources(lab, "ct-lab@sim") == {}
+
+
+def test_a_container_the_store_forgot_is_found_by_its_tag_and_destroyed(lab: Lab) -> None:
+    code, out, err = run_cli(lab.args("apply", "-M", "ct-lab", "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    for path in lab.store.glob("store.sqlite*"):
+        path.unlink()
+    code, out, err = run_cli(lab.args("destroy", "-M", "ct-lab", "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    assert _guests(lab) == {}

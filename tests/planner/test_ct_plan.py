@@ -11,9 +11,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from pveplan.dsl import load_manifest
+from pveplan.executor import live_vm
+from pveplan.planner import LiveHost, LiveVm, find_drift, node_statuses
 from pveplan.planner._diff import diff_plans
 from pveplan.planner._planfile import PlanFile
 from pveplan.planner._planning import build_plan_file
@@ -142,3 +145,50 @@ def test_validate_refuses_a_template_as_a_vm_image(site_dir: Path) -> None:
 def test_validate_refuses_container_options_on_a_vm(site_dir: Path) -> None:
     code, text = _validate(site_dir, ("vmid: 99101", "vmid: 99101\n    nesting: true"))
     assert code == 1 and "node 'web' of type 'vm' sets nesting" in text
+
+
+# --- drift and status: containers share the vmid space with VMs, never mistaken for one ---
+
+
+def _ct_live(kind: str = "lxc", **sizes: object) -> LiveHost:
+    fields = {"cores": 1, "memory": 512, "disk": 8, "tags": ("pveplan", "pveplan-ct-lab")}
+    web = LiveVm(vmid=99101, name="web", status="running", cores=2, memory=2048, disk=10)
+    web = msgspec.structs.replace(web, tags=("pveplan", "pveplan-ct-lab"))
+    box = LiveVm(vmid=99102, name="box", status="running", kind=kind, **{**fields, **sizes})
+    return LiveHost(host="sim", vms=(web, box))
+
+
+RESOURCES = {
+    "node.web.create": {"vm_id": 99101, "name": "web"},
+    "node.box.create": {"vm_id": 99102, "name": "box"},
+}
+
+
+def test_a_container_as_applied_shows_no_drift_and_is_in_sync(site_dir: Path) -> None:
+    plan = plan_of(site_dir).plan
+    assert find_drift(plan, _ct_live(), RESOURCES) == ()
+    states = {s.name: (s.type, s.state) for s in node_statuses(plan, _ct_live(), RESOURCES)}
+    assert states == {"web": ("vm", "in_sync"), "box": ("ct", "in_sync")}
+
+
+def test_a_container_s_sizes_drift_by_its_own_rules(site_dir: Path) -> None:
+    plan = plan_of(site_dir).plan
+    found = find_drift(plan, _ct_live(memory=1024, disk=6), RESOURCES)
+    assert [(d.node, d.type, d.field, d.fix) for d in found] == [
+        ("box", "ct", "memory", "in_place"),
+        ("box", "ct", "disk", "in_place"),
+    ]
+
+
+def test_a_vm_at_a_container_s_vmid_is_not_the_container(site_dir: Path) -> None:
+    plan = plan_of(site_dir).plan
+    found = find_drift(plan, _ct_live(kind="qemu"), RESOURCES)
+    assert [(d.node, d.field, d.fix) for d in found] == [("box", "exists", "recreate")]
+    states = {s.name: s.state for s in node_statuses(plan, _ct_live(kind="qemu"), RESOURCES)}
+    assert states["box"] == "missing"
+
+
+def test_the_listing_entry_of_a_container_keeps_its_kind() -> None:
+    entry = {"vmid": 200, "name": "box", "type": "lxc", "status": "running", "maxcpu": 1}
+    assert live_vm(entry).kind == "lxc"
+    assert live_vm({**entry, "type": "qemu"}).kind == "qemu"
