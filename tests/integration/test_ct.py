@@ -71,3 +71,46 @@ def test_a_container_the_store_forgot_is_found_by_its_tag_and_destroyed(lab: Lab
     code, out, err = run_cli(lab.args("destroy", "-M", "ct-lab", "-H", "sim", "--yes"))
     assert code == 0, out + err
     assert _guests(lab) == {}
+
+
+NESTED = """\
+schema_version: 2
+name: ct-nested
+pattern: tiered
+nodes:
+  - name: hv
+    type: pve
+    spec: pve
+    preset: vm-medium
+    image: pve-9
+    vmid: 99201
+  - name: inner
+    type: ct
+    spec: base
+    template: debian-13-standard
+    vmid: 99202
+    disk: 4
+    parent: hv
+"""
+
+
+def test_a_container_inside_a_nested_pve_host_applies_reapplies_and_destroys(lab: Lab) -> None:
+    (lab.site / "manifests" / "ct-nested.yaml").write_text(NESTED)
+    code, out, err = run_cli(lab.args("apply", "-M", "ct-nested", "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    guests = _guests(lab)
+    assert (guests["inner"]["node"], guests["inner"].get("type")) == ("hv", "lxc")
+    assert guests["inner"]["status"] == "running"
+    assert (lab.sim.vm_dir("hv", 99202) / "home" / "homestak").is_dir()  # configured
+
+    code, out, err = run_cli(lab.args("apply", "-M", "ct-nested", "-H", "sim", "--yes"))
+    assert code == 0 and counts(out)["ran"] == 0, out + err
+
+    code, out, err = run_cli(lab.args("output", "-M", "ct-nested", "-H", "sim", "--json"))
+    assert code == 0, out + err
+    inner = next(n for n in json.loads(out)["nodes"] if n["name"] == "inner")
+    assert inner["type"] == "ct" and inner["host_key"].startswith("ssh-ed25519 ")
+
+    code, out, err = run_cli(lab.args("destroy", "-M", "ct-nested", "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    assert _guests(lab) == {}
