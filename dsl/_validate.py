@@ -198,6 +198,16 @@ def _required_per_type(
                     "name the LXC template, e.g. template: debian-13-standard",
                 )
             )
+        if node.type == "ct" and node.image is not None:
+            out.append(
+                _diag(
+                    smap,
+                    index,
+                    "image",
+                    f"node {node.name!r} of type 'ct' sets an image, which only VMs boot from",
+                    "a container is made from its template: remove image",
+                )
+            )
         if node.type != "ct":
             for field in CT_ONLY:
                 if getattr(node, field) is not None:

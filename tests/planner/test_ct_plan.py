@@ -16,7 +16,7 @@ import pytest
 
 from pveplan.dsl import load_manifest
 from pveplan.executor import live_vm
-from pveplan.planner import LiveHost, LiveVm, find_drift, node_statuses
+from pveplan.planner import LiveHost, LiveVm, PlanError, find_drift, node_statuses
 from pveplan.planner._diff import diff_plans
 from pveplan.planner._planfile import PlanFile
 from pveplan.planner._planning import build_plan_file
@@ -192,3 +192,15 @@ def test_the_listing_entry_of_a_container_keeps_its_kind() -> None:
     entry = {"vmid": 200, "name": "box", "type": "lxc", "status": "running", "maxcpu": 1}
     assert live_vm(entry).kind == "lxc"
     assert live_vm({**entry, "type": "qemu"}).kind == "qemu"
+
+
+def test_validate_refuses_an_image_on_a_container(site_dir: Path) -> None:
+    edit = ("template: debian-13-standard", "template: debian-13-standard\n    image: debian-13")
+    code, text = _validate(site_dir, edit)
+    assert code == 1 and "node 'box' of type 'ct' sets an image" in text
+
+
+def test_a_container_in_pull_mode_is_refused_at_plan(site_dir: Path) -> None:
+    edit = ("nesting: true", "nesting: true\n    execution:\n      mode: pull")
+    with pytest.raises(PlanError, match="container in pull mode"):
+        plan_of(site_dir, edit)
