@@ -15,7 +15,7 @@ from typing import Any
 
 from pveplan.sim._api import Ctx, call_api, find_route
 from pveplan.sim._cmdline import parse_options
-from pveplan.sim._errors import ApiError, fail, render_error
+from pveplan.sim._errors import ApiError, SimError, fail, render_error
 from pveplan.sim._lxc import get_ct
 from pveplan.sim._state import read_state
 from pveplan.sim._stdio import write_stderr, write_stdout
@@ -24,7 +24,7 @@ from pveplan.sim._tasks import task_failed
 CT_PATH = "/nodes/{node}/lxc/{vmid}"
 
 
-class PctUsage(Exception):
+class PctUsage(SimError):
     """A pct command line rejected before any API method is called."""
 
 
