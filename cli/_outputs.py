@@ -169,7 +169,10 @@ def _top_level(
     if create is None:
         return {}, "absent"
     values: dict[str, Any] = {"vmid": create.get("vm_id"), "host_key": create.get("host_key")}
-    values["address"] = results.get(f"node.{name}.wait_ip", {}).get("ip")
+    waited = results.get(f"node.{name}.wait_ip", {})
+    values["address"] = waited.get("ip")
+    if values["host_key"] is None:  # a container's: read through its host at wait_ip
+        values["host_key"] = waited.get("host_key")
     mine = [s.address for s in level.steps if s.address.startswith(f"node.{name}.")]
     status: NodeStatus = "applied" if all(a in results for a in mine) else "partial"
     return values, status

@@ -40,6 +40,7 @@ VmId = Annotated[int, Meta(ge=100, le=999_999_999)]
 DiskGb = Annotated[int, Meta(ge=1, le=1_000_000)]
 Cores = Annotated[int, Meta(ge=1, le=1024)]
 MemoryMb = Annotated[int, Meta(ge=16, le=16_777_216)]
+SwapMb = Annotated[int, Meta(ge=0, le=16_777_216)]
 Parallelism = Annotated[int, Meta(ge=1, le=1000)]
 Mode = Literal["push", "pull"]
 DiskBus = Literal["scsi", "virtio", "sata"]
@@ -185,7 +186,26 @@ class Node(Frozen):
         MemoryMb | None, Meta(description="pveplan extension: memory in MB (overrides the preset)")
     ] = None
     template: Annotated[
-        str | None, Meta(description="pveplan extension: LXC template for ct nodes")
+        str | None,
+        Meta(
+            description="pveplan extension: LXC template for ct nodes (a vztmpl entry of "
+            "the image catalog, e.g. debian-13-standard)"
+        ),
+    ] = None
+    swap: Annotated[
+        SwapMb | None,
+        Meta(description="pveplan extension: swap in MB of a ct node (default 512)"),
+    ] = None
+    nesting: Annotated[
+        bool | None,
+        Meta(
+            description="pveplan extension: the ct node's `nesting` feature, for systemd and "
+            "containers inside it (default true)"
+        ),
+    ] = None
+    unprivileged: Annotated[
+        bool | None,
+        Meta(description="pveplan extension: an unprivileged ct node (default true)"),
     ] = None
     onboot: Annotated[
         bool | None,

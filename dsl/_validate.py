@@ -224,10 +224,37 @@ def _required_per_type(
                     index,
                     None,
                     f"node {node.name!r} of type 'ct' needs a template",
-                    "name the LXC template, e.g. template: debian-12-standard",
+                    "name the LXC template, e.g. template: debian-13-standard",
                 )
             )
+        if node.type == "ct" and node.image is not None:
+            out.append(
+                _diag(
+                    smap,
+                    index,
+                    "image",
+                    f"node {node.name!r} of type 'ct' sets an image, which only VMs boot from",
+                    "a container is made from its template: remove image",
+                )
+            )
+        if node.type != "ct":
+            for field in CT_ONLY:
+                if getattr(node, field) is not None:
+                    out.append(
+                        _diag(
+                            smap,
+                            index,
+                            field,
+                            f"node {node.name!r} of type {node.type!r} sets {field}, "
+                            "which only a container (type ct) has",
+                            f"remove {field}, or make the node type ct",
+                        )
+                    )
     return out
+
+
+CT_ONLY = ("template", "swap", "nesting", "unprivileged")
+"""Node fields only a container has: on a VM they would silently do nothing."""
 
 
 def _pattern(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:

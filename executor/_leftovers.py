@@ -64,6 +64,9 @@ class Found(Frozen):
     node: str | None = None
     """The manifest node it is (None: tagged for this manifest, but no node of that name:
     a node since removed or renamed)."""
+    kind: str = "qemu"
+    """The listing's `type`: a VM (`qemu`) or a container (`lxc`), each destroyed by its
+    own kind."""
 
 
 class Refused(Frozen):
@@ -189,6 +192,7 @@ def match_leftovers(
                     vm_name=name,
                     found_by="tag",
                     node=name if name in names else None,
+                    kind=str(vm.get("type") or "qemu"),
                 )
             )
             continue
@@ -221,7 +225,10 @@ def match_leftovers(
                 )
             )
             continue
-        found.append(Found(vmid=vmid, vm_name=name, found_by="name+vmid", node=node.name))
+        kind = str(vm.get("type") or "qemu")
+        found.append(
+            Found(vmid=vmid, vm_name=name, found_by="name+vmid", node=node.name, kind=kind)
+        )
     return Leftovers(found=tuple(found), refused=tuple(refused))
 
 
@@ -340,7 +347,7 @@ async def find_leftovers(
 ) -> Leftovers:
     """One listing of `host` (`/cluster/resources`), matched by `match_leftovers`."""
     pve = await services.pve(host)
-    return match_leftovers(wanted, await pve.vms(), manifest, recorded)
+    return match_leftovers(wanted, await pve.guests(), manifest, recorded)
 
 
 async def destroy_leftovers(
@@ -356,7 +363,7 @@ async def destroy_leftovers(
         step = resource_step(
             host,
             f"node.{hit.node or hit.vm_name}.create",
-            "pve.vm.create",
+            "pve.ct.create" if hit.kind == "lxc" else "pve.vm.create",
             {"vm_id": hit.vmid, "name": hit.vm_name},
         )
         _, errors = await destroy_resources(services, [step], emit)

@@ -49,13 +49,14 @@ def live_vm(entry: Mapping[str, Any]) -> LiveVm:
         memory=figure("maxmem", MIB),
         disk=figure("maxdisk", GIB),
         tags=tags,
+        kind=str(entry.get("type") or "qemu"),
     )
 
 
 async def probe_live(services: Services, host: str) -> LiveHost:
-    """Every VM on `host`'s PVE node, from one listing (`PveDriver.vms`)."""
+    """Every VM and container on `host`'s PVE node, from one listing (`PveDriver.guests`)."""
     pve = await services.pve(host)
-    vms = [vm for vm in await pve.vms() if vm.get("node") in (None, pve.node)]
+    vms = [vm for vm in await pve.guests() if vm.get("node") in (None, pve.node)]
     return LiveHost(host=host, vms=tuple(live_vm(vm) for vm in vms))
 
 

@@ -319,8 +319,10 @@ class _Builder:
         """One `pve.storage.content` step per storage this plan's steps use, with the
         content types they need there: before anything is put on it."""
         needs: dict[str, set[str]] = {}
-        if images:
-            needs.setdefault(IMAGE_STORAGE, set()).add("import")
+        for node in roots:  # a disk image is `import` content, a ct's template `vztmpl`
+            if node.image is not None:
+                content = "vztmpl" if node.image.format == "vztmpl" else "import"
+                needs.setdefault(IMAGE_STORAGE, set()).add(content)
         for node in roots:
             for storage, content in guest_storage(node, datastore):
                 needs.setdefault(storage, set()).add(content)
@@ -415,7 +417,15 @@ class _Builder:
                 )
                 refs["volume"] = f"{image_step(node.image.name, on)}#volid"
         else:
-            args = CtCreateArgs(**guest, template=node.template)
+            assert node.image is not None  # resolved: a ct's template is a vztmpl image
+            args = CtCreateArgs(
+                **guest,
+                template=node.template,
+                swap=node.swap,
+                nesting=node.nesting,
+                unprivileged=node.unprivileged,
+            )
+            refs["volume"] = f"{image_step(node.image.name, on)}#volid"
         credential = self.credential(node) if pull else ()
         add(
             create,
@@ -439,6 +449,9 @@ class _Builder:
                 "type": "type",
                 "source": ("clone", "from"),
                 "linked": ("clone", "linked"),
+                "swap": "swap",
+                "nesting": "nesting",
+                "unprivileged": "unprivileged",
             },
         )
         if family == "vm":
@@ -454,7 +467,9 @@ class _Builder:
         )
         ip = {"ip": f"{prefix}.wait_ip#ip"}
         # What reaching the VM over SSH needs: its address, and the key pinned at create.
-        ssh = {**ip, "host_key": f"{create}#host_key"}
+        # A container's host key is read through its host once it runs (`pct exec`).
+        keyed = f"{prefix}.wait_ip" if family == "ct" else create
+        ssh = {**ip, "host_key": f"{keyed}#host_key"}
         last = f"{prefix}.wait_ip"
         if node.mode == "push":
             add(

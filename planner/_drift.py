@@ -24,12 +24,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._hashing import plan_hash
 from ._plan import Drift, Frozen, Plan, Step
-from ._stepargs import StepArgsError, VmCreateArgs, args_of, change_of
+from ._stepargs import CtCreateArgs, StepArgsError, VmCreateArgs, args_of, change_of
 
 if TYPE_CHECKING:
     from ._nested_drift import LevelProbe
 
 GUEST_CREATE = "pve.vm.create"
+GUEST_KINDS = {"pve.vm.create": "qemu", "pve.ct.create": "lxc"}
+"""Each guest-create kind, and the listing `type` of what it makes: a container and a VM
+share one vmid space, so a vmid is ours only if the kind of what holds it matches."""
 GUEST_START = "pve.vm.start"
 DESTROYED = "missing on host: destroyed outside pveplan"
 CHANGED = "changed outside pveplan"
@@ -47,6 +50,8 @@ class LiveVm(Frozen, kw_only=True):
     memory: int | None = None
     disk: int | None = None
     tags: tuple[str, ...] = ()
+    kind: str = "qemu"
+    """The listing's `type`: `qemu` (a VM) or `lxc` (a container)."""
 
 
 class LiveHost(Frozen, kw_only=True):
@@ -88,7 +93,7 @@ def find_drift(
         recorded = resources[step.address]
         vmid = recorded.get("vm_id") or args.vmid
         vm = by_vmid.get(vmid) if isinstance(vmid, int) else None
-        if vm is not None and vm.name != args.name:
+        if vm is not None and (vm.name != args.name or vm.kind != GUEST_KINDS[step.kind]):
             vm = None  # its vmid now belongs to another VM: ours is gone
         fields = applied is None or applied.get(step.address) == step.hash
         out.extend(_compare(step, args, vm, addresses, fields=fields))
@@ -96,7 +101,12 @@ def find_drift(
 
 
 def _compare(
-    step: Step, args: VmCreateArgs, vm: LiveVm | None, addresses: set[str], *, fields: bool
+    step: Step,
+    args: VmCreateArgs | CtCreateArgs,
+    vm: LiveVm | None,
+    addresses: set[str],
+    *,
+    fields: bool,
 ) -> list[Drift]:
     def drift(field: str, live: str, wanted: str, cause: str, fix: Any, address: str = "") -> Drift:
         return Drift(
@@ -117,7 +127,7 @@ def _compare(
         have, want = getattr(vm, field), getattr(args, field)
         if have is None or have == want:
             continue
-        rule = change_of(VmCreateArgs, field, have, want)
+        rule = change_of(type(args), field, have, want)
         if rule == "in_place":
             out.append(drift(field, f"{have}{unit}", f"{want}{unit}", CHANGED, "in_place"))
         else:  # a disk grown by hand: the manifest's is smaller, and PVE cannot shrink
@@ -235,6 +245,8 @@ def node_statuses(
             out.append(NodeStatus(**base, state="unreachable"))
         else:
             found = probed[host].get(vmid) if vmid is not None else None
+            if found is not None and found.kind != GUEST_KINDS[step.kind]:
+                found = None  # its vmid is held by a guest of the other kind
             mine = drift_of.get(args.name, [])
             if any(d.fix == "recreate" for d in mine) or found is None:
                 out.append(NodeStatus(**base, live="missing", state="missing"))
@@ -246,12 +258,14 @@ def node_statuses(
     return tuple(out)
 
 
-def _create_args(step: Step) -> VmCreateArgs | None:
-    """A guest-create step's arguments, or None for any other step (or unreadable ones)."""
-    if step.kind != GUEST_CREATE:
+def _create_args(step: Step) -> VmCreateArgs | CtCreateArgs | None:
+    """A guest-create step's arguments (a VM's or a container's), or None for any other
+    step (or unreadable ones)."""
+    cls = {GUEST_CREATE: VmCreateArgs, "pve.ct.create": CtCreateArgs}.get(step.kind)
+    if cls is None:
         return None
     try:
-        args = args_of(step, VmCreateArgs)
+        args = args_of(step, cls)
     except StepArgsError:
         return None
-    return args if isinstance(args, VmCreateArgs) else None
+    return args if isinstance(args, VmCreateArgs | CtCreateArgs) else None

@@ -60,7 +60,8 @@ class Route:
     @property
     def table(self) -> dict[str, dict[str, Any]]:
         params = PARAMS[f"{self.method} {self.template}"]
-        if self.template.endswith(("/qemu", "/config")) and self.method in ("POST", "PUT"):
+        qemu = self.template.startswith("/nodes/{node}/qemu")
+        if qemu and self.template.endswith(("/qemu", "/config")) and self.method in ("POST", "PUT"):
             return {**VM_OPTIONS, **params}
         return params
 

@@ -52,6 +52,19 @@ SCHEMA_CHECKS: dict[str, list[Any] | None] = {
     "POST /nodes/{node}/qemu/{vmid}/status/shutdown": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
     "POST /nodes/{node}/qemu/{vmid}/status/start": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
     "POST /nodes/{node}/qemu/{vmid}/status/stop": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
+    "DELETE /nodes/{node}/lxc/{vmid}": ["perm", "/vms/{vmid}", ["VM.Allocate"]],
+    "GET /nodes/{node}/lxc": None,
+    "GET /nodes/{node}/lxc/{vmid}": None,
+    "GET /nodes/{node}/lxc/{vmid}/config": ["perm", "/vms/{vmid}", ["VM.Audit"]],
+    "GET /nodes/{node}/lxc/{vmid}/interfaces": ["perm", "/vms/{vmid}", ["VM.Audit"]],
+    "GET /nodes/{node}/lxc/{vmid}/status/current": ["perm", "/vms/{vmid}", ["VM.Audit"]],
+    "POST /nodes/{node}/lxc": None,
+    "POST /nodes/{node}/lxc/{vmid}/status/reboot": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
+    "POST /nodes/{node}/lxc/{vmid}/status/shutdown": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
+    "POST /nodes/{node}/lxc/{vmid}/status/start": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
+    "POST /nodes/{node}/lxc/{vmid}/status/stop": ["perm", "/vms/{vmid}", ["VM.PowerMgmt"]],
+    "PUT /nodes/{node}/lxc/{vmid}/config": ["perm", "/vms/{vmid}", ["VM.Config.Disk", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network", "VM.Config.Options"], "any", 1],
+    "PUT /nodes/{node}/lxc/{vmid}/resize": ["perm", "/vms/{vmid}", ["VM.Config.Disk"], "any", 1],
     "GET /nodes/{node}/storage": None,
     "GET /nodes/{node}/storage/{storage}/content": ["perm", "/storage/{storage}", ["Datastore.Audit", "Datastore.AllocateSpace"], "any", 1],
     "POST /nodes/{node}/storage/{storage}/download-url": ["and", ["perm", "/storage/{storage}", ["Datastore.AllocateTemplate"]], ["or", ["perm", "/", ["Sys.Audit", "Sys.Modify"]], ["perm", "/nodes/{node}", ["Sys.AccessNetwork"]]]],
@@ -68,6 +81,9 @@ SCHEMA_CHECKS: dict[str, list[Any] | None] = {
 HANDLER_CHECKS: dict[str, list[Any]] = {
     # qemu-server's create_vm: `check_vm_perm(..., ['VM.Allocate'])` (no pools simulated).
     "POST /nodes/{node}/qemu": ["perm", "/vms/{vmid}", ["VM.Allocate"]],
+    # pve-container's create_vm: VM.Allocate on the guest, then (`check_ct_modify_config_perm`)
+    # a VM.Config.* privilege per kind of option, which the role pveplan makes holds.
+    "POST /nodes/{node}/lxc": ["perm", "/vms/{vmid}", ["VM.Allocate"]],
 }
 """Checks a handler makes where the schema says `"user": "all"`."""
 
@@ -111,6 +127,7 @@ def filter_result(state: dict[str, Any], node: str, who: str, key: str, data: An
     storages Datastore.Audit or AllocateSpace on /storage/STORAGE)."""
     if who == ROOT or key not in (
         "GET /nodes/{node}/qemu",
+        "GET /nodes/{node}/lxc",
         "GET /cluster/resources",
         "GET /nodes/{node}/storage",
         "GET /storage",

@@ -26,6 +26,7 @@ from pveplan.sim import (  # noqa: F401  (imported for their @route registration
     _access,
     _clone,
     _drives,
+    _lxc,
     _nodes,
     _power,
     _storage,
@@ -37,6 +38,7 @@ from pveplan.sim import (  # noqa: F401  (imported for their @route registration
 from pveplan.sim._api import CLI_METHODS, Ctx, Route, call_route, find_route
 from pveplan.sim._cmdline import Options, parse_options, render
 from pveplan.sim._errors import ApiError, NoHandler, render_error
+from pveplan.sim._pct import pct_main
 from pveplan.sim._pveum import pveum_main
 from pveplan.sim._qm import qm_main
 from pveplan.sim._setup import KERNEL_RELEASE, PVE_VERSION
@@ -106,6 +108,7 @@ def pveversion_main(ctx: Ctx, argv: list[str]) -> int:
 TOOLS: dict[str, Callable[[Ctx, list[str]], int]] = {
     "pvesh": pvesh_main,
     "qm": qm_main,
+    "pct": pct_main,
     "pveum": pveum_main,
 }
 LOCAL_TOOLS: dict[str, Callable[[Ctx, list[str]], int]] = {"pveversion": pveversion_main}

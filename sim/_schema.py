@@ -469,3 +469,9 @@ FORMATS["pve-qm-ipconfig"] = {
     "ip6": {"type": "string", "format": "pve-ipv6-config"},
     "gw6": {"type": "string", "format": "ipv6"},
 }
+
+# Containers (`/lxc`): their own generated tables, merged in (see `_lxcschema`).
+from pveplan.sim._lxcschema import CT_FORMATS, CT_PARAMS  # noqa: E402
+
+FORMATS.update(CT_FORMATS)
+PARAMS.update(CT_PARAMS)

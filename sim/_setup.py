@@ -32,7 +32,7 @@ from pveplan.sim._storagecfg import (
 
 PVE_VERSION = {"release": "9.1", "repoid": "5a2f2f5d2b3c1e07", "version": "9.1.9"}
 KERNEL_RELEASE = "6.17.2-1-pve"
-HOST_TOOLS = ("pvesh", "qm", "pveum", "pveversion")
+HOST_TOOLS = ("pvesh", "qm", "pct", "pveum", "pveversion")
 NODE_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$")
 GUEST_TOOLS = (
     "sudo",

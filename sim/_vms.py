@@ -32,16 +32,20 @@ DRIVE_ORDER = [
 
 
 def node_vms(ctx: Ctx, state: dict[str, Any]) -> list[dict[str, Any]]:
-    vms = [vm for vm in state["vms"].values() if vm["node"] == ctx.node]
+    vms = [vm for vm in state["vms"].values() if vm["node"] == ctx.node and not _is_ct(vm)]
     return sorted(vms, key=lambda vm: vm["vmid"])
 
 
 def get_vm(state: dict[str, Any], node: str, vmid: int) -> dict[str, Any]:
     """The VM `vmid` of `node`, or PVE's 'Configuration file ... does not exist'."""
     vm = state["vms"].get(vm_key(node, vmid))
-    if vm is None:
+    if vm is None or _is_ct(vm):  # a container's config is not in qemu-server/
         raise fail(conf_missing(node, vmid))
     return vm
+
+
+def _is_ct(guest: dict[str, Any]) -> bool:
+    return guest.get("type") == "lxc"  # `_lxc`: containers share the vmid space
 
 
 def memory_mib(config: dict[str, Any]) -> int:

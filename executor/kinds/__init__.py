@@ -3,6 +3,7 @@
 from . import (
     _clone,
     _config,
+    _ct,
     _delegate,
     _host_setup,
     _image,
@@ -17,6 +18,7 @@ from . import (
 __all__ = [
     "_clone",
     "_config",
+    "_ct",
     "_delegate",
     "_host_setup",
     "_image",

@@ -142,7 +142,9 @@ class ConfigPush(StepKind):
 
     async def _guest(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Guest:
         target = vm_target(ctx, refs, ctx.args_as(ConfigPushArgs).ssh_user or "homestak")
-        return Guest(await ctx.services.pool.channel(target), target.name)
+        # A container is reached as root (its template has no other user, nor sudo).
+        sudo = target.user != "root"
+        return Guest(await ctx.services.pool.channel(target), target.name, sudo=sudo)
 
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         try:

@@ -28,7 +28,8 @@ from ..pve import PveError, first_ipv4
 from ..remote._layout import REMOTE_USER
 from ._vm import find_vm
 
-NODE_FIELDS = {"create": ("vm_id", "host_key"), "wait_ip": ("ip",)}
+NODE_FIELDS = {"create": ("vm_id", "host_key"), "wait_ip": ("ip", "host_key")}
+"""What a level reports of each node (a container's host key comes from its wait_ip)."""
 
 
 def node_outputs(outputs: Mapping[str, Mapping[str, Any]]) -> Outputs:

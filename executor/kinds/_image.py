@@ -18,6 +18,11 @@ from .._model import Outputs, StepFailed
 from ..pve import PveError
 
 CONTENT = "import"
+"""A disk image's content type; a container template (format vztmpl) is `vztmpl`."""
+
+
+def content_of(args: ImageEnsureArgs) -> str:
+    return "vztmpl" if args.format == "vztmpl" else CONTENT
 
 
 @register
@@ -28,9 +33,9 @@ class ImageEnsure(StepKind):
     async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
         pve = await ctx.pve()
         args = ctx.args_as(ImageEnsureArgs)
-        storage, filename = args.storage, args.filename
-        volid = f"{storage}:{CONTENT}/{filename}"
-        if await self._present(pve, storage, volid):
+        storage, filename, content = args.storage, args.filename, content_of(args)
+        volid = f"{storage}:{content}/{filename}"
+        if await self._present(pve, storage, volid, content):
             ctx.log(f"{volid} is already on {pve.node}")
             return {"volid": volid}
         # An unpinned image's URL is its identity; a pinned one's is only a hint.
@@ -40,22 +45,23 @@ class ImageEnsure(StepKind):
         ctx.log(f"downloading {args.name} to {volid}")
         try:
             await pve.download(
-                storage, filename=filename, url=url, content=CONTENT, sha256=args.sha256
+                storage, filename=filename, url=url, content=content, sha256=args.sha256
             )
         except PveError as exc:
             raise StepFailed(f"fetching image {args.name} from {url}: {exc}") from None
         return {"volid": volid}
 
-    async def _present(self, pve: Any, storage: str, volid: str) -> bool:
+    async def _present(self, pve: Any, storage: str, volid: str, content: str) -> bool:
         return any(
-            item.get("volid") == volid for item in await pve.storage_content(storage, CONTENT)
+            item.get("volid") == volid for item in await pve.storage_content(storage, content)
         )
 
     async def probe(
         self, ctx: StepContext, step: Any, refs: Mapping[str, Any], outputs: Mapping[str, Any]
     ) -> str | None:
         pve = await ctx.pve()
-        storage = ctx.args_as(ImageEnsureArgs).storage
-        if not await self._present(pve, storage, str(outputs.get("volid"))):
+        args = ctx.args_as(ImageEnsureArgs)
+        volid = str(outputs.get("volid"))
+        if not await self._present(pve, args.storage, volid, content_of(args)):
             return f"{outputs.get('volid')} is no longer on {pve.node}"
         return None

@@ -553,15 +553,3 @@ class VmDestroy(StepKind):
         args = ctx.args_as(GuestDestroyArgs)
         await destroy_node(ctx, args.name, args.vmid, create)
         return {}
-
-
-@register
-class CtUnsupported(StepKind):
-    name = "pve.ct.create"
-
-    async def apply(self, ctx: StepContext, step: Any, refs: Mapping[str, Any]) -> Outputs:
-        raise StepFailed("containers (type: ct) are not supported by this release's PVE driver")
-
-
-for _name in ("pve.ct.start", "pve.ct.wait_ip", "pve.ct.destroy"):
-    register(type(f"Unsupported_{_name}", (CtUnsupported,), {"name": _name}))

@@ -73,6 +73,12 @@ class PveDriver:
         data = await self.run(requests.cluster_resources("vm"))
         return [vm for vm in data or [] if vm.get("type") == "qemu"]
 
+    async def guests(self) -> list[dict[str, Any]]:
+        """Every VM and container of the cluster (`/cluster/resources`: `type` qemu or
+        lxc), for what looks at both (drift, status, leftovers)."""
+        data = await self.run(requests.cluster_resources("vm"))
+        return [g for g in data or [] if g.get("type") in ("qemu", "lxc")]
+
     async def next_id(self) -> int:
         return int(await self.run(requests.next_id()))  # a JSON *string*
 
@@ -142,6 +148,37 @@ class PveDriver:
         configured or not running, or the file is missing)."""
         data = await self.run(requests.agent_file_read(self.node, vmid, file))
         return str((data or {}).get("content", ""))
+
+    # --- containers ----------------------------------------------------------------------
+
+    async def cts(self) -> list[dict[str, Any]]:
+        """Every container of the cluster (`/cluster/resources`, lxc entries only)."""
+        data = await self.run(requests.cluster_resources("vm"))
+        return [ct for ct in data or [] if ct.get("type") == "lxc"]
+
+    async def ct_config(self, vmid: int) -> dict[str, Any]:
+        return await self.run(requests.ct_config(self.node, vmid))
+
+    async def ct_status(self, vmid: int) -> dict[str, Any]:
+        return await self.run(requests.ct_status(self.node, vmid))
+
+    async def create_ct(self, vmid: int, params: Mapping[str, PvesValue | None]) -> None:
+        await self.run(requests.create_ct(self.node, vmid, params))
+
+    async def set_ct_config(self, vmid: int, params: Mapping[str, PvesValue | None]) -> None:
+        await self.run(requests.set_ct_config(self.node, vmid, params))
+
+    async def resize_ct(self, vmid: int, disk: str, size: str) -> None:
+        await self.run(requests.resize_ct(self.node, vmid, disk, size))
+
+    async def ct_power(self, vmid: int, action: requests.CtPowerAction) -> None:
+        await self.run(requests.ct_power(self.node, vmid, action))
+
+    async def destroy_ct(self, vmid: int) -> None:
+        await self.run(requests.destroy_ct(self.node, vmid))
+
+    async def ct_interfaces(self, vmid: int) -> list[dict[str, Any]]:
+        return list(await self.run(requests.ct_interfaces(self.node, vmid)) or [])
 
     # --- storage -----------------------------------------------------------------------
 

@@ -62,6 +62,15 @@ CREATE_CONFIG = (
     "VM.Config.Options",  # name, agent, boot, tags, description, ostype
 )
 
+CT_CREATE_CONFIG = (
+    "VM.Config.CPU",  # cores
+    "VM.Config.Memory",  # memory, swap
+    "VM.Config.Network",  # net0
+    "VM.Config.Disk",  # rootfs
+    "VM.Config.Options",  # hostname, features, tags, description, ostype
+)
+"""What `pct create` checks of the options pveplan sets (`check_ct_modify_config_perm`)."""
+
 REQUEST_NEEDS: dict[tuple[str, str], tuple[tuple[Option, ...], ...]] = {
     ("GET", "/nodes/{node}/qemu/{vmid}/config"): (_all(VM, "VM.Audit"),),
     ("GET", "/nodes/{node}/qemu/{vmid}/status/current"): (_all(VM, "VM.Audit"),),
@@ -94,6 +103,21 @@ REQUEST_NEEDS: dict[tuple[str, str], tuple[tuple[Option, ...], ...]] = {
     ("GET", "/nodes/{node}/qemu/{vmid}/agent/file-read"): (  # `pveplan import` only
         _any(VM, "VM.GuestAgent.FileRead", "VM.GuestAgent.Unrestricted"),
     ),
+    ("GET", "/nodes/{node}/lxc/{vmid}/config"): (_all(VM, "VM.Audit"),),
+    ("GET", "/nodes/{node}/lxc/{vmid}/status/current"): (_all(VM, "VM.Audit"),),
+    ("GET", "/nodes/{node}/lxc/{vmid}/interfaces"): (_all(VM, "VM.Audit"),),
+    ("POST", "/nodes/{node}/lxc"): (
+        _all(VM, "VM.Allocate"),
+        *(_all(VM, p) for p in CT_CREATE_CONFIG),
+        _all("/storage/{storage}", "Datastore.AllocateSpace"),
+        _all("/sdn/zones/localnetwork/{bridge}", "SDN.Use"),
+    ),
+    ("PUT", "/nodes/{node}/lxc/{vmid}/config"): (
+        _any(VM, "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Options"),
+    ),
+    ("PUT", "/nodes/{node}/lxc/{vmid}/resize"): (_all(VM, "VM.Config.Disk"),),
+    ("POST", "/nodes/{node}/lxc/{vmid}/status/{action}"): (_all(VM, "VM.PowerMgmt"),),
+    ("DELETE", "/nodes/{node}/lxc/{vmid}"): (_all(VM, "VM.Allocate"),),
     ("GET", "/nodes/{node}/storage/{storage}/content"): (
         _any("/storage/{storage}", "Datastore.Audit", "Datastore.AllocateSpace"),
     ),
@@ -158,15 +182,35 @@ KIND_REQUESTS: dict[str, tuple[tuple[str, str], ...]] = {
         _POWER,
         ("DELETE", "/nodes/{node}/qemu/{vmid}"),
     ),
+    "pve.ct.create": (
+        ("POST", "/nodes/{node}/lxc"),
+        ("GET", "/nodes/{node}/lxc/{vmid}/config"),
+        ("PUT", "/nodes/{node}/lxc/{vmid}/config"),
+        ("PUT", "/nodes/{node}/lxc/{vmid}/resize"),
+        ("GET", "/nodes/{node}/lxc/{vmid}/status/current"),
+        ("POST", "/nodes/{node}/lxc/{vmid}/status/{action}"),
+        ("DELETE", "/nodes/{node}/lxc/{vmid}"),  # a container replaced
+    ),
+    "pve.ct.start": (
+        ("GET", "/nodes/{node}/lxc/{vmid}/status/current"),
+        ("POST", "/nodes/{node}/lxc/{vmid}/status/{action}"),
+    ),
+    "pve.ct.wait_ip": (("GET", "/nodes/{node}/lxc/{vmid}/interfaces"),),
+    "pve.ct.destroy": (
+        ("GET", "/nodes/{node}/lxc/{vmid}/status/current"),
+        ("POST", "/nodes/{node}/lxc/{vmid}/status/{action}"),
+        ("DELETE", "/nodes/{node}/lxc/{vmid}"),
+    ),
 }
 """The API requests each step kind may make (kinds not listed make none: they work over
 SSH, on guests, or on nested hosts)."""
 
 SSH_KINDS = frozenset(
     {"pve.vm.create", "pve.clone.create", "pve.template.create", "pve.vm.destroy"}
-    | {"subplan.delegate"}
+    | {"pve.ct.wait_ip", "subplan.delegate"}
 )
-"""Kinds that also need the host's SSH (cloud-init snippet files; nested executors)."""
+"""Kinds that also need the host's SSH (cloud-init snippet files; a container's host key
+read with `pct exec`; nested executors)."""
 
 
 def needs(steps: Iterable[tuple[str, str, Mapping[str, Any]]], node: str) -> list[Need]:

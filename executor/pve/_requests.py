@@ -227,6 +227,71 @@ def agent_file_read(node: str, vmid: int, file: str) -> PveRequest:
     )
 
 
+# --- containers (LXC) -----------------------------------------------------------------------
+
+_CT = "/nodes/{node}/lxc/{vmid}"
+CtPowerAction = Literal["start", "stop", "shutdown", "reboot"]
+
+
+def ct_config(node: str, vmid: int) -> PveRequest:
+    return PveRequest(method="GET", path=f"{_CT}/config", path_params=_vm(node, vmid))
+
+
+def ct_status(node: str, vmid: int) -> PveRequest:
+    return PveRequest(method="GET", path=f"{_CT}/status/current", path_params=_vm(node, vmid))
+
+
+def create_ct(node: str, vmid: int, params: Mapping[str, PvesValue | None]) -> PveRequest:
+    """A container from `ostemplate` (a vztmpl volume), its root file system allocated
+    and the template unpacked in a task (`pct create`)."""
+    return PveRequest(
+        method="POST",
+        path="/nodes/{node}/lxc",
+        path_params={"node": node},
+        params=_clean({"vmid": vmid, **params}),
+        returns_task=True,
+    )
+
+
+def set_ct_config(node: str, vmid: int, params: Mapping[str, PvesValue | None]) -> PveRequest:
+    """Change a container's config (PUT, at once; a running container takes cores, memory
+    and swap live, a feature at its next start)."""
+    return PveRequest(
+        method="PUT", path=f"{_CT}/config", path_params=_vm(node, vmid), params=_clean(params)
+    )
+
+
+def resize_ct(node: str, vmid: int, disk: str, size: str) -> PveRequest:
+    """Grow a container's `rootfs` (or `mpN`) to `size`; PVE never shrinks one."""
+    return PveRequest(
+        method="PUT",
+        path=f"{_CT}/resize",
+        path_params=_vm(node, vmid),
+        params={"disk": disk, "size": size},
+        returns_task=True,
+    )
+
+
+def ct_power(node: str, vmid: int, action: CtPowerAction) -> PveRequest:
+    return PveRequest(
+        method="POST", path=f"{_CT}/status/{action}", path_params=_vm(node, vmid), returns_task=True
+    )
+
+
+def destroy_ct(node: str, vmid: int) -> PveRequest:
+    """Destroy a (stopped) container with its volumes and its place in backup,
+    replication and HA jobs."""
+    params: dict[str, PvesValue] = {"purge": True, "destroy-unreferenced-disks": True}
+    return PveRequest(
+        method="DELETE", path=_CT, path_params=_vm(node, vmid), params=params, returns_task=True
+    )
+
+
+def ct_interfaces(node: str, vmid: int) -> PveRequest:
+    """A running container's interfaces with their addresses (read by the host: no agent)."""
+    return PveRequest(method="GET", path=f"{_CT}/interfaces", path_params=_vm(node, vmid))
+
+
 # --- storage ------------------------------------------------------------------------------
 
 

@@ -29,8 +29,17 @@ from ._model import Frozen, ImageFormat, SiteFile, SiteImage
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+=_-]*$")
 FILENAME = re.compile(r"^[A-Za-z0-9\-.+=_]+\.(qcow2|raw)$")  # what PVE's import storage takes
+TEMPLATE_FILENAME = re.compile(r"^[A-Za-z0-9\-.+=_]+\.tar\.(gz|xz|zst|bz2)$")  # vztmpl's
 URL_SCHEMES = ("https", "http", "file", "sim")
-EXTENSION_FORMATS: dict[str, ImageFormat] = {".qcow2": "qcow2", ".raw": "raw", ".img": "img"}
+EXTENSION_FORMATS: dict[str, ImageFormat] = {
+    ".qcow2": "qcow2",
+    ".raw": "raw",
+    ".img": "img",
+    ".tar.gz": "vztmpl",
+    ".tar.xz": "vztmpl",
+    ".tar.zst": "vztmpl",
+    ".tar.bz2": "vztmpl",
+}
 BUILTIN_FILE = "images.yaml"
 
 
@@ -188,7 +197,7 @@ def _check_entry(
                 report(
                     "url",
                     f"image {name!r}: cannot tell the format from the URL",
-                    "add format: qcow2 (or raw, img)",
+                    "add format: qcow2 (or raw, img; vztmpl for a container template)",
                 )
     if len(problems) > before or fmt is None:
         return None
@@ -202,9 +211,17 @@ def _image(
     fmt: ImageFormat,
     source: Literal["builtin", "site.yaml"],
 ) -> CatalogImage:
-    ext = "qcow2" if fmt == "qcow2" else "raw"
+    if fmt == "vztmpl":  # a container template keeps its archive's compression
+        path = urlsplit(url).path.lower()
+        ext = next(
+            (e[1:] for e, f in EXTENSION_FORMATS.items() if f == fmt and path.endswith(e)),
+            "tar.zst",
+        )
+    else:
+        ext = "qcow2" if fmt == "qcow2" else "raw"
     filename = f"{name}-{sha256[:16]}.{ext}" if sha256 else f"{name}.{ext}"
-    assert FILENAME.match(filename), filename  # NAME and SHA256 guarantee it
+    rule = TEMPLATE_FILENAME if fmt == "vztmpl" else FILENAME
+    assert rule.match(filename), filename  # NAME and SHA256 guarantee it
     return CatalogImage(
         name=name, url=url, sha256=sha256, format=fmt, filename=filename, source=source
     )

@@ -31,7 +31,9 @@ MemoryMb = Annotated[int, Meta(ge=16, le=16_777_216, description="Memory in MB")
 DiskGb = Annotated[int, Meta(ge=1, le=1_000_000, description="Disk size in GB")]
 Port = Annotated[int, Meta(ge=1, le=65_535)]
 Names = tuple[str, ...]
-ImageFormat = Literal["qcow2", "raw", "img"]
+ImageFormat = Literal["qcow2", "raw", "img", "vztmpl"]
+"""`vztmpl`: an LXC container template (a root file system archive), which a `ct` node
+names as its `template`; the others are disk images for `vm` and `pve` nodes."""
 
 
 # ---- presets/*.yaml -------------------------------------------------------------------

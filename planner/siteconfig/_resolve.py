@@ -29,6 +29,7 @@ from ._hosts import HostConfig
 from ._images import CatalogImage, pin_hint
 from ._model import Posture, Preset, Spec
 from ._resolved import (
+    CT_USER,
     DEFAULT_BRIDGE,
     DEFAULT_SIZE,
     DEFAULT_TIMEZONE,
@@ -218,6 +219,8 @@ class _Resolver:
             preset = found[0] if found else None
         spec = self._spec(index, node.spec) if node.spec is not None else None
         image = self._image(index, node.image) if node.image is not None else None
+        if node.type == "ct" and node.template is not None:
+            image = self._image(index, node.template, field="template")
         authorized = self._all_ssh_keys()
         placed = self._node_host(index, node)
         if self.problems or self.loaded.errors:
@@ -249,7 +252,7 @@ class _Resolver:
             posture=spec.posture if spec else None,
             packages=tuple(dict.fromkeys(packages)),
             timezone=timezone,
-            vm_user=d.vm_user or DEFAULT_VM_USER,
+            vm_user=CT_USER if node.type == "ct" else d.vm_user or DEFAULT_VM_USER,
             authorized_keys=authorized,
             clone=node.clone,
             inherits_disk=node.clone is not None and node.disk is None,
@@ -260,6 +263,7 @@ class _Resolver:
             searchdomain=node.searchdomain or self.manifest.settings.searchdomain,
             host=placed,
             onboot=node.onboot,
+            **_ct_options(node),
         )
 
     def _node_host(self, index: int, node: dsl.Node) -> str | None:
@@ -308,19 +312,36 @@ class _Resolver:
         except (dsl.DslError, PlanError):
             return False
 
-    def _image(self, index: int, name: str) -> CatalogImage | None:
+    def _image(self, index: int, name: str, field: str = "image") -> CatalogImage | None:
+        """The catalog entry a node's `image` (or a ct node's `template`: a `vztmpl`
+        entry) names; an unknown one, or one of the wrong kind, is an error here, so
+        `validate` refuses what `apply` could not fetch."""
         catalog = self.site.images
+        what = "template" if field == "template" else "image"
         if name not in catalog:
-            self.error(self.at(index, "image"), f"unknown image {name!r}", catalog.suggest(name))
+            self.error(self.at(index, field), f"unknown {what} {name!r}", catalog.suggest(name))
             return None
         image = catalog.get(name)
+        if (image.format == "vztmpl") != (field == "template"):
+            wanted = (
+                "a container template (format vztmpl)"
+                if field == "template"
+                else "a disk image (qcow2, raw or img)"
+            )
+            self.error(
+                self.at(index, field),
+                f"{what} {name!r} is not {wanted}",
+                "a ct node names a vztmpl entry as its template; vm and pve nodes a disk "
+                "image as their image",
+            )
+            return None
         if not image.pinned and name not in self.warned_images:
             self.warned_images.add(name)
             self.warnings.append(
                 dsl.Diagnostic(
                     summary=f"image {name!r} is not pinned: its content will not be verified",
                     detail=pin_hint(name),
-                    location=self.at(index, "image"),
+                    location=self.at(index, field),
                     severity="warning",
                 )
             )
@@ -437,3 +458,9 @@ def _nics(node: dsl.Node, bridge: str) -> tuple[dsl.Nic, ...]:
         nic if nic.bridge is not None else msgspec.structs.replace(nic, bridge=bridge)
         for nic in node.nics or ()
     )
+
+
+def _ct_options(node: dsl.Node) -> dict[str, Any]:
+    """A ct node's container options as the manifest sets them (the rest: defaults)."""
+    fields = ("swap", "nesting", "unprivileged")
+    return {f: getattr(node, f) for f in fields if getattr(node, f) is not None}

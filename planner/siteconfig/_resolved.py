@@ -28,6 +28,9 @@ DEFAULT_SIZE = Preset(cores=2, memory=2048, disk=10)
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_VM_USER = "homestak"
 DEFAULT_BRIDGE = "vmbr0"
+DEFAULT_CT_SWAP = 512
+CT_USER = "root"
+"""Who pveplan reaches a container as: its template has no other user (nor sudo)."""
 
 
 class ResolvedUser(Frozen):
@@ -101,6 +104,11 @@ class ResolvedNode(Frozen, kw_only=True):
     host; None: the target host (a child is always on its parent)."""
     onboot: bool | None = None
     """The manifest's `onboot`; None when it does not say (PVE's default, never compared)."""
+    swap: int = DEFAULT_CT_SWAP
+    """A container's swap in MiB, its `nesting` feature and whether it is unprivileged
+    (ct nodes only: the manifest's, else PVE's defaults for a new container)."""
+    nesting: bool = True
+    unprivileged: bool = True
 
 
 class ResolvedManifest(Frozen, kw_only=True):

@@ -636,6 +636,42 @@ _QM_COMMANDS: Mapping[tuple[str, ...], _Command] = {
     },
 }
 
+_PCT_NODE = "/nodes/localhost/lxc"  # pct, like qm, talks to its own node
+_PCT_CT = f"{_PCT_NODE}/{{vmid}}"
+_PCT_COMMANDS: Mapping[tuple[str, ...], _Command] = {
+    # pct.pm's cmddef: create takes the template as its second word.
+    ("create",): _Command("POST", _PCT_NODE, ("vmid", "ostemplate")),
+    ("set",): _Command("PUT", f"{_PCT_CT}/config", ("vmid",)),
+    ("config",): _Command("GET", f"{_PCT_CT}/config", ("vmid",)),
+    ("destroy",): _Command("DELETE", _PCT_CT, ("vmid",)),
+    ("status",): _Command("GET", f"{_PCT_CT}/status/current", ("vmid",), {"verbose": _BOOL}),
+    ("list",): _Command("GET", _PCT_NODE, ()),
+    ("resize",): _Command("PUT", f"{_PCT_CT}/resize", ("vmid", "disk", "size")),
+    **{
+        (power,): _Command("POST", f"{_PCT_CT}/status/{power}", ("vmid",))
+        for power in ("start", "stop", "shutdown", "reboot", "suspend", "resume")
+    },
+}
+_PCT_LOCAL = {"exec": 1, "pull": 3, "push": 3, "enter": 1}
+"""pct's commands that are no API call (`PVE::CLI::pct` runs them on the host itself):
+how many words they take at least, the vmid first."""
+
+
+def _pct(args: Sequence[str]) -> ApiCall | list[str]:
+    """A pct command line: an API method as qm's are, or a host-local command, for which
+    only its vmid and word count can be wrong."""
+    if args and args[0] in _PCT_LOCAL:
+        words = list(args[1:])
+        if len(words) < _PCT_LOCAL[args[0]]:
+            return [f"pct {args[0]}: not enough arguments"]
+        if not words[0].isdigit() or not 100 <= int(words[0]) <= 999_999_999:
+            return [f"pct {args[0]}: vmid {words[0]!r} is not a valid VM ID"]
+        if args[0] == "exec" and words[1:2] != ["--"]:
+            return ["pct exec: the command must follow `--` (else pct parses its options)"]
+        return []
+    return _subcommand("pct", _PCT_COMMANDS, args)
+
+
 _TOKEN = "/access/users/{userid}/token"
 _TOKEN_ARGS = ("userid", "tokenid")
 _PVEUM_COMMANDS: Mapping[tuple[str, ...], _Command] = {
@@ -681,6 +717,7 @@ def _subcommand(
 _TOOLS: Mapping[str, Callable[[Sequence[str]], ApiCall | list[str]]] = {
     "pvesh": _pvesh,
     "qm": functools.partial(_subcommand, "qm", _QM_COMMANDS),
+    "pct": _pct,
     "pveum": functools.partial(_subcommand, "pveum", _PVEUM_COMMANDS),
 }
 

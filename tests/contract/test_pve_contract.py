@@ -36,6 +36,15 @@ UPID = "UPID:pve:00001234:00005678:65000000:qmstart:100:root@pam:"
 
 GOOD = [
     CREATE_VM,
+    "pct create 200 local:vztmpl/debian-13-standard.tar.zst --hostname box --rootfs local-lvm:8"
+    " --net0 name=eth0,bridge=vmbr0,ip=dhcp --features nesting=1 --unprivileged 1 --swap 256",
+    "pct exec 200 -- cat /etc/ssh/ssh_host_ed25519_key.pub",
+    "pct pull 200 /etc/hostname /tmp/hostname",
+    "pct resize 200 rootfs 12G",
+    "pct set 200 --cores 2 --memory 1024 --features nesting=1",
+    "pct start 200",
+    "pct destroy 200 --purge 1",
+    "pvesh get /nodes/pve/lxc/200/interfaces",
     "pvesh get /cluster/nextid --output-format json",
     "pvesh get /cluster/resources --type vm",
     "pvesh get /nodes/pve/qemu/100/agent/network-get-interfaces",
@@ -155,6 +164,14 @@ BAD = [
     ("pveum user token add root@pam tok --privsep 2", "privsep: type check"),
     ("pveum user token delete root@pam tok", "unknown or unsupported subcommand"),
     ("vzdump 100", "unsupported tool"),
+    ("pct exec 100 cat /etc/hostname", "must follow `--`"),
+    ("pct exec 99 -- true", "not a valid VM ID"),
+    ("pct pull 100 /etc/hostname", "not enough arguments"),
+    ("pct set 100 --unprivilegd 1", "unprivilegd: unknown parameter"),
+    ("pct resize 100 rootfs 10X", "regex pattern"),
+    ("pct create 100 local:vztmpl/d.tar.zst --net0 bridge=vmbr0", "name: property is missing"),
+    ("pvesh create /nodes/pve/lxc --vmid 100", "ostemplate: missing required parameter"),
+    ("pvesh create /nodes/pve/lxc --vmid 100 --ostemplate t --features nestin=1", "invalid key"),
 ]
 
 

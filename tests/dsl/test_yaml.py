@@ -57,8 +57,8 @@ def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
     errors = errors_of(tmp_path, "m.yaml", N1.replace("preset:", "prest:"))
     assert errors == [
         "6:5: unknown key 'prest' in nodes['edge'] | did you mean 'preset'? keys that exist: "
-        "bridge, clone, cores, disk, disks, execution, host, image, memory, name, nameserver, nics, onboot, parent, "
-        "preset, searchdomain, spec, template, type, vmid"
+        "bridge, clone, cores, disk, disks, execution, host, image, memory, name, nameserver, nesting, nics, "
+        "onboot, parent, preset, searchdomain, spec, swap, template, type, unprivileged, vmid"
     ]
 
 

@@ -17,13 +17,15 @@ from typing import Any, get_args
 import msgspec
 import pytest
 
+from pveplan.executor.kinds._ct import ct_params
+from pveplan.executor.kinds._ct import reconcile as ct_reconcile
 from pveplan.executor.kinds._vm import _vm_params, reconcile
 from pveplan.executor.kinds._vmdevices import device_changes
 from pveplan.executor.kinds._vmsettings import settings_requests
 from pveplan.executor.pve import PveRequest, encode_sshkeys
 from pveplan.executor.pve import requests as build
 from pveplan.executor.pve._privileges import least_privilege_token
-from pveplan.planner import VmCreateArgs
+from pveplan.planner import CtCreateArgs, VmCreateArgs
 from tests.contract.pve_contract import check_api_request, load_schema
 
 NODE = "pve"
@@ -104,6 +106,20 @@ DRIFTED = {  # a config changed by hand: what a full refresh's drift sets back
     "sshkeys": encode_sshkeys(KEYS[:1]),
 }
 ONBOOT_ARGS = msgspec.convert({**STEP_ARGS, "onboot": True}, VmCreateArgs)
+CT_ARGS = msgspec.convert(
+    {
+        **{k: v for k, v in STEP_ARGS.items() if k not in ("image", "cloud_init")},
+        "name": "box1",
+        "type": "ct",
+        "template": "debian-13-standard",
+        "swap": 512,
+        "nesting": True,
+        "unprivileged": True,
+    },
+    CtCreateArgs,
+)
+CT_PARAMS = ct_params(CT_ARGS, "local:vztmpl/debian-13-standard.tar.zst", KEYS)
+CT_CONFIG = {"cores": 1, "memory": 512, "swap": 0, "rootfs": "local-lvm:vm-100-disk-0,size=8G"}
 
 CASES: dict[str, list[PveRequest]] = {
     "cluster_resources": [build.cluster_resources("vm")],
@@ -144,7 +160,21 @@ CASES: dict[str, list[PveRequest]] = {
     ],
     "agent_interfaces": [build.agent_interfaces(NODE, 100)],
     "agent_file_read": [build.agent_file_read(NODE, 100, "/etc/ssh/ssh_host_ed25519_key.pub")],
-    "storage_content": [build.storage_content(NODE, "local", "import")],
+    "ct_config": [build.ct_config(NODE, 100)],
+    "ct_status": [build.ct_status(NODE, 100)],
+    "create_ct": [build.create_ct(NODE, 100, CT_PARAMS)],
+    "set_ct_config": [
+        *ct_reconcile(NODE, 100, CT_CONFIG, CT_ARGS),
+        build.set_ct_config(NODE, 100, {"tags": "pveplan;pveplan-lab"}),
+    ],
+    "resize_ct": [build.resize_ct(NODE, 100, "rootfs", "20G")],
+    "ct_power": [build.ct_power(NODE, 100, a) for a in get_args(build.CtPowerAction)],
+    "destroy_ct": [build.destroy_ct(NODE, 100)],
+    "ct_interfaces": [build.ct_interfaces(NODE, 100)],
+    "storage_content": [
+        build.storage_content(NODE, "local", "import"),
+        build.storage_content(NODE, "local", "vztmpl"),
+    ],
     "node_storage": [build.node_storage(NODE, "local-zfs")],
     "set_storage_content": [
         build.set_storage_content("local", ["backup", "images", "import", "iso", "snippets"]),
@@ -160,6 +190,14 @@ CASES: dict[str, list[PveRequest]] = {
         ),
         build.download_url(
             NODE, "local", filename="d.qcow2", url="https://x/d", content="import", sha256="ab" * 32
+        ),
+        build.download_url(
+            NODE,
+            "local",
+            filename="debian-13-standard-abababababababab.tar.zst",
+            url="http://download.proxmox.com/images/system/debian-13-standard_13.1-1_amd64.tar.zst",
+            content="vztmpl",
+            sha256="ab" * 32,
         ),
     ],
     "networks": [build.networks(NODE), build.networks(NODE, "bridge")],
@@ -227,6 +265,29 @@ def test_the_create_request_is_the_vm_the_kind_means() -> None:
     assert request.params["sshkeys"] == encode_sshkeys(KEYS)
     assert request.params["cicustom"] == "user=local:snippets/pveplan-100-user.yaml"
     assert request.params["tags"] == "pveplan;pveplan-lab"
+
+
+def test_the_create_request_is_the_container_the_kind_means() -> None:
+    params = CASES["create_ct"][0].params
+    assert params["ostemplate"] == "local:vztmpl/debian-13-standard.tar.zst"
+    assert params["rootfs"] == "local-lvm:20"
+    assert params["net0"] == "name=eth0,bridge=vmbr0,ip=dhcp"
+    assert params["features"] == "nesting=1"
+    assert params["ssh-public-keys"] == "\n".join(KEYS)
+    assert params["hostname"] == "box1"
+
+
+def test_ct_reconcile_sets_sizes_in_place_and_grows_the_rootfs() -> None:
+    config_set, resize = ct_reconcile(NODE, 100, CT_CONFIG, CT_ARGS)
+    assert config_set.params == {
+        "cores": 2,
+        "memory": 2048,
+        "swap": 512,
+        "features": "nesting=1",
+    }
+    assert resize.params == {"disk": "rootfs", "size": "20G"}
+    bigger = {**CT_CONFIG, "rootfs": "local-lvm:vm-100-disk-0,size=30G"}
+    assert all(r.path.endswith("/config") for r in ct_reconcile(NODE, 100, bigger, CT_ARGS))
 
 
 # --- the checker catches what it exists to catch ----------------------------------------

@@ -21,6 +21,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
 PINNED = {
     "clones": "65a1e0db55dd70843191665a6724b152",
     "devices": "52ecc6ef5c9dfa1349882417342158ba",
+    "ct-lab": "1fb2a1f87cf17c0d3b05960c6ddc279c",
     "lab": "8868620254a57f2e951c8fafc7110c72",
     "n1-pull": "d3cfc7e35c7cf2a47cbc31947d915340",
     "n1-push": "2e182be71dd1b1a01974558ff7be9654",

@@ -25,14 +25,34 @@ def site_yaml(images: str, defaults: str = "") -> str:
 
 def test_builtins_are_homestaks_images_unpinned(fixture_site) -> None:
     catalog = fixture_site.images
-    assert catalog.names() == ("debian-12", "debian-13", "debian-13-pve", "pve-9")
-    for image in catalog:
+    disks = [image for image in catalog if image.format != "vztmpl"]
+    assert [image.name for image in disks] == ["debian-12", "debian-13", "debian-13-pve", "pve-9"]
+    for image in disks:
         assert image.url == f"{PACKER}{image.name}.qcow2"
         assert image.sha256 is None and not image.pinned
         assert image.source == "builtin"
         assert image.format == "qcow2"
         assert image.filename == f"{image.name}.qcow2"
         assert FILENAME.match(image.filename)
+
+
+def test_builtin_container_templates_are_proxmox_vztmpl_unpinned(fixture_site) -> None:
+    templates = [image for image in fixture_site.images if image.format == "vztmpl"]
+    assert [t.name for t in templates] == ["debian-12-standard", "debian-13-standard"]
+    for template in templates:
+        assert template.url.startswith("http://download.proxmox.com/images/system/")
+        assert not template.pinned
+        assert template.filename == f"{template.name}.tar.zst"
+
+
+def test_a_pinned_site_template_keeps_its_compression_in_the_filename(site_dir) -> None:
+    url = "https://mirror.example/alpine-3.22-default_20250617_amd64.tar.xz"
+    site = site_with(
+        site_dir, {"site.yaml": site_yaml(f"  alpine:\n    url: {url}\n    sha256: {SHA}\n")}
+    )
+    template = site.images.get("alpine")
+    assert template.format == "vztmpl"
+    assert template.filename == f"alpine-{SHA[:16]}.tar.xz"
 
 
 def test_image_release_selects_the_release(site_dir) -> None:
