@@ -36,6 +36,7 @@ share one vmid space, so a vmid is ours only if the kind of what holds it matche
 GUEST_START = "pve.vm.start"
 DESTROYED = "missing on host: destroyed outside pveplan"
 CHANGED = "changed outside pveplan"
+UNRECORDED = "not in the store: destroyed by a targeted destroy, or its record removed"
 
 
 class LiveVm(Frozen, kw_only=True):
@@ -85,7 +86,11 @@ def find_drift(
     addresses = {step.address for step in plan.steps}
     out: list[Drift] = []
     for step in plan.steps:
-        if step.address not in resources or (args := _create_args(step)) is None:
+        if (args := _create_args(step)) is None:
+            continue
+        if step.address not in resources:
+            if applied is not None and applied.get(step.address) == step.hash:
+                out.append(_unrecorded(step, args))
             continue
         by_vmid = probed.get(step.host)
         if by_vmid is None:  # its host was not probed (each host is one listing)
@@ -98,6 +103,22 @@ def find_drift(
         fields = applied is None or applied.get(step.address) == step.hash
         out.extend(_compare(step, args, vm, addresses, fields=fields))
     return tuple(out)
+
+
+def _unrecorded(step: Step, args: VmCreateArgs) -> Drift:
+    """A guest of the applied plan, unchanged in this one, that the store no longer
+    records (a `destroy -target` removed it and kept the applied plan, as Terraform's
+    targeting does): apply makes it again, so the plan must say so, not "No changes"."""
+    return Drift(
+        address=step.address,
+        node=args.name,
+        type=args.type,
+        field="exists",
+        live="not recorded",
+        wanted="present",
+        cause=UNRECORDED,
+        fix="recreate",
+    )
 
 
 def _compare(

@@ -50,6 +50,10 @@ def test_targeted_apply_and_destroy_touch_only_the_target_and_its_hosts(lab: Lab
     assert code == 0, out + err
     assert sorted(v["name"] for v in lab.vms(name)) == ["tg-a", "tg-flat", "tg-pve"]
     assert _applied(lab) == full
+    # The applied state is kept, but the next plan says tg-b is made again, not "No changes".
+    code, out, err = run_cli(lab.args("plan", *base, "--detailed-exitcode"))
+    assert code == 2, out + err
+    assert "tg-b" in out and "No changes" not in out
 
     # A targeted apply of one flat node neither destroys nor re-makes anything else.
     code, out, err = run_cli(lab.args("apply", *base, "-target", "tg-flat", "-y"))

@@ -258,3 +258,22 @@ def test_a_step_the_plan_changes_anyway_shows_its_change_not_drift() -> None:
     create = creates(plan)[0][0]
     applied[create] = "0" * 32  # the manifest changed this VM since it was applied
     assert [d.field for d in find_drift(plan, live, resources, applied)] == ["status"]
+
+
+def test_a_node_the_store_no_longer_records_is_shown_made_again() -> None:
+    """After `destroy -target db` the applied plan is kept (Terraform's targeting) but the
+    store has no record of db: the next plan must say apply makes it again, never "No
+    changes"; a node never applied is the plan's own add, not drift."""
+    plan = workers()
+    resources, vms = as_applied(plan)
+    gone, args = creates(plan)[0]
+    del resources[gone]
+    live = LiveHost(host="sim", vms=tuple(v for v in vms if v.name != args.name))
+    applied = {s.address: s.hash for s in plan.steps}
+    (item,) = find_drift(plan, live, resources, applied)
+    assert (item.address, item.node, item.fix) == (gone, args.name, "recreate")
+    assert drift_line(item).startswith(f"+ vm {args.name}")
+    assert gone in drift_reruns(with_drift(plan, (item,)))
+    # Not applied at all (no applied plan), or applied with other args: no drift.
+    assert find_drift(plan, live, resources, None) == ()
+    assert find_drift(plan, live, resources, {**applied, gone: "other"}) == ()
