@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from pveplan.dsl import load_manifest
-from pveplan.planner import LiveHost, LiveVm, Plan, find_drift, node_statuses
+from pveplan.planner import LiveHost, LiveVm, Plan, find_drift, node_statuses, read_plan_file
 from pveplan.planner._planning import build_plan_file
 from pveplan.planner.siteconfig import load_site_config, resolve_manifest
 from tests.cli_runner import run_cli
@@ -147,3 +147,49 @@ def test_status_and_drift_see_the_template_and_clones_on_sim2() -> None:
 
 def _fields(vm: LiveVm) -> dict:
     return {f: getattr(vm, f) for f in vm.__struct_fields__}
+
+
+def test_a_container_on_sim2_gets_its_vztmpl_and_rootdir_content_on_sim2(site: Path) -> None:
+    _edit(site, "    disk = 4\n", '    disk = 4\n    host = "sim2"\n')
+    out_file = site.parent / "mix.plan"
+    code, _out, err = run_cli(
+        ["plan", "-M", "lab-mix", "-H", "sim", "--site-config", str(site), "-o", str(out_file)]
+    )
+    assert code == 0, err
+    plan = read_plan_file(out_file).plan
+    box = plan.step("node.mix-box.create")
+    assert box.host == "sim2"
+    assert box.refs == {"volume": "image.debian-13-standard@sim2.ensure#volid"}
+    assert plan.step("image.debian-13-standard@sim2.ensure").host == "sim2"
+    content = plan.step("storage.local@sim2.content").args["content"]
+    assert {"vztmpl", "rootdir", "import"} <= set(content)
+    # sim keeps only what the VM there needs
+    assert "vztmpl" not in plan.step("storage.local.content").args["content"]
+
+
+MORE = """\
+manifest "more" {
+  node "t" { type = "template"  image = "debian-12"  vmid = 99501  disks = [{ size = 8 }] }
+  node "c" {
+    type = "vm"
+    vmid = 99502
+    clone = { from = "t" }
+    nics = [{ bridge = "vmbr0", vlan = 30 }]
+    nameserver = "10.0.0.53"
+  }
+  node "k" { type = "ct"  template = "debian-13-standard"  nics = [{ bridge = "vmbr0" }] }
+}
+"""
+
+
+def test_disk_and_nic_lists_on_a_template_clone_or_container_are_refused_where_written(
+    site: Path,
+) -> None:
+    """Their steps have one disk and one NIC: a list would be dropped at apply."""
+    (site / "manifests" / "more.pvp").write_text(MORE)
+    code, _out, err = run_cli(["validate", "-M", "more", "-H", "sim", "--site-config", str(site)])
+    assert code == 1
+    assert "more.pvp:2:" in err and "node 't' sets disks, which a template does not" in err
+    assert "more.pvp:7:" in err and "node 'c' sets nics, which a clone does not" in err
+    assert "more.pvp:8:" in err and "node 'c' sets nameserver, which a clone" in err
+    assert "more.pvp:10:" in err and "node 'k' sets nics, which a ct does not" in err
