@@ -8,6 +8,7 @@ checked against the 9.1 schema at the session's end (conftest's contract check).
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -74,6 +75,13 @@ def test_the_mixed_lab_on_two_hosts_applies_reapplies_and_destroys(lab: Lab) -> 
         "mix-web-1": ("vm", "sim2", "in_sync"),
         "mix-web-2": ("vm", "sim2", "in_sync"),
     }
+
+    # A clone on sim2 stopped by hand: the refresh sees it (drift) and starts it again.
+    qm = str(lab.sim.host_dir("sim2") / "bin" / "qm")
+    subprocess.run([qm, "stop", "99311"], check=True, capture_output=True)
+    out, _ = _timed(lab, "apply", "--refresh")
+    assert "~ vm mix-web-1  status: stopped (live) -> running (manifest)" in out, out
+    assert counts(out)["ran"] == 1 and _guests(lab)["mix-web-1"]["status"] == "running"
 
     out, gone = _timed(lab, "destroy")
     done = [line for line in out.splitlines() if ".destroy (" in line]
