@@ -3,7 +3,7 @@ whole manifest (both front ends share them, at the positions the source map give
 
 PVE makes a linked clone only from a template (its disk becomes a thin child of the
 template's base disk); a full clone copies any VM. A clone is made on its template's
-host, so both must have the same parent. A template is never started, so it has no spec
+host, so both must have the same parent and, for root nodes, the same `host:`. A template is never started, so it has no spec
 to configure and no children.
 """
 
@@ -18,6 +18,10 @@ from ._positions import Path, SourceMap
 
 def _error(smap: SourceMap, path: Path, summary: str, detail: str = "") -> Diagnostic:
     return Diagnostic(summary=summary, detail=detail, location=smap.locate(path))
+
+
+def _host(name: str | None) -> str:
+    return "the target host" if name is None else f"host {name!r}"
 
 
 def clone_rules(
@@ -125,6 +129,16 @@ def clone_rules(
                     (*at, "parent") if node.parent is not None else where,
                     f"clone {node.name!r} and its source {source.name!r} are on different hosts",
                     "a clone is made on its source's host: give both the same parent",
+                )
+            )
+        elif source.host != node.host:  # root nodes on hosts of the manifest (`host:`)
+            out.append(
+                _error(
+                    smap,
+                    (*at, "host") if node.host is not None else where,
+                    f"clone {node.name!r} is on {_host(node.host)}, "
+                    f"its source {source.name!r} on {_host(source.host)}",
+                    "PVE makes a clone on its source's host: give both the same host",
                 )
             )
     return out

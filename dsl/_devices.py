@@ -14,7 +14,7 @@ import ipaddress
 import re
 
 from ._errors import Diagnostic
-from ._model import Manifest, Nic
+from ._model import Manifest, Nic, Node
 from ._positions import Path, SourceMap
 
 IPCONFIG_KEYS = ("ip", "gw", "ip6", "gw6")
@@ -47,10 +47,35 @@ def check_devices(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
                     "bridge: B is short for nics: [{bridge: B}]; keep one of them",
                 )
             )
+        found.extend(_unsupported(node, at, smap))
         for number, nic in enumerate(node.nics or ()):
             found.extend(_nic(node.name, number, nic, (*at, "nics", number), smap))
         found.extend(_nameserver(node.nameserver, (*at, "nameserver"), smap))
     return found
+
+
+LISTS_AND_DNS = ("disks", "nics", "nameserver", "searchdomain")
+"""What only a VM made from an image takes: a clone keeps its template's one disk and NIC,
+a template is made with one of each, and a container has one root file system and one
+NIC; none of their steps has a field for these. Refused where written, never dropped."""
+
+
+def _unsupported(node: Node, at: Path, smap: SourceMap) -> list[Diagnostic]:
+    if node.type in ("vm", "pve") and node.clone is None:
+        return []
+    what = "a clone" if node.clone is not None else f"a {node.type}"
+    return [
+        _error(
+            smap,
+            (*at, field),
+            f"node {node.name!r} sets {field}, which {what} does not take yet",
+            "only a VM made from an image has disk and NIC lists and cloud-init DNS: size "
+            "the one disk with disk and set the one NIC's bridge with bridge, or make it "
+            "a vm with an image",
+        )
+        for field in LISTS_AND_DNS
+        if getattr(node, field) is not None
+    ]
 
 
 def _error(smap: SourceMap, path: Path, summary: str, detail: str = "") -> Diagnostic:

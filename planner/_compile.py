@@ -358,7 +358,7 @@ class _Builder:
             "tags": ("pveplan", f"pveplan-{self.resolved.name}"),
         }
         if node.type == "template":
-            steps.add(
+            add(
                 create,
                 "pve.template.create",
                 template_args(node, guest),

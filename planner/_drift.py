@@ -24,13 +24,26 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._hashing import plan_hash
 from ._plan import Drift, Frozen, Plan, Step
-from ._stepargs import CtCreateArgs, StepArgsError, VmCreateArgs, args_of, change_of
+from ._stepargs import (
+    CtCreateArgs,
+    StepArgsError,
+    TemplateCreateArgs,
+    VmCloneArgs,
+    VmCreateArgs,
+    args_of,
+    change_of,
+)
 
 if TYPE_CHECKING:
     from ._nested_drift import LevelProbe
 
 GUEST_CREATE = "pve.vm.create"
-GUEST_KINDS = {"pve.vm.create": "qemu", "pve.ct.create": "lxc"}
+GUEST_KINDS = {
+    "pve.vm.create": "qemu",
+    "pve.clone.create": "qemu",
+    "pve.template.create": "qemu",
+    "pve.ct.create": "lxc",
+}
 """Each guest-create kind, and the listing `type` of what it makes: a container and a VM
 share one vmid space, so a vmid is ours only if the kind of what holds it matches."""
 GUEST_START = "pve.vm.start"
@@ -86,7 +99,7 @@ def find_drift(
     addresses = {step.address for step in plan.steps}
     out: list[Drift] = []
     for step in plan.steps:
-        if (args := _create_args(step)) is None:
+        if (args := _listed_args(step)) is None:
             continue
         if step.address not in resources:
             if applied is not None and applied.get(step.address) == step.hash:
@@ -105,7 +118,7 @@ def find_drift(
     return tuple(out)
 
 
-def _unrecorded(step: Step, args: VmCreateArgs) -> Drift:
+def _unrecorded(step: Step, args: VmCreateArgs | CtCreateArgs | VmCloneArgs) -> Drift:
     """A guest of the applied plan, unchanged in this one, that the store no longer
     records (a `destroy -target` removed it and kept the applied plan, as Terraform's
     targeting does): apply makes it again, so the plan must say so, not "No changes"."""
@@ -123,7 +136,7 @@ def _unrecorded(step: Step, args: VmCreateArgs) -> Drift:
 
 def _compare(
     step: Step,
-    args: VmCreateArgs | CtCreateArgs,
+    args: VmCreateArgs | CtCreateArgs | VmCloneArgs,
     vm: LiveVm | None,
     addresses: set[str],
     *,
@@ -250,16 +263,17 @@ def node_statuses(
         drift_of.setdefault(item.node, []).append(item)
     out: list[NodeStatus] = []
     for path, step in plan.walk():
-        if (args := _create_args(step)) is None:
+        if (args := _status_args(step)) is None:
             continue
         host = step.host
+        kind = "template" if isinstance(args, TemplateCreateArgs) else args.type
         if path:
-            out.append(nested_status(args.name, args.type, host, args.vmid, path, found_levels))
+            out.append(nested_status(args.name, kind, host, args.vmid, path, found_levels))
             continue
         recorded = resources.get(step.address)
         vmid = (recorded or {}).get("vm_id") or args.vmid
         vmid = vmid if isinstance(vmid, int) else None
-        base = {"name": args.name, "type": args.type, "host": host, "vmid": vmid}
+        base = {"name": args.name, "type": kind, "host": host, "vmid": vmid}
         if recorded is None:
             out.append(NodeStatus(**base, state="not_applied"))
         elif host not in probed:
@@ -290,3 +304,30 @@ def _create_args(step: Step) -> VmCreateArgs | CtCreateArgs | None:
     except StepArgsError:
         return None
     return args if isinstance(args, VmCreateArgs | CtCreateArgs) else None
+
+
+def _listed_args(step: Step) -> VmCreateArgs | CtCreateArgs | VmCloneArgs | None:
+    """A guest-create step's arguments as the listing compares them: a VM's, a
+    container's or a clone's (a clone is a VM like any once made: its sizes, tags and
+    state drift the same way; its config is not read by a full refresh)."""
+    if step.kind != "pve.clone.create":
+        return _create_args(step)
+    try:
+        args = args_of(step, VmCloneArgs)
+    except StepArgsError:
+        return None
+    return args if isinstance(args, VmCloneArgs) else None
+
+
+def _status_args(
+    step: Step,
+) -> VmCreateArgs | CtCreateArgs | VmCloneArgs | TemplateCreateArgs | None:
+    """What `status` reports on: every guest the listing shows, templates too (a
+    template is in sync while it exists; it never runs, and nothing converges it)."""
+    if step.kind != "pve.template.create":
+        return _listed_args(step)
+    try:
+        args = args_of(step, TemplateCreateArgs)
+    except StepArgsError:
+        return None
+    return args if isinstance(args, TemplateCreateArgs) else None
