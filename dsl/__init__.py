@@ -33,6 +33,7 @@ _EXPORTS = {
     "Node": "._model",
     "NodeExecution": "._model",
     "Settings": "._model",
+    "SnapshotBefore": "._model",
     "ipconfig_problem": "._devices",
     "SourceMap": "._positions",
     "decode_source": "._positions",
@@ -56,6 +57,7 @@ __all__ = [
     "Node",
     "NodeExecution",
     "Settings",
+    "SnapshotBefore",
     "SourceMap",
     "closest",
     "convert_checked",
@@ -90,7 +92,17 @@ if TYPE_CHECKING:
     from ._formatter import format_source
     from ._jsonschema import manifest_json_schema
     from ._load import LoadedManifest, load_manifest, manifest_from_data, read_file
-    from ._model import Clone, Disk, Execution, Manifest, Nic, Node, NodeExecution, Settings
+    from ._model import (
+        Clone,
+        Disk,
+        Execution,
+        Manifest,
+        Nic,
+        Node,
+        NodeExecution,
+        Settings,
+        SnapshotBefore,
+    )
     from ._positions import SourceMap, decode_source
     from ._schema import convert_checked
     from ._yaml import load_yaml

@@ -105,6 +105,33 @@ Searchdomain = Annotated[
 ]
 
 
+SnapshotTrigger = Literal["resize", "replace"]
+
+
+class SnapshotBefore(Frozen):
+    """`snapshot_before: {changes: [resize], keep: true}`: the long form of `[resize]`
+    (not `on:`, which YAML 1.1 reads as the boolean true)."""
+
+    changes: Annotated[
+        tuple[SnapshotTrigger, ...],
+        Meta(description="The changes a snapshot is taken before: `resize` (a disk grows)"),
+    ]
+    keep: Annotated[
+        bool, Meta(description="Keep the snapshot after a successful run (default: remove it)")
+    ] = False
+
+
+SnapshotPolicy = Annotated[
+    tuple[SnapshotTrigger, ...] | SnapshotBefore | None,
+    Meta(
+        description="pveplan extension: snapshot a VM before a plan grows its disk "
+        "(`[resize]`, or `{changes: [resize], keep: true}` to keep it); removed after a "
+        "successful run unless `keep`. `replace` is refused: PVE destroys a VM's "
+        "snapshots with it, so back up with vzdump instead"
+    ),
+]
+
+
 class Settings(Frozen):
     """How a run behaves; `parallelism`, `nameserver` and `searchdomain` are pveplan
     extensions."""
@@ -127,6 +154,7 @@ class Settings(Frozen):
     ] = None
     nameserver: Nameserver = None
     searchdomain: Searchdomain = None
+    snapshot_before: SnapshotPolicy = None
 
 
 class Execution(Frozen):
@@ -240,6 +268,7 @@ class Node(Frozen):
     ] = None
     nameserver: Nameserver = None
     searchdomain: Searchdomain = None
+    snapshot_before: SnapshotPolicy = None
     host: Annotated[
         str | None,
         Meta(

@@ -37,7 +37,7 @@ def validate_tree(
     of nodes it left out: both were reported already, so no rule reports them again.
     """
     found: list[Diagnostic] = []
-    for rule in (_unique_names, _unique_vmids, _cycles, _hosts_on_roots):
+    for rule in (_unique_names, _unique_vmids, _cycles, _hosts_on_roots, _snapshot_replace):
         found.extend(rule(manifest, smap))
     found.extend(_parents(manifest, smap, frozenset(ghosts)))
     found.extend(_required_per_type(manifest, smap, frozenset(unchecked)))
@@ -134,6 +134,31 @@ def _hosts_on_roots(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
         for index, node in enumerate(manifest.nodes)
         if node.host is not None and node.parent is not None
     ]
+
+
+REPLACE_SNAPSHOT = (
+    "a snapshot before a replace protects nothing: PVE destroys a VM's snapshots with the "
+    "VM; back the VM up first (vzdump) or keep its data on a disk of its own, and list only "
+    "`resize` in snapshot_before"
+)
+
+
+def _snapshot_replace(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    """`snapshot_before: [replace]` is refused (`REPLACE_SNAPSHOT` says why and what instead)."""
+
+    def replaces(policy: object) -> bool:
+        on = getattr(policy, "changes", policy)
+        return isinstance(on, tuple) and "replace" in on
+
+    found = [
+        _diag(smap, index, "snapshot_before", f"node {node.name!r}: {REPLACE_SNAPSHOT}")
+        for index, node in enumerate(manifest.nodes)
+        if replaces(node.snapshot_before)
+    ]
+    if replaces(manifest.settings.snapshot_before):
+        location = smap.locate(("settings", "snapshot_before"))
+        found.append(Diagnostic(summary=f"settings: {REPLACE_SNAPSHOT}", location=location))
+    return found
 
 
 def _parents(manifest: Manifest, smap: SourceMap, ghosts: frozenset[str]) -> list[Diagnostic]:

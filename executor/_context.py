@@ -98,6 +98,9 @@ class Services:
         """The site config this run came from (what nested hosts get a copy of)."""
         self.spec_server = spec_server
         """Where this run's pull nodes fetch their specs (None: no server is running)."""
+        self.snapshots: list[tuple[str, str, int, str]] = []
+        """(address, host, vmid, snapname) of each snapshot this run took before a change and
+        removes when the whole run succeeded (`snapshot_before` without `keep`)."""
         self.probe_live = True
         """Whether the nested levels of this run probe their own VMs before they run
         (`executor.with_level_drift`); `apply --refresh=false` turns it off."""

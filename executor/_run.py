@@ -21,6 +21,7 @@ from pveplan.store import RunEvent
 from ._context import Services
 from ._model import Event, Outputs, RunReport
 from ._scheduler import HOST_OUTPUT, destroy_resources, execute
+from ._snapshots import remove_snapshots
 
 FLUSH_EVERY = 0.25
 _STORE_KINDS = {"started", "finished", "cached", "failed", "log"}
@@ -132,6 +133,8 @@ async def run_workspace(
                 refresh=refresh,
                 running=running,
             )
+            if verb == "apply" and report.status == "ok":
+                await remove_snapshots(services, log.emit)
             if verb == "destroy" and not partial:  # what failed runs left behind
                 removed, removal_errors = await destroy_resources(
                     services, removed_resources(services, plan), log.emit

@@ -23,6 +23,7 @@ from typing import Any, Literal, NamedTuple
 from ._hashing import canonical
 from ._itemchanges import item_changes
 from ._plan import Frozen, Plan, Step
+from ._snapshot import snapshot_note
 from ._stepargs import STEP_ARGS, StepArgs, StepArgsError, change_of, decode_args
 
 Action = Literal["create", "update", "replace", "destroy", "unchanged"]
@@ -158,7 +159,7 @@ def _diff_level(
                 kind=step.kind,
                 action=compared.action,
                 reasons=compared.reasons,
-                note=_note(step, compared.action),
+                note=_note(step, compared.action) or snapshot_note(step, before),
                 caused_by=cause[1] if cause else None,
                 caused_by_path=cause[0] if cause else (),
             )

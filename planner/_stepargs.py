@@ -140,6 +140,16 @@ DEFAULT_BUS = "scsi"
 DEFAULT_NIC_MODEL = "virtio"
 
 
+class SnapshotArgs(StepArgs, frozen=True, kw_only=True):
+    """`snapshot_before`: snapshot the live VM before a disk of it grows (`resize`, the
+    one change a snapshot can guard: PVE destroys a VM's snapshots with the VM, so a
+    replacement is refused at validation). The snapshot is removed after the run
+    succeeded unless `keep`."""
+
+    changes: tuple[Literal["resize"], ...]
+    keep: bool
+
+
 class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
     """A VM. `disks` and `nics` are set only when the manifest asks for more than the one
     disk (`disk` GB, scsi, on `storage`) and the one NIC (virtio on `bridge`) every VM
@@ -158,6 +168,7 @@ class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
         "bridge": "in_place",
         "onboot": "in_place",
         "cloud_init": "in_place",
+        "snapshot": "in_place",
     }
     ITEMS = {"disks": DiskArgs, "nics": NicArgs}
     SHORTHANDS = {"disk": "disks", "bridge": "nics"}
@@ -171,6 +182,8 @@ class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
     onboot: bool | UnsetType = UNSET
     """Start the VM when its host boots; only when the manifest says (else PVE's own
     default, off, and never compared)."""
+    snapshot: SnapshotArgs | UnsetType = UNSET
+    """`snapshot_before`: only when the manifest asks (so no other plan's bytes move)."""
 
     @classmethod
     def items_of(cls, field: str, wire: Mapping[str, Any]) -> list[dict[str, Any]]:

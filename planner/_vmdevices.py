@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from ._stepargs import DEFAULT_BUS, DEFAULT_NIC_MODEL, DiskArgs, NicArgs
+from ._stepargs import DEFAULT_BUS, DEFAULT_NIC_MODEL, DiskArgs, NicArgs, SnapshotArgs
 from .siteconfig import ResolvedNode
 
 FIRST_IPCONFIG = "ip=dhcp"
@@ -38,6 +38,8 @@ def device_args(node: ResolvedNode, datastore: str) -> dict[str, Any]:
         out["nameserver"] = node.nameserver
     if node.searchdomain is not None:
         out["searchdomain"] = node.searchdomain
+    if node.snapshot_before:
+        out["snapshot"] = SnapshotArgs(changes=node.snapshot_before, keep=node.snapshot_keep)
     return out
 
 

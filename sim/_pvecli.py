@@ -29,6 +29,7 @@ from pveplan.sim import (  # noqa: F401  (imported for their @route registration
     _lxc,
     _nodes,
     _power,
+    _snapshots,
     _storage,
     _storagecfg,
     _tasks,

@@ -6,6 +6,7 @@ parameter errors, waiting for the tasks it starts, its own output formats.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -41,7 +42,7 @@ def _qm_options(
     extra: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[list[str], Options]:
     """qm's positional arguments (exactly `count`) and options, parsed per the API method."""
-    found, _ = find_route(cmd, template.format(node=ctx.node, vmid=100))
+    found, _ = find_route(cmd, template.format(node=ctx.node, vmid=100, snapname="snap"))
     opts = parse_options(argv, {**found.table, **(extra or {})})
     if len(opts.positional) < count:
         raise QmUsage("not enough arguments")
@@ -155,6 +156,45 @@ def qm_clone(ctx: Ctx, argv: list[str]) -> int:
     )
 
 
+SNAPSHOT_PATH = VM_PATH + "/snapshot"
+
+
+def qm_snapshot(ctx: Ctx, argv: list[str]) -> int:
+    """`qm snapshot VMID SNAPNAME [--description D] [--vmstate 0|1]`: waits for the task."""
+    (vmid, snapname), opts = _qm_options(ctx, "create", SNAPSHOT_PATH, argv, 2)
+    return _wait_task(
+        ctx, _qm_call(ctx, "create", SNAPSHOT_PATH, opts, vmid=vmid, snapname=snapname)
+    )
+
+
+def qm_delsnapshot(ctx: Ctx, argv: list[str]) -> int:
+    """`qm delsnapshot VMID SNAPNAME [--force 0|1]`: waits for the task."""
+    template = SNAPSHOT_PATH + "/{snapname}"
+    (vmid, snapname), opts = _qm_options(ctx, "delete", template, argv, 2)
+    return _wait_task(ctx, _qm_call(ctx, "delete", template, opts, vmid=vmid, snapname=snapname))
+
+
+def qm_listsnapshot(ctx: Ctx, argv: list[str]) -> int:
+    """`qm listsnapshot VMID`: PVE's tree, each child indented under its parent, the VM
+    as it is (`current`) last."""
+    (vmid,), opts = _qm_options(ctx, "get", SNAPSHOT_PATH, argv, 1)
+    entries = _qm_call(ctx, "get", SNAPSHOT_PATH, opts, vmid=vmid)
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for entry in entries:
+        children.setdefault(entry.get("parent"), []).append(entry)
+
+    def walk(parent: str | None, depth: int) -> None:
+        for entry in sorted(children.get(parent, []), key=lambda e: e.get("snaptime", 1 << 62)):
+            when = entry.get("snaptime")
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else ""
+            name = f"{'    ' * depth}`-> {entry['name']}"
+            write_stdout(f"{name:<38} {stamp:<20} {entry.get('description', '')}\n")
+            walk(entry["name"], depth + 1)
+
+    walk(None, 0)
+    return 0
+
+
 AGENT_COMMANDS = ("network-get-interfaces", "ping")
 
 
@@ -197,6 +237,9 @@ QM_COMMANDS: dict[str, Callable[[Ctx, list[str]], int]] = {
     "resize": qm_resize,
     "template": qm_template,
     "clone": qm_clone,
+    "snapshot": qm_snapshot,
+    "delsnapshot": qm_delsnapshot,
+    "listsnapshot": qm_listsnapshot,
     "guest": qm_guest,
     "agent": qm_agent,
 }
@@ -204,6 +247,8 @@ QM_USAGE = {
     "list": "qm list  [OPTIONS]",
     "resize": "qm resize <vmid> <disk> <size> [OPTIONS]",
     "clone": "qm clone <vmid> <newid> [OPTIONS]",
+    "snapshot": "qm snapshot <vmid> <snapname> [OPTIONS]",
+    "delsnapshot": "qm delsnapshot <vmid> <snapname> [OPTIONS]",
     "guest": "qm guest cmd <vmid> <command>",
     "agent": "qm agent <vmid> <command>",
 }

@@ -325,6 +325,16 @@ PARAMS: dict[str, dict[str, dict[str, Any]]] = {
         "target": {"type": "string", "format": "pve-node"},
     },
     "GET /nodes/{node}/qemu/{vmid}/status/current": {},
+    "GET /nodes/{node}/qemu/{vmid}/snapshot": {},
+    "POST /nodes/{node}/qemu/{vmid}/snapshot": {
+        "description": {"type": "string"},
+        "snapname": {"type": "string", "format": "pve-configid", "maxLength": 40, "required": True},
+        "vmstate": {"type": "boolean"},
+    },
+    "GET /nodes/{node}/qemu/{vmid}/snapshot/{snapname}": {},
+    "DELETE /nodes/{node}/qemu/{vmid}/snapshot/{snapname}": {
+        "force": {"type": "boolean"},
+    },
     "POST /nodes/{node}/qemu/{vmid}/status/start": {
         "force-cpu": {"type": "string"},
         "machine": {"type": "string", "format": "MACHINE"},

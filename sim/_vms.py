@@ -168,7 +168,7 @@ def list_vms(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> list[dic
 @route("GET", "/nodes/{node}/qemu/{vmid}")
 def vm_index(ctx: Ctx, path: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
     get_vm(read_state(ctx.root), ctx.node, path["vmid"])
-    subdirs = ["agent", "config", "pending", "resize", "status", "cloudinit"]
+    subdirs = ["agent", "config", "pending", "resize", "snapshot", "status", "cloudinit"]
     return [{"subdir": name} for name in subdirs]
 
 

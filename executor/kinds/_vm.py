@@ -38,6 +38,7 @@ from ..pve import (
 )
 from ._imported import recorded_host_key, take_image
 from ._pull import pull_boot, pull_instance
+from ._snapshot import snapshot_before
 from ._vmdevices import boot_key, create_params, device_changes, reconcile
 from ._vmsettings import guest_keys, settings_requests
 
@@ -265,6 +266,7 @@ class VmCreate(StepKind):
             )
         keys = guest_keys(ctx.services, ctx.step)
         size.extend(settings_requests(pve.node, vmid, config, args, keys))
+        await snapshot_before(ctx, pve, vmid, args, size)
         for request in size:
             if request.method == "PUT" and request.path.endswith("/cloudinit"):
                 ctx.log("regenerating the cloud-init drive (the guest reads it at next boot)")

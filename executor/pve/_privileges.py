@@ -89,6 +89,9 @@ REQUEST_NEEDS: dict[tuple[str, str], tuple[tuple[Option, ...], ...]] = {
     ("POST", "/nodes/{node}/qemu/{vmid}/config"): (_all(VM, "VM.Config.Disk"),),
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"): (_all(VM, "VM.Config.Disk"),),
     ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit"): (_all(VM, "VM.Config.Cloudinit"),),
+    ("GET", "/nodes/{node}/qemu/{vmid}/snapshot"): (_all(VM, "VM.Audit"),),
+    ("POST", "/nodes/{node}/qemu/{vmid}/snapshot"): (_all(VM, "VM.Snapshot"),),
+    ("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"): (_all(VM, "VM.Snapshot"),),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/{action}"): (_all(VM, "VM.PowerMgmt"),),
     ("DELETE", "/nodes/{node}/qemu/{vmid}"): (_all(VM, "VM.Allocate"),),
     ("POST", "/nodes/{node}/qemu/{vmid}/template"): (_all(VM, "VM.Allocate"),),
@@ -205,6 +208,14 @@ KIND_REQUESTS: dict[str, tuple[tuple[str, str], ...]] = {
 """The API requests each step kind may make (kinds not listed make none: they work over
 SSH, on guests, or on nested hosts)."""
 
+SNAPSHOT_REQUESTS = (
+    ("GET", "/nodes/{node}/qemu/{vmid}/snapshot"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/snapshot"),
+    ("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"),
+)
+"""What a VM create step makes besides, when its args ask for `snapshot_before`: only
+such a plan asks the token for `VM.Snapshot`."""
+
 SSH_KINDS = frozenset(
     {"pve.vm.create", "pve.clone.create", "pve.template.create", "pve.vm.destroy"}
     | {"pve.ct.wait_ip", "subplan.delegate"}
@@ -227,7 +238,8 @@ def needs(steps: Iterable[tuple[str, str, Mapping[str, Any]]], node: str) -> lis
             "storage": args.get("storage") or "local",
             "bridge": args.get("bridge") or "vmbr0",
         }
-        for request in KIND_REQUESTS.get(kind, ()):
+        extra = SNAPSHOT_REQUESTS if kind == "pve.vm.create" and args.get("snapshot") else ()
+        for request in (*KIND_REQUESTS.get(kind, ()), *extra):
             for check in REQUEST_NEEDS.get(request, ()):
                 filled = tuple(
                     tuple((privilege, _fill(path, values)) for privilege, path in option)
@@ -288,6 +300,7 @@ ROLE = (
     *sorted(CREATE_CONFIG),
     "VM.GuestAgent.Audit",
     "VM.PowerMgmt",
+    "VM.Snapshot",
 )
 """The privileges of the role docs/transports.md gives pveplan's tokens: every check above
 passes with them (of "or" checks, the narrowest choice: Sys.AccessNetwork on the node,

@@ -155,6 +155,31 @@ def resize_disk(node: str, vmid: int, disk: str, size: str) -> PveRequest:
     )
 
 
+def snapshots(node: str, vmid: int) -> PveRequest:
+    """The VM's snapshots, and `current` (the VM as it is) last."""
+    return PveRequest(method="GET", path=f"{_VM}/snapshot", path_params=_vm(node, vmid))
+
+
+def create_snapshot(node: str, vmid: int, snapname: str, description: str) -> PveRequest:
+    """Snapshot the VM's disks and config (without its RAM: `vmstate` is left off)."""
+    return PveRequest(
+        method="POST",
+        path=f"{_VM}/snapshot",
+        path_params=_vm(node, vmid),
+        params={"snapname": snapname, "description": description},
+        returns_task=True,
+    )
+
+
+def delete_snapshot(node: str, vmid: int, snapname: str) -> PveRequest:
+    return PveRequest(
+        method="DELETE",
+        path=f"{_VM}/snapshot/{{snapname}}",
+        path_params={**_vm(node, vmid), "snapname": snapname},
+        returns_task=True,
+    )
+
+
 def vm_power(node: str, vmid: int, action: PowerAction) -> PveRequest:
     return PveRequest(
         method="POST", path=f"{_VM}/status/{action}", path_params=_vm(node, vmid), returns_task=True

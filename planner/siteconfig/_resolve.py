@@ -263,6 +263,7 @@ class _Resolver:
             searchdomain=node.searchdomain or self.manifest.settings.searchdomain,
             host=placed,
             onboot=node.onboot,
+            **_snapshot(node.snapshot_before or self.manifest.settings.snapshot_before),
             **_ct_options(node),
         )
 
@@ -458,6 +459,15 @@ def _nics(node: dsl.Node, bridge: str) -> tuple[dsl.Nic, ...]:
         nic if nic.bridge is not None else msgspec.structs.replace(nic, bridge=bridge)
         for nic in node.nics or ()
     )
+
+
+def _snapshot(policy: tuple[str, ...] | dsl.SnapshotBefore | None) -> dict[str, Any]:
+    """`snapshot_before`'s short form (`[resize]`) and long form as one pair of fields."""
+    if policy is None:
+        return {}
+    if isinstance(policy, tuple):
+        return {"snapshot_before": policy}
+    return {"snapshot_before": policy.changes, "snapshot_keep": policy.keep}
 
 
 def _ct_options(node: dsl.Node) -> dict[str, Any]:

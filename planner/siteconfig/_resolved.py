@@ -102,6 +102,10 @@ class ResolvedNode(Frozen, kw_only=True):
     host: str | None = None
     """The PVE host a root node names (`host:`), when it names one other than the target
     host; None: the target host (a child is always on its parent)."""
+    snapshot_before: tuple[str, ...] = ()
+    """The changes the VM is snapshotted before (the node's `snapshot_before`, else the
+    settings'): empty for none; `snapshot_keep` keeps the snapshot after the run."""
+    snapshot_keep: bool = False
     onboot: bool | None = None
     """The manifest's `onboot`; None when it does not say (PVE's default, never compared)."""
     swap: int = DEFAULT_CT_SWAP

@@ -34,6 +34,7 @@ from pveplan.dsl import (
     Node,
     NodeExecution,
     Settings,
+    SnapshotBefore,
     SourceMap,
     load_manifest,
     manifest_from_data,
@@ -50,7 +51,17 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 FIELDS = {
     model: [f.encode_name for f in msgspec.structs.fields(model)]
-    for model in (Manifest, Node, Settings, Execution, NodeExecution, Clone, Disk, Nic)
+    for model in (
+        Manifest,
+        Node,
+        Settings,
+        Execution,
+        NodeExecution,
+        Clone,
+        Disk,
+        Nic,
+        SnapshotBefore,
+    )
 }
 
 

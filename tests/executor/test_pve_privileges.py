@@ -159,3 +159,17 @@ def test_the_least_privilege_token_is_made_as_the_docs_say() -> None:
     ]
     docs = (Path(__file__).resolve().parents[2] / "docs" / "transports.md").read_text()
     assert f'pveum role add PVEPlan --privs "{" ".join(ROLE)}"' in docs
+
+
+def test_only_a_plan_with_snapshot_before_asks_for_vm_snapshot() -> None:
+    """A token made by an older role (without VM.Snapshot) still applies every plan that
+    does not use `snapshot_before`."""
+    plain = {n.text() for n in needs(STEPS, "pve")}
+    assert not any("VM.Snapshot" in text for text in plain)
+    snap = {"vmid": 100, "storage": "local-lvm", "snapshot": {"changes": ["resize"], "keep": False}}
+    asked = {n.text() for n in needs([("node.web.create", "pve.vm.create", snap)], "pve")}
+    assert "VM.Snapshot on /vms/100" in asked
+    role_everywhere = {"/": dict.fromkeys(ROLE, 1)}
+    assert (
+        missing(role_everywhere, needs([("node.web.create", "pve.vm.create", snap)], "pve")) == []
+    )

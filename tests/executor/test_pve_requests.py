@@ -151,6 +151,9 @@ CASES: dict[str, list[PveRequest]] = {
         *settings_requests(NODE, 100, DRIFTED, ONBOOT_ARGS, KEYS)[1:],
     ],
     "vm_power": [build.vm_power(NODE, 100, a) for a in get_args(build.PowerAction)],
+    "snapshots": [build.snapshots(NODE, 100)],
+    "create_snapshot": [build.create_snapshot(NODE, 100, "pveplan-1a2b3c4d", "before: x")],
+    "delete_snapshot": [build.delete_snapshot(NODE, 100, "pveplan-1a2b3c4d")],
     "destroy_vm": [build.destroy_vm(NODE, 100), build.destroy_vm(NODE, 100, skiplock=True)],
     "make_template": [build.make_template(NODE, 9000)],
     "clone_vm": [
