@@ -73,7 +73,7 @@ def with_live_drift(
         return plan_file
     workspace = plan_file.header.workspace
     resources = applied_resources(console, workspace)
-    if not resources and applied is None:
+    if not resources:  # nothing recorded: nothing to drift from (a new lab, or a destroyed one)
         return plan_file
     steps = {s.address: s.hash for s in applied.steps} if applied is not None else None
     probed = probe_all(

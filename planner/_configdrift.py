@@ -43,6 +43,7 @@ NEXT_BOOT = "changed outside pveplan; set back in place, the guest reads it at i
 ARG_OF: Mapping[str, str] = {
     "bridge": "bridge",
     "model": "bridge",
+    "firewall": "bridge",
     "onboot": "onboot",
     "ciuser": "cloud_init",
     "sshkeys": "cloud_init",
@@ -58,6 +59,8 @@ class LiveConfig(Frozen, kw_only=True):
     model: str | None = None
     """net0's model (`virtio`), None without a net0."""
     bridge: str | None = None
+    firewall: bool = False
+    """net0's `firewall=1` (the manifest's NIC says; unset means off)."""
     onboot: bool = False
     """PVE's default when the option is absent is off."""
     ciuser: str | None = None
@@ -123,6 +126,9 @@ def config_changes(
         differs("bridge", live.bridge, bridge, (live.bridge or "(none)", bridge))
     if live.model != model:
         differs("model", live.model, model, (live.model or "(none)", model))
+    firewall = bool(first.firewall)
+    if live.firewall != firewall:
+        differs("firewall", live.firewall, firewall, (str(int(live.firewall)), str(int(firewall))))
     if args.onboot is not UNSET and live.onboot != args.onboot:
         differs("onboot", live.onboot, args.onboot, (str(int(live.onboot)), str(int(args.onboot))))
     user = args.cloud_init.user or DEFAULT_USER

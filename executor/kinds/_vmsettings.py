@@ -61,16 +61,18 @@ def parse_net(value: str) -> tuple[str | None, str | None, list[tuple[str, str]]
 
 def live_config(vmid: int, config: Mapping[str, Any]) -> LiveConfig:
     """The options pveplan sets and no listing carries, from one VM's config."""
-    model, bridge = None, None
+    model, bridge, firewall = None, None, False
     if "net0" in config:
         model, _, rest = parse_net(str(config["net0"]))
         bridge = dict(rest).get("bridge")
+        firewall = dict(rest).get("firewall") == "1"
     onboot = str(config.get("onboot", "0")).strip().lower() in ("1", "yes", "on", "true")
     lines = unquote(str(config.get("sshkeys") or "")).splitlines()
     return LiveConfig(
         vmid=vmid,
         model=model,
         bridge=bridge,
+        firewall=firewall,
         onboot=onboot,
         ciuser=str(config["ciuser"]) if config.get("ciuser") else None,
         sshkeys=tuple(line.strip() for line in lines if line.strip()),

@@ -66,6 +66,7 @@ def test_config_changed_by_hand_is_seen_and_set_back_by_a_full_refresh(lab: Lab,
     assert code == 2, out
     assert "~ vm w-1  bridge: vmbr1 (live) -> vmbr0 (manifest)" in out
     assert "~ vm w-1  onboot: 0 (live) -> 1 (manifest)" in out
+    assert "~ vm w-1  firewall: 1 (live) -> 0 (manifest)" in out  # the NIC says none
     assert "~ vm w-2  ciuser: mallory (live) -> homestak (manifest)" in out
     assert "next boot" in out
     keys = next(line for line in out.splitlines() if "w-2  sshkeys:" in line)
@@ -75,6 +76,7 @@ def test_config_changed_by_hand_is_seen_and_set_back_by_a_full_refresh(lab: Lab,
     drift = {(d["node"], d["field"]): (d["live"], d["wanted"]) for d in json.loads(out)["drift"]}
     assert set(drift) == {
         ("w-1", "bridge"),
+        ("w-1", "firewall"),
         ("w-1", "onboot"),
         ("w-2", "ciuser"),
         ("w-2", "sshkeys"),
@@ -94,7 +96,8 @@ def test_config_changed_by_hand_is_seen_and_set_back_by_a_full_refresh(lab: Lab,
     assert f"pvesh set /nodes/sim/qemu/{w2}/cloudinit" in made  # the drive regenerated
     after = {vmid: config(lab, vmid) for vmid in (w1, w2)}
     assert {vmid: vm["config"]["vmgenid"] for vmid, vm in after.items()} == before
-    assert after[w1]["config"]["net0"] == f"virtio={mac},bridge=vmbr0,firewall=1"  # MAC kept
+    # The NIC as the manifest writes it (no firewall), its MAC kept.
+    assert after[w1]["config"]["net0"] == f"virtio={mac},bridge=vmbr0"
     assert str(after[w1]["config"]["onboot"]) == "1"
     assert after[w2]["config"]["ciuser"] == "homestak"
     assert after[w2]["cloudinit_drive"]["ciuser"] == "homestak"
