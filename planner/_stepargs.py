@@ -241,9 +241,23 @@ class VmCloneArgs(GuestCreateArgs, frozen=True, kw_only=True):
     source: str
     linked: bool
     cloud_init: CloudInit
+    # A clone has one disk and one NIC (validate refuses lists on it) and no DNS or
+    # onboot of its own yet: never on the wire, read by the VM kind's adopt as a VM's.
+    nameserver: str | UnsetType = UNSET
+    searchdomain: str | UnsetType = UNSET
+    onboot: bool | UnsetType = UNSET
+    snapshot: SnapshotArgs | UnsetType = UNSET
 
     def replaced_with(self) -> frozenset[str]:
         return frozenset({"template"}) if self.linked else frozenset()
+
+    def disk_list(self) -> tuple[DiskArgs, ...]:
+        """Its one disk, as a VM's `disk` shorthand means it."""
+        return (DiskArgs(size=self.disk, bus=DEFAULT_BUS, storage=self.storage),)
+
+    def nic_list(self) -> tuple[NicArgs, ...]:
+        """Its one NIC, as a VM's `bridge` shorthand means it."""
+        return (NicArgs(bridge=self.bridge or "vmbr0", model=DEFAULT_NIC_MODEL),)
 
 
 class CtCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
