@@ -43,7 +43,11 @@ async def probe_node_ssh(
 
     def target(node: str, user: str, via: SshTarget | None) -> SshTarget | None:
         ip = known.get(f"node.{node}.wait_ip#ip")
-        key = known.get(f"node.{node}.create#host_key")
+        # a VM's key comes from its create, a container's from its wait_ip (and a nested
+        # node's, reported by its delegate, is filed under one of the two)
+        key = known.get(f"node.{node}.create#host_key") or known.get(
+            f"node.{node}.wait_ip#host_key"
+        )
         if not ip or not key:
             return None
         found = services.hosts.vm_target(plan.host, str(ip), user, str(key), node)
