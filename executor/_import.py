@@ -36,7 +36,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from pveplan.planner import Plan, Step, adopted_plan, args_of, canonical, digest
+from pveplan.planner import (
+    Plan,
+    Step,
+    VmCreateArgs,
+    adopted_plan,
+    args_of,
+    canonical,
+    digest,
+)
 from pveplan.store import RunEvent, StepResult, Store
 
 from ._adopt import Candidate, Frozen, ImportRefusal
@@ -140,6 +148,7 @@ async def establish(
     """Read each candidate's config, host key and address through PVE (module docstring);
     a candidate whose key cannot be read is refused with what to do."""
     from .kinds._vm import _outputs
+    from .kinds._vmdevices import device_changes
 
     pve = await services.pve(plan.host)
     creates = _create_steps(plan)
@@ -147,6 +156,20 @@ async def establish(
     refused: list[ImportRefusal] = []
     for found in candidates:
         config = await pve.config(found.vmid)
+        args = args_of(creates[found.node])
+        moved = (
+            device_changes(pve.node, found.vmid, config, args).replace
+            if isinstance(args, VmCreateArgs)
+            else None
+        )
+        if moved is not None:  # the next apply would destroy it: never adopt to replace
+            reason = (
+                f"{moved}: the next apply would replace it (its data lost). Make the VM "
+                "match (e.g. `qm disk move` to the manifest's storage) or the manifest "
+                "match the VM (`disks` with its storage and bus), then import again"
+            )
+            refused.append(ImportRefusal(node=found.node, vmid=found.vmid, reason=reason))
+            continue
         try:
             key = host_key_of(await pve.read_guest_file(found.vmid, HOST_KEY_FILE))
         except PveError as exc:

@@ -52,13 +52,15 @@ def driver_key_on_host(lab: Lab) -> str:
     return "/root/import-driver.pub"
 
 
-def make_vm(lab: Lab, index: int, memory: int, *, agent: bool = True) -> None:
+def make_vm(
+    lab: Lab, index: int, memory: int, *, agent: bool = True, storage: str = "local"
+) -> None:
     qm(
         lab,
         "create",
         str(BASE + index),
         *("--name", f"im-{index}", "--memory", str(memory), "--cores", "1"),
-        *("--scsi0", "local-lvm:8", "--net0", "virtio,bridge=vmbr0"),
+        *("--scsi0", f"{storage}:8", "--net0", "virtio,bridge=vmbr0"),
         *("--ide2", "local-lvm:cloudinit", "--ciuser", "homestak"),
         *("--sshkeys", driver_key_on_host(lab), "--agent", "1" if agent else "0"),
         *("--tags", f"pveplan;pveplan-{NAME}"),
@@ -75,6 +77,13 @@ def test_import_adopts_qm_made_vms_and_apply_runs_only_what_differs(lab: Lab) ->
     name = lab.manifest(NAME, specless(NAME, 3, BASE, prefix="im"))
     site = ["-M", name, "-H", "sim"]
     assert run_cli(["sim", "up"])[0] == 0
+    # The manifest's datastore (`local`) holds VM disks, as an operator's host would.
+    pvesh = lab.sim.host_dir("sim") / "bin" / "pvesh"
+    subprocess.run(
+        [str(pvesh), "set", "/storage/local", "--content", "backup,images,import,iso,snippets"],
+        check=True,
+        capture_output=True,
+    )
     make_vm(lab, 1, 1024)
     make_vm(lab, 2, 2048)  # the manifest's preset says 1024
     make_vm(lab, 3, 1024, agent=False)
