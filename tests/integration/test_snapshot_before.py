@@ -35,7 +35,7 @@ def _calls(lab: Lab) -> list[list[str]]:
     path = lab.store / "sim" / "calls.jsonl"
     if not path.exists():
         return []
-    return [[r["tool"], *r["argv"]] for r in map(json.loads, path.read_text().splitlines())]
+    return [[r["tool"], *r.get("argv", [])] for r in map(json.loads, path.read_text().splitlines())]
 
 
 def _snapshot_calls(calls: list[list[str]]) -> list[tuple[str, str]]:
