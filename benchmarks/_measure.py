@@ -119,8 +119,8 @@ def repeat(
         if done.timed_out:
             return f"did not finish in {timeout:.0f} s"
         if done.returncode != 0:
-            tail = "\n".join(done.output.strip().splitlines()[-5:])
-            return f"failed (exit {done.returncode}): {tail}"
+            last = (done.output.strip().splitlines() or ["no output"])[-1]
+            return f"failed (exit {done.returncode}): {last.strip()}"
         runs.append(done)
         if done.wall > LONG:
             break  # one run of a minute says enough; repeating it would only cost time

@@ -92,7 +92,7 @@ class Report:
     def compile_table(self) -> str:
         rows = [
             "## compile: `nix-instantiate` vs `pveplan plan FILE -o PLAN`\n",
-            "| shape | nodes | nix cold | nix warm | pveplan plan | pveplan / nix warm |"
+            "| shape | nodes | nix cold | nix warm | pveplan plan | pveplan / nix warm (wall · cpu) |"
             " per node: nix warm · pveplan | bytes per node: .drv · plan file |",
             "|---|---:|---|---|---|---:|---|---|",
         ]
@@ -116,7 +116,7 @@ class Report:
             "## no-op: `nix-build` after a first build vs `pveplan apply` after a cold apply"
             " (flat)\n",
             "| nodes | nix-build first | pveplan cold apply (simulator) | nix-build no-op"
-            " | pveplan no-op --refresh=false | pveplan no-op probed | pveplan offline / nix"
+            " | pveplan no-op --refresh=false | pveplan no-op probed | pveplan offline / nix (wall · cpu)"
             " | per node: nix · pveplan offline |",
             "|---:|---|---|---|---|---|---:|---|",
         ]
@@ -284,7 +284,8 @@ def cell(value: object, brief: bool = False) -> str:
 
 
 def ratio(a: Figure | None, b: Figure | None) -> str:
-    return f"{a.wall / b.wall:.1f}×" if a and b else "—"
+    """wall ratio · cpu ratio (the cpu one is the steadier on a loaded machine)."""
+    return f"{a.wall / b.wall:.1f}× · {a.cpu / b.cpu:.1f}×" if a and b and b.cpu else "—"
 
 
 def per_node(fig: Figure | None, n: int) -> str:
