@@ -9,6 +9,7 @@ rendered diagnostics and exit code 1. The commands' parsers live in `_parser_rev
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from typing import TYPE_CHECKING
@@ -81,6 +82,21 @@ COMMANDS = {
     "scenario": ("._scenario", "run_scenario"),
 }
 
+# Commands that build large, long-lived, acyclic data (a manifest, its plan) in one go:
+# the cyclic collector's default thresholds walked that data over and over while it
+# grew (about a tenth of `plan`'s CPU on 10,000 nodes) and found nothing to free.
+ALLOCATING = frozenset({"plan", "validate", "show", "graph"})
+
+
+def quiet_collector() -> None:
+    """Fewer cyclic-GC passes for a short command that allocates much and frees little:
+    what start-up made is frozen out of every later pass, and young objects are swept
+    per 100,000 allocations rather than per 700. Memory still returns when a command
+    drops its data (reference counting frees acyclic objects at once)."""
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 # homestak's retired scenario names, and the verb that replaced each.
 RETIRED = {
     "vm-constructor": "create",
@@ -141,6 +157,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.site_flag = getattr(args, "site_config", None)
     try:
         module, function = COMMANDS[args.command]
+        if args.command in ALLOCATING:
+            quiet_collector()
         run_command = getattr(importlib.import_module(module, __package__), function)
         return run_command(args, console)
     except DiagnosticError as exc:  # dsl and planner

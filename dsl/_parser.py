@@ -11,7 +11,6 @@ lark is imported lazily: `pveplan --version` must not pay for building the parse
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 from . import _ast as A
@@ -54,26 +53,40 @@ def _parse(text: str, file: str, start: str) -> tuple[Any, list[A.Comment]]:
 
 
 def _parser() -> tuple[Any, _Build]:
-    """One lark parser per thread (its comment list and transformer are per parse)."""
+    """One lark parser per thread (its comment list and transformer are per parse):
+    from the shipped LALR tables when they match the grammar (`_tables`), else built."""
     found = getattr(_local, "parser", None)
     if found is None:
-        import lark
-
-        builder = _Build()
-        grammar = (Path(__file__).parent / "grammar.lark").read_text()
         from ._lexer import FastLexer
+        from ._tables import GRAMMAR, load_tables
 
-        parser = lark.Lark(
-            grammar,
-            parser="lalr",
-            lexer=FastLexer,
-            maybe_placeholders=True,
-            start=["start", "expr"],
-            transformer=builder,
-        )
+        grammar = GRAMMAR.read_text()
+        builder = _Build()
+        parser = load_tables(grammar, FastLexer, builder)
+        if parser is None:
+            parser, builder = build_parser(grammar)
         parser.parser.lexer.comment_sink = builder.comment
         found = _local.parser = (parser, builder)
     return found
+
+
+def build_parser(grammar: str) -> tuple[Any, _Build]:
+    """A lark parser of `grammar` built from scratch (grammar analysis and LALR tables)."""
+    import lark
+
+    from ._lexer import FastLexer
+
+    builder = _Build()
+    parser = lark.Lark(
+        grammar,
+        parser="lalr",
+        lexer=FastLexer,
+        maybe_placeholders=True,
+        start=["start", "expr"],
+        transformer=builder,
+    )
+    parser.parser.lexer.comment_sink = builder.comment
+    return parser, builder
 
 
 # --- syntax errors -----------------------------------------------------------------------

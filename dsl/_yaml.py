@@ -27,6 +27,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _resolver = yaml.resolver.Resolver()
 _constructor = yaml.constructor.SafeConstructor()
 _STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -70,9 +71,15 @@ _NO_KEY = object()
 
 
 class _Builder:
-    """Turns a stream of pyyaml events into values, recording positions as it goes."""
+    """Turns a stream of pyyaml events into values, recording positions as it goes.
 
-    def __init__(self, file: str, smap: SourceMap) -> None:
+    `fast`: a plain scalar value of a mapping (most of a manifest) takes a short path
+    that records the same positions and builds the same value as the general one
+    (`_scalar`, `_construct`, `_attach`); tests compare the two on random documents.
+    """
+
+    def __init__(self, file: str, smap: SourceMap, *, fast: bool = True) -> None:
+        self.fast = fast
         self.file = file
         self.smap = smap
         self.stack: list[_Frame] = []
@@ -133,6 +140,8 @@ class _Builder:
 
     def _scalar(self, event: yaml.ScalarEvent) -> None:
         top = self.stack[-1] if self.stack else None
+        if self.fast and top is not None and top.is_map and self._fast_scalar(top, event):
+            return
         if top is not None and top.is_map and top.key is _NO_KEY:
             if event.tag is None and event.implicit[0] and event.value == "<<":
                 top.key = _MERGE_TAG
@@ -172,6 +181,36 @@ class _Builder:
                 event, f"invalid {tag.rsplit(':', 1)[-1]} value {event.value!r}: {exc}"
             ) from None
 
+    def _fast_scalar(self, top: _Frame, event: yaml.ScalarEvent) -> bool:
+        """The short path for a plain scalar in a mapping: a new text key, or a text or
+        decimal value (no anchor) under a pending key. It records the positions and
+        builds the values `_scalar` would; False leaves anything else to `_scalar`."""
+        if event.tag is not None or not event.implicit[0] or event.anchor is not None:
+            return False
+        text = event.value
+        key = top.key
+        mark = event.start_mark
+        if key is _NO_KEY:
+            if text == "<<" or text in top.value or _resolve_plain(text) != _STR_TAG:
+                return False  # a merge, a duplicate, a key that is not text
+            top.key = text
+            top.key_pos = (self.file, mark.line + 1, mark.column + 1)
+            return True
+        if key is _MERGE_TAG or self.expanded >= MAX_EXPANDED_VALUES:
+            return False
+        value = _plain_value(text)
+        if value is _GENERAL:
+            return False
+        path = (*top.path, key)
+        self.smap.values[path] = (self.file, mark.line + 1, mark.column + 1)
+        self.expanded += 1
+        top.size += 1
+        top.key = _NO_KEY
+        top.value[key] = value
+        if top.key_pos is not None:
+            self.smap.keys[path] = top.key_pos
+        return True
+
     def _attach(self, value: Any, size: int, anchor: str | None, event: yaml.Event) -> None:
         self.expanded += size
         if self.expanded > MAX_EXPANDED_VALUES:
@@ -204,6 +243,19 @@ class _Builder:
 
 
 _plain_cache: dict[str, str] = {}
+_GENERAL = object()
+
+
+def _plain_value(text: str) -> Any:
+    """The value of a plain (untagged, unquoted) scalar when it is text or a decimal
+    integer, as SafeConstructor builds it; `_GENERAL` for anything else (the general
+    path constructs it: booleans, null, floats, octal `0123`, `1_000`, timestamps...)."""
+    tag = _resolve_plain(text)
+    if tag == _STR_TAG:
+        return text
+    if tag == _INT_TAG and text.isascii() and text.isdigit() and (text[0] != "0" or text == "0"):
+        return int(text)
+    return _GENERAL
 
 
 def _resolve_plain(value: str) -> str:

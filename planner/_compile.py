@@ -184,6 +184,24 @@ def guest_storage(node: ResolvedNode, datastore: str) -> tuple[tuple[str, str], 
 PRESET_FIELDS = frozenset({"cores", "memory", "disk"})
 """The node fields a preset supplies when the manifest does not."""
 
+CREATE_SOURCES: dict[str, str | tuple[str, ...]] = {
+    "name": "name",
+    "vmid": "vmid",
+    "cores": "cores",
+    "memory": "memory",
+    "disk": "disk",
+    "image": "image",
+    "template": "template",
+    "type": "type",
+    "source": ("clone", "from"),
+    "linked": ("clone", "linked"),
+    "swap": "swap",
+    "nesting": "nesting",
+    "unprivileged": "unprivileged",
+}
+"""A create step's args, each with the manifest field (path under the node) it comes from."""
+CONFIG_SOURCES: dict[str, str | tuple[str, ...]] = {"spec": "spec"}
+
 
 class _Builder:
     def __init__(
@@ -213,6 +231,7 @@ class _Builder:
         self.sources: dict[str, dict[str, str]] = {}
         self.digests = SecretDigests(reveal)
         self.preset_source: PresetSource = lambda preset, field: None
+        self._preset_located: dict[tuple[str, str], str | None] = {}
 
     # --- secrets -------------------------------------------------------------------------
 
@@ -435,25 +454,7 @@ class _Builder:
             secrets=(*self.secret_uses(node.authorized_keys), *credential),
             deps=tuple(sorted({storage_step(s, on) for s, _ in guest_storage(node, datastore)})),
         )
-        self.record_sources(
-            create,
-            node,
-            {
-                "name": "name",
-                "vmid": "vmid",
-                "cores": "cores",
-                "memory": "memory",
-                "disk": "disk",
-                "image": "image",
-                "template": "template",
-                "type": "type",
-                "source": ("clone", "from"),
-                "linked": ("clone", "linked"),
-                "swap": "swap",
-                "nesting": "nesting",
-                "unprivileged": "unprivileged",
-            },
-        )
+        self.record_sources(create, node, CREATE_SOURCES)
         if family == "vm":
             self.record_device_sources(create, node)
         vm_id = {"vmid": f"{create}#vm_id"}
@@ -501,7 +502,7 @@ class _Builder:
                     secrets=(*pulled.secrets, *self.credential(node)),
                     deps=(last,),
                 )
-            self.record_sources(f"{prefix}.config", node, {"spec": "spec"})
+            self.record_sources(f"{prefix}.config", node, CONFIG_SOURCES)
             last = f"{prefix}.config"
         children = self.children.get(node.name, [])
         if node.type != "pve" or not children:
@@ -563,13 +564,25 @@ class _Builder:
         positions = self.loaded.source_map.values
         found = {}
         for arg, field in fields.items():
-            where = field if isinstance(field, tuple) else (field,)
-            pos = positions.get(("nodes", index, *where))
+            pos = positions.get(
+                ("nodes", index, *field) if isinstance(field, tuple) else ("nodes", index, field)
+            )
             if pos is None and field in PRESET_FIELDS and node.preset is not None:
-                pos = self.preset_source(node.preset, field) or positions.get(
-                    ("nodes", index, "preset")
-                )
+                located = self.preset_located(node.preset, field)  # type: ignore[arg-type]
+                if located is not None:
+                    found[arg] = located
+                    continue
+                pos = positions.get(("nodes", index, "preset"))
             if pos is not None:
                 found[arg] = self.locate(pos)
         if found:
             self.sources[address] = found
+
+    def preset_located(self, preset: str, field: str) -> str | None:
+        """`locate` of where `preset`'s file sets `field` (once per preset and field: every
+        node of a 10,000-node manifest may share one preset)."""
+        key = (preset, field)
+        if key not in self._preset_located:
+            pos = self.preset_source(preset, field)
+            self._preset_located[key] = None if pos is None else self.locate(pos)
+        return self._preset_located[key]

@@ -98,4 +98,5 @@ def test_the_wheel_holds_pveplan_alone(tmp_path: Path) -> None:
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"pveplan"}
     assert "pveplan/dsl/grammar.lark" in names and "pveplan/planner/siteconfig/images.yaml" in names
+    assert "pveplan/dsl/grammar.tables" in names  # the parser's LALR tables (dsl/_tables.py)
     assert not any(name.startswith(("pveplan/tests/", "tests/")) for name in names)
