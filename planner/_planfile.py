@@ -170,11 +170,12 @@ def encode_plan_file(plan_file: PlanFile) -> bytes:
     )
 
 
-def _from_wire(wire: _FileV2) -> PlanFile:
-    """The `PlanFile` a /2 file describes (WireError when its structure is not sound)."""
+def _from_wire(wire: _FileV2, problems: list[str]) -> PlanFile:
+    """The `PlanFile` a /2 file describes (WireError when its structure is not sound),
+    its hashes checked into `problems`."""
     check_templates(wire.templates)
     used: set[str] = set()
-    plan = join_plan(wire.plan, wire.templates, used)
+    plan = join_plan(wire.plan, wire.templates, used, problems)
     unused = sorted(wire.templates.keys() - used)
     if unused:
         raise WireError(f"template(s) {', '.join(unused)} used by no step")
@@ -185,6 +186,7 @@ def _from_wire(wire: _FileV2) -> PlanFile:
 
 def decode_plan_file(data: bytes, name: str) -> PlanFile:
     """A plan file (/1 or /2) read back and verified: every hash must match what it covers."""
+    problems: list[str] = []
     try:
         found = _format_decoder.decode(data).format
         if found not in _decoders:
@@ -194,8 +196,9 @@ def decode_plan_file(data: bytes, name: str) -> PlanFile:
             plan_file = PlanFile(
                 format=FORMAT_1, hash=wire.hash, plan=wire.plan, header=wire.header
             )
-        else:
-            plan_file = _from_wire(wire)
+            problems = verify_plan(plan_file.plan)
+        else:  # its step hashes are computed, not read: join_plan checks the rest
+            plan_file = _from_wire(wire, problems)
     except msgspec.DecodeError as exc:
         raise PlanError.at(
             Location(file=name, line=1, col=1),
@@ -208,7 +211,6 @@ def decode_plan_file(data: bytes, name: str) -> PlanFile:
             f"plan file does not match its hashes (edited or damaged): {exc}",
             "re-plan to get a sound file",
         ) from None
-    problems = verify_plan(plan_file.plan)
     if plan_file.hash != plan_file.plan.hash:
         problems.append(f"file hash {plan_file.hash} is not the plan's hash {plan_file.plan.hash}")
     if problems:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from ._hashing import canonical, digest, step_hash
+from ._hashing import canonical, digest, plan_hash, step_hash
 from ._plan import Drift, Frozen, Plan, PlanSettings, SecretUse, Step
 
 FORMAT_2 = "pveplan-plan/2"
@@ -147,33 +147,36 @@ class Writer:
         out.append(b"\n" + b" " * indent + b"}")
 
     def line(self, step: Step, plan_host: str) -> bytes:
-        own: dict[str, Any] = {}
-        shared: dict[str, Any] = {}
-        for name, value in step.args.items():
-            if type(value) in _SCALARS:
-                own[name] = value
-            else:
-                shared[name] = value
-        prefix = step.address.rpartition(".")[0] + "."
-        cut = len(prefix) - 1
+        args = step.args
+        own = {name: value for name, value in args.items() if type(value) in _SCALARS}
+        shared = (
+            {name: value for name, value in args.items() if name not in own}
+            if len(own) != len(args)
+            else {}
+        )
+        refs, deps = step.refs, step.deps
+        if refs or deps:  # those into the step's own node, relative to it
+            prefix = step.address[: step.address.rindex(".") + 1]
+            cut = len(prefix) - 1
+            refs = {k: v[cut:] if v.startswith(prefix) else v for k, v in refs.items()}
+            deps = tuple(d[cut:] if d.startswith(prefix) else d for d in deps)
         template = Template(
             kind=step.kind,
             kind_version=step.kind_version,
             host=None if step.host == plan_host else step.host,
             args=shared,
-            refs={k: v[cut:] if v.startswith(prefix) else v for k, v in step.refs.items()},
-            deps=tuple(d[cut:] if d.startswith(prefix) else d for d in step.deps),
+            refs=refs,
+            deps=deps,
             secrets=step.secrets,
             hints=step.hints,
         )
-        key = self.key(_encoder.encode(template))
-        return _format(
-            _encoder.encode(Line(address=step.address, args=own, template=key)), indent=0
-        )
+        key = self.key(_encode(template))
+        return _format(_encode(Line(address=step.address, args=own, template=key)), indent=0)
 
 
 _SCALARS = frozenset((str, int, bool))
 _format = msgspec.json.format
+_encode = _encoder.encode
 
 
 def encode_sources(
@@ -254,9 +257,17 @@ def _absolute(prefix: str, address: str, where: str) -> str:
     return prefix + address[1:]
 
 
-def join_plan(wire: WirePlan, templates: dict[str, Template], used: set[str]) -> Plan:
+def join_plan(
+    wire: WirePlan,
+    templates: dict[str, Template],
+    used: set[str],
+    problems: list[str],
+    where: str = "",
+) -> Plan:
     """The `Plan` a /2 plan's lines and the file's templates describe, each step's hash
-    computed as the compiler computes it (the caller checks the plan hashes)."""
+    computed as the compiler computes it. What `verify_plan` would find is added to
+    `problems`: with step hashes computed, only the plan hashes and each subplan's link
+    to its delegate step are left to check (so no step is hashed twice)."""
     steps = []
     hashes: dict[str, str] = {}
     for line in wire.steps:
@@ -299,13 +310,32 @@ def join_plan(wire: WirePlan, templates: dict[str, Template], used: set[str]) ->
                 hash=hashes[line.address],
             )
         )
+    subplans = {}
+    delegates = {s.address: s for s in steps} if wire.subplans else {}
+    for address, sub in wire.subplans.items():
+        if address not in delegates:
+            problems.append(f"{where}{address}: subplan without a delegate step")
+        elif delegates[address].args.get("subplan") != sub.hash:
+            problems.append(f"{where}{address}: subplan hash does not match the delegate's args")
+        subplans[address] = join_plan(sub, templates, used, problems, f"{where}{address} > ")
+    root = plan_hash(
+        wire.manifest,
+        wire.host,
+        wire.action,
+        wire.settings,
+        [(s.address, s.hash) for s in steps],
+        drift=wire.drift,
+        targets=wire.targets,
+    )
+    if root != wire.hash:
+        problems.append(f"{where or 'plan'}: hash {wire.hash} does not match its steps")
     return Plan(
         manifest=wire.manifest,
         host=wire.host,
         action=wire.action,
         settings=wire.settings,
         steps=tuple(steps),
-        subplans={a: join_plan(p, templates, used) for a, p in wire.subplans.items()},
+        subplans=subplans,
         targets=wire.targets,
         drift=wire.drift,
         hash=wire.hash,

@@ -180,8 +180,10 @@ def _other(value: Any, pick: int) -> Any:
         return not value
     if isinstance(value, int):
         return value + 1 + pick
-    if isinstance(value, str):
-        return value + "x" if pick % 2 else ("y" + value[1:] if value else "y")
+    if isinstance(value, str):  # a longer one, or one of the same length
+        if pick % 2 or not value:
+            return value + "x"
+        return ("y" if value[0] != "y" else "z") + value[1:]
     return pick  # null
 
 
@@ -205,7 +207,9 @@ def test_any_edit_of_a_v2_file_that_apply_uses_is_refused(leaf: tuple[Any, ...],
     """One value or key changed anywhere but in a free header field: the file is refused
     when read (its hashes, its templates), or, for a bound header field, its signature
     no longer verifies. Either way apply never runs it."""
-    data = json.dumps(_tamper(V2_DOC, leaf, pick)).encode()
+    edited_doc = _tamper(V2_DOC, leaf, pick)
+    assert edited_doc != V2_DOC
+    data = json.dumps(edited_doc).encode()
     try:
         edited = decode_plan_file(data, "edited.json")
     except PlanError:
