@@ -29,9 +29,9 @@ from ._plan import Frozen, Plan
 from ._planwire import (
     FORMAT_2,
     Template,
-    WireError,
     WirePlan,
     Writer,
+    _WireError,
     check_templates,
     decode_sources,
     encode_sources,
@@ -171,14 +171,14 @@ def encode_plan_file(plan_file: PlanFile) -> bytes:
 
 
 def _from_wire(wire: _FileV2, problems: list[str]) -> PlanFile:
-    """The `PlanFile` a /2 file describes (WireError when its structure is not sound),
+    """The `PlanFile` a /2 file describes (_WireError when its structure is not sound),
     its hashes checked into `problems`."""
     check_templates(wire.templates)
     used: set[str] = set()
     plan = join_plan(wire.plan, wire.templates, used, problems)
     unused = sorted(wire.templates.keys() - used)
     if unused:
-        raise WireError(f"template(s) {', '.join(unused)} used by no step")
+        raise _WireError(f"template(s) {', '.join(unused)} used by no step")
     fields = {f: getattr(wire.header, f) for f in Header.__struct_fields__ if f != "sources"}
     header = Header(**fields, sources=decode_sources(wire.header.source_files, wire.header.sources))
     return PlanFile(format=FORMAT_2, hash=wire.hash, plan=plan, header=header)
@@ -205,7 +205,7 @@ def decode_plan_file(data: bytes, name: str) -> PlanFile:
             f"not a pveplan plan file: {exc}",
             f"plan files are written by `pveplan plan -o FILE` (format {FORMAT}, or {FORMAT_1})",
         ) from None
-    except WireError as exc:
+    except _WireError as exc:
         raise PlanError.at(
             Location(file=name, line=1, col=1),
             f"plan file does not match its hashes (edited or damaged): {exc}",

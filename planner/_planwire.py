@@ -39,8 +39,9 @@ _SOURCE_ITEM = re.compile(r"([^\s=]+)=([^\s=]+):(\d+):(\d+)")
 _UNSAFE = re.compile(r"[\s=]|^$")
 
 
-class WireError(ValueError):
-    """A /2 file whose structure is not one the encoder writes (edited or damaged)."""
+class _WireError(ValueError):
+    """A /2 file whose structure is not one the encoder writes (edited or damaged). Private:
+    `decode_plan_file` turns it into the `PlanError` a user sees, naming the file."""
 
 
 class Template(Frozen, kw_only=True):
@@ -235,7 +236,7 @@ def decode_sources(
         for item in entry.split(" ") if entry else ():
             match = _SOURCE_ITEM.fullmatch(item)
             if match is None:
-                raise WireError(f"header sources of {address}: {item!r} is not name=file:line:col")
+                raise _WireError(f"header sources of {address}: {item!r} is not name=file:line:col")
             positions[match[1]] = f"{files.get(match[2], match[2])}:{match[3]}:{match[4]}"
         out[address] = positions
     return out
@@ -246,14 +247,14 @@ def check_templates(templates: dict[str, Template]) -> None:
     for key, template in templates.items():
         full = digest(canonical(template))
         if len(key) not in (_KEY, len(full)) or not full.startswith(key):
-            raise WireError(f"template {key} does not match its content")
+            raise _WireError(f"template {key} does not match its content")
 
 
 def _absolute(prefix: str, address: str, where: str) -> str:
     if not address.startswith("."):
         return address
     if prefix == ".":
-        raise WireError(f"{where}: relative address {address!r} in a step without a node")
+        raise _WireError(f"{where}: relative address {address!r} in a step without a node")
     return prefix + address[1:]
 
 
@@ -273,10 +274,10 @@ def join_plan(
     for line in wire.steps:
         template = templates.get(line.template)
         if template is None:
-            raise WireError(f"{line.address}: unknown template {line.template!r}")
+            raise _WireError(f"{line.address}: unknown template {line.template!r}")
         used.add(line.template)
         if not line.args.keys().isdisjoint(template.args):
-            raise WireError(f"{line.address}: an arg both in its line and its template")
+            raise _WireError(f"{line.address}: an arg both in its line and its template")
         prefix = line.address.rpartition(".")[0] + "."
         merged = {**line.args, **template.args}
         args = {name: merged[name] for name in sorted(merged)}

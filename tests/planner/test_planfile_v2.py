@@ -14,13 +14,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import msgspec
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pveplan.dsl import Manifest, load_manifest
 from pveplan.planner._errors import PlanError
 from pveplan.planner._planfile import (
     BOUND_HEADER_FIELDS,
@@ -29,10 +32,13 @@ from pveplan.planner._planfile import (
     decode_plan_file,
     encode_plan_file,
 )
+from pveplan.planner._planning import build_plan_file
 from pveplan.planner._signing import parse_public_keys, require_signature
+from pveplan.planner.siteconfig import load_site_config, resolve_manifest
 from tests._tiers import examples
 
 from ..cli_runner import run_cli
+from ..manifest_strategies import manifests
 from .test_cli_plan import plan_args, site  # noqa: F401  (the fixture)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "planfile-v1"
@@ -41,6 +47,7 @@ V1 = FIXTURES / "n2-tiered.json"
 V1_HASH = "b9b764d832893beb6a174641b413aadc"
 KEYS = parse_public_keys((FIXTURES / "approver.pub").read_text(), "approver.pub")
 ROOT = Path(__file__).resolve().parents[2]
+SITE = load_site_config(ROOT / "examples" / "site-config")
 
 
 def v1() -> Any:
@@ -224,3 +231,23 @@ def test_every_part_of_the_body_can_be_tampered_with() -> None:
     tops = {leaf[1] for leaf in TARGETS}
     assert tops == {"format", "hash", "header", "plan", "templates"}
     assert any(leaf[1:3] == ("plan", "subplans") for leaf in TARGETS)
+
+
+# ---- round trip ---------------------------------------------------------------------------
+
+
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(manifest=manifests())
+def test_any_manifest_round_trips_through_v2(manifest: Manifest) -> None:
+    """Whatever the manifest (nesting, pull nodes, containers, devices, ...): the /2 file
+    decodes to the very plan file the compiler made, and writes the same bytes again."""
+    with TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.yaml"
+        path.write_text(yaml.safe_dump(msgspec.to_builtins(manifest), sort_keys=False))
+        loaded = load_manifest(str(path))
+        resolved = resolve_manifest(loaded, SITE, "sim")
+        plan_file = build_plan_file(loaded, resolved, SITE, "sim", planned_against=None)
+    data = encode_plan_file(plan_file)
+    back = decode_plan_file(data, "m.json")
+    assert back == plan_file
+    assert encode_plan_file(back) == data
