@@ -1,14 +1,17 @@
 """Plan files: the reviewable, committable JSON form of a plan (docs/plan-format.md).
 
-One JSON object with exactly four keys: `format` ("pveplan-plan/1"), `hash` (the plan's
-hash), `plan` (the hashed body: steps and subplans) and `header` (not hashed: tool
-version, digests of the manifest and site-config files, the store state planned
-against, where each step arg came from in the manifest, and approvers' signatures).
+One JSON object: `format` ("pveplan-plan/2"), `hash` (the plan's hash), `plan` (the hashed
+body: steps and subplans), `header` (not hashed: tool version, digests of the manifest and
+site-config files, the store state planned against, where each step arg came from in the
+manifest, and approvers' signatures) and `templates` (the parts of steps many steps share,
+stored once: `_planwire`). Files of format /1 (every step in full) still load: both
+formats decode to the same `PlanFile`, so hashes and signatures do not depend on which.
 
-Pretty and canonical: sorted keys, two-space indents, one key per line, steps in plan
-order, `\\n` line ends, a final newline. Nothing in the file depends on the machine, the
-directory, the user or the time, so the same inputs give the same bytes anywhere (paths
-in the header are relative to the manifest's directory or the site config's root).
+Pretty and canonical: sorted keys, two-space indents, one key per line but one line per
+step, steps in plan order, `\\n` line ends, a final newline. Nothing in the file depends on
+the machine, the directory, the user or the time, so the same inputs give the same bytes
+anywhere (paths in the header are relative to the manifest's directory or the site
+config's root).
 """
 
 from __future__ import annotations
@@ -23,8 +26,21 @@ from pveplan.dsl import Location
 from ._errors import PlanError
 from ._hashing import digest, verify_plan
 from ._plan import Frozen, Plan
+from ._planwire import (
+    FORMAT_2,
+    Template,
+    WirePlan,
+    Writer,
+    _WireError,
+    check_templates,
+    decode_sources,
+    encode_sources,
+    join_plan,
+    pretty,
+)
 
-FORMAT = "pveplan-plan/1"
+FORMAT = FORMAT_2
+FORMAT_1 = "pveplan-plan/1"
 
 
 class PlanSignature(Frozen, kw_only=True):
@@ -77,32 +93,124 @@ def workspace_name(manifest: str, host: str) -> str:
 
 
 class PlanFile(Frozen, kw_only=True):
-    format: Literal["pveplan-plan/1"] = FORMAT
+    """A plan file in memory, whichever format it was read from (`format`: /2 when new)."""
+
+    format: Literal["pveplan-plan/1", "pveplan-plan/2"] = FORMAT
     hash: str
     plan: Plan
     header: Header
 
 
+class _Format(msgspec.Struct):
+    """Only the `format` of a file (a /1 file wrote none: it was the default)."""
+
+    format: str = FORMAT_1
+
+
+class _FileV1(Frozen, kw_only=True):
+    """Format /1 as written: the plan model itself, every step in full."""
+
+    format: Literal["pveplan-plan/1"] = FORMAT_1
+    hash: str
+    plan: Plan
+    header: Header
+
+
+class _WireHeader(Header, kw_only=True):
+    """`Header` as /2 writes it: `sources` naming each file once (`_planwire`)."""
+
+    sources: dict[str, str | dict[str, str]] = msgspec.field(default_factory=dict)  # type: ignore[assignment]
+    source_files: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class _FileV2(Frozen, kw_only=True):
+    """Format /2 as written: lines and the templates they share."""
+
+    format: Literal["pveplan-plan/2"]
+    hash: str
+    header: _WireHeader
+    plan: WirePlan
+    templates: dict[str, Template] = msgspec.field(default_factory=dict)
+
+
 _encoder = msgspec.json.Encoder(order="sorted")
-_decoder = msgspec.json.Decoder(PlanFile)
+_format_decoder = msgspec.json.Decoder(_Format)
+_decoders = {FORMAT_1: msgspec.json.Decoder(_FileV1), FORMAT_2: msgspec.json.Decoder(_FileV2)}
 
 
 def encode_plan_file(plan_file: PlanFile) -> bytes:
-    """The canonical, pretty bytes of a plan file."""
-    return msgspec.json.format(_encoder.encode(plan_file), indent=2) + b"\n"
+    """The canonical, pretty bytes of a plan file, in format /2 (whatever it was read as)."""
+    writer = Writer()
+    body: list[bytes] = []
+    writer.plan(plan_file.plan, 2, body)
+    if writer.collided:  # two templates share 12 digits (rare): those get all 32
+        writer = Writer(frozenset(writer.collided))
+        body = []
+        writer.plan(plan_file.plan, 2, body)
+    files, sources = encode_sources(plan_file.header.sources)
+    header = _WireHeader(
+        **{f: getattr(plan_file.header, f) for f in Header.__struct_fields__ if f != "sources"},
+        sources=sources,
+        source_files=files,
+    )
+    return b"".join(
+        [
+            b'{\n  "format": ',
+            _encoder.encode(FORMAT_2),
+            b',\n  "hash": ',
+            _encoder.encode(plan_file.hash),
+            b',\n  "header": ',
+            pretty(_encoder.encode(header), 2),
+            b',\n  "plan": ',
+            *body,
+            b',\n  "templates": ',
+            writer.table(),
+            b"\n}\n",
+        ]
+    )
+
+
+def _from_wire(wire: _FileV2, problems: list[str]) -> PlanFile:
+    """The `PlanFile` a /2 file describes (_WireError when its structure is not sound),
+    its hashes checked into `problems`."""
+    check_templates(wire.templates)
+    used: set[str] = set()
+    plan = join_plan(wire.plan, wire.templates, used, problems)
+    unused = sorted(wire.templates.keys() - used)
+    if unused:
+        raise _WireError(f"template(s) {', '.join(unused)} used by no step")
+    fields = {f: getattr(wire.header, f) for f in Header.__struct_fields__ if f != "sources"}
+    header = Header(**fields, sources=decode_sources(wire.header.source_files, wire.header.sources))
+    return PlanFile(format=FORMAT_2, hash=wire.hash, plan=plan, header=header)
 
 
 def decode_plan_file(data: bytes, name: str) -> PlanFile:
-    """A plan file read back and verified: every hash must match what it covers."""
+    """A plan file (/1 or /2) read back and verified: every hash must match what it covers."""
+    problems: list[str] = []
     try:
-        plan_file = _decoder.decode(data)
+        found = _format_decoder.decode(data).format
+        if found not in _decoders:
+            raise msgspec.DecodeError(f"unknown format {found!r}")
+        wire = _decoders[found].decode(data)
+        if isinstance(wire, _FileV1):
+            plan_file = PlanFile(
+                format=FORMAT_1, hash=wire.hash, plan=wire.plan, header=wire.header
+            )
+            problems = verify_plan(plan_file.plan)
+        else:  # its step hashes are computed, not read: join_plan checks the rest
+            plan_file = _from_wire(wire, problems)
     except msgspec.DecodeError as exc:
         raise PlanError.at(
             Location(file=name, line=1, col=1),
             f"not a pveplan plan file: {exc}",
-            f"plan files are written by `pveplan plan -o FILE` (format {FORMAT})",
+            f"plan files are written by `pveplan plan -o FILE` (format {FORMAT}, or {FORMAT_1})",
         ) from None
-    problems = verify_plan(plan_file.plan)
+    except _WireError as exc:
+        raise PlanError.at(
+            Location(file=name, line=1, col=1),
+            f"plan file does not match its hashes (edited or damaged): {exc}",
+            "re-plan to get a sound file",
+        ) from None
     if plan_file.hash != plan_file.plan.hash:
         problems.append(f"file hash {plan_file.hash} is not the plan's hash {plan_file.plan.hash}")
     if problems:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pveplan.planner import read_plan_file
 from pveplan.sim import read_state
 from pveplan.store import open_store
 from tests.cli_runner import run_cli
@@ -44,15 +45,10 @@ def expected_hashes(lab: Lab, name: str, tmp_path: Path) -> dict[str, str]:
     code, _, err = run_cli(lab.args("plan", "-M", name, "-H", "sim", "-o", str(path)))
     assert code in (0, 2), err
     found: dict[str, str] = {}
-
-    def walk(plan: dict) -> None:
-        for step in plan["steps"]:
-            if step["kind"] == "config.await_report":
-                found[step["args"]["identity"]] = step["args"]["spec_hash"]
-        for sub in plan.get("subplans", {}).values():
-            walk(sub)
-
-    walk(json.loads(path.read_text())["plan"])
+    # Read through the plan-file reader: format /2 stores shared args in templates.
+    for _, step in read_plan_file(path).plan.walk():
+        if step.kind == "config.await_report":
+            found[step.args["identity"]] = step.args["spec_hash"]
     return found
 
 

@@ -11,11 +11,14 @@ and the edited version, and an edit only replaces a value the base already write
 manifest line moves, so the header's `sources` (manifest positions of step args) must not
 change either.
 
-Allowed to change, for an edit of node N whose ancestors are A1 (root) .. Ak (N's parent):
+Format /2 writes each step on one line (no step hash: readers compute it) and the values
+steps share once, in `templates`. Allowed to change, for an edit of node N whose ancestors
+are A1 (root) .. Ak (N's parent):
 
-- any line of a step `node.N.*` (its args, and the hashes of the steps that refer to
-  `node.N.create`: every other step of N);
-- `args.subplan` and `hash` of each `node.Ai.delegate` step, and the `hash` of each
+- the line of any step `node.N.*` (its own args, or which template it uses);
+- a `templates` entry that a step of N uses before or after the edit (an entry appears or
+  goes when N is the only step with that shared part);
+- the line of each `node.Ai.delegate` step (its `subplan` arg), and the `hash` of each
   enclosing subplan, of the plan and of the file (the Merkle path to the root);
 - the header's `manifest_digest` and the manifest file's digest in `manifest_files`.
 
@@ -29,6 +32,7 @@ import copy
 import difflib
 import functools
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from pveplan.dsl import load_manifest
-from pveplan.planner._planfile import encode_plan_file
+from pveplan.planner._plan import Step
+from pveplan.planner._planfile import decode_plan_file, encode_plan_file
 from pveplan.planner._planning import build_plan_file
 from pveplan.planner.siteconfig import SiteConfig, load_site_config, resolve_manifest
 from tests._tiers import examples
@@ -239,6 +244,8 @@ def describe(path: Path_, doc: dict[str, Any]) -> str:
     """
     if not path:
         return "file: {}"
+    if path[0] == "templates" and len(path) > 1:
+        return f"template {path[1]}: " + ".".join(map(str, path[2:]))
     if path[0] != "plan":
         return f"{'file' if len(path) == 1 else path[0]}: " + ".".join(map(str, path[1:] or path))
     plan, chain, rest = doc["plan"], ["plan"], list(path[1:])
@@ -266,8 +273,8 @@ def ancestors(data: dict[str, Any], node: str) -> list[str]:
 
 
 def merkle_path(data: dict[str, Any], node: str) -> set[str]:
-    """The lines that must change above an edited node: its delegates' `subplan` args and
-    hashes, the enclosing subplans' hashes, the plan's, the file's, and the manifest
+    """The lines that must change above an edited node: its delegates' lines (their
+    `subplan` arg), the enclosing subplans' hashes, the plan's, the file's, and the manifest
     digests in the header (the header is not hashed, but records what was read)."""
     lines = {
         "file: hash",
@@ -278,7 +285,7 @@ def merkle_path(data: dict[str, Any], node: str) -> set[str]:
     chain = ["plan"]
     for parent in ancestors(data, node):
         delegate = f"node.{parent}.delegate"
-        lines |= {f"{delegate}: args.subplan", f"{delegate}: hash"}
+        lines.add(f"{delegate}: ")
         chain.append(delegate)
         lines.add("/".join(chain) + ": hash")
     return lines
@@ -288,6 +295,24 @@ def own(line: str, node: str) -> bool:
     return line.startswith(f"node.{node}.")
 
 
+def templates_of(doc: dict[str, Any], node: str) -> set[str]:
+    """The `templates` entries (as `describe` names them) that the steps of `node` use."""
+    plans, keys = [doc["plan"]], set()
+    while plans:
+        plan = plans.pop()
+        keys |= {s["template"] for s in plan["steps"] if own(s["address"], node)}
+        plans.extend(plan.get("subplans", {}).values())
+    return {f"template {key}" for key in keys}
+
+
+def model_step(text: str, address: str) -> Step:
+    """The step at `address` anywhere in the plan tree, as the reader decodes it."""
+    for _, found in decode_plan_file(text.encode(), "plan.json").plan.walk():
+        if found.address == address:
+            return found
+    raise KeyError(address)
+
+
 # ---- the diff -----------------------------------------------------------------------------
 
 
@@ -295,6 +320,7 @@ class LineDiff:
     """The line diff of two plan files, each changed line described by its JSON place."""
 
     def __init__(self, before: str, after: str) -> None:
+        self.before_text, self.after_text = before, after
         self.before, self.after = before.splitlines(), after.splitlines()
         self.before_paths, self.after_paths = line_paths(before), line_paths(after)
         self.before_doc, self.after_doc = json.loads(before), json.loads(after)
@@ -340,22 +366,30 @@ class LineDiff:
         )
 
     def churn(self, allowed: set[str], node: str) -> list[str]:
-        """Changed lines that are neither the node's own nor on its Merkle path."""
-        bad = [f"-{n}: {d}" for n, d in self.removed if not (own(d, node) or d in allowed)]
-        bad += [f"+{n}: {d}" for n, d in self.added if not (own(d, node) or d in allowed)]
+        """Changed lines that are neither the node's own nor on its Merkle path, and
+        `templates` entries added, dropped or changed that no step of the node uses. (The
+        table is compared as JSON: its entries share many equal lines, so a line diff may
+        pair an added entry's lines with a neighbour's.)"""
+        templates = templates_of(self.before_doc, node) | templates_of(self.after_doc, node)
+        before, after = self.before_doc["templates"], self.after_doc["templates"]
+        moved = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        bad = [f"template {k}" for k in sorted(moved) if f"template {k}" not in templates]
+
+        def fine(d: str) -> bool:
+            return own(d, node) or d in allowed or d.startswith("template ")
+
+        bad += [f"-{n}: {d}" for n, d in self.removed if not fine(d)]
+        bad += [f"+{n}: {d}" for n, d in self.added if not fine(d)]
         return bad
 
+    def changed_args(self, address: str) -> set[str]:
+        """The args of the step at `address` whose value changed, as decoded."""
+        before = model_step(self.before_text, address).args
+        after = model_step(self.after_text, address).args
+        return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
 
-def step(doc: dict[str, Any], address: str) -> dict[str, Any]:
-    """The step at `address` anywhere in the plan tree."""
-    plans = [doc["plan"]]
-    while plans:
-        plan = plans.pop()
-        for s in plan["steps"]:
-            if s["address"] == address:
-                return s
-        plans.extend(plan.get("subplans", {}).values())
-    raise KeyError(address)
+
+ADDRESS = re.compile(r'"address": "([^"]+)"')
 
 
 def check_edit(
@@ -383,28 +417,44 @@ def check_edit(
     # hunk, and the JSON path of every line is the same before and after (so nothing
     # moved, nothing was reordered). A `spec` edit may grow or shrink the node's lists,
     # but outside the node's own steps the file's shape must be identical.
-    if field in SAME_SHAPE_FIELDS:
+    if field in SAME_SHAPE_FIELDS - {"preset"}:
         odd = [op for op in diff.opcodes if op[0] != "replace" or op[2] - op[1] != op[4] - op[3]]
         assert not odd, f"{context}: lines inserted/deleted/moved: {odd}\n{diff.unified()}"
         assert diff.before_paths == diff.after_paths, context
+    elif field == "preset":  # a preset file may become used or unused: its `source_files` line
+
+        def files_apart(paths: tuple[Path_, ...]) -> list[Path_]:
+            return [p for p in paths if p[:2] != ("header", "source_files")]
+
+        assert files_apart(diff.before_paths) == files_apart(diff.after_paths), context
     else:
 
         def shape(paths: tuple[Path_, ...], doc: dict[str, Any]) -> list[Path_]:
-            return [p for p in paths if not own(describe(p, doc), name)]
+            return [p for p in paths if not own(describe(p, doc), name) and p[:1] != ("templates",)]
 
         assert shape(diff.before_paths, diff.before_doc) == shape(
             diff.after_paths, diff.after_doc
         ), context
 
-    addresses = [line for line in diff.before if '"address": ' in line]
-    assert addresses == [line for line in diff.after if '"address": ' in line], context
+    addresses = ADDRESS.findall(diff.before_text)
+    assert addresses == ADDRESS.findall(diff.after_text), context
 
     # 2. Locality: every changed line is the node's own or on its Merkle path.
     allowed = set(merkle_path(edited, name))
     if field == "preset":  # the sizes a preset gives point into the new preset's file
-        allowed |= {
-            f"header: sources.node.{name}.create.{size}" for size in ("cores", "disk", "memory")
+        allowed.add(f"header: sources.node.{name}.create")
+        # The old preset's file may go from `source_files` and the new one's come (a line
+        # diff also shows the entry before them, for its comma): compared as JSON here.
+        files = (diff.before_doc["header"], diff.after_doc["header"])
+        before_files, after_files = (h.get("source_files", {}) for h in files)
+        moved = {
+            k
+            for k in before_files.keys() | after_files.keys()
+            if before_files.get(k) != after_files.get(k)
         }
+        assert moved <= {f"{base['nodes'][index]['preset']}.yaml", f"{value}.yaml"}, context
+        allowed |= {"header: source_files"} | {f"header: source_files.{k}" for k in after_files}
+        allowed |= {f"header: source_files.{k}" for k in before_files}
     churn = diff.churn(allowed, name)
     assert not churn, (
         f"{context}: churn outside node {name!r}:\n" + "\n".join(churn) + "\n" + diff.unified()
@@ -414,7 +464,7 @@ def check_edit(
     # the node overrides every size the new preset changes; then nothing in the plan body
     # may change.)
     before_doc, after_doc = diff.before_doc, diff.after_doc
-    create = step(after_doc, f"node.{name}.create")["args"]
+    create = model_step(diff.after_text, f"node.{name}.create").args
     if field in SIZE_FIELDS or field == "vmid":
         assert create[field] == value, context
     elif field == "preset":
@@ -422,11 +472,11 @@ def check_edit(
         for size in SIZE_FIELDS:
             assert create[size] == node.get(size, preset[size]), (context, size)
     else:  # push nodes' config.push has `spec`; pull nodes' config.await_report `spec_name`
-        config = step(after_doc, f"node.{name}.config")["args"]
+        config = model_step(diff.after_text, f"node.{name}.config").args
         assert config.get("spec_name", config["spec"]) == value, context
     body_changed = before_doc["plan"] != after_doc["plan"]
     if body_changed:
-        assert f"node.{name}.create: hash" in diff.changed, context
+        assert diff.changed_steps() & {f"node.{name}.create", f"node.{name}.config"}, context
         missing = merkle_path(edited, name) - diff.changed
         assert not missing, f"{context}: Merkle path lines that did not change: {sorted(missing)}"
     else:
@@ -497,15 +547,8 @@ def test_every_spec_and_preset_edit_is_local(planner: Planner) -> None:
 # ---- exact diffs, n3-deep -----------------------------------------------------------------
 
 EDGE_CHAIN = {
-    "node.edge.create: hash",
-    "node.edge.start: hash",
-    "node.edge.wait_ip: hash",
-    "node.edge.wait_ssh: hash",
-    "node.edge.config: hash",
-    "node.leaf-pve.delegate: args.subplan",
-    "node.leaf-pve.delegate: hash",
-    "node.root-pve.delegate: args.subplan",
-    "node.root-pve.delegate: hash",
+    "node.leaf-pve.delegate: ",
+    "node.root-pve.delegate: ",
     "file: hash",
     "plan: hash",
     "plan/node.root-pve.delegate: hash",
@@ -513,16 +556,9 @@ EDGE_CHAIN = {
     "header: manifest_digest",
     "header: manifest_files.n3-deep.yaml",
 }
-# The steps an edit of edge touches: its own, and the delegates above it.
-EDGE_STEPS = {
-    "node.edge.create",
-    "node.edge.start",
-    "node.edge.wait_ip",
-    "node.edge.wait_ssh",
-    "node.edge.config",
-    "node.leaf-pve.delegate",
-    "node.root-pve.delegate",
-}
+# The lines an edit of edge's sizes touches: its create step, and the delegates above it
+# (no other step of edge: they refer to its create step, but a /2 file holds no step hash).
+EDGE_STEPS = {"node.edge.create", "node.leaf-pve.delegate", "node.root-pve.delegate"}
 
 
 def n3_deep(index: int = 2, **fields: Any) -> dict[str, Any]:
@@ -549,43 +585,56 @@ SMALL = PRESETS["vm-small"]  # edge's preset
 def test_n3_deep_edge_edit_exact_lines(
     planner: Planner, field: str, value: Any, edge_args: set[str]
 ) -> None:
-    """Editing the deepest VM of n3-deep changes exactly: the edited arg of its create step,
-    the hashes of its steps (all refer to create), the `subplan` arg and hash of the delegate
-    at each level above it, both subplans' hashes, the plan's and the file's hash, and the
-    manifest digests in the header. Nothing of root-pve or leaf-pve but their delegates."""
+    """Editing the deepest VM of n3-deep changes exactly: the line of its create step (the
+    edited arg), the line of the delegate at each level above it (its `subplan` arg), both
+    subplans' hashes, the plan's and the file's hash, and the manifest digests in the header.
+    Nothing of root-pve or leaf-pve but their delegates; no other step of edge."""
     base = n3_deep(**SMALL) if field in SIZE_FIELDS else n3_deep()
     diff = check_edit(planner, base, 2, field, value)
-    expected = EDGE_CHAIN | {f"node.edge.create: {arg}" for arg in edge_args}
+    expected = EDGE_CHAIN | {"node.edge.create: "}
     if field == "preset":  # the sizes now point into vm-medium.yaml instead of vm-small.yaml
-        expected |= {f"header: sources.node.edge.create.{s}" for s in ("cores", "disk", "memory")}
+        expected.add("header: sources.node.edge.create")
+        # ... which no other node uses: its `source_files` entry goes (and the comma of the
+        # entry before it, vm-medium.yaml, which another node uses)
+        expected |= {"header: source_files.vm-small.yaml", "header: source_files.vm-medium.yaml"}
+        assert len(diff.removed) == len(diff.added) + 1 == len(expected)
+    else:
+        assert len(diff.removed) == len(diff.added) == len(expected)  # one line each, in place
     assert diff.changed == expected, diff.unified()
-    assert len(diff.removed) == len(diff.added) == len(expected)  # one line each, in place
     assert diff.changed_steps() == EDGE_STEPS
+    assert {f"args.{a}" for a in diff.changed_args("node.edge.create")} == edge_args
 
 
 def test_n3_deep_edge_spec_edit_inserts_lines_only_in_edges_steps(planner: Planner) -> None:
     """base -> pve for edge: the pve spec has more packages, services and a `pve` object, so
-    edge's create (cloud-init packages) and config steps grow; every inserted line is inside
-    them, and above edge only the Merkle path changes."""
+    edge's create (cloud-init packages) and config steps now use other templates (the ones
+    the PVE hosts of n3-deep already share); above edge only the Merkle path changes."""
     diff = check_edit(planner, n3_deep(), 2, "spec", "pve")
-    assert diff.changed_steps() == EDGE_STEPS
+    assert diff.changed_steps() == EDGE_STEPS | {"node.edge.config"}
     assert diff.changed >= EDGE_CHAIN
-    added = {d for _, d in diff.added} - EDGE_CHAIN
-    assert "node.edge.create: args.cloud_init.packages.12" in added  # proxmox-ve
-    assert {
-        "node.edge.config: args.spec",
-        "node.edge.config: args.pve.remove_subscription_nag",
-    } <= added
-    assert len(diff.added) > len(diff.removed)  # it grew
-    assert all(d.startswith(("node.edge.create: ", "node.edge.config: ")) for d in added)
+    assert (
+        "proxmox-ve"
+        in model_step(diff.after_text, "node.edge.create").args["cloud_init"]["packages"]
+    )
+    config = model_step(diff.after_text, "node.edge.config").args
+    assert config["spec"] == "pve" and config["pve"]["remove_subscription_nag"] is True
+    assert diff.changed_args("node.edge.config") >= {"spec", "pve", "packages", "services"}
+    outside = {d for d in diff.changed if not d.startswith(("node.edge.", "template "))}
+    assert outside <= EDGE_CHAIN
 
 
 def test_n3_deep_root_memory_edit_touches_no_descendant(planner: Planner) -> None:
-    """Editing the root PVE node changes its own steps (all refer to its create step,
-    including its delegate, through the pinned host key), the plan's and file's hash --
-    and no line of either subplan: the children do not depend on their host's size."""
+    """Editing the root PVE node changes the line of its create step, the plan's and file's
+    hash -- and no line of either subplan: the children do not depend on their host's size.
+    Every other step of root-pve re-runs (they refer to its create step, through the pinned
+    host key), which the decoded hashes show; the file holds no step hash to churn."""
     diff = check_edit(planner, n3_deep(0, memory=8192), 0, "memory", 12288)
-    assert diff.changed_steps() == {
+    assert diff.changed_steps() == {"node.root-pve.create"}
+    assert not [d for d in diff.changed if d.startswith(("plan/", "node.leaf-pve", "node.edge"))]
+    before = decode_plan_file(diff.before_text.encode(), "before").plan
+    after = decode_plan_file(diff.after_text.encode(), "after").plan
+    moved = {s.address for s in after.steps if s.hash != before.step(s.address).hash}
+    assert moved == {
         f"node.root-pve.{s}"
         for s in [
             "create",
@@ -605,8 +654,6 @@ def test_n3_deep_root_memory_edit_touches_no_descendant(planner: Planner) -> Non
             "delegate",
         ]
     }
-    assert "node.root-pve.delegate: args.subplan" not in diff.changed
-    assert not [d for d in diff.changed if d.startswith(("plan/", "node.leaf-pve", "node.edge"))]
 
 
 def test_rewritten_bases_plan_like_the_examples(planner: Planner) -> None:
@@ -618,7 +665,8 @@ def test_rewritten_bases_plan_like_the_examples(planner: Planner) -> None:
         loaded = load_manifest(str(original))
         resolved = resolve_manifest(loaded, planner.site, HOST)
         plan_file = build_plan_file(loaded, resolved, planner.site, HOST, planned_against=None)
-        rewritten = json.loads(planner.plan_text(BASES[name], "base"))
-        assert json.loads(encode_plan_file(plan_file))["plan"] == rewritten["plan"], name
-    explicit = json.loads(planner.plan_text(n3_deep(**SMALL), "base"))["plan"]
-    assert explicit == json.loads(planner.plan_text(n3_deep(), "base"))["plan"]
+        rewritten = decode_plan_file(planner.plan_text(BASES[name], "base").encode(), name)
+        assert plan_file.plan == rewritten.plan, name
+    explicit = json.loads(planner.plan_text(n3_deep(**SMALL), "base"))
+    implicit = json.loads(planner.plan_text(n3_deep(), "base"))
+    assert (explicit["plan"], explicit["templates"]) == (implicit["plan"], implicit["templates"])
