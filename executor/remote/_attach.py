@@ -126,7 +126,8 @@ def main(launcher: str) -> int:
         os.execv(sys.executable, argv)
     try:
         return _relay(sock)
-    except (BrokenPipeError, ConnectionResetError):
+    except (BrokenPipeError, ConnectionResetError) as exc:
+        sys.stderr.write(f"pveplan: the warm executor's session broke off ({exc})\n")
         return 1
     finally:
         sock.close()
