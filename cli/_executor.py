@@ -28,10 +28,14 @@ if TYPE_CHECKING:
 
 
 def run_executor(args: argparse.Namespace, console: Console) -> int:
+    home = Path(args.home or console.env.get("HOME") or Path.home())
+    if args.warm_daemon:
+        from pveplan.executor import serve_warm
+
+        return serve_warm(home, args.ready_fd, _host_access)
     if not args.stdio:
         console.error("error: `pveplan executor` is started by a driver: use --stdio")
         return 2
-    home = Path(args.home or console.env.get("HOME") or Path.home())
     frames_fd = os.dup(1)  # the protocol's stdout; fd 1 becomes stderr for stray prints
     os.dup2(2, 1)
     sys.stdout = sys.stderr

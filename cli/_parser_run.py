@@ -49,6 +49,18 @@ def add_run_parsers(commands: argparse._SubParsersAction) -> None:  # type: igno
     )
     executor.add_argument("--stdio", action="store_true", help="serve one session on stdio")
     executor.add_argument("--home", metavar="DIR", help="root's home to use (default: $HOME)")
+    executor.add_argument(
+        "--warm",
+        action="store_true",
+        help="with --stdio: relay the session to this bundle's warm executor (the bundle's "
+        "launcher does; elsewhere the session is served here)",
+    )
+    executor.add_argument(
+        "--warm-daemon",
+        action="store_true",
+        help="be the warm executor: serve sessions on the bundle's unix socket until idle",
+    )
+    executor.add_argument("--ready-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
 
     completion = add_command(
         commands,

@@ -274,6 +274,12 @@ class SshChannel:
             raise self._lost(args[0])
         return CommandResult(argv=args, exit_status=status, stdout=stdout, stderr=stderr)
 
+    async def connection_token(self) -> object:
+        """The live connection this channel uses now (connecting if needed), as an opaque
+        token: what a caller learnt about the host over it holds while the token lives
+        (`remote.ensure_bundle` remembers an installed bundle per connection)."""
+        return await self._pool._connection(self.target)
+
     async def start(self, argv: Sequence[str]) -> SshStream:
         """Start argv remotely and return its stdio as streams; the caller must `aclose` it."""
         args = checked_argv(argv)

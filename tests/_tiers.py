@@ -36,6 +36,7 @@ SLOW = (
     "pull/test_node.py",  # `config apply` as a process inside simulated VMs
     "pull/test_node_bootstrap.py",  # bundle download, install and first boot of a pull node
     "remote/test_bundle.py",  # builds, ships and installs bundles with real subprocesses
+    "remote/test_warm.py",  # installs a bundle and starts its warm executor daemon
     "store/test_crash.py",  # SIGKILLs writers at random points
     "planner/test_markdown_scale.py",  # a 2,000-node plan, benchmark scale
 )

@@ -15,6 +15,7 @@ that is already gone, or not running, needs nothing: its VMs went (or go) with i
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,6 +72,7 @@ class SubplanDelegate(StepKind):
         from pveplan.planner import __version__
 
         from ..remote import BundleError, RemoteError, ensure_bundle, run_remote
+        from ..remote._bundle import forget_bundle
         from ..remote._client import executor_argv
         from ..remote._protocol import RunOptions
 
@@ -89,7 +91,7 @@ class SubplanDelegate(StepKind):
             launcher = await ensure_bundle(channel, bundle)
             result = await run_remote(
                 channel,
-                executor_argv(launcher),
+                executor_argv(launcher, warm=True),
                 subplan,
                 host=host,
                 version=__version__,
@@ -103,6 +105,9 @@ class SubplanDelegate(StepKind):
                 forward=ctx.forward,
             )
         except (ChannelError, BundleError, RemoteError) as exc:
+            if isinstance(exc, RemoteError):  # its launcher may be gone: check it next time
+                with contextlib.suppress(ChannelError):
+                    await forget_bundle(channel, bundle.hash)
             if destroying:  # the host's own destroy follows, and takes its VMs with it
                 ctx.log(
                     f"could not destroy the subtree on {host} first ({exc}); its VMs go with it"

@@ -22,6 +22,7 @@ Layout of the archive (every entry under one top directory):
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import hashlib
 import importlib.metadata
@@ -34,6 +35,7 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -46,7 +48,7 @@ from pveplan.planner import __version__
 
 from ._scripts import INSTALL_CODE, PROBE_CODE, RUN_PY
 
-FORMAT = 2
+FORMAT = 3
 """Bumped whenever the layout or the launcher changes, so cached archives are rebuilt."""
 
 TOP = "bundle"
@@ -430,6 +432,36 @@ async def _install(channel: Channel, bundle: Bundle, timeout: float) -> None:
         )
 
 
+_INSTALLED: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
+"""Bundle hashes known to be installed, per live SSH connection (`connection_token`): a
+warm executor keeps its next hop's connection, so its sessions skip the READY check."""
+
+
+async def _token(channel: Channel) -> object | None:
+    token = getattr(channel, "connection_token", None)
+    return await token() if token is not None else None
+
+
+async def bundle_installed(channel: Channel, bundle_hash: str) -> bool:
+    """Whether the bundle is installed on the channel's host (READY there), remembered for
+    as long as the channel's connection lives."""
+    token = await _token(channel)
+    if token is not None and bundle_hash in _INSTALLED.get(token, ()):
+        return True
+    if await channel.get_file(f"{REMOTE_ROOT}/{bundle_hash}/READY") is None:
+        return False
+    if token is not None:
+        _INSTALLED.setdefault(token, set()).add(bundle_hash)
+    return True
+
+
+async def forget_bundle(channel: Channel, bundle_hash: str) -> None:
+    """Check again next time: an executor of that bundle could not be started there."""
+    token = await _token(channel)
+    if token is not None:
+        _INSTALLED.get(token, set()).discard(bundle_hash)
+
+
 async def ensure_bundle(channel: Channel, bundle: Bundle, *, timeout: float = 300.0) -> str:
     """Make `bundle` present on the channel's host, shipping it only when it is not yet
     installed there; returns the launcher's path relative to HOME
@@ -443,10 +475,13 @@ async def ensure_bundle(channel: Channel, bundle: Bundle, *, timeout: float = 30
     launcher = f"{REMOTE_REL}/{bundle.hash}/{TOP}/run.py"
     try:
         with trio.fail_after(timeout):
-            if await channel.get_file(f"{REMOTE_ROOT}/{bundle.hash}/READY") is not None:
+            if await bundle_installed(channel, bundle.hash):
                 return launcher
             await _probe(channel, bundle, timeout)
             await _install(channel, bundle, timeout)
+            token = await _token(channel)
+            if token is not None:
+                _INSTALLED.setdefault(token, set()).add(bundle.hash)
     except trio.TooSlowError:
         raise BundleError(
             f"{channel.name}: shipping the pveplan bundle ({bundle.size / 1e6:.1f} MB) "
@@ -459,8 +494,11 @@ KEPT_ARCHIVE = "bundle.tar.gz"
 """The verified archive, kept inside an installed bundle's directory (next to READY)."""
 
 
+@functools.cache
 def running_bundle() -> Bundle | None:
     """The installed bundle this process runs from (a nested host's executor), or None.
+    Found once per process (its BUNDLE.json lists every file: a warm executor asks for it
+    every session); the warm executor leaves when the install goes away.
 
     Inside an install the code lives in `HASH/bundle/lib/pveplan/executor/remote/`; the archive it
     came from is kept as `HASH/bundle.tar.gz`, so the host can ship exactly the same bytes

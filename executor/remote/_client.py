@@ -55,9 +55,13 @@ class ProbeUnsupported(RemoteError):
     speaks an older one): its level is not probed, and an apply upgrades it."""
 
 
-def executor_argv(launcher: str) -> list[str]:
-    """The command that starts a remote executor from an installed bundle's launcher."""
-    return ["python3", "-I", "-S", launcher, "executor", "--stdio"]
+def executor_argv(launcher: str, *, warm: bool = False) -> list[str]:
+    """The command that starts a remote executor session from an installed bundle's
+    launcher. `warm`: relay the session to that bundle's long-lived executor (`_attach`),
+    started on first use; only for a bundle of this pveplan, whose launcher knows how (an
+    older bundle's would refuse the flag)."""
+    argv = ["python3", "-I", "-S", launcher, "executor", "--stdio"]
+    return [*argv, "--warm"] if warm else argv
 
 
 async def run_remote(

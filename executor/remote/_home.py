@@ -60,9 +60,18 @@ def serve_stdio(home: Path, frames_fd: int, host_access: HostAccessFor) -> int:
 
 @contextlib.asynccontextmanager
 async def _services(
-    home: Path, store: Any, plan: Plan, options: Any, host_access: HostAccessFor
+    home: Path,
+    store: Any,
+    plan: Plan,
+    options: Any,
+    host_access: HostAccessFor,
+    pools: dict[bytes, Any] | None = None,
 ) -> AsyncIterator[Any]:
-    """Services for running `plan` on this host: its node file, key, secrets, bundle."""
+    """Services for running `plan` on this host: its node file, key, secrets, bundle.
+
+    `pools`: SSH pools that outlive the session, by client key (the warm executor's, so
+    the next hop's connection stays open between sessions; their owner closes them).
+    Without it the session has its own pool, closed when it ends."""
     from pveplan.planner import workspace_name
 
     from .._context import Services
@@ -77,7 +86,15 @@ async def _services(
     private = (home / NEXT_HOP_KEY).read_bytes()
     public = public_line(private, f"pveplan@{plan.host}")
 
-    async with SshPool(private) as pool:
+    async with contextlib.AsyncExitStack() as stack:
+        pool = pools.get(private) if pools is not None else None
+        if pool is None:
+            pool = SshPool(private)
+            if pools is None:
+                await stack.enter_async_context(pool)
+            else:
+                await pool.__aenter__()  # checks the loop; closed by the pools' owner
+                pools[private] = pool
         yield Services(
             store=store,
             workspace=workspace_name(plan.manifest, plan.host),

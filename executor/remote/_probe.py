@@ -13,6 +13,7 @@ and neither ever fails the plan.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +32,8 @@ from pveplan.planner import (
     node_statuses,
 )
 
-from ._bundle import REMOTE_REL, REMOTE_ROOT, TOP
-from ._client import ProbeUnsupported, executor_argv, probe_remote
+from ._bundle import REMOTE_REL, TOP, bundle_installed, forget_bundle
+from ._client import ProbeUnsupported, RemoteError, executor_argv, probe_remote
 from ._layout import REMOTE_USER
 
 if TYPE_CHECKING:
@@ -110,9 +111,9 @@ async def _probe_host(
     try:
         with trio.fail_after(CONNECT_TIMEOUT):
             channel = await services.pool.channel(target)
-            launcher = await _launcher(services, channel, recorded)
+            launcher, own = await _launcher(services, channel, recorded)
         levels = await probe_remote(
-            channel, executor_argv(launcher), subplan, host=host, version=__version__
+            channel, executor_argv(launcher, warm=own), subplan, host=host, version=__version__
         )
     except ProbeUnsupported as exc:
         return (LevelProbe(path=(host,), state="too_old", reason=str(exc)),)
@@ -120,6 +121,9 @@ async def _probe_host(
         reason = f"no answer within {CONNECT_TIMEOUT:g}s"
         return (LevelProbe(path=(host,), state="unreachable", reason=reason),)
     except (ChannelError, ExecutorError, OSError) as exc:
+        if isinstance(exc, RemoteError):  # its launcher may be gone: check it next time
+            with contextlib.suppress(ChannelError):
+                await forget_bundle(channel, services.bundle().hash)
         return (LevelProbe(path=(host,), state="unreachable", reason=str(exc)),)
     return below(host, levels)
 
@@ -140,10 +144,11 @@ def _recorded(services: Services, addresses: tuple[str, ...]) -> dict[str, Mappi
     return {address: result.outputs for address, result in best.items()}
 
 
-async def _launcher(services: Services, channel: Any, recorded: str) -> str:
-    """The launcher to probe with: this pveplan's bundle when the host has it installed,
-    else the one its last apply installed (an older executor, which says so)."""
+async def _launcher(services: Services, channel: Any, recorded: str) -> tuple[str, bool]:
+    """The launcher to probe with, and whether it is this pveplan's own bundle (whose warm
+    executor can serve): this pveplan's bundle when the host has it installed, else the one
+    its last apply installed (an older executor, which says so)."""
     bundle = services.bundle()
-    if await channel.get_file(f"{REMOTE_ROOT}/{bundle.hash}/READY") is not None:
-        return f"{REMOTE_REL}/{bundle.hash}/{TOP}/run.py"
-    return recorded
+    if await bundle_installed(channel, bundle.hash):
+        return f"{REMOTE_REL}/{bundle.hash}/{TOP}/run.py", True
+    return recorded, False

@@ -18,7 +18,19 @@ installed on this machine can shadow the bundled code.
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
+
+if sys.argv[1:] == ["executor", "--stdio", "--warm"]:
+    # The relay to this bundle's warm executor: the standard library only, run from its
+    # file, so nothing of pveplan (nor importlib's machinery) is imported here
+    # (executor/remote/_attach.py).
+    ATTACH = os.path.join(LIB, "pveplan", "executor", "remote", "_attach.py")
+    with open(ATTACH, "rb") as source:
+        attach = {"__name__": "pveplan_attach", "__file__": ATTACH}
+        exec(compile(source.read(), ATTACH, "exec"), attach)
+    sys.exit(attach["main"](sys.argv[0]))
+
+sys.path.insert(0, LIB)
 
 from pveplan.cli import main  # noqa: E402
 
