@@ -65,7 +65,7 @@ class StorageContentArgs(StepArgs, frozen=True, kw_only=True):
 class GuestCreateArgs(StepArgs, frozen=True, kw_only=True):
     """What a VM and a container are both made with. Which resource it is (name, vmid,
     type, storage) only changes by recreating it; sizes change on the live guest, except
-    that a disk only grows: a smaller disk is a new guest."""
+    that a disk only grows: a smaller one is kept (`keep`), never shrunk."""
 
     RULES = {
         "name": "replace",
@@ -111,8 +111,8 @@ class CloudInit(StepArgs, frozen=True, kw_only=True):
 
 class DiskArgs(StepArgs, frozen=True, kw_only=True):
     """One disk of a VM: the Nth disk on `bus` is PVE's `busN`. A disk grows in place
-    (`resize`); a smaller one, or one on another bus or storage, is a new disk, so a new
-    VM (PVE cannot shrink; a bus is the guest's device name)."""
+    (`resize`) and a smaller one is kept (PVE cannot shrink); one on another bus or
+    storage is a new disk, so a new VM (a bus is the guest's device name)."""
 
     RULES = {"size": "grow", "bus": "replace", "storage": "replace"}
 
