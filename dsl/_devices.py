@@ -48,6 +48,7 @@ def check_devices(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
                 )
             )
         found.extend(_unsupported(node, at, smap))
+        found.extend(_no_cloud_init(node, at, smap))
         for number, nic in enumerate(node.nics or ()):
             found.extend(_nic(node.name, number, nic, (*at, "nics", number), smap))
         found.extend(_nameserver(node.nameserver, (*at, "nameserver"), smap))
@@ -74,6 +75,27 @@ def _unsupported(node: Node, at: Path, smap: SourceMap) -> list[Diagnostic]:
             "a vm with an image",
         )
         for field in LISTS_AND_DNS
+        if getattr(node, field) is not None
+    ]
+
+
+CLOUD_INIT_SNIPPETS = ("user_data", "vendor_data")
+
+
+def _no_cloud_init(node: Node, at: Path, smap: SourceMap) -> list[Diagnostic]:
+    """A container runs no cloud-init (PVE writes its settings into its files), and a
+    template is never booted (each clone boots with its own): a snippet on either would
+    reach nothing, so it is refused where written."""
+    if node.type not in ("ct", "template"):
+        return []
+    why = (
+        "a container runs no cloud-init: PVE sets it up from its own options"
+        if node.type == "ct"
+        else "a template is never booted: give the snippet to the clones made from it"
+    )
+    return [
+        _error(smap, (*at, field), f"node {node.name!r} of type {node.type} sets {field}", why)
+        for field in CLOUD_INIT_SNIPPETS
         if getattr(node, field) is not None
     ]
 

@@ -105,6 +105,26 @@ Searchdomain = Annotated[
 ]
 
 
+SNIPPET_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+UserData = Annotated[
+    Annotated[str, Meta(pattern=SNIPPET_PATTERN)] | None,
+    Meta(
+        description="pveplan extension: a cloud-config snippet of the site config "
+        "(snippets/NAME.yaml, or secrets.yaml's snippets.NAME) merged into the user-data "
+        "pveplan writes (its lists added to pveplan's; the keys pveplan sets refused); "
+        "the plan holds its keyed digest, never its text"
+    ),
+]
+VendorData = Annotated[
+    Annotated[str, Meta(pattern=SNIPPET_PATTERN)] | None,
+    Meta(
+        description="pveplan extension: a snippet of the site config (snippets/NAME.yaml, or "
+        "secrets.yaml's snippets.NAME) given to cloud-init as vendor-data (PVE's cicustom "
+        "vendor=); the plan holds its keyed digest, never its text"
+    ),
+]
+
+
 SnapshotTrigger = Literal["resize", "replace"]
 
 
@@ -133,8 +153,8 @@ SnapshotPolicy = Annotated[
 
 
 class Settings(Frozen):
-    """How a run behaves; `parallelism`, `nameserver` and `searchdomain` are pveplan
-    extensions."""
+    """How a run behaves; `parallelism`, `nameserver`, `searchdomain`, `user_data` and
+    `vendor_data` are pveplan extensions (the last four: every VM's default)."""
 
     verify_ssh: Annotated[bool, Meta(description="Verify SSH access at each node")] = True
     cleanup_on_failure: Annotated[bool, Meta(description="Destroy created nodes on failure")] = True
@@ -155,6 +175,8 @@ class Settings(Frozen):
     nameserver: Nameserver = None
     searchdomain: Searchdomain = None
     snapshot_before: SnapshotPolicy = None
+    user_data: UserData = None
+    vendor_data: VendorData = None
 
 
 class Execution(Frozen):
@@ -269,6 +291,8 @@ class Node(Frozen):
     nameserver: Nameserver = None
     searchdomain: Searchdomain = None
     snapshot_before: SnapshotPolicy = None
+    user_data: UserData = None
+    vendor_data: VendorData = None
     host: Annotated[
         str | None,
         Meta(

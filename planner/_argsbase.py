@@ -13,12 +13,15 @@ AuthMethod = Literal["network", "site_token", "node_token"]
 
 Rule = Literal["in_place", "replace", "grow", "items"]
 """How a changed field is carried out: changed on the live resource (`in_place`), only by
-recreating it (`replace`), or in place when it grows and by recreating when it shrinks
-(`grow`: a disk). A field without a rule changes in place. `items` (a list of devices:
+recreating it (`replace`), or in place when it grows and not at all when it shrinks
+(`grow`: a disk; PVE cannot shrink one, and pveplan destroys no guest's data to get a
+smaller disk: the change is `keep`, shown by the plan and logged by apply alike; a smaller
+disk is had by destroying the guest and applying again). A field without a rule changes
+in place. `items` (a list of devices:
 a VM's disks, its NICs) is compared item by item, by the item's own rules (`ITEMS`);
 adding or removing an item is in place."""
 
-Change = Literal["in_place", "replace"]
+Change = Literal["in_place", "replace", "keep"]
 
 
 class StepArgs(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -64,7 +67,7 @@ def change_of(args: type[StepArgs], field: str, old: Any, new: Any) -> Change:
     rule = args.RULES.get(field, "in_place")
     if rule == "grow":
         shrinks = isinstance(old, int) and isinstance(new, int) and new < old
-        return "replace" if shrinks else "in_place"
+        return "keep" if shrinks else "in_place"
     if rule == "items":
         from ._itemchanges import item_changes  # it reads these rules: imported when used
 

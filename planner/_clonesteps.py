@@ -16,6 +16,7 @@ from pveplan import dsl
 
 from ._errors import PlanError
 from ._stepargs import CloudInit, TemplateCreateArgs, VmCloneArgs
+from ._vmdevices import snippet_args
 from .siteconfig import ResolvedManifest, ResolvedNode
 
 
@@ -49,4 +50,10 @@ def clone_args(
             "a clone starts with its source's disk, and PVE only grows a disk: ask for "
             f"at least {source.disk} GiB, or leave disk out to take the template's size",
         )
-    return VmCloneArgs(**fields, source=clone.source, linked=clone.linked, cloud_init=cloud_init)
+    return VmCloneArgs(
+        **fields,
+        source=clone.source,
+        linked=clone.linked,
+        cloud_init=cloud_init,
+        **snippet_args(node),
+    )

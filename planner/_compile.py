@@ -50,7 +50,7 @@ from ._stepargs import (
     WaitIpArgs,
 )
 from ._steps import StepList
-from ._vmdevices import device_args, device_sources
+from ._vmdevices import device_args, device_sources, guest_secrets
 from .siteconfig import ResolvedManifest, ResolvedNode, SecretRef
 
 # Bump a kind's version whenever the meaning of its args changes, so old results are
@@ -451,7 +451,7 @@ class _Builder:
             "pve.clone.create" if node.clone is not None else f"pve.{family}.create",
             args,
             refs=refs,
-            secrets=(*self.secret_uses(node.authorized_keys), *credential),
+            secrets=(*self.secret_uses(guest_secrets(node)), *credential),
             deps=tuple(sorted({storage_step(s, on) for s, _ in guest_storage(node, datastore)})),
         )
         self.record_sources(create, node, CREATE_SOURCES)

@@ -265,6 +265,8 @@ def _compare(
                 forces = item.change == "replace"
                 replace = replace or forces
                 suffix = f" (forces replacement: {item.reason})" if forces else " (in place)"
+                if item.change == "keep":
+                    suffix = f" (kept: {item.reason}; {KEEP_HINT})"
                 if item.old is None:
                     what = f"added {_show(item.new)}"
                 elif item.new is None:
@@ -286,9 +288,12 @@ def _compare(
             reasons.append(Reason(text="subplan changed (see the steps nested below)"))
             subplan = True
             continue
-        forces = change_of(typed, key, old_value, new_value) == "replace"
+        change = change_of(typed, key, old_value, new_value)
+        forces = change == "replace"
         replace = replace or forces
         suffix = " (forces replacement)" if forces else ""
+        if change == "keep":
+            suffix = f" (kept: PVE cannot shrink a disk; {KEEP_HINT})"
         reasons.append(
             Reason(
                 text=f"{key}: {_show(old_value)} -> {_show(new_value)}{suffix}",
@@ -335,6 +340,10 @@ def _compare(
         tuple(upstreams),
         derived=not own,
     )
+
+
+KEEP_HINT = "the guest keeps its larger disk: destroy it and apply to recreate it smaller"
+"""What a shrunk disk means (`change_of`'s `keep`): apply keeps the disk, and says so."""
 
 
 def _replaced_with(step: Step) -> frozenset[str]:

@@ -25,7 +25,7 @@ class ItemChange(msgspec.Struct, frozen=True, kw_only=True):
     new: Any
     change: Change
     reason: str = ""
-    """Why it cannot be done in place, for a replacement."""
+    """Why it cannot be done in place: for a replacement, or a change kept undone."""
 
 
 ITEM_REASONS: Mapping[str, str] = {
@@ -54,7 +54,7 @@ def item_changes(
             before, after = old[index].get(key), new[index].get(key)
             if before != after:
                 change = change_of(item, key, before, after)
-                reason = ITEM_REASONS.get(key, "") if change == "replace" else ""
+                reason = ITEM_REASONS.get(key, "") if change != "in_place" else ""
                 out.append(
                     ItemChange(
                         label=f"{label}.{key}", old=before, new=after, change=change, reason=reason

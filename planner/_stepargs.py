@@ -65,7 +65,7 @@ class StorageContentArgs(StepArgs, frozen=True, kw_only=True):
 class GuestCreateArgs(StepArgs, frozen=True, kw_only=True):
     """What a VM and a container are both made with. Which resource it is (name, vmid,
     type, storage) only changes by recreating it; sizes change on the live guest, except
-    that a disk only grows: a smaller disk is a new guest."""
+    that a disk only grows: a smaller one is kept (`keep`), never shrunk."""
 
     RULES = {
         "name": "replace",
@@ -111,8 +111,8 @@ class CloudInit(StepArgs, frozen=True, kw_only=True):
 
 class DiskArgs(StepArgs, frozen=True, kw_only=True):
     """One disk of a VM: the Nth disk on `bus` is PVE's `busN`. A disk grows in place
-    (`resize`); a smaller one, or one on another bus or storage, is a new disk, so a new
-    VM (PVE cannot shrink; a bus is the guest's device name)."""
+    (`resize`) and a smaller one is kept (PVE cannot shrink); one on another bus or
+    storage is a new disk, so a new VM (a bus is the guest's device name)."""
 
     RULES = {"size": "grow", "bus": "replace", "storage": "replace"}
 
@@ -169,6 +169,8 @@ class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
         "onboot": "in_place",
         "cloud_init": "in_place",
         "snapshot": "in_place",
+        "user_data": "in_place",
+        "vendor_data": "in_place",
     }
     ITEMS = {"disks": DiskArgs, "nics": NicArgs}
     SHORTHANDS = {"disk": "disks", "bridge": "nics"}
@@ -184,6 +186,10 @@ class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
     default, off, and never compared)."""
     snapshot: SnapshotArgs | UnsetType = UNSET
     """`snapshot_before`: only when the manifest asks (so no other plan's bytes move)."""
+    user_data: str | UnsetType = UNSET
+    vendor_data: str | UnsetType = UNSET
+    """cloud-init snippets, when named: secret names `snippets.NAME` (text revealed at
+    apply, keyed digests among the step's secrets); rewritten in place, read at next boot."""
 
     @classmethod
     def items_of(cls, field: str, wire: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -236,7 +242,13 @@ class VmCloneArgs(GuestCreateArgs, frozen=True, kw_only=True):
     also remade when its template is (`REPLACED_WITH`: its disk is the old template's
     child). Sizes, NIC and cloud-init are set after cloning, as for any VM."""
 
-    RULES = {**GuestCreateArgs.RULES, "source": "replace", "linked": "replace"}
+    RULES = {
+        **GuestCreateArgs.RULES,
+        "source": "replace",
+        "linked": "replace",
+        "user_data": "in_place",
+        "vendor_data": "in_place",
+    }
 
     source: str
     linked: bool
@@ -247,6 +259,9 @@ class VmCloneArgs(GuestCreateArgs, frozen=True, kw_only=True):
     searchdomain: str | UnsetType = UNSET
     onboot: bool | UnsetType = UNSET
     snapshot: SnapshotArgs | UnsetType = UNSET
+    user_data: str | UnsetType = UNSET
+    vendor_data: str | UnsetType = UNSET
+    """cloud-init snippets, as a VM's (`VmCreateArgs.user_data`)."""
 
     def replaced_with(self) -> frozenset[str]:
         return frozenset({"template"}) if self.linked else frozenset()

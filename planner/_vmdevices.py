@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from ._stepargs import DEFAULT_BUS, DEFAULT_NIC_MODEL, DiskArgs, NicArgs, SnapshotArgs
-from .siteconfig import ResolvedNode
+from .siteconfig import ResolvedNode, SecretRef
 
 FIRST_IPCONFIG = "ip=dhcp"
 """What the first NIC gets when the manifest gives it no `ipconfig` (as before lists)."""
@@ -40,7 +40,26 @@ def device_args(node: ResolvedNode, datastore: str) -> dict[str, Any]:
         out["searchdomain"] = node.searchdomain
     if node.snapshot_before:
         out["snapshot"] = SnapshotArgs(changes=node.snapshot_before, keep=node.snapshot_keep)
+    out.update(snippet_args(node))
     return out
+
+
+def snippet_args(node: ResolvedNode) -> dict[str, str]:
+    """The `user_data` and `vendor_data` args (the snippets' secret names, only when set):
+    their text is a secret of the step (`guest_secrets`), so its keyed digest is hashed."""
+    out: dict[str, str] = {}
+    if node.user_data is not None:
+        out["user_data"] = node.user_data.name
+    if node.vendor_data is not None:
+        out["vendor_data"] = node.vendor_data.name
+    return out
+
+
+def guest_secrets(node: ResolvedNode) -> tuple[SecretRef, ...]:
+    """The secrets a guest's create step reveals at apply: its user's public keys and its
+    cloud-init snippets (a changed snippet changes the step, in place)."""
+    snippets = (ref for ref in (node.user_data, node.vendor_data) if ref is not None)
+    return (*node.authorized_keys, *snippets)
 
 
 def _nic(node: ResolvedNode, index: int, nic: Any) -> NicArgs:
@@ -82,7 +101,7 @@ def device_sources(
                     found[f"{label}.{key}"] = locate(pos)
     if "disks[0].size" in found:
         found["disk"] = found["disks[0].size"]
-    for field in ("nameserver", "searchdomain"):
+    for field in ("nameserver", "searchdomain", "user_data", "vendor_data"):
         pos = positions.get(("nodes", index, field)) or positions.get(("settings", field))
         if pos is not None:
             found[field] = locate(pos)

@@ -76,9 +76,27 @@ def cloud_init_user_data(ctx: Ctx, state: dict[str, Any], vm: dict[str, Any]) ->
     custom = dict(
         part.split("=", 1) for part in str(config.get("cicustom", "")).split(",") if "=" in part
     )
-    if "user" in custom:
-        return _snippet_text(ctx, state, custom["user"])
-    return _generated_user_data(vm)
+    user = _snippet_text(ctx, state, custom["user"]) if "user" in custom else None
+    if "vendor" in custom:
+        vendor = _snippet_text(ctx, state, custom["vendor"])
+        return _under_vendor_data(user or _generated_user_data(vm), vendor)
+    return user if user is not None else _generated_user_data(vm)
+
+
+def _under_vendor_data(user: str, vendor: str) -> str:
+    """The cloud-config cloud-init acts on: vendor-data's keys, and the user-data's over
+    them (the user overrides the vendor). Vendor-data in another format (a script) is not
+    run by the simulator: the user-data alone."""
+    import yaml
+
+    try:
+        extra = yaml.safe_load(vendor) if vendor.lstrip().startswith("#cloud-config") else None
+        base = yaml.safe_load(user)
+    except yaml.YAMLError:
+        return user
+    if not isinstance(extra, dict) or not isinstance(base, dict):
+        return user
+    return "#cloud-config\n" + yaml.safe_dump({**extra, **base}, sort_keys=True)
 
 
 def boot(ctx: Ctx, vmid: int, task: Task) -> None:

@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pveplan.planner import AUTH_SECRETS, GuestDestroyArgs, TemplateCreateArgs, VmCloneArgs
+from pveplan.planner import GuestDestroyArgs, TemplateCreateArgs, VmCloneArgs
 
 from .._context import StepContext
 from .._keys import generate_ed25519
@@ -32,6 +32,7 @@ from .._kinds import StepKind, register
 from .._model import Outputs, StepFailed
 from ..pve import PveDriver, PveError, encode_sshkeys, property_string, tags
 from ._pull import pull_boot
+from ._snippets import cicustom, remove_snippets, site_user_data, write_vendor_data
 from ._vm import (
     ID_ATTEMPTS,
     MANAGED_TAG,
@@ -47,6 +48,7 @@ from ._vm import (
     reconcile,
 )
 from ._vmdevices import live_gib
+from ._vmsettings import guest_keys
 
 _TEMPLATE = re.compile(r"^pveplan: template=(?P<digest>\w+)", re.MULTILINE)
 _CLONE = re.compile(r"^pveplan: clone=(?P<source>\d+) (?P<how>linked|full)", re.MULTILINE)
@@ -100,7 +102,7 @@ def template_params(args: TemplateCreateArgs, volid: str) -> dict[str, Any]:
 
 
 def clone_params(
-    args: VmCloneArgs, source: int, keys: list[str], snippet: str, storage_id: str
+    args: VmCloneArgs, source: int, keys: list[str], vmid: int, storage_id: str
 ) -> dict[str, Any]:
     """What a fresh clone is set to: its own sizes, NIC, cloud-init and identity."""
     how = "linked" if args.linked else "full"
@@ -111,7 +113,7 @@ def clone_params(
         "ciuser": args.cloud_init.user or "homestak",
         "sshkeys": encode_sshkeys(keys),
         "ipconfig0": "ip=dhcp",
-        "cicustom": f"user={storage_id}:{SNIPPETS}/{snippet}",
+        "cicustom": cicustom(args, storage_id, vmid),
         "tags": tags(list(args.tags) or [MANAGED_TAG]),
         "description": f"pveplan: clone={source} {how}\npveplan: from={args.source}",
     }
@@ -277,6 +279,7 @@ class CloneCreate(StepKind):
         return await self._clone(ctx, pve, args, source)
 
     _snippet = VmCreate._snippet
+    _user_file = VmCreate._user_file
     _host_key = VmCreate._host_key
 
     async def _clone(
@@ -284,19 +287,19 @@ class CloneCreate(StepKind):
     ) -> Outputs:
         private, public = generate_ed25519(f"root@{args.name}")
         ctx.services.store.put_secret(ctx.secret_name("hostkey"), private)
-        credentials = set(AUTH_SECRETS.values())
-        keys = [ctx.services.reveal(s.name) for s in ctx.step.secrets if s.name not in credentials]
-        keys.extend(k for k in ctx.services.trusted_keys if k not in keys)
+        keys = guest_keys(ctx.services, ctx.step)
         pull, instance = None, None
         if args.cloud_init.pull:
             pull, instance = pull_boot(ctx, args.cloud_init.pull)
         storage_id, path = ctx.services.hosts.snippet_storage(ctx.host)
-        user_data = _user_data(args, keys, private, public, None, pull).encode()  # type: ignore[arg-type]
+        site = site_user_data(ctx, args)
+        user_data = _user_data(args, keys, private, public, None, pull, site).encode()  # type: ignore[arg-type]
         how = "linked" if args.linked else "full"
         for _ in range(1 if args.vmid else ID_ATTEMPTS):
             vmid = await _claimed(pve, args.vmid)
             snippet = f"{path}/{SNIPPETS}/{_snippet_name(vmid)}"
             await pve.channel.put_file(snippet, user_data, 0o600)
+            await write_vendor_data(ctx, pve, args, vmid)
             ctx.log(f"cloning VM {vmid} ({args.name}) from template {source} ({how})")
             try:
                 await pve.clone_vm(
@@ -311,7 +314,7 @@ class CloneCreate(StepKind):
                 if args.vmid or not _taken(exc):
                     partial: Outputs = {"name": args.name, "node": pve.node}
                     raise StepFailed(f"cloning VM {vmid} ({args.name}): {exc}", partial) from None
-                await pve.channel.run(["rm", "-f", snippet], timeout=30)
+                await remove_snippets(ctx, pve, vmid)
         else:
             raise StepFailed(
                 f"cloning VM {args.name} on {pve.node}: {ID_ATTEMPTS} free vmids in a row were "
@@ -319,7 +322,7 @@ class CloneCreate(StepKind):
             )
         partial = {"vm_id": vmid, "name": args.name, "node": pve.node}
         try:
-            params = clone_params(args, source, keys, _snippet_name(vmid), storage_id)
+            params = clone_params(args, source, keys, vmid, storage_id)
             await pve.set_config(vmid, params)
             config = await pve.config(vmid)
             if _disk_gib(config) < args.disk:

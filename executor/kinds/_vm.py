@@ -20,7 +20,7 @@ import trio
 import yaml
 from msgspec import UNSET
 
-from pveplan.planner import GuestDestroyArgs, VmCreateArgs
+from pveplan.planner import GuestDestroyArgs, VmCreateArgs, merge_user_data
 
 from .._context import StepContext
 from .._keys import generate_ed25519, public_line
@@ -39,11 +39,19 @@ from ..pve import (
 from ._imported import recorded_host_key, take_image
 from ._pull import pull_boot, pull_instance
 from ._snapshot import snapshot_before
+from ._snippets import (
+    SNIPPETS,
+    cicustom,
+    converge_snippets,
+    remove_snippets,
+    site_user_data,
+    write_vendor_data,
+)
+from ._snippets import user_snippet_name as _snippet_name
 from ._vmdevices import boot_key, create_params, device_changes, reconcile
 from ._vmsettings import guest_keys, settings_requests
 
 MANAGED_TAG = "pveplan"
-SNIPPETS = "snippets"
 ID_ATTEMPTS = 5
 """How many of PVE's next free vmids an unpinned create tries before giving up."""
 POLL_FIRST = 0.05
@@ -76,10 +84,6 @@ NODE_SECRETS = (("hostkey", "create"), ("nexthop", "next_hop_key"), ("apitoken",
 """(purpose, step) of the run-time secrets a node's steps keep in the store."""
 
 
-def _snippet_name(vmid: int) -> str:
-    return f"pveplan-{vmid}-user.yaml"
-
-
 def _user_data(
     args: VmCreateArgs,
     keys: list[str],
@@ -87,13 +91,15 @@ def _user_data(
     host_public: str,
     root_keys: list[str] | None = None,
     pull: Mapping[str, Any] | None = None,
+    site: str | None = None,
 ) -> str:
     """cloud-init user-data: the user with sudo and keys, the pinned host key, the agent.
 
     `root_keys` (a `pve` node's: its lifecycle and executor run as root) go to root's
     authorized_keys, which cloud-init does for top-level keys with `disable_root: false`.
     `pull` (a pull node's `write_files` and `runcmd`, from `_pull.pull_boot`) is added last:
-    its runcmd runs after the agent is enabled.
+    its runcmd runs after the agent is enabled. `site` (the site's `user_data` snippet,
+    checked when planned) is merged in before it: its lists after pveplan's.
     """
     cloud = args.cloud_init
     user = cloud.user or "homestak"
@@ -117,14 +123,16 @@ def _user_data(
     if root_keys:
         data["disable_root"] = False
         data["ssh_authorized_keys"] = root_keys
+    if site is not None:
+        data = merge_user_data(data, site)
     if pull:
-        data["write_files"] = list(pull["write_files"])
+        data["write_files"] = [*data.get("write_files", []), *pull["write_files"]]
         data["runcmd"] = [*data["runcmd"], *pull["runcmd"]]
     return "#cloud-config\n" + yaml.safe_dump(data, sort_keys=True)
 
 
 def _vm_params(
-    args: VmCreateArgs, volid: str, keys: list[str], snippet: str, storage_id: str
+    args: VmCreateArgs, volid: str, keys: list[str], vmid: int, storage_id: str
 ) -> dict[str, Any]:
     storage = args.storage
     onboot = {} if args.onboot is UNSET else {"onboot": args.onboot}
@@ -140,7 +148,7 @@ def _vm_params(
         "ide2": f"{storage}:cloudinit",
         "ciuser": args.cloud_init.user or "homestak",
         "sshkeys": encode_sshkeys(keys),
-        "cicustom": f"user={storage_id}:{SNIPPETS}/{snippet}",
+        "cicustom": cicustom(args, storage_id, vmid),
         "agent": property_string("enabled=1"),
         "serial0": "socket",
         "vga": "serial0",
@@ -266,6 +274,9 @@ class VmCreate(StepKind):
             )
         keys = guest_keys(ctx.services, ctx.step)
         size.extend(settings_requests(pve.node, vmid, config, args, keys))
+        size.extend(
+            await converge_snippets(ctx, pve, vmid, config, args, self._user_file(ctx, args, keys))
+        )
         await snapshot_before(ctx, pve, vmid, args, size)
         for request in size:
             if request.method == "PUT" and request.path.endswith("/cloudinit"):
@@ -284,6 +295,17 @@ class VmCreate(StepKind):
                     "does not say which instance it reports as: destroy the VM and apply again"
                 )
         return _outputs(pve, vmid, args.name, config, host_key, instance)
+
+    def _user_file(self, ctx: StepContext, args: VmCreateArgs, keys: list[str]) -> bytes | None:
+        """The user-data file a create would write now, with the VM's kept host key (None
+        for a pull node, whose file says which instance it reports as, or without a kept
+        key: the file on the host is kept as it is)."""
+        private = ctx.services.store.get_secret(ctx.secret_name("hostkey"))
+        if args.cloud_init.pull or private is None:
+            return None
+        root_keys = list(ctx.services.trusted_keys) if args.type == "pve" else None
+        site = site_user_data(ctx, args)
+        return _user_data(args, keys, private, public_line(private), root_keys, None, site).encode()
 
     async def _snippet(self, ctx: StepContext, pve: PveDriver, vmid: int) -> dict[str, Any]:
         """The user-data the VM was created with ({} if its snippet is gone or unreadable)."""
@@ -328,7 +350,8 @@ class VmCreate(StepKind):
         if args.cloud_init.pull:
             pull, instance = pull_boot(ctx, args.cloud_init.pull)
         storage_id, path = ctx.services.hosts.snippet_storage(ctx.host)
-        user_data = _user_data(args, keys, private, public, root_keys, pull).encode()
+        site = site_user_data(ctx, args)
+        user_data = _user_data(args, keys, private, public, root_keys, pull, site).encode()
         pinned = args.vmid
         for _ in range(1 if pinned else ID_ATTEMPTS):
             # An unpinned VM claims a free id no parallel create of ours has; another tool
@@ -336,8 +359,9 @@ class VmCreate(StepKind):
             vmid = pinned or await pve.claim_id()
             snippet = f"{path}/{SNIPPETS}/{_snippet_name(vmid)}"
             await pve.channel.put_file(snippet, user_data, 0o600)
+            await write_vendor_data(ctx, pve, args, vmid)
             ctx.log(f"creating VM {vmid} ({args.name}) from {refs['volume']}")
-            params = _vm_params(args, refs["volume"], keys, _snippet_name(vmid), storage_id)
+            params = _vm_params(args, refs["volume"], keys, vmid, storage_id)
             try:
                 await pve.create_vm(vmid, params)
                 break
@@ -350,8 +374,8 @@ class VmCreate(StepKind):
                     raise StepFailed(
                         f"creating VM {vmid} ({args.name}) on {pve.node}: {exc}", partial
                     ) from None
-                # Not ours: its id was taken. Our snippet (a private key) must not stay.
-                await pve.channel.run(["rm", "-f", snippet], timeout=30)
+                # Not ours: its id was taken. Our snippets (a private key) must not stay.
+                await remove_snippets(ctx, pve, vmid)
         else:
             raise StepFailed(
                 f"creating VM {args.name} on {pve.node}: {ID_ATTEMPTS} free vmids in a row "
@@ -470,11 +494,7 @@ async def destroy_vm(ctx: StepContext, pve: PveDriver, vmid: int, name: str) -> 
     except PveError as exc:
         if "does not exist" not in str(exc):
             raise
-    _, path = ctx.services.hosts.snippet_storage(ctx.host)
-    try:
-        await pve.channel.run(["rm", "-f", f"{path}/{SNIPPETS}/{_snippet_name(vmid)}"], timeout=30)
-    except Exception as exc:  # the VM is gone; a stale snippet only wastes a few bytes
-        ctx.log(f"could not remove the snippet of VM {vmid}: {exc}")
+    await remove_snippets(ctx, pve, vmid)
 
 
 @register

@@ -167,11 +167,12 @@ def device_changes(
         ):
             return DeviceChanges([], f"disk {key} is on {storage}, not {disk.storage}: a new VM")
         have = live_gib(live[key])
-        if number and have != disk.size:
-            if change_of(DiskArgs, "size", have, disk.size) == "in_place":
-                resizes.append(requests.resize_disk(node, vmid, key, f"{disk.size}G"))
-            else:
+        if have != disk.size:
+            # the plan's rule too (`keep`): a larger disk stays, said here and in the diff
+            if change_of(DiskArgs, "size", have, disk.size) == "keep":
                 kept.append(f"{key} is {have} GiB, larger than {disk.size}: PVE cannot shrink it")
+            elif number:  # the boot disk grows by `reconcile` (the VM's `disk`)
+                resizes.append(requests.resize_disk(node, vmid, key, f"{disk.size}G"))
     changes: dict[str, Any] = {}
     deletes = list(unlisted)
     nics = args.nic_list()
@@ -221,8 +222,8 @@ def reconcile(
     """What brings an adopted VM (its probed `config`) to the step's size, by the rules
     of the step's args (`VmCreateArgs.RULES`, the same the plan's diff follows): cores and
     memory set in place (only what differs), then the disk grown to `disk` GiB. A smaller
-    `disk` is a shrink, which the plan showed as a replacement and PVE cannot do in place,
-    so the adopted VM keeps its disk. Pure; empty when the VM already matches."""
+    `disk` is a shrink, which PVE cannot do: the adopted VM keeps its disk, as the plan
+    said (`keep`; `device_changes` names it among what is kept). Pure; empty when the VM already matches."""
     live = {"cores": int(config.get("cores", 1)), "memory": _memory_mib(config)}
     live["disk"] = live_gib(str(config.get(boot, "")))
     wanted = {"cores": cores, "memory": memory, "disk": disk}

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from pveplan.planner import AUTH_SECRETS, LiveConfig, VmCreateArgs, config_changes
+from pveplan.planner import AUTH_SECRETS, LiveConfig, VmCreateArgs, config_changes, is_snippet
 
 from ..pve import PveRequest, encode_sshkeys, requests
 
@@ -81,9 +81,14 @@ def live_config(vmid: int, config: Mapping[str, Any]) -> LiveConfig:
 
 def guest_keys(services: Any, step: Any) -> list[str]:
     """The public keys a VM's cloud-init user is given: the step's own (site secrets,
-    revealed here, never written into a plan), then the keys every VM of the run trusts."""
+    revealed here, never written into a plan; not its cloud-init snippets), then the keys
+    every VM of the run trusts."""
     credentials = set(AUTH_SECRETS.values())  # a pull node's credential is not a key
-    keys = [services.reveal(s.name) for s in step.secrets if s.name not in credentials]
+    keys = [
+        services.reveal(s.name)
+        for s in step.secrets
+        if s.name not in credentials and not is_snippet(s.name)
+    ]
     keys.extend(k for k in services.trusted_keys if k not in keys)
     return keys
 

@@ -25,8 +25,9 @@ from ._model import (
 )
 from ._resolve import resolve_manifest
 from ._resolved import ResolvedManifest, ResolvedNode, ResolvedSpec, ResolvedUser
-from ._secrets import SecretRef, Secrets
+from ._secrets import SecretRef, Secrets, is_snippet
 from ._site import SiteConfig, load_site_config, rehearsal_host, rehearsed_host
+from ._snippets import merge_user_data
 
 __all__ = [
     "CatalogImage",
@@ -48,7 +49,9 @@ __all__ = [
     "SiteImage",
     "Spec",
     "discover_site_config",
+    "is_snippet",
     "load_site_config",
+    "merge_user_data",
     "rehearsal_host",
     "rehearsed_host",
     "resolve_manifest",

@@ -39,8 +39,9 @@ from ._resolved import (
     ResolvedSpec,
     ResolvedUser,
 )
-from ._secrets import SSH_KEY_PREFIX, SSH_KEYS, SecretRef, ssh_key_id
+from ._secrets import SNIPPETS, SSH_KEY_PREFIX, SSH_KEYS, SecretRef, ssh_key_id
 from ._site import SiteConfig, rehearsal_host, rehearsed_host
+from ._snippets import snippet_problem
 
 
 def resolve_manifest(
@@ -223,6 +224,9 @@ class _Resolver:
             image = self._image(index, node.template, field="template")
         authorized = self._all_ssh_keys()
         placed = self._node_host(index, node)
+        snippets = {
+            field: self._snippet(index, node, field) for field in ("user_data", "vendor_data")
+        }
         if self.problems or self.loaded.errors:
             return None  # keep looking for problems; never build a half-resolved node
         d = self.defaults
@@ -262,10 +266,42 @@ class _Resolver:
             nameserver=node.nameserver or self.manifest.settings.nameserver,
             searchdomain=node.searchdomain or self.manifest.settings.searchdomain,
             host=placed,
+            **snippets,
             onboot=node.onboot,
             **_snapshot(node.snapshot_before or self.manifest.settings.snapshot_before),
             **_ct_options(node),
         )
+
+    def _snippet(self, index: int, node: dsl.Node, field: str) -> SecretRef | None:
+        """The cloud-init snippet `field` (user_data, vendor_data) of `node`: its own, else
+        the settings' (a container or template takes none: validate refuses its own), checked
+        here so `validate` refuses a missing or unusable one at the line naming it."""
+        name = getattr(node, field)
+        location = self.at(index, field)
+        if name is None and node.type not in ("ct", "template"):
+            name = getattr(self.manifest.settings, field)
+            location = self.loaded.source_map.locate(("settings", field))
+        if name is None or node.type in ("ct", "template"):
+            return None
+        ref = SecretRef(name=f"{SNIPPETS}.{name}")
+        secrets = self.site.secrets
+        try:
+            text = secrets.reveal(ref) if secrets.has(ref) else None
+        except PlanError as exc:
+            self.absorb(exc)
+            return None
+        if text is None:
+            self.error(
+                location,
+                f"unknown snippet {name!r}",
+                f"write it to {secrets.snippet_file(name)} (or as {ref.name} in {secrets.path})",
+            )
+            return None
+        problem = snippet_problem(text, field)
+        if problem is not None:
+            self.error(location, f"{field} snippet {name!r} {problem[0]}", problem[1])
+            return None
+        return ref
 
     def _node_host(self, index: int, node: dsl.Node) -> str | None:
         """The host a root node names (None: the target host, which it may name too).

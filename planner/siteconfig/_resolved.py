@@ -99,6 +99,10 @@ class ResolvedNode(Frozen, kw_only=True):
     searchdomain: str | None = None
     """cloud-init DNS: the node's own, else the manifest settings' (None: PVE's default,
     the host's)."""
+    user_data: SecretRef | None = None
+    vendor_data: SecretRef | None = None
+    """cloud-init snippets (`snippets.NAME`, revealed only at apply): the node's own, else
+    the manifest settings'; None for a container or a template (no cloud-init of their own)."""
     host: str | None = None
     """The PVE host a root node names (`host:`), when it names one other than the target
     host; None: the target host (a child is always on its parent)."""

@@ -32,6 +32,16 @@ ENCRYPTED = "secrets.yaml.enc"
 """homestak's site-config commits secrets.yaml encrypted (SOPS with age) as this file."""
 SSH_KEYS = "ssh_keys"
 SSH_KEY_PREFIX = f"{SSH_KEYS}."
+SNIPPETS = "snippets"
+"""cloud-init snippets (`user_data`, `vendor_data`) are revealed as secrets `snippets.NAME`:
+secrets.yaml's own `snippets.NAME` (a snippet holding a password belongs there, encrypted
+with the rest; a nested host's copy of the driver's secrets has them there too), else the
+site config's file `snippets/NAME.yaml`. Plans carry their keyed digests, never their text."""
+
+
+def is_snippet(name: str) -> bool:
+    """Whether secret `name` is a cloud-init snippet (`snippets.NAME`), not a key or token."""
+    return name.startswith(f"{SNIPPETS}.")
 
 
 def ssh_key_id(written: str) -> str:
@@ -124,10 +134,41 @@ class Secrets:
         return SecretRef(name=f"{section}.{key}")
 
     def has(self, ref: SecretRef) -> bool:
+        if ref.section == SNIPPETS:
+            return self._snippet(ref.key) is not None
         return ref.key in self._load().get(ref.section, {})
+
+    def snippet_file(self, key: str) -> Path:
+        """Where snippet `key` is read from when secrets.yaml does not hold it."""
+        return self._path.parent / SNIPPETS / f"{key}.yaml"
+
+    def _snippet(self, key: str) -> str | None:
+        inline = self._load().get(SNIPPETS, {}).get(key)
+        if inline is not None:
+            return inline
+        if not key or "/" in key or key.startswith("."):  # a name, never a path
+            return None
+        path = self.snippet_file(key)
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+            raise PlanError.at(None, f"cannot read {path}: {why}") from None
 
     def reveal(self, ref: SecretRef) -> str:
         """The value: the one way to get it. `PlanError` (naming what exists) if absent."""
+        if ref.section == SNIPPETS:
+            text = self._snippet(ref.key)
+            if text is None:
+                raise PlanError.at(
+                    None,
+                    f"snippet {ref.key!r} is neither {self.snippet_file(ref.key)} "
+                    f"nor {ref.name} in {self._path}",
+                    f"write the cloud-init snippet to {self.snippet_file(ref.key)}",
+                )
+            return text
         section = self._load().get(ref.section, {})
         if ref.key not in section:
             where = f"in {self._path}" if self.exists() else f"because {self._path} does not exist"

@@ -58,7 +58,8 @@ def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
     assert errors == [
         "6:5: unknown key 'prest' in nodes['edge'] | did you mean 'preset'? keys that exist: "
         "bridge, clone, cores, disk, disks, execution, host, image, memory, name, nameserver, nesting, nics, "
-        "onboot, parent, preset, searchdomain, snapshot_before, spec, swap, template, type, unprivileged, vmid"
+        "onboot, parent, preset, searchdomain, snapshot_before, spec, swap, template, type, unprivileged, "
+        "user_data, vendor_data, vmid"
     ]
 
 

@@ -71,7 +71,7 @@ def args_of(**changes: Any) -> VmCreateArgs:
 
 def as_stored(args: VmCreateArgs, keys: list[str]) -> dict[str, Any]:
     """The config PVE (here the simulator) stores for the create parameters of `args`."""
-    params = _vm_params(args, "local:import/d.qcow2", keys, "pveplan-100-user.yaml", "local")
+    params = _vm_params(args, "local:import/d.qcow2", keys, 100, "local")
     wire = {key: flag_value(value) for key, value in params.items() if value is not None}
     return config_values(VM_OPTIONS, wire)  # as sent over the wire: text
 

@@ -56,7 +56,7 @@ CREATE_PARAMS = _vm_params(
     msgspec.convert(STEP_ARGS, VmCreateArgs),
     "local:import/debian-12.qcow2",
     KEYS,
-    "pveplan-100-user.yaml",
+    100,
     "local",
 )
 CONFIG = {"cores": 1, "memory": "1024", "scsi0": "local-lvm:vm-100-disk-0,size=10G"}
@@ -86,9 +86,7 @@ DEVICE_ARGS = msgspec.convert(
     },
     VmCreateArgs,
 )
-DEVICE_PARAMS = _vm_params(
-    DEVICE_ARGS, "local:import/debian-12.qcow2", KEYS, "pveplan-101-user.yaml", "local"
-)
+DEVICE_PARAMS = _vm_params(DEVICE_ARGS, "local:import/debian-12.qcow2", KEYS, 101, "local")
 # Live: the second disk smaller, the third missing, net1 untagged, a net2 too many.
 DEVICE_LIVE = {
     "scsi0": "local-lvm:vm-101-disk-0,size=20G",

@@ -74,10 +74,11 @@ def test_a_bigger_rootfs_grows_in_place_and_says_where(site_dir: Path) -> None:
     assert reasons == [("disk: 8 -> 12", "ct-lab.yaml:21:11")]
 
 
-def test_a_smaller_rootfs_is_a_new_container(site_dir: Path) -> None:
+def test_a_smaller_rootfs_is_kept_as_apply_keeps_it(site_dir: Path) -> None:
+    """PVE cannot shrink a root file system: the plan says it stays, as apply does."""
     action, reasons = create_change(site_dir, ("disk: 8", "disk: 4"))
-    assert action == "replace"
-    assert reasons[0][0] == "disk: 8 -> 4 (forces replacement)"
+    assert action == "update"
+    assert reasons[0][0].startswith("disk: 8 -> 4 (kept: PVE cannot shrink a disk;")
 
 
 @pytest.mark.parametrize(

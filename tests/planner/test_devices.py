@@ -80,7 +80,6 @@ def test_changing_a_nics_vlan_is_in_place_at_its_line(site_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "label"),
     [
-        (("- size: 20 ", "- size: 5 "), "disks[1].size: 20 -> 5"),
         (("- size: 20 ", "- {size: 20, bus: virtio} "), 'disks[1].bus: "scsi" -> "virtio"'),
         (("- size: 20 ", "- {size: 20, storage: local-lvm} "), "disks[1].storage"),
     ],
@@ -111,12 +110,25 @@ def test_adding_a_disk_or_nic_and_mtu_firewall_bridge_are_in_place(site_dir: Pat
         assert create_change(site_dir, edit).action == "update", edit
 
 
-def test_rules_say_grow_in_place_and_shrink_replace_for_any_disk() -> None:
+def test_shrinking_a_disk_is_kept_at_its_line_as_apply_keeps_it(site_dir: Path) -> None:
+    """One rule for plan and apply (`change_of`'s `keep`): PVE cannot shrink a disk, and
+    pveplan destroys no guest for it; the VM kind keeps the larger disk (its test:
+    tests/executor/test_vmdevices.py::test_a_smaller_disk_is_kept_never_shrunk_and_a_larger_grows)."""
+    change = create_change(site_dir, ("- size: 20 ", "- size: 5 "))
+    assert change.action == "update"
+    (reason,) = change.reasons
+    assert reason.text.startswith("disks[1].size: 20 -> 5 (kept: PVE cannot shrink a disk;")
+    assert reason.source is not None and reason.source.startswith("devices.yaml:19:")
+    boot = create_change(site_dir, ("- size: 10 ", "- size: 8 "))
+    assert boot.action == "update" and "(kept: PVE cannot shrink" in boot.reasons[0].text
+
+
+def test_rules_say_grow_in_place_and_shrink_kept_for_any_disk() -> None:
     old = [{"size": 10, "bus": "scsi", "storage": "local"}] * 2
     grown = [old[0], {**old[1], "size": 30}]
     shrunk = [old[0], {**old[1], "size": 5}]
     assert change_of(VmCreateArgs, "disks", old, grown) == "in_place"
-    assert change_of(VmCreateArgs, "disks", old, shrunk) == "replace"
+    assert change_of(VmCreateArgs, "disks", old, shrunk) == "in_place"  # nothing replaced
     nics = [{"bridge": "vmbr0", "model": "virtio", "vlan": 20}]
     assert change_of(VmCreateArgs, "nics", nics, [{**nics[0], "vlan": 30}]) == "in_place"
     assert change_of(VmCreateArgs, "nics", nics, [*nics, *nics]) == "in_place"

@@ -42,7 +42,7 @@ POOL = {
 node_edit = st.fixed_dictionaries(
     {
         "present": st.booleans(),
-        "disk": st.sampled_from([8, 10, 12]),  # 8 shrinks the default 10: a replace
+        "disk": st.sampled_from([8, 10, 12]),  # 8 shrinks the default 10: kept
         "memory": st.sampled_from([2048, 4096]),
         "vmid": st.sampled_from([0, 1000]),  # a replace
         "preset": st.sampled_from(["vm-small", "vm-medium"]),

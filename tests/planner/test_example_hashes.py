@@ -20,6 +20,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "site-config"
 
 PINNED = {
     "clones": "65a1e0db55dd70843191665a6724b152",
+    "cloud-init": "fc8a5d1fd6d4f48a84b9e2fdf6b3078e",  # user_data + settings vendor_data
     "devices": "52ecc6ef5c9dfa1349882417342158ba",
     "lab-mix": "717999516a54dc5ba8c2e19dcb19f0e3",  # ct, devices, template+clones on sim2
     "ct-lab": "1fb2a1f87cf17c0d3b05960c6ddc279c",

@@ -83,7 +83,7 @@ def test_no_snapshot_without_a_grow_or_without_the_setting(site_dir: Path) -> No
     change, _ = create_change(site_dir, manifest(None), manifest(None, data_disk=30))
     assert change.action == "update" and change.note is None  # a grow, not asked for
     change, _ = create_change(site_dir, manifest("[resize]"), manifest("[resize]", data_disk=5))
-    assert change.action == "replace" and change.note is None  # a new VM: nothing to guard
+    assert change.action == "update" and change.note is None  # a shrink, kept: no resize
 
 
 def test_the_snapshot_name_fits_pves_snapname_pattern(site_dir: Path) -> None:

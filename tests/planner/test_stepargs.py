@@ -224,7 +224,7 @@ def test_the_planner_cannot_give_a_kind_another_kinds_args() -> None:
 
 def test_field_rules() -> None:
     assert change_of(VmCreateArgs, "disk", 32, 64) == "in_place"  # a disk grows in place
-    assert change_of(VmCreateArgs, "disk", 64, 32) == "replace"  # and shrinks by replacing
+    assert change_of(VmCreateArgs, "disk", 64, 32) == "keep"  # and is never shrunk
     assert change_of(VmCreateArgs, "memory", 2048, 1024) == "in_place"
     for field in ("vmid", "image", "name", "storage", "type"):
         assert change_of(VmCreateArgs, field, 1, 2) == "replace"
@@ -238,7 +238,7 @@ def test_reconcile_is_the_executors_view_of_the_same_rules() -> None:
     live = {"image": args.image, "cores": 2, "memory": 4096, "disk": 32}
     assert args.reconcile(live) == {"cores": "in_place", "disk": "in_place"}
     live = {"image": "another", "cores": 4, "memory": 4096, "disk": 128}
-    assert args.reconcile(live) == {"image": "replace", "disk": "replace"}
+    assert args.reconcile(live) == {"image": "replace", "disk": "keep"}
 
 
 def test_the_diff_follows_the_rules() -> None:
@@ -257,6 +257,6 @@ def test_the_diff_follows_the_rules() -> None:
         return diff_plans(new, old)[0].action
 
     assert action_after(disk=step.args["disk"] + 8) == "update"
-    assert action_after(disk=step.args["disk"] - 8) == "replace"
+    assert action_after(disk=step.args["disk"] - 8) == "update"  # kept: no shrink
     assert action_after(memory=step.args["memory"] * 2) == "update"
     assert action_after(vmid=12345) == "replace"

@@ -30,6 +30,8 @@ API = {
     "SiteImage",
     "NodeFile",
     "HostFile",
+    "is_snippet",
+    "merge_user_data",
 }
 
 
