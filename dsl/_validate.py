@@ -22,6 +22,10 @@ from ._model import Manifest
 from ._positions import Path, SourceMap
 
 NEEDS_IMAGE = ("vm", "pve", "template")
+# Levels of PVE hosts nested in PVE VMs. Each level runs in the one above (and costs it
+# a share of its speed), so real labs stop at three or four; the limit is far beyond
+# that, and below the depth where a plan's nested subplans are too deep to encode.
+MAX_NESTING = 64
 
 
 def validate_tree(
@@ -37,7 +41,8 @@ def validate_tree(
     of nodes it left out: both were reported already, so no rule reports them again.
     """
     found: list[Diagnostic] = []
-    for rule in (_unique_names, _unique_vmids, _cycles, _hosts_on_roots, _snapshot_replace):
+    rules = (_unique_names, _unique_vmids, _cycles, _nesting, _hosts_on_roots, _snapshot_replace)
+    for rule in rules:
         found.extend(rule(manifest, smap))
     found.extend(_parents(manifest, smap, frozenset(ghosts)))
     found.extend(_required_per_type(manifest, smap, frozenset(unchecked)))
@@ -197,14 +202,15 @@ def _parents(manifest: Manifest, smap: SourceMap, ghosts: frozenset[str]) -> lis
 
 
 def _cycles(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    """Each parent cycle, once. Linear: a walk stops at a node already known to reach a root."""
     parent_of = {node.name: node.parent for node in manifest.nodes}
     index_of = {node.name: i for i, node in enumerate(manifest.nodes)}
-    reported: set[str] = set()
+    settled: set[str] = set()  # nodes whose ancestry was walked: acyclic, or reported
     out = []
     for node in manifest.nodes:
         chain = [node.name]
         current = node.parent
-        while current is not None and current in parent_of and current not in reported:
+        while current is not None and current in parent_of and current not in settled:
             if current in chain:
                 cycle = [*chain[chain.index(current) :], current]
                 if current != parent_of[current]:  # self-parents are reported by _parents
@@ -217,11 +223,42 @@ def _cycles(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
                             "a node cannot be its own ancestor",
                         )
                     )
-                reported.update(cycle)
                 break
             chain.append(current)
             current = parent_of[current]
+        settled.update(chain)
     return out
+
+
+def _nesting(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
+    """Nodes nested deeper than MAX_NESTING, each at the first level past it."""
+    parent_of = {node.name: node.parent for node in manifest.nodes}
+    depth: dict[str, int] = {}
+    for node in manifest.nodes:
+        chain: list[str] = []
+        current: str | None = node.name
+        while current is not None and current not in depth and current not in chain:
+            chain.append(current)
+            current = parent_of.get(current)
+        if current in chain:  # a cycle: reported by _cycles, its nodes have no depth
+            depth.update(dict.fromkeys(chain, 0))
+            continue
+        # the walk ended at a root (None), a node of known depth or an unknown parent
+        base = depth.get(current, -1) if current is not None else -1
+        for offset, name in enumerate(reversed(chain), start=1):
+            depth[name] = base + offset
+    return [
+        _diag(
+            smap,
+            index,
+            "parent",
+            f"node {node.name!r} is nested {depth[node.name]} levels deep, "
+            f"more than the {MAX_NESTING} pveplan supports",
+            "flatten the tree: give deeper nodes a parent nearer the root",
+        )
+        for index, node in enumerate(manifest.nodes)
+        if depth[node.name] == MAX_NESTING + 1
+    ]
 
 
 def _required_per_type(
