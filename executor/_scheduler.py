@@ -47,15 +47,18 @@ Emit = Callable[[Event], None]
 
 def run_key(step: Step, ref_values: Mapping[str, Any], upstream: Mapping[str, Outputs]) -> str:
     """The cache key of one execution of `step` given what its inputs turned out to be."""
-    return digest(
-        canonical(
-            {
-                "step": step.hash,
-                "refs": dict(ref_values),
-                "upstream": {address: digest(canonical(out)) for address, out in upstream.items()},
-            }
-        )
-    )
+    return _run_key(step, ref_values, {a: outputs_digest(out) for a, out in upstream.items()})
+
+
+def outputs_digest(outputs: Outputs) -> str:
+    """The digest of a step's outputs as its dependents' run keys hash them."""
+    return digest(canonical(outputs))
+
+
+def _run_key(step: Step, ref_values: Mapping[str, Any], upstream: Mapping[str, str]) -> str:
+    """`run_key` from the upstream outputs' digests (`outputs_digest`), which a run
+    computes once per step instead of once per dependent."""
+    return digest(canonical({"step": step.hash, "refs": dict(ref_values), "upstream": upstream}))
 
 
 def upstream_of(step: Step) -> tuple[str, ...]:
@@ -95,6 +98,7 @@ class _Run:
         self.done = {step.address: trio.Event() for step in plan.steps}
         self.outcomes: dict[str, Outcome] = {}
         self.outputs: dict[str, Outputs] = {}
+        self.digests: dict[str, str] = {}  # address -> outputs_digest(outputs), once each
         self.running: dict[str, float] = {}
         self.created: list[tuple[Step, StepArgs, Outputs]] = []  # resource steps this run ran
         self.stopping = False
@@ -104,6 +108,34 @@ class _Run:
         # Every recorded result of this plan's steps, read once: a step then finds its run
         # key here instead of asking the store (a round trip each, on PostgreSQL).
         self.recorded = services.store.results_for(step.address for step in plan.steps)
+
+    # --- the steps the store answers -------------------------------------------------
+
+    def settle_cached(self) -> None:
+        """Decide, in plan order and without a task each, every step whose inputs are
+        already known and whose result the store holds: a no-op apply of thousands of
+        steps costs a dictionary lookup per step, not a trio task, an event and a slot
+        of the limiter. The rule is `_cached_result`'s, as in the task path; anything
+        else (a step to run, to probe, to fail or to skip) is left to the tasks, which
+        decide it as before."""
+        if self.refresh:
+            return  # every cached step is probed: that is I/O, done by the tasks
+        for step in self.plan.steps:
+            upstream = upstream_of(step)
+            if not all(a in self.digests for a in upstream):  # not (yet) succeeded
+                continue
+            kind = kind_for(step.kind)
+            if kind is None or step.address in self.rerun:
+                continue
+            try:
+                args_of(step, kind.args_type)  # what the task path refuses, it still refuses
+                refs = self._resolve(step)
+            except (StepArgsError, StepFailed):
+                continue
+            key = _run_key(step, refs, {a: self.digests[a] for a in upstream})
+            result = self._cached_result(step, kind, key)
+            if result is not None:
+                self._reuse(step, result)
 
     # --- one step --------------------------------------------------------------------
 
@@ -116,7 +148,8 @@ class _Run:
     async def _step(self, step: Step) -> None:
         upstream = upstream_of(step)
         for address in upstream:
-            await self.done[address].wait()
+            if address not in self.outcomes:  # else decided already (`settle_cached`)
+                await self.done[address].wait()
         blocked = [a for a in upstream if self.outcomes[a].status in ("failed", "skipped")]
         if blocked:
             self._finish(
@@ -152,7 +185,7 @@ class _Run:
         except StepFailed as exc:
             self._fail(step, str(exc), 0.0)
             return
-        key = run_key(step, refs, {a: self.outputs[a] for a in upstream})
+        key = _run_key(step, refs, {a: self.digests[a] for a in upstream})
         async with self.limiter:
             if self.stopping:
                 self._finish(
@@ -183,15 +216,9 @@ class _Run:
         self, ctx: StepContext, kind: StepKind, key: str, refs: Mapping[str, Any]
     ) -> bool:
         step = ctx.step
-        if not kind.cacheable:
+        result = self._cached_result(step, kind, key)
+        if result is None:
             return False
-        result = self.recorded.get(key)
-        if result is None and kind.resource:  # adopted by `pveplan import` (see _import)
-            result = self.recorded.get(adopted_key(step))
-        if result is None or result.status != "ok":
-            return False
-        if kind.resource and step.address not in self.live:
-            return False  # destroyed since (or rolled back): the record is history
         if step.address in self.rerun:
             ctx.log("drift: the live VM moved since the last apply; running again to converge")
             return False
@@ -204,11 +231,31 @@ class _Run:
             if drift is not None:
                 ctx.log(f"drift: {drift}")
                 return False
-        self.outputs[step.address] = dict(result.outputs)
-        self._finish(
-            step, Outcome(address=step.address, status="cached", outputs=dict(result.outputs))
-        )
+        self._reuse(step, result)
         return True
+
+    def _cached_result(self, step: Step, kind: StepKind, key: str) -> StepResult | None:
+        """The recorded success `step` may reuse under run key `key`, if any (before the
+        drift and probe checks)."""
+        if not kind.cacheable:
+            return None
+        result = self.recorded.get(key)
+        if result is None and kind.resource:  # adopted by `pveplan import` (see _import)
+            result = self.recorded.get(adopted_key(step))
+        if result is None or result.status != "ok":
+            return None
+        if kind.resource and step.address not in self.live:
+            return None  # destroyed since (or rolled back): the record is history
+        return result
+
+    def _reuse(self, step: Step, result: StepResult) -> None:
+        outputs = dict(result.outputs)
+        self._succeeded(step.address, outputs)
+        self._finish(step, Outcome(address=step.address, status="cached", outputs=outputs))
+
+    def _succeeded(self, address: str, outputs: Outputs) -> None:
+        self.outputs[address] = outputs
+        self.digests[address] = outputs_digest(outputs)
 
     async def _run(
         self, ctx: StepContext, kind: StepKind, key: str, refs: Mapping[str, Any]
@@ -258,7 +305,7 @@ class _Run:
         if error:
             self._fail(step, error, duration, outputs)
         else:
-            self.outputs[step.address] = outputs
+            self._succeeded(step.address, outputs)
             # A delegate whose remote level changed nothing counts as cached, like its steps.
             status = "cached" if kind.unchanged(outputs) else "ok"
             self._finish(
@@ -354,9 +401,11 @@ async def execute(
     )
     if running is not None:
         run.running = running
+    run.settle_cached()
     async with trio.open_nursery() as nursery:
         for step in plan.steps:
-            nursery.start_soon(run.step, step)
+            if step.address not in run.outcomes:
+                nursery.start_soon(run.step, step)
     outcomes = tuple(run.outcomes[s.address] for s in plan.steps)
     failed = any(o.status == "failed" for o in outcomes)
     rolled_back: list[str] = []
