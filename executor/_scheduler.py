@@ -95,7 +95,7 @@ class _Run:
         self.rerun = drift_reruns(plan)
         self.on_error = on_error
         self.limiter = trio.CapacityLimiter(max(1, parallelism))
-        self.done = {step.address: trio.Event() for step in plan.steps}
+        self.done: dict[str, trio.Event] = {}  # per step left to a task (`execute`)
         self.outcomes: dict[str, Outcome] = {}
         self.outputs: dict[str, Outputs] = {}
         self.digests: dict[str, str] = {}  # address -> outputs_digest(outputs), once each
@@ -402,10 +402,11 @@ async def execute(
     if running is not None:
         run.running = running
     run.settle_cached()
+    left = [step for step in plan.steps if step.address not in run.outcomes]
+    run.done = {step.address: trio.Event() for step in left}
     async with trio.open_nursery() as nursery:
-        for step in plan.steps:
-            if step.address not in run.outcomes:
-                nursery.start_soon(run.step, step)
+        for step in left:
+            nursery.start_soon(run.step, step)
     outcomes = tuple(run.outcomes[s.address] for s in plan.steps)
     failed = any(o.status == "failed" for o in outcomes)
     rolled_back: list[str] = []
