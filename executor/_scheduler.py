@@ -22,9 +22,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import msgspec
 import trio
 
 from pveplan.planner import (
+    STEP_ARGS,
     Plan,
     Step,
     StepArgs,
@@ -98,7 +100,7 @@ class _Run:
         self.done: dict[str, trio.Event] = {}  # per step left to a task (`execute`)
         self.outcomes: dict[str, Outcome] = {}
         self.outputs: dict[str, Outputs] = {}
-        self.digests: dict[str, str] = {}  # address -> outputs_digest(outputs), once each
+        self.digests: dict[str, str] = {}  # address -> outputs_digest (`_digest`), memo
         self.running: dict[str, float] = {}
         self.created: list[tuple[Step, StepArgs, Outputs]] = []  # resource steps this run ran
         self.stopping = False
@@ -120,19 +122,36 @@ class _Run:
         decide it as before."""
         if self.refresh:
             return  # every cached step is probed: that is I/O, done by the tasks
+        outputs = self.outputs  # the steps that succeeded so far
+        kinds: dict[str, StepKind | None] = {}
         for step in self.plan.steps:
-            upstream = upstream_of(step)
-            if not all(a in self.digests for a in upstream):  # not (yet) succeeded
+            if not all(a in outputs for a in step.deps):
                 continue
-            kind = kind_for(step.kind)
-            if kind is None or step.address in self.rerun:
+            refs: dict[str, Any] | None = {}
+            upstream = dict.fromkeys(step.deps)
+            for name, ref in step.refs.items():
+                address, _, output = ref.partition("#")
+                produced = outputs.get(address)
+                if produced is None or output not in produced:
+                    refs = None  # not succeeded, or no such output: the task decides
+                    break
+                refs[name] = produced[output]
+                upstream[address] = None
+            if refs is None or step.address in self.rerun:
                 continue
-            try:
-                args_of(step, kind.args_type)  # what the task path refuses, it still refuses
-                refs = self._resolve(step)
-            except (StepArgsError, StepFailed):
+            kind = (
+                kinds[step.kind]
+                if step.kind in kinds
+                else kinds.setdefault(step.kind, kind_for(step.kind))
+            )
+            args_type = None if kind is None else kind.args_type or STEP_ARGS.get(step.kind)
+            if kind is None or args_type is None:
                 continue
-            key = _run_key(step, refs, {a: self.digests[a] for a in upstream})
+            try:  # what the task path refuses (`args_of`), it still refuses
+                msgspec.convert(step.args, args_type)
+            except msgspec.ValidationError:
+                continue
+            key = _run_key(step, refs, {a: self._digest(a) for a in upstream})
             result = self._cached_result(step, kind, key)
             if result is not None:
                 self._reuse(step, result)
@@ -185,7 +204,7 @@ class _Run:
         except StepFailed as exc:
             self._fail(step, str(exc), 0.0)
             return
-        key = _run_key(step, refs, {a: self.digests[a] for a in upstream})
+        key = _run_key(step, refs, {a: self._digest(a) for a in upstream})
         async with self.limiter:
             if self.stopping:
                 self._finish(
@@ -255,7 +274,14 @@ class _Run:
 
     def _succeeded(self, address: str, outputs: Outputs) -> None:
         self.outputs[address] = outputs
-        self.digests[address] = outputs_digest(outputs)
+
+    def _digest(self, address: str) -> str:
+        """`outputs_digest` of a step that succeeded, computed once, when a dependent
+        first needs it."""
+        found = self.digests.get(address)
+        if found is None:
+            found = self.digests[address] = outputs_digest(self.outputs[address])
+        return found
 
     async def _run(
         self, ctx: StepContext, kind: StepKind, key: str, refs: Mapping[str, Any]
