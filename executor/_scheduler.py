@@ -19,7 +19,7 @@ reverse order of completion.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -36,7 +36,7 @@ from pveplan.planner import (
     digest,
     drift_reruns,
 )
-from pveplan.store import StepResult
+from pveplan.store import Resource, StepResult
 
 from ._context import Services, StepContext
 from ._import import adopted_key
@@ -82,6 +82,7 @@ class _Run:
         services: Services,
         emit: Emit,
         *,
+        live: Sequence[Resource],
         run_id: int | None,
         parallelism: int,
         refresh: bool,
@@ -104,7 +105,6 @@ class _Run:
         self.running: dict[str, float] = {}
         self.created: list[tuple[Step, StepArgs, Outputs]] = []  # resource steps this run ran
         self.stopping = False
-        live = services.store.resources(services.workspace)
         self.live: dict[str, Outputs] = {r.address: dict(r.outputs) for r in live}
         self.recorder = GroupCommit(services.store, services.workspace)
         # Every recorded result of this plan's steps, read once: a step then finds its run
@@ -410,16 +410,19 @@ async def execute(
     refresh: bool = False,
     on_error: str | None = None,
     running: dict[str, float] | None = None,
+    live: Sequence[Resource] | None = None,
 ) -> RunReport:
     """Run `plan` (one level; delegate steps run subplans elsewhere) and report.
 
     `running` (optional) is kept up to date with the steps in flight, so a caller that is
-    interrupted can say what was running.
+    interrupted can say what was running. `live` is the workspace's resources when the
+    caller has just read them under the workspace lock (else they are read here).
     """
     run = _Run(
         plan,
         services,
         emit,
+        live=services.store.resources(services.workspace) if live is None else live,
         run_id=run_id,
         parallelism=parallelism or plan.settings.parallelism,
         refresh=refresh,
