@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,9 +85,18 @@ def _is_plan_file(path: str) -> bool:
     return path.endswith(".json")
 
 
+def collect_less() -> None:
+    """A run holds a step, result, outcome and event per step, by the ten thousand; every
+    700 allocations (the default) Python's cycle collector walked them again: a quarter of
+    the CPU of a 10,000-VM no-op apply. Nothing here makes cycles in bulk, so it runs
+    after 50,000 allocations instead: the same collections, far less often."""
+    gc.set_threshold(50_000, *gc.get_threshold()[1:])
+
+
 def prepare(args: argparse.Namespace, console: Console) -> Prepared:
     """The plan to apply: a saved plan file (checked for signatures, moved inputs and
     staleness), or one compiled now (refused where the site requires signed plans)."""
+    collect_less()
     files = list(getattr(args, "files", None) or [])
     if len(files) == 1 and _is_plan_file(files[0]):
         return _prepare_plan_file(args, console, files[0])

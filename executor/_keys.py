@@ -7,12 +7,17 @@ trust-on-first-use anywhere. Private halves live in the store's secrets table on
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # cryptography loads when a key is first made or read, not with pveplan
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 def generate_ed25519(comment: str = "") -> tuple[bytes, str]:
     """A new key pair: (private key in OpenSSH format, public key as one OpenSSH line)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(
         serialization.Encoding.PEM,
@@ -24,6 +29,9 @@ def generate_ed25519(comment: str = "") -> tuple[bytes, str]:
 
 def public_line(private: bytes, comment: str = "") -> str:
     """The OpenSSH public line of an OpenSSH private key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = serialization.load_ssh_private_key(private, password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError("expected an ed25519 key")
@@ -31,6 +39,8 @@ def public_line(private: bytes, comment: str = "") -> str:
 
 
 def _public_line(key: Ed25519PrivateKey, comment: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     public = (
         key.public_key()
         .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)

@@ -9,14 +9,14 @@ everything succeeded, records the plan as the workspace's applied state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
 import trio
 
 from pveplan.planner import Plan, Step
-from pveplan.store import RunEvent
+from pveplan.store import Resource, RunEvent
 
 from ._context import Services
 from ._model import Event, Outputs, RunReport
@@ -82,12 +82,17 @@ def resource_host(default: str, outputs: Mapping[str, Any]) -> str:
     return str(outputs.get(HOST_OUTPUT) or default)
 
 
-def removed_resources(services: Services, plan: Plan) -> list[tuple[Step, Outputs]]:
-    """Live resources of the workspace that `plan` no longer has, newest first."""
+def removed_resources(
+    services: Services, plan: Plan, live: Sequence[Resource] | None = None
+) -> list[tuple[Step, Outputs]]:
+    """Live resources of the workspace (`live`, else read now) that `plan` no longer
+    has, newest first."""
     wanted = {step.address for step in plan.steps}
+    if live is None:
+        live = services.store.resources(services.workspace)
     return [
         resource_step(resource_host(plan.host, r.outputs), r.address, r.kind, r.outputs)
-        for r in reversed(services.store.resources(services.workspace))
+        for r in reversed(live)
         if r.address not in wanted
     ]
 
@@ -120,10 +125,14 @@ async def run_workspace(
             nursery.start_soon(log.flusher)
             removed: list[str] = []
             removal_errors: list[str] = []
+            # Read once: the scheduler reuses it when nothing was removed (the workspace
+            # lock keeps other runs from changing it meanwhile).
+            live: Sequence[Resource] | None = store.resources(services.workspace)
             if verb == "apply" and not partial:
-                removed, removal_errors = await destroy_resources(
-                    services, removed_resources(services, plan), log.emit
-                )
+                gone = removed_resources(services, plan, live)
+                if gone:
+                    live = None  # changed by the removal: the scheduler reads it again
+                    removed, removal_errors = await destroy_resources(services, gone, log.emit)
             report = await execute(
                 plan,
                 services,
@@ -132,6 +141,7 @@ async def run_workspace(
                 parallelism=parallelism,
                 refresh=refresh,
                 running=running,
+                live=live,
             )
             if verb == "apply" and report.status == "ok":
                 await remove_snapshots(services, log.emit)

@@ -19,12 +19,14 @@ reverse order of completion.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import msgspec
 import trio
 
 from pveplan.planner import (
+    STEP_ARGS,
     Plan,
     Step,
     StepArgs,
@@ -34,7 +36,7 @@ from pveplan.planner import (
     digest,
     drift_reruns,
 )
-from pveplan.store import StepResult
+from pveplan.store import Resource, StepResult
 
 from ._context import Services, StepContext
 from ._import import adopted_key
@@ -47,15 +49,18 @@ Emit = Callable[[Event], None]
 
 def run_key(step: Step, ref_values: Mapping[str, Any], upstream: Mapping[str, Outputs]) -> str:
     """The cache key of one execution of `step` given what its inputs turned out to be."""
-    return digest(
-        canonical(
-            {
-                "step": step.hash,
-                "refs": dict(ref_values),
-                "upstream": {address: digest(canonical(out)) for address, out in upstream.items()},
-            }
-        )
-    )
+    return _run_key(step, ref_values, {a: outputs_digest(out) for a, out in upstream.items()})
+
+
+def outputs_digest(outputs: Outputs) -> str:
+    """The digest of a step's outputs as its dependents' run keys hash them."""
+    return digest(canonical(outputs))
+
+
+def _run_key(step: Step, ref_values: Mapping[str, Any], upstream: Mapping[str, str]) -> str:
+    """`run_key` from the upstream outputs' digests (`outputs_digest`), which a run
+    computes once per step instead of once per dependent."""
+    return digest(canonical({"step": step.hash, "refs": dict(ref_values), "upstream": upstream}))
 
 
 def upstream_of(step: Step) -> tuple[str, ...]:
@@ -77,6 +82,7 @@ class _Run:
         services: Services,
         emit: Emit,
         *,
+        live: Sequence[Resource],
         run_id: int | None,
         parallelism: int,
         refresh: bool,
@@ -92,18 +98,63 @@ class _Run:
         self.rerun = drift_reruns(plan)
         self.on_error = on_error
         self.limiter = trio.CapacityLimiter(max(1, parallelism))
-        self.done = {step.address: trio.Event() for step in plan.steps}
+        self.done: dict[str, trio.Event] = {}  # per step left to a task (`execute`)
         self.outcomes: dict[str, Outcome] = {}
         self.outputs: dict[str, Outputs] = {}
+        self.digests: dict[str, str] = {}  # address -> outputs_digest (`_digest`), memo
         self.running: dict[str, float] = {}
         self.created: list[tuple[Step, StepArgs, Outputs]] = []  # resource steps this run ran
         self.stopping = False
-        live = services.store.resources(services.workspace)
         self.live: dict[str, Outputs] = {r.address: dict(r.outputs) for r in live}
         self.recorder = GroupCommit(services.store, services.workspace)
         # Every recorded result of this plan's steps, read once: a step then finds its run
         # key here instead of asking the store (a round trip each, on PostgreSQL).
         self.recorded = services.store.results_for(step.address for step in plan.steps)
+
+    # --- the steps the store answers -------------------------------------------------
+
+    def settle_cached(self) -> None:
+        """Decide, in plan order and without a task each, every step whose inputs are
+        already known and whose result the store holds: a no-op apply of thousands of
+        steps costs a dictionary lookup per step, not a trio task, an event and a slot
+        of the limiter. The rule is `_cached_result`'s, as in the task path; anything
+        else (a step to run, to probe, to fail or to skip) is left to the tasks, which
+        decide it as before."""
+        if self.refresh:
+            return  # every cached step is probed: that is I/O, done by the tasks
+        outputs = self.outputs  # the steps that succeeded so far
+        kinds: dict[str, StepKind | None] = {}
+        for step in self.plan.steps:
+            if not all(a in outputs for a in step.deps):
+                continue
+            refs: dict[str, Any] | None = {}
+            upstream = dict.fromkeys(step.deps)
+            for name, ref in step.refs.items():
+                address, _, output = ref.partition("#")
+                produced = outputs.get(address)
+                if produced is None or output not in produced:
+                    refs = None  # not succeeded, or no such output: the task decides
+                    break
+                refs[name] = produced[output]
+                upstream[address] = None
+            if refs is None or step.address in self.rerun:
+                continue
+            kind = (
+                kinds[step.kind]
+                if step.kind in kinds
+                else kinds.setdefault(step.kind, kind_for(step.kind))
+            )
+            args_type = None if kind is None else kind.args_type or STEP_ARGS.get(step.kind)
+            if kind is None or args_type is None:
+                continue
+            try:  # what the task path refuses (`args_of`), it still refuses
+                msgspec.convert(step.args, args_type)
+            except msgspec.ValidationError:
+                continue
+            key = _run_key(step, refs, {a: self._digest(a) for a in upstream})
+            result = self._cached_result(step, kind, key)
+            if result is not None:
+                self._reuse(step, result)
 
     # --- one step --------------------------------------------------------------------
 
@@ -116,7 +167,8 @@ class _Run:
     async def _step(self, step: Step) -> None:
         upstream = upstream_of(step)
         for address in upstream:
-            await self.done[address].wait()
+            if address not in self.outcomes:  # else decided already (`settle_cached`)
+                await self.done[address].wait()
         blocked = [a for a in upstream if self.outcomes[a].status in ("failed", "skipped")]
         if blocked:
             self._finish(
@@ -152,7 +204,7 @@ class _Run:
         except StepFailed as exc:
             self._fail(step, str(exc), 0.0)
             return
-        key = run_key(step, refs, {a: self.outputs[a] for a in upstream})
+        key = _run_key(step, refs, {a: self._digest(a) for a in upstream})
         async with self.limiter:
             if self.stopping:
                 self._finish(
@@ -183,15 +235,9 @@ class _Run:
         self, ctx: StepContext, kind: StepKind, key: str, refs: Mapping[str, Any]
     ) -> bool:
         step = ctx.step
-        if not kind.cacheable:
+        result = self._cached_result(step, kind, key)
+        if result is None:
             return False
-        result = self.recorded.get(key)
-        if result is None and kind.resource:  # adopted by `pveplan import` (see _import)
-            result = self.recorded.get(adopted_key(step))
-        if result is None or result.status != "ok":
-            return False
-        if kind.resource and step.address not in self.live:
-            return False  # destroyed since (or rolled back): the record is history
         if step.address in self.rerun:
             ctx.log("drift: the live VM moved since the last apply; running again to converge")
             return False
@@ -204,11 +250,38 @@ class _Run:
             if drift is not None:
                 ctx.log(f"drift: {drift}")
                 return False
-        self.outputs[step.address] = dict(result.outputs)
-        self._finish(
-            step, Outcome(address=step.address, status="cached", outputs=dict(result.outputs))
-        )
+        self._reuse(step, result)
         return True
+
+    def _cached_result(self, step: Step, kind: StepKind, key: str) -> StepResult | None:
+        """The recorded success `step` may reuse under run key `key`, if any (before the
+        drift and probe checks)."""
+        if not kind.cacheable:
+            return None
+        result = self.recorded.get(key)
+        if result is None and kind.resource:  # adopted by `pveplan import` (see _import)
+            result = self.recorded.get(adopted_key(step))
+        if result is None or result.status != "ok":
+            return None
+        if kind.resource and step.address not in self.live:
+            return None  # destroyed since (or rolled back): the record is history
+        return result
+
+    def _reuse(self, step: Step, result: StepResult) -> None:
+        outputs = dict(result.outputs)
+        self._succeeded(step.address, outputs)
+        self._finish(step, Outcome(address=step.address, status="cached", outputs=outputs))
+
+    def _succeeded(self, address: str, outputs: Outputs) -> None:
+        self.outputs[address] = outputs
+
+    def _digest(self, address: str) -> str:
+        """`outputs_digest` of a step that succeeded, computed once, when a dependent
+        first needs it."""
+        found = self.digests.get(address)
+        if found is None:
+            found = self.digests[address] = outputs_digest(self.outputs[address])
+        return found
 
     async def _run(
         self, ctx: StepContext, kind: StepKind, key: str, refs: Mapping[str, Any]
@@ -258,7 +331,7 @@ class _Run:
         if error:
             self._fail(step, error, duration, outputs)
         else:
-            self.outputs[step.address] = outputs
+            self._succeeded(step.address, outputs)
             # A delegate whose remote level changed nothing counts as cached, like its steps.
             status = "cached" if kind.unchanged(outputs) else "ok"
             self._finish(
@@ -337,16 +410,19 @@ async def execute(
     refresh: bool = False,
     on_error: str | None = None,
     running: dict[str, float] | None = None,
+    live: Sequence[Resource] | None = None,
 ) -> RunReport:
     """Run `plan` (one level; delegate steps run subplans elsewhere) and report.
 
     `running` (optional) is kept up to date with the steps in flight, so a caller that is
-    interrupted can say what was running.
+    interrupted can say what was running. `live` is the workspace's resources when the
+    caller has just read them under the workspace lock (else they are read here).
     """
     run = _Run(
         plan,
         services,
         emit,
+        live=services.store.resources(services.workspace) if live is None else live,
         run_id=run_id,
         parallelism=parallelism or plan.settings.parallelism,
         refresh=refresh,
@@ -354,8 +430,11 @@ async def execute(
     )
     if running is not None:
         run.running = running
+    run.settle_cached()
+    left = [step for step in plan.steps if step.address not in run.outcomes]
+    run.done = {step.address: trio.Event() for step in left}
     async with trio.open_nursery() as nursery:
-        for step in plan.steps:
+        for step in left:
             nursery.start_soon(run.step, step)
     outcomes = tuple(run.outcomes[s.address] for s in plan.steps)
     failed = any(o.status == "failed" for o in outcomes)

@@ -10,14 +10,20 @@ from __future__ import annotations
 import contextlib
 import shlex
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import asyncssh
 import msgspec
 import trio
 
 from pveplan.executor._bridge import loop_is_open, run_aio
 
 from ._channel import CLOSE_GRACE, ChannelError, CommandResult, checked_argv
+from ._lazy import LazyModule
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = LazyModule("asyncssh")  # imported when a run first reaches for SSH
 
 
 class SshTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -105,7 +111,8 @@ class SshPool:
         keepalive_count_max: int = 3,
         connect_timeout: float = 10.0,
     ) -> None:
-        self._client_key = asyncssh.import_private_key(client_key)
+        self._client_key_bytes = client_key
+        self._client_key: asyncssh.SSHKey | None = None  # parsed at the first connection
         self._keepalive_interval = keepalive_interval
         self._keepalive_count_max = keepalive_count_max
         self._connect_timeout = connect_timeout
@@ -147,6 +154,13 @@ class SshPool:
             self._connections[key] = conn
             return conn
 
+    def _parsed_key(self) -> asyncssh.SSHKey:
+        """The client key, parsed when a run first connects (a run that reaches no host
+        never imports asyncssh)."""
+        if self._client_key is None:
+            self._client_key = asyncssh.import_private_key(self._client_key_bytes)
+        return self._client_key
+
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
         pinned = _pinned_key(target)
         where = target.where
@@ -162,7 +176,7 @@ class SshPool:
                     target.host,
                     target.port,
                     username=target.user,
-                    client_keys=[self._client_key],
+                    client_keys=[self._parsed_key()],
                     known_hosts=([pinned], [], []),
                     preferred_auth="publickey",
                     config=None,

@@ -9,7 +9,7 @@ Rows of the sealed tables are written with their checksum and checked when read
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,13 +147,31 @@ def replace_applied(
         " updated = excluded.updated, row_hash = excluded.row_hash",
         (workspace, plan_hash, now, row_hash("applied", workspace, plan_hash, now)),
     )
-    conn.execute("DELETE FROM applied_steps WHERE workspace = ?", (workspace,))
+    # Only the rows that change are written: a re-apply of an unchanged plan rewrites
+    # none of its thousands of steps. A row kept must be exactly the row that would be
+    # written (its seal included), so a damaged row is written again, as before.
+    kept = {
+        address: (step, stored)
+        for address, step, stored in conn.execute(
+            "SELECT address, step_hash, row_hash FROM applied_steps WHERE workspace = ?",
+            (workspace,),
+        )
+    }
+    gone = [(workspace, address) for address in kept if address not in steps]
+    if gone:
+        conn.executemany(
+            "DELETE FROM applied_steps WHERE workspace = ? AND address = ?", sorted(gone)
+        )
+    written = []
+    for address, step in sorted(steps.items()):
+        sealed = row_hash("applied_steps", workspace, address, step)
+        if kept.get(address) != (step, sealed):
+            written.append((workspace, address, step, sealed))
     conn.executemany(
-        "INSERT INTO applied_steps (workspace, address, step_hash, row_hash) VALUES (?, ?, ?, ?)",
-        [
-            (workspace, address, step, row_hash("applied_steps", workspace, address, step))
-            for address, step in sorted(steps.items())
-        ],
+        "INSERT INTO applied_steps (workspace, address, step_hash, row_hash) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (workspace, address) DO UPDATE SET step_hash = excluded.step_hash,"
+        " row_hash = excluded.row_hash",
+        written,
     )
 
 
@@ -295,21 +313,22 @@ def run_exists(conn: Conn, run_id: int) -> bool:
     return conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
 
 
-def insert_event(conn: Conn, run_id: int, event: RunEvent) -> None:
-    if event.kind not in EVENT_KINDS:
-        raise ValueError(f"an event's kind is one of {', '.join(EVENT_KINDS)}, not {event.kind!r}")
-    conn.execute(
+def insert_events(conn: Conn, run_id: int, events: Iterable[RunEvent]) -> None:
+    """Add events to a run, in their order, in one statement (a no-op apply of thousands
+    of steps has thousands of `cached` events)."""
+    rows = []
+    for event in events:
+        if event.kind not in EVENT_KINDS:
+            raise ValueError(
+                f"an event's kind is one of {', '.join(EVENT_KINDS)}, not {event.kind!r}"
+            )
+        rows.append(
+            (run_id, event.address, event.kind, event.message, event.at, event.duration, event.host)
+        )
+    conn.executemany(
         "INSERT INTO run_events (run_id, address, kind, message, at, duration, host)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            run_id,
-            event.address,
-            event.kind,
-            event.message,
-            event.at,
-            event.duration,
-            event.host,
-        ),
+        rows,
     )
 
 

@@ -289,15 +289,14 @@ class Store:
         with self._write(f"record an event of run {run_id}") as conn:
             if not _state.run_exists(conn, run_id):
                 raise StoreError(f"run {run_id} is not in the store at {self.location}")
-            _state.insert_event(conn, run_id, event)
+            _state.insert_events(conn, run_id, [event])
 
     def add_events(self, run_id: int, events: Iterable[RunEvent]) -> None:
         """Record many events in one transaction (a run's cached steps come in thousands)."""
         with self._write(f"record the events of run {run_id}") as conn:
             if not _state.run_exists(conn, run_id):
                 raise StoreError(f"run {run_id} is not in the store at {self.location}")
-            for event in events:
-                _state.insert_event(conn, run_id, event)
+            _state.insert_events(conn, run_id, events)
 
     def finish_run(self, run_id: int, status: str) -> None:
         with self._write(f"finish run {run_id}") as conn:

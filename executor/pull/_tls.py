@@ -21,10 +21,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+# cryptography is imported by the two functions that need it, not with every run.
 
 CERT_SECRET = "serve/tls-cert"
 KEY_SECRET = "serve/tls-key"
@@ -43,6 +40,11 @@ def generate_certificate(
     stack, Python's ssl included, speaks), valid ten years from yesterday (a node whose clock
     lags still accepts it), with a SAN per host (IP addresses as IP SANs). Clients pin the
     fingerprint, so the names are informative; they keep tools like curl happy."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     sans: list[x509.GeneralName] = []
@@ -91,6 +93,9 @@ def generate_certificate(
 
 def _der(cert_pem_or_der: bytes) -> bytes:
     if cert_pem_or_der.lstrip().startswith(b"-----BEGIN"):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
         try:
             cert = x509.load_pem_x509_certificate(cert_pem_or_der)
         except ValueError:

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
-import httpx
 import trio
 
+from .._lazy import LazyModule
 from ._https_errors import connection_error, status_error
 from ._params import flag_value
 from ._requests import PveRequest
@@ -33,6 +33,11 @@ API_ROOT = "/api2/json"
 DEFAULT_PORT = 8006
 TOKEN_FORM = re.compile(r"(?P<id>[^\s@!=]+@[^\s@!=]+![A-Za-z][A-Za-z0-9._-]*)=(?P<secret>\S+)")
 """`USER@REALM!TOKENID=SECRET`, as `pveum user token add` prints it and secrets.yaml holds it."""
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = LazyModule("httpx")  # imported when a run first calls a PVE API
 
 __all__ = ["API_ROOT", "HttpsTransport", "api_url", "form_body", "normalize_endpoint"]
 

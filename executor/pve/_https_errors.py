@@ -24,15 +24,20 @@ import socket
 import ssl
 from typing import TYPE_CHECKING
 
-import httpx
 import trio
 
+from .._lazy import LazyModule
 from ._tls import PinMismatch
 from ._transport import PveError
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._https import HttpsTransport
     from ._requests import PveRequest
+
+else:
+    httpx = LazyModule("httpx")  # imported with the first API call's failure
 
 PERMISSION = re.compile(r"Permission check failed \((?P<path>/[^,)]*), (?P<priv>[A-Za-z.]+)\)")
 LOCK_TIMEOUT = re.compile(r"can't lock file '(?P<file>[^']+)' - got timeout")

@@ -121,6 +121,30 @@ def test_n1_push_apply_reapply_destroy(lab: Lab) -> None:
     assert resources(lab, "n1-push@sim") == {}
 
 
+def test_a_no_op_apply_of_a_really_applied_store_reuses_every_step_and_reaches_no_host(
+    lab: Lab,
+) -> None:
+    """The no-op path (steps settled from the store without a task each, SSH and HTTP
+    libraries never loaded) on a store a real apply filled: every step cached, the same
+    outputs recorded, and not one command sent to the host."""
+    name = lab.manifest("noop-real", specless("noop-real", 3, 89600, prefix="q"))
+    code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))
+    assert code == 0, out + err
+    steps = counts(out)["ran"] + counts(out).get("cached", 0)  # the image may be there
+    before = resources(lab, f"{name}@sim")
+    since = len(lab.sim.calls.read_text().splitlines())
+    code, out2, err2 = run_cli(
+        lab.args("apply", "-M", name, "-H", "sim", "--yes", "--refresh=false")
+    )
+    assert code == 0, out2 + err2
+    assert counts(out2)["ran"] == 0 and counts(out2)["cached"] == steps
+    assert [e.kind for e in last_run_events(lab, f"{name}@sim")] == ["cached"] * steps
+    assert resources(lab, f"{name}@sim") == before
+    assert lab.sim.calls.read_text().splitlines()[since:] == []
+    code, out3, err3 = run_cli(lab.args("destroy", "-M", name, "-H", "sim", "--yes"))
+    assert code == 0, out3 + err3
+
+
 def test_twenty_workers_change_one_remove_one(lab: Lab) -> None:
     name = lab.manifest("twenty", specless("twenty", 20, 91000))
     code, out, err = run_cli(lab.args("apply", "-M", name, "-H", "sim", "--yes"))

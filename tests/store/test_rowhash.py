@@ -132,3 +132,23 @@ def test_the_checksum_is_deterministic_and_sees_every_value(table: str, row: lis
     changed = [*row[:-1], "x" if row[-1] != "x" else "y"]
     assert row_hash(table, *changed) != row_hash(table, *row)
     assert row_hash(table, *row) != row_hash(f"{table}_", *row)
+
+
+def test_replacing_the_applied_state_with_the_same_steps_rewrites_a_damaged_step_row(
+    root: Path,
+) -> None:
+    """set_applied writes only the rows that change; a row whose seal is wrong counts as
+    changed, so re-applying the same plan leaves every row sound, as a full rewrite did."""
+    _seed(root)
+    conn = sqlite3.connect(root / "store.sqlite")
+    with conn:
+        conn.execute(
+            "UPDATE applied_steps SET row_hash = ? WHERE address = ?", ("0" * 32, "node.b.create")
+        )
+    conn.close()
+    with open_store(root) as store:
+        assert store.verify().damage != ()
+        store.set_applied(WORKSPACE, PLAN, {"node.a.create": "a" * 32, "node.b.create": "b" * 32})
+        assert store.verify().damage == ()
+        applied = store.applied(WORKSPACE)
+        assert applied is not None and applied.steps["node.b.create"] == "b" * 32

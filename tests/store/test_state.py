@@ -7,9 +7,12 @@ import time
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pveplan.store import RunEvent, StepResult, Store, StoreError, open_store
 
+from .._tiers import examples
 from .conftest import python, wait_for_line
 
 
@@ -89,6 +92,32 @@ def test_applied_state_is_replaced_not_merged(store: Store) -> None:
     assert store.applied("lab@b") is None
     store.clear_applied("lab@a")
     assert store.applied("lab@a") is None
+
+
+_applied_maps = st.lists(
+    st.dictionaries(
+        st.sampled_from([f"node.n{i}.{s}" for i in range(6) for s in ("create", "start")]),
+        st.sampled_from(["h1", "h2", "h3"]),
+        max_size=8,
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=examples(40), suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(maps=_applied_maps)
+def test_applied_state_is_always_the_last_map_written(
+    store: Store, maps: list[dict[str, str]]
+) -> None:
+    """Only the rows that change are rewritten, yet every replacement reads back whole."""
+    workspace = f"lab@{len(maps)}-{abs(hash(repr(maps)))}"
+    for number, steps in enumerate(maps):
+        store.set_applied(workspace, f"plan-{number}", steps)
+        applied = store.applied(workspace)
+        assert applied is not None
+        assert (applied.plan_hash, applied.steps) == (f"plan-{number}", steps)
+    assert store.verify().damage == ()
 
 
 def test_a_failed_replacement_leaves_the_old_state(store: Store) -> None:
