@@ -276,10 +276,15 @@ def write_guest_launchers(root: SimRoot, node: str, vmid: int) -> None:
     """Write the guest tools and `python3` into `vms/NODE/VMID/bin/` for this interpreter."""
     bindir = root.vm_dir(node, vmid) / "bin"
     for tool in GUEST_TOOLS:
-        call = f"main({tool!r}, sys.argv[1:], {str(root.path)!r}, {node!r}, {int(vmid)!r})"
-        where = f"{tool} in VM {vmid} on {node}"
-        _write_launcher(bindir / tool, "pveplan.sim._guest", call, where)
+        _write_text(bindir / tool, guest_launcher_text(root.path, node, vmid, tool))
     _link_python(bindir / "python3")
+
+
+def guest_launcher_text(root: Path, node: str, vmid: int, tool: str) -> str:
+    """The script `write_guest_launchers` writes for `tool` (a runcmd runner compares a
+    launcher with it before running that tool in its own process, `_runcmd`)."""
+    call = f"main({tool!r}, sys.argv[1:], {str(root)!r}, {node!r}, {int(vmid)!r})"
+    return launcher_text("pveplan.sim._guest", call, f"{tool} in VM {vmid} on {node}")
 
 
 def _link_python(path: Path) -> None:

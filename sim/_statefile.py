@@ -104,6 +104,13 @@ class Shards(MutableMapping[str, Any]):
     def __repr__(self) -> str:
         return repr(dict(self.items()))
 
+    def encoded(self, key: str) -> bytes | None:
+        """The entry's bytes as the state holds them, while this snapshot has not taken it
+        out (decoded, set or deleted): a key for what is derived from the entry alone."""
+        if key in self._live or key in self._gone:
+            return None
+        return self._base.get(key)
+
     def changes(self) -> tuple[dict[str, bytes], list[str]]:
         """(entries set or changed, as bytes; keys deleted) since the snapshot was taken."""
         changed = {}
@@ -134,19 +141,22 @@ def _stamp(info: os.stat_result) -> tuple[int, int, int]:
 
 
 def _load_snapshot(path: Path, stamp: tuple[int, int, int]) -> _Cache:
+    """The cache of a snapshot: its entries split out as bytes, not parsed (a process
+    that reads the state once, a runcmd runner say, pays a scan, not a parse of every VM)."""
     try:
-        doc = _decode(path.read_bytes())
+        doc = _RAW_MAP.decode(path.read_bytes())
+        cache = _Cache(stamp)
+        for key, value in doc.items():
+            if key not in SHARDED:
+                cache.core[key] = bytes(value)
+        for section in SHARDED:
+            raw = bytes(doc.get(section) or b"null")
+            entries = _RAW_MAP.decode(raw) if raw != b"null" else {}
+            cache.shards[section] = {key: bytes(value) for key, value in entries.items()}
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path} is not valid JSON: not an object")
-    cache = _Cache(stamp)
-    for key, value in doc.items():
-        if key not in SHARDED:
-            cache.core[key] = encode(value)
-    for section in SHARDED:
-        entries = doc.get(section) or {}
-        cache.shards[section] = {key: encode(value) for key, value in entries.items()}
     return cache
 
 
@@ -168,14 +178,27 @@ def _apply(cache: _Cache, change: dict[str, Any]) -> None:
             cache.shards[section] = entries
 
 
-def _as_bytes(record: dict[str, Any]) -> dict[str, Any]:
-    """A journal line as read (values decoded) in `_apply`'s form (values encoded)."""
-    sets = record.get("set") or {}
+class _Line(msgspec.Struct):
+    """A journal line, its values left as bytes (`_apply` stores them as they are)."""
+
+    base: list[int] | None = None
+    core: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
+    drop: list[str] = msgspec.field(default_factory=list)
+    set: dict[str, dict[str, msgspec.Raw]] = msgspec.field(default_factory=dict)
+    dels: dict[str, list[str]] = msgspec.field(default_factory=dict, name="del")
+
+
+_LINE = msgspec.json.Decoder(_Line)
+_RAW_MAP = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def _as_bytes(line: _Line) -> dict[str, Any]:
+    """A journal line in `_apply`'s form."""
     return {
-        "core": {key: encode(value) for key, value in (record.get("core") or {}).items()},
-        "drop": record.get("drop") or [],
-        "set": {s: {k: encode(v) for k, v in entries.items()} for s, entries in sets.items()},
-        "del": record.get("del") or {},
+        "core": {key: bytes(value) for key, value in line.core.items()},
+        "drop": line.drop,
+        "set": {s: {k: bytes(v) for k, v in entries.items()} for s, entries in line.set.items()},
+        "del": line.dels,
     }
 
 
@@ -214,9 +237,9 @@ def _read_journal(path: Path, cache: _Cache) -> bool:
         data = handle.read()
     end = data.rfind(b"\n") + 1
     for line in data[:end].splitlines():
-        record = _decode(line)
+        record = _LINE.decode(line)
         if cache.offset == 0:  # the header: which snapshot these changes extend
-            cache.valid = tuple(record.get("base") or ()) == cache.snapshot
+            cache.valid = tuple(record.base or ()) == cache.snapshot
             if not cache.valid:
                 return True
         else:
