@@ -184,14 +184,15 @@ def reap_runners() -> None:
     _RUNNERS[:] = [child for child in _RUNNERS if child.poll() is None]
 
 
-def write_boot_finished(root: SimRoot, node: str, vmid: int) -> None:
+def write_boot_finished(root: SimRoot, node: str, vmid: int, uptime: float | None = None) -> None:
     """`/var/lib/cloud/instance/boot-finished`, as cloud-init's final stage writes it."""
     tree = root.vm_dir(node, vmid)
     if not tree.is_dir():
         return
     path = tree / BOOT_FINISHED
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{_uptime(root, node, vmid):.2f} - {rfc2822()} - v. {CLOUD_INIT_VERSION}\n")
+    uptime = _uptime(root, node, vmid) if uptime is None else uptime
+    path.write_text(f"{uptime:.2f} - {rfc2822()} - v. {CLOUD_INIT_VERSION}\n")
 
 
 def _uptime(root: SimRoot, node: str, vmid: int) -> float:
@@ -288,6 +289,16 @@ class Runner:
         started = float(record.get("started") or time.time())
         self.deadline = started + float(record.get("limit") or DEFAULT_LIMIT)
         self.daemon: int | None = record.get("daemon")
+        self.booted = started
+        """The VM's boot, for cloud-init's "Up N seconds": `qm start` launches the runner
+        the moment it marks the VM running, so its `started` is the boot (and the runner
+        need not read the whole state to learn it)."""
+        self.checked = time.monotonic()
+        """When the VM was last seen running: at the launch (`qm start` had just marked it
+        so), then by `_check`, at most every POLL seconds."""
+
+    def uptime(self) -> float:
+        return max(0.0, time.time() - self.booted)
 
     def stop_reason(self) -> str | None:
         """Why the runner must stop now, or None while it may go on."""
@@ -321,19 +332,19 @@ class Runner:
         with open(self.tree / OUTPUT_LOG, "ab") as log:
             log.write(
                 f"Cloud-init v. {CLOUD_INIT_VERSION} running 'modules:final' at "
-                f"{rfc2822()}. Up {_uptime(self.root, self.node, self.vmid):.2f} seconds.\n".encode()
+                f"{rfc2822()}. Up {self.uptime():.2f} seconds.\n".encode()
             )
             log.flush()
             for command in self.commands:
                 status = self._run_one(command, env, log)
                 with _edit(self.tree) as record:
                     record.setdefault("exits", []).append(status)
-            uptime = _uptime(self.root, self.node, self.vmid)
+            uptime = self.uptime()
             log.write(
                 f"Cloud-init v. {CLOUD_INIT_VERSION} finished at {rfc2822()}. Datasource "
                 f"{DATASOURCE}.  Up {uptime:.2f} seconds\n".encode()
             )
-        write_boot_finished(self.root, self.node, self.vmid)  # there once the record says done
+        write_boot_finished(self.root, self.node, self.vmid, self.uptime())  # before "done"
         with _edit(self.tree) as record:
             record.update(done=True, finished=time.time())
         return 0
@@ -405,6 +416,12 @@ class Runner:
             SINK.reset(token)
 
     def _check(self) -> None:
+        """Stop the runner if it must (`stop_reason`): the clock at every call, the VM
+        and the daemon once per POLL (a read of the state; `qm stop` kills the runner
+        itself at once anyway)."""
+        if time.time() < self.deadline and time.monotonic() - self.checked < POLL:
+            return
+        self.checked = time.monotonic()
         reason = self.stop_reason()
         if reason is None:
             return

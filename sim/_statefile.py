@@ -160,22 +160,29 @@ def _load_snapshot(path: Path, stamp: tuple[int, int, int]) -> _Cache:
     return cache
 
 
-def _apply(cache: _Cache, change: dict[str, Any]) -> None:
+def _apply(cache: _Cache, change: dict[str, Any], owned: set[str] | None = None) -> None:
     """One change (its values as encoded bytes) onto the cache: new maps for the sections
-    it changes, so snapshots already handed out keep theirs."""
+    it changes, so snapshots already handed out keep theirs; `owned` names the maps made
+    new by this batch already (a replay of many lines copies each map once, not per line)."""
+    owned = set() if owned is None else owned
     if change.get("core") or change.get("drop"):
-        core = {**cache.core, **(change.get("core") or {})}
+        if "" not in owned:
+            cache.core = dict(cache.core)
+            owned.add("")
+        cache.core.update(change.get("core") or {})
         for key in change.get("drop") or ():
-            core.pop(key, None)
-        cache.core = core
+            cache.core.pop(key, None)
     for section in SHARDED:
         sets = (change.get("set") or {}).get(section) or {}
         dels = (change.get("del") or {}).get(section) or ()
         if sets or dels:
-            entries = {**cache.shards.get(section, {}), **sets}
+            if section not in owned:
+                cache.shards[section] = dict(cache.shards.get(section, {}))
+                owned.add(section)
+            entries = cache.shards[section]
+            entries.update(sets)
             for key in dels:
                 entries.pop(key, None)
-            cache.shards[section] = entries
 
 
 class _Line(msgspec.Struct):
@@ -236,6 +243,7 @@ def _read_journal(path: Path, cache: _Cache) -> bool:
         handle.seek(cache.offset)
         data = handle.read()
     end = data.rfind(b"\n") + 1
+    owned: set[str] = set()
     for line in data[:end].splitlines():
         record = _LINE.decode(line)
         if cache.offset == 0:  # the header: which snapshot these changes extend
@@ -243,7 +251,7 @@ def _read_journal(path: Path, cache: _Cache) -> bool:
             if not cache.valid:
                 return True
         else:
-            _apply(cache, _as_bytes(record))
+            _apply(cache, _as_bytes(record), owned)
         cache.offset += len(line) + 1
     return True
 
