@@ -33,12 +33,15 @@ class Ctx:
     root: SimRoot
     node: str
     user: str = ROOT
+    cwd: Path | None = None
+    """The command's working directory, for relative paths (None: this process's): the
+    daemon runs an SSH session's host tools in-process, where the session's is not its own."""
 
     def host_path(self, path: str) -> Path:
         """A path on this simulated host: absolute paths live under `hosts/NODE/`."""
         host = self.root.host_dir(self.node)
         if not path.startswith("/"):
-            return Path(path).absolute()
+            return self.cwd / path if self.cwd is not None else Path(path).absolute()
         if Path(path).is_relative_to(self.root.path):
             return Path(path)
         return host / path.lstrip("/")

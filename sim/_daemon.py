@@ -51,7 +51,8 @@ from pveplan.sim._state import (
 LOG = logging.getLogger("pveplan.sim.daemon")
 
 TICK = 0.05
-"""Seconds between looks at state.json/config.json (only their stat unless they changed)."""
+"""Seconds between looks at state.json, state.journal and config.json (only their stat
+unless they changed)."""
 RECHECK = 1.0
 """Seconds between full reconciles even when nothing changed (host key files, failed binds)."""
 LOCK_WAIT = 3 * GRACE
@@ -115,6 +116,7 @@ class Daemon:
         self.api = ApiServers(root, int(port) if isinstance(port, int) else DEFAULT_PORT)
         self._state: dict[str, Any] = {}
         self._fault_keys: dict[str, asyncssh.SSHKey] = {}
+        self._keys: dict[Path, tuple[tuple[int, int, int], asyncssh.SSHKey, str]] = {}
         self._pending = False
 
     async def _listen(self, spec: Spec, port: int) -> Listener:
@@ -168,16 +170,29 @@ class Daemon:
                 continue
             self._fault_keys.pop(address, None)
             try:
-                data = (root / HOST_KEY).read_bytes()
-                key = asyncssh.import_private_key(data)
+                key, key_id = self._vm_key(root / HOST_KEY)
             except FileNotFoundError:
                 self._pending = True  # cloud-init has not installed it yet: look every tick
                 continue
             except (OSError, ValueError) as exc:
                 LOG.warning("VM %s: unusable host key: %s", address, exc)
                 continue
-            specs[address] = Spec(machine, key, hashlib.sha256(data).hexdigest())
+            specs[address] = Spec(machine, key, key_id)
         return specs
+
+    def _vm_key(self, path: Path) -> tuple[asyncssh.SSHKey, str]:
+        """A VM's host key and its id (the file's sha256), read again only when the file
+        changed: a reconcile looks at every running VM, so importing every key each time
+        made each state change cost O(VMs)."""
+        info = path.stat()
+        stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+        cached = self._keys.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        data = path.read_bytes()
+        key = asyncssh.import_private_key(data)
+        self._keys[path] = (stamp, key, hashlib.sha256(data).hexdigest())
+        return key, self._keys[path][2]
 
     def desired(self) -> dict[str, Spec]:
         state, config = read_state(self.root), read_config(self.root)
@@ -265,7 +280,7 @@ class Daemon:
             if reason := self.lifetime.gone_reason():
                 LOG.info("stopping by itself: %s", reason)
                 return
-            stamp = (_stamp(self.root.state), _stamp(self.root.config))
+            stamp = (_stamp(self.root.state), _stamp(self.root.journal), _stamp(self.root.config))
             now = time.monotonic()
             if stamp != seen:
                 self.lifetime.touch()

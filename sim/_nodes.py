@@ -15,13 +15,12 @@ from pveplan.sim import _network
 from pveplan.sim._acl import user_exists
 from pveplan.sim._api import Ctx, route
 from pveplan.sim._errors import fail, param_error
-from pveplan.sim._lxc import ct_resource_entry, node_cts
 from pveplan.sim._params import GIB, TOKENID_RE, USERID_RE
+from pveplan.sim._resources import guest_resources
 from pveplan.sim._setup import PVE_VERSION
 from pveplan.sim._state import locked_state, read_state
 from pveplan.sim._storagecfg import node_storages
 from pveplan.sim._tasks import Task, run_task
-from pveplan.sim._vms import node_vms, resource_entry
 
 NEXTID_RANGE = (100, 1_000_000)
 
@@ -110,9 +109,7 @@ def cluster_resources(
     wanted = params.get("type")
     resources: list[dict[str, Any]] = []
     if wanted in (None, "vm"):
-        resources += [resource_entry(vm) for vm in node_vms(ctx, state)]
-        resources += [ct_resource_entry(ct) for ct in node_cts(ctx, state)]
-        resources.sort(key=lambda entry: entry["vmid"])
+        resources += guest_resources(state, ctx.node)  # sorted by vmid
     if wanted in (None, "node"):
         resources.append({**_node_entry(ctx.node), "cgroup-mode": 2})
     if wanted in (None, "storage"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pveplan.sim import (  # noqa: F401  (imported for their @route registrations)
@@ -127,19 +128,21 @@ def _run_tool(tool: str, ctx: Ctx, argv: list[str]) -> int:
         return 255
 
 
-def main(tool: str, argv: list[str], root: str, node: str) -> int:
+def main(tool: str, argv: list[str], root: str, node: str, *, cwd: Path | None = None) -> int:
     """Run simulated `tool` (pvesh, qm or pveum) on host `node` of simulator `root`.
 
     Sleeps the configured latency first (a real API call is never instant) and records
-    the call in `calls.jsonl`, whatever its outcome.
+    the call in `calls.jsonl`, whatever its outcome. `cwd` is the command's working
+    directory when it is not this process's (the daemon runs it in-process, `_inproc`).
     """
     sim = SimRoot(root)
     if tool in LOCAL_TOOLS:
-        return LOCAL_TOOLS[tool](Ctx(sim, node), list(argv))
+        return LOCAL_TOOLS[tool](Ctx(sim, node, cwd=cwd), list(argv))
     code = 1
     try:
-        time.sleep(float(read_config(sim).get("latency") or 0))
-        code = _run_tool(tool, Ctx(sim, node), list(argv))
+        if latency := float(read_config(sim).get("latency") or 0):
+            time.sleep(latency)  # not sleep(0): on a busy machine that still gives up the CPU
+        code = _run_tool(tool, Ctx(sim, node, cwd=cwd), list(argv))
         return code
     finally:
         append_record(sim.calls, {"tool": tool, "argv": list(argv), "node": node, "exit": code})

@@ -164,7 +164,8 @@ def _dispatch(
     try:
         raw = parameters(method, url.query, body, headers.get("content-type"))
         entry.update(path_params=path_params, params=raw)
-        time.sleep(float(read_config(root).get("latency") or 0))
+        if latency := float(read_config(root).get("latency") or 0):
+            time.sleep(latency)
         data = call_route(Ctx(root, node, who), found, path_params, raw)
         answer = Answer(200, "OK", {"data": None if found.returns_null else data})
     except ApiError as err:

@@ -40,6 +40,12 @@ POLL = 1.0
 KILL_WAIT = 1.0
 """Seconds `kill_runcmd` waits (at most) for the killed group to be gone."""
 RUNNER_TAG = "pveplan-sim-runcmd"
+IN_PROCESS_TOOLS = frozenset(
+    {"systemctl", "apt-get", "dpkg-query", "timedatectl", "hostnamectl", "useradd", "usermod"}
+    | {"id", "getent", "chown"}
+)
+"""Guest tools an argv entry of runcmd runs inside the runner (`Runner._run_here`): quick
+ones that start nothing and wait for nothing."""
 CLOUD_INIT_VERSION = "22.4.2"  # Debian 12's
 DATASOURCE = "DataSourceNoCloud [seed=/dev/sr0][dsmode=net]"
 
@@ -178,14 +184,15 @@ def reap_runners() -> None:
     _RUNNERS[:] = [child for child in _RUNNERS if child.poll() is None]
 
 
-def write_boot_finished(root: SimRoot, node: str, vmid: int) -> None:
+def write_boot_finished(root: SimRoot, node: str, vmid: int, uptime: float | None = None) -> None:
     """`/var/lib/cloud/instance/boot-finished`, as cloud-init's final stage writes it."""
     tree = root.vm_dir(node, vmid)
     if not tree.is_dir():
         return
     path = tree / BOOT_FINISHED
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{_uptime(root, node, vmid):.2f} - {rfc2822()} - v. {CLOUD_INIT_VERSION}\n")
+    uptime = _uptime(root, node, vmid) if uptime is None else uptime
+    path.write_text(f"{uptime:.2f} - {rfc2822()} - v. {CLOUD_INIT_VERSION}\n")
 
 
 def _uptime(root: SimRoot, node: str, vmid: int) -> float:
@@ -282,6 +289,16 @@ class Runner:
         started = float(record.get("started") or time.time())
         self.deadline = started + float(record.get("limit") or DEFAULT_LIMIT)
         self.daemon: int | None = record.get("daemon")
+        self.booted = started
+        """The VM's boot, for cloud-init's "Up N seconds": `qm start` launches the runner
+        the moment it marks the VM running, so its `started` is the boot (and the runner
+        need not read the whole state to learn it)."""
+        self.checked = time.monotonic()
+        """When the VM was last seen running: at the launch (`qm start` had just marked it
+        so), then by `_check`, at most every POLL seconds."""
+
+    def uptime(self) -> float:
+        return max(0.0, time.time() - self.booted)
 
     def stop_reason(self) -> str | None:
         """Why the runner must stop now, or None while it may go on."""
@@ -315,19 +332,19 @@ class Runner:
         with open(self.tree / OUTPUT_LOG, "ab") as log:
             log.write(
                 f"Cloud-init v. {CLOUD_INIT_VERSION} running 'modules:final' at "
-                f"{rfc2822()}. Up {_uptime(self.root, self.node, self.vmid):.2f} seconds.\n".encode()
+                f"{rfc2822()}. Up {self.uptime():.2f} seconds.\n".encode()
             )
             log.flush()
             for command in self.commands:
                 status = self._run_one(command, env, log)
                 with _edit(self.tree) as record:
                     record.setdefault("exits", []).append(status)
-            uptime = _uptime(self.root, self.node, self.vmid)
+            uptime = self.uptime()
             log.write(
                 f"Cloud-init v. {CLOUD_INIT_VERSION} finished at {rfc2822()}. Datasource "
                 f"{DATASOURCE}.  Up {uptime:.2f} seconds\n".encode()
             )
-        write_boot_finished(self.root, self.node, self.vmid)  # there once the record says done
+        write_boot_finished(self.root, self.node, self.vmid, self.uptime())  # before "done"
         with _edit(self.tree) as record:
             record.update(done=True, finished=time.time())
         return 0
@@ -335,6 +352,8 @@ class Runner:
     def _run_one(self, command: list[str] | str, env: dict[str, str], log: Any) -> int:
         """Run one entry to its end (its exit status), or stop the runner on the way."""
         self._check()
+        if isinstance(command, list) and (status := self._run_here(command, env, log)) is not None:
+            return status
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else command
         try:
             child = subprocess.Popen(
@@ -357,7 +376,52 @@ class Runner:
             except subprocess.TimeoutExpired:
                 self._check()
 
+    def _run_here(self, argv: list[str], env: dict[str, str], log: Any) -> int | None:
+        """An argv entry that is one of the VM's own quick guest tools (`systemctl enable
+        --now qemu-guest-agent`, `apt-get install ...`), run in this process as its
+        launcher would run it (same environment, cwd, output to the log): a process and
+        the simulator's imports less per entry. None when it must be spawned: another
+        command, a tool that waits or runs others (`sudo`, `cloud-init status --wait`),
+        or a `bin/` launcher that is not exactly the simulator's."""
+        from pveplan.sim._setup import guest_launcher_text
+
+        if not argv or argv[0] not in IN_PROCESS_TOOLS:
+            return None
+        expected = guest_launcher_text(self.root.path, self.node, self.vmid, argv[0])
+        try:
+            if (self.tree / "bin" / argv[0]).read_text() != expected:
+                return None
+        except (OSError, UnicodeDecodeError):
+            return None
+        from pveplan.sim import _guest
+        from pveplan.sim._stdio import SINK
+
+        def write(text: str) -> None:
+            log.write(text.encode("utf-8", "surrogateescape"))
+            log.flush()
+
+        os.environ.clear()
+        os.environ.update(env)  # what the tool reads ($USER) is what its process would have
+        token = SINK.set((write, write))  # stderr into the log too, as for a process
+        try:
+            return _guest.main(argv[0], argv[1:], str(self.root.path), self.node, self.vmid)
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except Exception:  # a bug: as the process would have shown it
+            import traceback
+
+            write(traceback.format_exc())
+            return 1
+        finally:
+            SINK.reset(token)
+
     def _check(self) -> None:
+        """Stop the runner if it must (`stop_reason`): the clock at every call, the VM
+        and the daemon once per POLL (a read of the state; `qm stop` kills the runner
+        itself at once anyway)."""
+        if time.time() < self.deadline and time.monotonic() - self.checked < POLL:
+            return
+        self.checked = time.monotonic()
         reason = self.stop_reason()
         if reason is None:
             return

@@ -262,18 +262,29 @@ def write_host_launchers(root: SimRoot, node: str) -> None:
     """Write `pvesh`, `qm`, `pveum` into `hosts/NODE/bin/` for this interpreter."""
     bindir = root.host_dir(node) / "bin"
     for tool in HOST_TOOLS:
-        call = f"main({tool!r}, sys.argv[1:], {str(root.path)!r}, {node!r})"
-        _write_launcher(bindir / tool, "pveplan.sim._pvecli", call, f"{tool} on {node}")
+        _write_text(bindir / tool, host_launcher_text(root.path, node, tool))
+
+
+def host_launcher_text(root: Path, node: str, tool: str) -> str:
+    """The script `write_host_launchers` writes for `tool` on `node` (the daemon compares a
+    launcher with it before running that tool in-process, `_inproc`)."""
+    call = f"main({tool!r}, sys.argv[1:], {str(root)!r}, {node!r})"
+    return launcher_text("pveplan.sim._pvecli", call, f"{tool} on {node}")
 
 
 def write_guest_launchers(root: SimRoot, node: str, vmid: int) -> None:
     """Write the guest tools and `python3` into `vms/NODE/VMID/bin/` for this interpreter."""
     bindir = root.vm_dir(node, vmid) / "bin"
     for tool in GUEST_TOOLS:
-        call = f"main({tool!r}, sys.argv[1:], {str(root.path)!r}, {node!r}, {int(vmid)!r})"
-        where = f"{tool} in VM {vmid} on {node}"
-        _write_launcher(bindir / tool, "pveplan.sim._guest", call, where)
+        _write_text(bindir / tool, guest_launcher_text(root.path, node, vmid, tool))
     _link_python(bindir / "python3")
+
+
+def guest_launcher_text(root: Path, node: str, vmid: int, tool: str) -> str:
+    """The script `write_guest_launchers` writes for `tool` (a runcmd runner compares a
+    launcher with it before running that tool in its own process, `_runcmd`)."""
+    call = f"main({tool!r}, sys.argv[1:], {str(root)!r}, {node!r}, {int(vmid)!r})"
+    return launcher_text("pveplan.sim._guest", call, f"{tool} in VM {vmid} on {node}")
 
 
 def _link_python(path: Path) -> None:
@@ -326,8 +337,15 @@ def _write_launcher(path: Path, module: str, call: str, what: str) -> None:
     runs and nothing else. (The one thing of pveplan's the simulator uses, the executor's
     key helper, is imported where a VM first boots; `executor/__init__` loads lazily.)
     """
+    _write_text(path, launcher_text(module, call, what))
+
+
+def launcher_text(module: str, call: str, what: str) -> str:
     text = f"#!{sys.executable}\n" + f'"""Simulated {what} (written by sim._setup)."""\n'
-    text += bootstrap_code(module, call)
+    return text + bootstrap_code(module, call)
+
+
+def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)

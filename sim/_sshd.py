@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
 
+from pveplan.sim._inproc import HostCall, encode, host_call, in_context, pool
 from pveplan.sim._setup import session_env
 from pveplan.sim._state import SimRoot, address_prefix, append_record
 
@@ -182,6 +185,10 @@ async def run_session(listener: Listener, process: asyncssh.SSHServerProcess[byt
         process.stderr.write(b"pveplan sim: only commands are served (no shells)\n")
         process.exit(1)
         return
+    call = host_call(machine.root, user, home, command)
+    if call is not None:
+        await _run_in_process(machine, user, command, call, process)
+        return
     try:
         child = await asyncio.create_subprocess_exec(
             "/bin/sh",
@@ -224,6 +231,29 @@ async def run_session(listener: Listener, process: asyncssh.SSHServerProcess[byt
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(child.wait(), GRACE)
         listener.sessions.discard(child)
+
+
+async def _run_in_process(
+    machine: Machine, user: str, command: str, call: HostCall, process: asyncssh.SSHServerProcess
+) -> None:
+    """A host tool's command answered by the daemon itself (`_inproc`): its output streamed
+    to the channel as the tool writes it, then its exit status."""
+    with contextlib.suppress(OSError):
+        record = {"address": machine.address, "user": user, "command": command}
+        append_record(machine.sim.processes, record)
+    loop = asyncio.get_running_loop()
+
+    def writer(stream: asyncssh.SSHWriter[bytes]) -> Callable[[str], None]:
+        def send(data: bytes) -> None:
+            with contextlib.suppress(OSError, asyncssh.Error):
+                stream.write(data)
+
+        return lambda text: loop.call_soon_threadsafe(send, encode(text))
+
+    run = functools.partial(call.run, writer(process.stdout), writer(process.stderr))
+    status = await loop.run_in_executor(pool(), in_context(run))
+    if not process.channel.is_closing():
+        process.exit(status)
 
 
 def sftp_server(root: Path, chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh.SFTPServer:

@@ -1,9 +1,10 @@
-"""The simulator root on disk: its layout, its state file under a lock, its settings.
+"""The simulator root on disk: its layout, its state under a lock, its settings.
 
-Every simulated command is a separate process (a `pvesh` run over SSH, the daemon), so the
-state is one JSON file guarded by `fcntl.flock`: shared to read, exclusive to change, and
-replaced by rename so a killed writer leaves the old state or the new one. See
-docs/simulator.md for the schema.
+Simulated commands run in several processes (the daemon, which answers host tools
+in-process; guest tools, runcmd runners, tests), so the state is on disk, guarded by
+`fcntl.flock`: shared to read, exclusive to change. It is state.json plus a journal of
+the changes since (`_statefile`), so a killed writer leaves the old state or the new one
+and a change costs what it changes, not the whole state. See docs/simulator.md.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import xxhash
+
+from pveplan.sim import _statefile
 
 STATE_VERSION = 1
 ADDRESSES_PER_BLOCK = 250
@@ -36,6 +40,10 @@ class SimRoot:
     @property
     def lock(self) -> Path:
         return self.path / "state.lock"
+
+    @property
+    def journal(self) -> Path:
+        return self.path / "state.journal"
 
     @property
     def config(self) -> Path:
@@ -170,35 +178,30 @@ def _flock(root: SimRoot, mode: int) -> Iterator[None]:
         os.close(fd)  # closing drops the lock
 
 
-def _load(root: SimRoot) -> dict[str, Any]:
-    try:
-        return json.loads(root.state.read_text())
-    except FileNotFoundError:
-        return empty_state(root)
-
-
 def read_state(root: SimRoot) -> dict[str, Any]:
-    """A consistent snapshot of the state (an empty one if the root has none yet)."""
-    with _flock(root, fcntl.LOCK_SH):
-        return _load(root)
+    """A consistent snapshot of the state (an empty one if the root has none yet).
+
+    Its `vms` and `tasks` are mappings whose entries are decoded when first used
+    (`_statefile.Shards`), so a snapshot costs nothing per VM."""
+    return _statefile.read(root.path, empty_state(root))
 
 
 @contextlib.contextmanager
 def locked_state(root: SimRoot) -> Iterator[dict[str, Any]]:
-    """The state, to change in place; written back (atomically) when the block succeeds."""
-    with _flock(root, fcntl.LOCK_EX):
-        state = _load(root)
+    """The state, to change in place; what changed is written back when the block succeeds
+    (one journal line, `_statefile`), nothing when it raises."""
+    with _statefile.locked(root.path, empty_state(root)) as state:
         yield state
-        write_json_atomic(root.state, state)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write `data` as JSON to `path` by tmp + fsync + rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write `data` as JSON to `path` by tmp + rename: a reader, or a writer killed on the
+    way, sees the old file or the new one. No fsync: a simulator models no power loss, and
+    a VM's first start writes a dozen of these (16 ms each on a busy disk). The tmp name
+    has the thread too: the daemon runs host tools in threads."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "w") as handle:
         json.dump(data, handle, sort_keys=True, separators=(",", ":"))
-        handle.flush()
-        os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 

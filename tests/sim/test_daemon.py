@@ -266,7 +266,8 @@ def test_start_failure_names_the_cause(tmp_path: Path) -> None:
     sim.root.state.write_text("{not json")
     with pytest.raises(SimError, match="exited with status 1") as caught:
         start_daemon(sim.root, timeout=10)
-    assert f"cannot start the daemon for {sim.root.path}: Expecting" in str(caught.value)
+    cause = f"cannot start the daemon for {sim.root.path}: {sim.root.state} is not valid JSON"
+    assert cause in str(caught.value)
 
 
 def add_guest(sim: Sim, node: str, vmid: int) -> SshTarget:
