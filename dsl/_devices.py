@@ -55,26 +55,31 @@ def check_devices(manifest: Manifest, smap: SourceMap) -> list[Diagnostic]:
     return found
 
 
-LISTS_AND_DNS = ("disks", "nics", "nameserver", "searchdomain")
+LISTS = ("disks", "nics")
 """What only a VM made from an image takes: a clone keeps its template's one disk and NIC,
 a template is made with one of each, and a container has one root file system and one
 NIC; none of their steps has a field for these. Refused where written, never dropped."""
+DNS = ("nameserver", "searchdomain")
+"""Every guest that boots takes these (a VM and a clone by cloud-init, a container in its
+own files); a template is never booted (each clone takes its own, or the settings')."""
 
 
 def _unsupported(node: Node, at: Path, smap: SourceMap) -> list[Diagnostic]:
     if node.type in ("vm", "pve") and node.clone is None:
         return []
     what = "a clone" if node.clone is not None else f"a {node.type}"
+    refused = (*LISTS, *DNS) if node.type == "template" else LISTS
     return [
         _error(
             smap,
             (*at, field),
             f"node {node.name!r} sets {field}, which {what} does not take yet",
-            "only a VM made from an image has disk and NIC lists and cloud-init DNS: size "
-            "the one disk with disk and set the one NIC's bridge with bridge, or make it "
-            "a vm with an image",
+            "only a VM made from an image has disk and NIC lists: size the one disk with "
+            "disk and set the one NIC's bridge with bridge, or make it a vm with an image"
+            if field in LISTS
+            else "a template is never booted: set it on the clones made from it",
         )
-        for field in LISTS_AND_DNS
+        for field in refused
         if getattr(node, field) is not None
     ]
 

@@ -16,7 +16,7 @@ from pveplan import dsl
 
 from ._errors import PlanError
 from ._stepargs import CloudInit, TemplateCreateArgs, VmCloneArgs
-from ._vmdevices import snippet_args
+from ._vmdevices import dns_args, snippet_args
 from .siteconfig import ResolvedManifest, ResolvedNode
 
 
@@ -55,5 +55,6 @@ def clone_args(
         source=clone.source,
         linked=clone.linked,
         cloud_init=cloud_init,
+        **dns_args(node),
         **snippet_args(node),
     )

@@ -50,7 +50,7 @@ from ._stepargs import (
     WaitIpArgs,
 )
 from ._steps import StepList
-from ._vmdevices import device_args, device_sources, guest_secrets
+from ._vmdevices import device_args, device_sources, dns_args, guest_secrets
 from .siteconfig import ResolvedManifest, ResolvedNode, SecretRef
 
 # Bump a kind's version whenever the meaning of its args changes, so old results are
@@ -443,6 +443,7 @@ class _Builder:
                 swap=node.swap,
                 nesting=node.nesting,
                 unprivileged=node.unprivileged,
+                **dns_args(node),
             )
             refs["volume"] = f"{image_step(node.image.name, on)}#volid"
         credential = self.credential(node) if pull else ()

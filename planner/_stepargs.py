@@ -68,10 +68,7 @@ class GuestCreateArgs(StepArgs, frozen=True, kw_only=True):
     that a disk only grows: a smaller one is kept (`keep`), never shrunk."""
 
     RULES = {
-        "name": "replace",
-        "type": "replace",
-        "vmid": "replace",
-        "storage": "replace",
+        **dict.fromkeys(("name", "type", "vmid", "storage"), "replace"),
         "cores": "in_place",
         "memory": "in_place",
         "disk": "grow",
@@ -138,6 +135,8 @@ class NicArgs(StepArgs, frozen=True, kw_only=True):
 
 DEFAULT_BUS = "scsi"
 DEFAULT_NIC_MODEL = "virtio"
+DNS_RULES: dict[str, Rule] = dict.fromkeys(("nameserver", "searchdomain"), "in_place")
+SNIPPET_RULES: dict[str, Rule] = dict.fromkeys(("user_data", "vendor_data"), "in_place")
 
 
 class SnapshotArgs(StepArgs, frozen=True, kw_only=True):
@@ -154,8 +153,8 @@ class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
     """A VM. `disks` and `nics` are set only when the manifest asks for more than the one
     disk (`disk` GB, scsi, on `storage`) and the one NIC (virtio on `bridge`) every VM
     has: so a plan that uses neither keeps its bytes. Then `disk` and `bridge` are the
-    first disk's size and the first NIC's bridge. Its NICs' bridge, `onboot`
-    and cloud-init options are set on the live VM in place (PVE takes cloud-init options at
+    first disk's size and the first NIC's bridge. Its NICs' bridge, `onboot` and
+    cloud-init options are set on the live VM in place (PVE takes cloud-init options at
     the guest's next boot); a full refresh compares them (`_configdrift`)."""
 
     RULES = {
@@ -163,14 +162,12 @@ class VmCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
         "image": "replace",
         "disks": "items",
         "nics": "items",
-        "nameserver": "in_place",
-        "searchdomain": "in_place",
+        **DNS_RULES,
         "bridge": "in_place",
         "onboot": "in_place",
         "cloud_init": "in_place",
         "snapshot": "in_place",
-        "user_data": "in_place",
-        "vendor_data": "in_place",
+        **SNIPPET_RULES,
     }
     ITEMS = {"disks": DiskArgs, "nics": NicArgs}
     SHORTHANDS = {"disk": "disks", "bridge": "nics"}
@@ -246,22 +243,20 @@ class VmCloneArgs(GuestCreateArgs, frozen=True, kw_only=True):
         **GuestCreateArgs.RULES,
         "source": "replace",
         "linked": "replace",
-        "user_data": "in_place",
-        "vendor_data": "in_place",
+        **DNS_RULES,
+        **SNIPPET_RULES,
     }
 
     source: str
     linked: bool
     cloud_init: CloudInit
-    # A clone has one disk and one NIC (validate refuses lists on it) and no DNS or
-    # onboot of its own yet: never on the wire, read by the VM kind's adopt as a VM's.
-    nameserver: str | UnsetType = UNSET
+    nameserver: str | UnsetType = UNSET  # cloud-init DNS, as a VM's (`qm set` after cloning)
     searchdomain: str | UnsetType = UNSET
+    # one disk, one NIC, no onboot of its own yet: read by the VM kind's adopt as a VM's
     onboot: bool | UnsetType = UNSET
     snapshot: SnapshotArgs | UnsetType = UNSET
-    user_data: str | UnsetType = UNSET
+    user_data: str | UnsetType = UNSET  # cloud-init snippets, as a VM's
     vendor_data: str | UnsetType = UNSET
-    """cloud-init snippets, as a VM's (`VmCreateArgs.user_data`)."""
 
     def replaced_with(self) -> frozenset[str]:
         return frozenset({"template"}) if self.linked else frozenset()
@@ -282,8 +277,8 @@ class CtCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
 
     A new template is a new container (PVE unpacks it once, at create); so is a change
     of `unprivileged`, which PVE fixes at create (its uid mapping is baked into the
-    files). Cores, memory, swap and the `nesting` feature are set on the live container;
-    the root file system grows in place (`pct resize`) and never shrinks."""
+    files). Cores, memory, swap, DNS and `nesting` are set on the live container; the
+    root file system grows in place (`pct resize`) and never shrinks."""
 
     RULES = {
         **GuestCreateArgs.RULES,
@@ -291,12 +286,15 @@ class CtCreateArgs(GuestCreateArgs, frozen=True, kw_only=True):
         "unprivileged": "replace",
         "swap": "in_place",
         "nesting": "in_place",
+        **DNS_RULES,
     }
 
     template: str | None
     swap: int
     nesting: bool
     unprivileged: bool
+    nameserver: str | UnsetType = UNSET  # PVE writes it to the container's resolv.conf
+    searchdomain: str | UnsetType = UNSET
 
 
 class WaitIpArgs(StepArgs, frozen=True, kw_only=True):

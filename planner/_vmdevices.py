@@ -34,13 +34,22 @@ def device_args(node: ResolvedNode, datastore: str) -> dict[str, Any]:
     nics = tuple(_nic(node, index, nic) for index, nic in enumerate(node.nics))
     if nics and nics != (NicArgs(bridge=node.bridge, model=DEFAULT_NIC_MODEL),):
         out["nics"] = nics
+    out.update(dns_args(node))
+    if node.snapshot_before:
+        out["snapshot"] = SnapshotArgs(changes=node.snapshot_before, keep=node.snapshot_keep)
+    out.update(snippet_args(node))
+    return out
+
+
+def dns_args(node: ResolvedNode) -> dict[str, str]:
+    """The `nameserver` and `searchdomain` args (the node's, else the settings', only when
+    set): every guest that boots takes them (a VM and a clone by cloud-init, a container
+    in its own files), so none drops them."""
+    out: dict[str, str] = {}
     if node.nameserver is not None:
         out["nameserver"] = node.nameserver
     if node.searchdomain is not None:
         out["searchdomain"] = node.searchdomain
-    if node.snapshot_before:
-        out["snapshot"] = SnapshotArgs(changes=node.snapshot_before, keep=node.snapshot_keep)
-    out.update(snippet_args(node))
     return out
 
 

@@ -97,7 +97,18 @@ def pct_create(ctx: Ctx, argv: list[str]) -> int:
         raise PctUsage("not enough arguments" if len(opts.positional) < 2 else "too many arguments")
     vmid, template = opts.positional
     params = {**opts.params, "vmid": vmid, "ostemplate": template}
+    if "ssh-public-keys" in params:  # pct's own mapping: the option names a file of keys
+        params["ssh-public-keys"] = _keys_file(ctx, str(params["ssh-public-keys"]))
     return _task(ctx, call_api(ctx, "create", f"/nodes/{ctx.node}/lxc", params))
+
+
+def _keys_file(ctx: Ctx, path: str) -> str:
+    """What `pct create --ssh-public-keys FILE` sends: the file's text (PVE's pct reads
+    it; the API method takes the keys themselves)."""
+    try:
+        return ctx.host_path(path).read_text()
+    except OSError as exc:
+        raise PctUsage(f"unable to open file '{path}' - {exc.strerror}") from None
 
 
 def _running_ct(ctx: Ctx, vmid: str) -> dict[str, Any]:

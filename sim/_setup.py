@@ -52,7 +52,7 @@ GUEST_TOOLS = (
 FORWARDED_ENV = ("PVEPLAN_SIM_RUNCMD_LIMIT",)
 """Simulator settings a session (and a runcmd) inherits from the daemon's environment."""
 
-HOST_DIRS = ("bin", "root/.ssh", "etc/ssh")
+HOST_DIRS = ("bin", "root/.ssh", "etc/ssh", "tmp")
 """A host's own directories; its storages' directories come with their content types
 (`_storagecfg.activate`)."""
 

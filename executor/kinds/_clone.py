@@ -104,8 +104,9 @@ def template_params(args: TemplateCreateArgs, volid: str) -> dict[str, Any]:
 def clone_params(
     args: VmCloneArgs, source: int, keys: list[str], vmid: int, storage_id: str
 ) -> dict[str, Any]:
-    """What a fresh clone is set to: its own sizes, NIC, cloud-init and identity."""
+    """What a fresh clone is set to: its own sizes, NIC, cloud-init (DNS too) and identity."""
     how = "linked" if args.linked else "full"
+    dns = {f: getattr(args, f) for f in ("nameserver", "searchdomain") if getattr(args, f)}
     return {
         "cores": args.cores,
         "memory": args.memory,
@@ -114,6 +115,7 @@ def clone_params(
         "sshkeys": encode_sshkeys(keys),
         "ipconfig0": "ip=dhcp",
         "cicustom": cicustom(args, storage_id, vmid),
+        **dns,
         "tags": tags(list(args.tags) or [MANAGED_TAG]),
         "description": f"pveplan: clone={source} {how}\npveplan: from={args.source}",
     }

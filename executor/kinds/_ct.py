@@ -81,7 +81,12 @@ def ct_params(args: CtCreateArgs, template: str, keys: list[str]) -> dict[str, A
         "ostype": "debian",
         "tags": tags(list(args.tags) or [MANAGED_TAG]),
         "description": description(args),
+        **{f: getattr(args, f) for f in DNS if getattr(args, f)},
     }
+
+
+DNS = ("nameserver", "searchdomain")
+"""The container's DNS options: set when the args say, else PVE's (the host's) default."""
 
 
 def description(args: CtCreateArgs) -> str:
@@ -108,7 +113,7 @@ def live_fields(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def reconcile(node: str, vmid: int, config: Mapping[str, Any], args: CtCreateArgs) -> list[Any]:
     """The requests that bring an adopted container to `args` in place, by `RULES`:
-    cores, memory, swap and nesting set (only what differs), then the root file system
+    cores, memory, swap, nesting and DNS set (only what differs), then the root file system
     grown. Pure; empty when it matches. (What would need a replacement is `replaces`.)"""
     live = live_fields(config)
     changes: dict[str, Any] = {}
@@ -117,6 +122,15 @@ def reconcile(node: str, vmid: int, config: Mapping[str, Any], args: CtCreateArg
             changes[field] = getattr(args, field)
     if live["nesting"] != args.nesting:
         changes["features"] = property_string(f"nesting={int(args.nesting)}")
+    deletes = []
+    for field in DNS:
+        wanted = getattr(args, field) or None
+        if wanted is not None and config.get(field) != wanted:
+            changes[field] = wanted
+        elif wanted is None and field in config:
+            deletes.append(field)
+    if deletes:
+        changes["delete"] = ",".join(deletes)
     out: list[Any] = []
     if changes:
         out.append(requests.set_ct_config(node, vmid, changes))

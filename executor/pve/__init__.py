@@ -11,7 +11,7 @@ from . import _requests as requests
 from ._driver import PveDriver, first_ipv4
 from ._https import HttpsTransport, api_url, form_body, normalize_endpoint
 from ._params import encode_sshkeys, flags, property_string, tags
-from ._pvesh import PveshTransport, pvesh_argv
+from ._pvesh import PveshTransport, pct_create_argv, pvesh_argv
 from ._requests import PveRequest
 from ._tls import PinMismatch, api_ssl_context, cert_fingerprint
 from ._transport import PveError, PveTransport, follow_task, task_ended
@@ -33,6 +33,7 @@ __all__ = [
     "follow_task",
     "form_body",
     "normalize_endpoint",
+    "pct_create_argv",
     "property_string",
     "pvesh_argv",
     "requests",

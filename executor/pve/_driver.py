@@ -17,7 +17,7 @@ import trio
 from ..channels import Channel
 from . import _requests as requests
 from ._params import PvesValue
-from ._pvesh import PveshTransport
+from ._pvesh import CT_KEYS, PveshTransport, run_pct_create
 from ._requests import PowerAction, PveRequest
 from ._transport import PveError, PveTransport, follow_task, is_upid
 
@@ -163,7 +163,13 @@ class PveDriver:
         return await self.run(requests.ct_status(self.node, vmid))
 
     async def create_ct(self, vmid: int, params: Mapping[str, PvesValue | None]) -> None:
-        await self.run(requests.create_ct(self.node, vmid, params))
+        """Over `pvesh`, root's keys go in a file `pct create` reads (`run_pct_create`),
+        never on the host's command line; over the API, in the request's body."""
+        request = requests.create_ct(self.node, vmid, params)
+        if isinstance(self.transport, PveshTransport) and request.params.get(CT_KEYS):
+            await run_pct_create(self.channel, request, timeout=TASK_TIMEOUT)
+            return
+        await self.run(request)
 
     async def set_ct_config(self, vmid: int, params: Mapping[str, PvesValue | None]) -> None:
         await self.run(requests.set_ct_config(self.node, vmid, params))

@@ -38,6 +38,7 @@ GOOD = [
     CREATE_VM,
     "pct create 200 local:vztmpl/debian-13-standard.tar.zst --hostname box --rootfs local-lvm:8"
     " --net0 name=eth0,bridge=vmbr0,ip=dhcp --features nesting=1 --unprivileged 1 --swap 256",
+    "pct create 201 local:vztmpl/d.tar.zst --hostname box --ssh-public-keys /tmp/keys.pub",
     "pct exec 200 -- cat /etc/ssh/ssh_host_ed25519_key.pub",
     "pct pull 200 /etc/hostname /tmp/hostname",
     "pct resize 200 rootfs 12G",

@@ -17,6 +17,7 @@ from typing import Any, get_args
 import msgspec
 import pytest
 
+from pveplan.executor.kinds._clone import clone_params
 from pveplan.executor.kinds._ct import ct_params
 from pveplan.executor.kinds._ct import reconcile as ct_reconcile
 from pveplan.executor.kinds._vm import _vm_params, reconcile
@@ -25,7 +26,7 @@ from pveplan.executor.kinds._vmsettings import settings_requests
 from pveplan.executor.pve import PveRequest, encode_sshkeys
 from pveplan.executor.pve import requests as build
 from pveplan.executor.pve._privileges import least_privilege_token
-from pveplan.planner import CtCreateArgs, VmCreateArgs
+from pveplan.planner import CtCreateArgs, VmCloneArgs, VmCreateArgs
 from tests.contract.pve_contract import check_api_request, load_schema
 
 NODE = "pve"
@@ -118,6 +119,14 @@ CT_ARGS = msgspec.convert(
 )
 CT_PARAMS = ct_params(CT_ARGS, "local:vztmpl/debian-13-standard.tar.zst", KEYS)
 CT_CONFIG = {"cores": 1, "memory": 512, "swap": 0, "rootfs": "local-lvm:vm-100-disk-0,size=8G"}
+DNS = {"nameserver": "10.0.0.53 10.0.0.54", "searchdomain": "lab.example"}
+CT_DNS_ARGS = msgspec.convert({**msgspec.to_builtins(CT_ARGS), **DNS}, CtCreateArgs)
+CT_DNS_CONFIG = {**CT_CONFIG, "nameserver": "10.0.0.1", "searchdomain": "old.example"}
+CLONE_ARGS = msgspec.convert(
+    {**{k: v for k, v in STEP_ARGS.items() if k != "image"}, "source": "t", "linked": True, **DNS},
+    VmCloneArgs,
+)
+CLONE_PARAMS = clone_params(CLONE_ARGS, 9000, KEYS, 101, "local")
 
 CASES: dict[str, list[PveRequest]] = {
     "cluster_resources": [build.cluster_resources("vm")],
@@ -138,6 +147,7 @@ CASES: dict[str, list[PveRequest]] = {
         *reconcile(NODE, 100, CONFIG, cores=2, memory=2048, disk=20),
         *(r for r in DEVICE_CHANGES if r.method == "PUT" and r.path.endswith("/config")),
         *settings_requests(NODE, 100, DRIFTED, ONBOOT_ARGS, KEYS)[:1],
+        build.set_vm_config(NODE, 101, CLONE_PARAMS),
     ],
     "update_vm_config": [r for r in DEVICE_CHANGES if r.method == "POST"],
     "resize_disk": [
@@ -163,9 +173,14 @@ CASES: dict[str, list[PveRequest]] = {
     "agent_file_read": [build.agent_file_read(NODE, 100, "/etc/ssh/ssh_host_ed25519_key.pub")],
     "ct_config": [build.ct_config(NODE, 100)],
     "ct_status": [build.ct_status(NODE, 100)],
-    "create_ct": [build.create_ct(NODE, 100, CT_PARAMS)],
+    "create_ct": [
+        build.create_ct(NODE, 100, CT_PARAMS),
+        build.create_ct(NODE, 100, ct_params(CT_DNS_ARGS, "local:vztmpl/d.tar.zst", KEYS)),
+    ],
     "set_ct_config": [
         *ct_reconcile(NODE, 100, CT_CONFIG, CT_ARGS),
+        *ct_reconcile(NODE, 100, CT_DNS_CONFIG, CT_DNS_ARGS),
+        *ct_reconcile(NODE, 100, CT_DNS_CONFIG, CT_ARGS),
         build.set_ct_config(NODE, 100, {"tags": "pveplan;pveplan-lab"}),
     ],
     "resize_ct": [build.resize_ct(NODE, 100, "rootfs", "20G")],
@@ -289,6 +304,22 @@ def test_ct_reconcile_sets_sizes_in_place_and_grows_the_rootfs() -> None:
     assert resize.params == {"disk": "rootfs", "size": "20G"}
     bigger = {**CT_CONFIG, "rootfs": "local-lvm:vm-100-disk-0,size=30G"}
     assert all(r.path.endswith("/config") for r in ct_reconcile(NODE, 100, bigger, CT_ARGS))
+
+
+def test_dns_reaches_a_clone_and_a_container_and_changes_in_place() -> None:
+    """The settings' or a node's DNS is set on a clone after cloning and in a container's
+    create, and reconciled in place on a live one (set when it differs, deleted when the
+    manifest no longer names it): never dropped."""
+    assert {k: CLONE_PARAMS[k] for k in DNS} == DNS
+    create = ct_params(CT_DNS_ARGS, "local:vztmpl/d.tar.zst", KEYS)
+    assert {k: create[k] for k in DNS} == DNS
+    assert not set(DNS) & set(CT_PARAMS)  # unset: PVE's default, the host's
+    changed = ct_reconcile(NODE, 100, CT_DNS_CONFIG, CT_DNS_ARGS)[0].params
+    assert {k: changed[k] for k in DNS} == DNS
+    dropped = ct_reconcile(NODE, 100, CT_DNS_CONFIG, CT_ARGS)[0].params
+    assert dropped["delete"] == "nameserver,searchdomain"
+    same = {**CT_DNS_CONFIG, **DNS}
+    assert not set(DNS) & set(ct_reconcile(NODE, 100, same, CT_DNS_ARGS)[0].params)
 
 
 # --- the checker catches what it exists to catch ----------------------------------------

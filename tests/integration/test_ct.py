@@ -34,6 +34,14 @@ def test_a_vm_and_a_container_apply_reapply_and_destroy(lab: Lab) -> None:
     assert results["node.box.create"]["vm_id"] == 99102
     assert (tree / "home" / "homestak").is_dir()  # base spec's user, made by config.push
     assert key[0] == "ssh-ed25519"
+    # Root's keys reached the container from a file pct read, never on a command line.
+    calls = [json.loads(line) for line in lab.sim.calls.read_text().splitlines()]
+    (create,) = [c["argv"] for c in calls if c.get("tool") == "pct" and c["argv"][:1] == ["create"]]
+    keys_file = create[create.index("--ssh-public-keys") + 1]
+    assert keys_file.startswith("/tmp/")
+    ran = [json.loads(line)["command"] for line in lab.sim.processes.read_text().splitlines()]
+    assert any(c.startswith("rm -f") and keys_file in c for c in ran)  # removed after
+    assert not any("ssh-" in word for c in calls for word in c.get("argv", []) if " " in word)
 
     code, out, err = run_cli(lab.args("apply", "-M", "ct-lab", "-H", "sim", "--yes"))
     assert code == 0 and counts(out)["ran"] == 0, out + err

@@ -170,6 +170,7 @@ def test_a_container_on_sim2_gets_its_vztmpl_and_rootdir_content_on_sim2(site: P
 MORE = """\
 manifest "more" {
   node "t" { type = "template"  image = "debian-12"  vmid = 99501  disks = [{ size = 8 }] }
+  node "u" { type = "template"  image = "debian-12"  vmid = 99503  searchdomain = "lab" }
   node "c" {
     type = "vm"
     vmid = 99502
@@ -185,11 +186,15 @@ manifest "more" {
 def test_disk_and_nic_lists_on_a_template_clone_or_container_are_refused_where_written(
     site: Path,
 ) -> None:
-    """Their steps have one disk and one NIC: a list would be dropped at apply."""
+    """Their steps have one disk and one NIC: a list would be dropped at apply; a template
+    is never booted, so DNS on it would reach nothing."""
     (site / "manifests" / "more.pvp").write_text(MORE)
     code, _out, err = run_cli(["validate", "-M", "more", "-H", "sim", "--site-config", str(site)])
     assert code == 1
     assert "more.pvp:2:" in err and "node 't' sets disks, which a template does not" in err
-    assert "more.pvp:7:" in err and "node 'c' sets nics, which a clone does not" in err
-    assert "more.pvp:8:" in err and "node 'c' sets nameserver, which a clone" in err
-    assert "more.pvp:10:" in err and "node 'k' sets nics, which a ct does not" in err
+    assert "more.pvp:3:" in err and "node 'u' sets searchdomain, which a template" in err
+    assert "more.pvp:8:" in err and "node 'c' sets nics, which a clone does not" in err
+    assert (
+        "node 'c' sets nameserver" not in err
+    )  # a clone takes DNS (tests/planner/test_guest_dns.py)
+    assert "more.pvp:11:" in err and "node 'k' sets nics, which a ct does not" in err

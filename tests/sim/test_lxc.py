@@ -73,6 +73,20 @@ def test_a_container_is_created_started_reached_and_destroyed(sim: Sim) -> None:
     assert not tree.exists()
 
 
+def test_pct_create_reads_root_keys_from_the_file_it_names(sim: Sim) -> None:
+    """As PVE's pct maps it: `--ssh-public-keys FILE` is a file of keys on the host (the
+    API method takes the keys themselves); a missing file is refused before any create."""
+    (sim.root.host_dir(sim.node) / "tmp" / "keys.pub").write_text(PUBLIC_KEY + "\n")
+    template = "local:vztmpl/debian-13-standard.tar.zst"
+    keys = ("--rootfs", "local-lvm:4", "--ssh-public-keys")
+    made = sim.run("pct", "create", 201, template, *keys, "/tmp/keys.pub")
+    assert made.returncode == 0, made.stderr
+    tree = sim.root.vm_dir(sim.node, 201)
+    assert PUBLIC_KEY in (tree / "root" / ".ssh" / "authorized_keys").read_text()
+    missing = sim.run("pct", "create", 202, template, *keys, "/tmp/none.pub")
+    assert missing.returncode != 0 and "unable to open file" in missing.stderr
+
+
 def test_the_rootfs_grows_in_place_and_never_shrinks(sim: Sim) -> None:
     _create(sim)
     assert sim.run("pct", "resize", 200, "rootfs", "12G").returncode == 0
