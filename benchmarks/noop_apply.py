@@ -32,29 +32,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from vs_nix import flat_vms
+
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "examples" / "site-config"
 MANIFEST = "bench-noop"
 
 
 def manifest(nodes: int) -> str:
-    lines = [
-        "schema_version: 2",
-        f"name: {MANIFEST}",
-        "pattern: flat",
-        "settings:",
-        "  parallelism: 20",
-        "nodes:",
-    ]
-    for i in range(1, nodes + 1):
-        lines += [
-            f"  - name: n-{i}",
-            "    type: vm",
-            "    preset: vm-xsmall",
-            "    image: debian-13",
-            f"    vmid: {200000 + i}",
-        ]
-    return "\n".join(lines) + "\n"
+    return flat_vms(MANIFEST, nodes, parallelism=20)
 
 
 def fill(store_dir: Path, plan_path: Path) -> int:

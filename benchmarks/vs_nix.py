@@ -61,11 +61,15 @@ def pveplan_env(base: Path) -> dict[str, str]:
     }
 
 
-def flat_vms(name: str, n: int) -> str:
+def flat_vms(name: str, n: int, *, parallelism: int | None = None) -> str:
     """N plain VMs (no spec to push: create, start, wait for an address and SSH, 4 steps
     a VM), as apply_scale.py and drift_probe.py apply them, at pveplan's default
-    parallelism; the compile figures use plan_scale.py's manifests, as the issue did."""
-    lines = ["schema_version: 2", f"name: {name}", "pattern: flat", "nodes:"]
+    parallelism unless given; the compile figures use plan_scale.py's manifests, as the
+    issue did."""
+    lines = ["schema_version: 2", f"name: {name}", "pattern: flat"]
+    if parallelism is not None:
+        lines += ["settings:", f"  parallelism: {parallelism}"]
+    lines.append("nodes:")
     for i in range(1, n + 1):
         lines += [
             f"  - name: n-{i}",
