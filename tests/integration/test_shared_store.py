@@ -116,7 +116,10 @@ def test_a_second_operator_is_refused_naming_the_holder_then_finds_everything_ca
     name = lab.manifest("teamwork", specless("teamwork", 2, 96100, prefix="t"))
     alice = Operator(lab, tmp_path / "alice", url, postgres_db.password)
     ci = Operator(lab, tmp_path / "ci", url, postgres_db.password)
-    lab.set_sim_config(latency=0.05)  # long enough for the second apply to meet the first
+    # The first apply must still hold the lock when the second one asks: its guests' agents
+    # answer only after 10 s, so it waits at least that long holding the lock (a per-call
+    # latency alone was not enough once the simulator answered host tools in-process).
+    lab.set_sim_config(latency=0.05, agent_delay=10.0)
     first = alice.start("apply", "-M", name, "-H", "sim", "--yes")
     try:
         holder = wait_for_lock(postgres_db, f"{name}@sim", first)
@@ -129,7 +132,7 @@ def test_a_second_operator_is_refused_naming_the_holder_then_finds_everything_ca
         assert first.returncode == 0, out + err
     finally:
         kill_group(first)
-        lab.set_sim_config(latency=0.0)
+        lab.set_sim_config(latency=0.0, agent_delay=0.0)
     again = ci.run("apply", "-M", name, "-H", "sim", "--yes")
     assert again.returncode == 0, again.stdout + again.stderr
     assert counts(again.stdout)["ran"] == 0, again.stdout
@@ -145,13 +148,13 @@ def test_an_apply_killed_holding_the_lock_frees_it_for_the_next_one_at_once(
     name = lab.manifest("teamkill", specless("teamkill", 2, 96200, prefix="x"))
     alice = Operator(lab, tmp_path / "alice", url, postgres_db.password)
     bob = Operator(lab, tmp_path / "bob", url, postgres_db.password)
-    lab.set_sim_config(latency=0.05)
+    lab.set_sim_config(latency=0.05, agent_delay=10.0)  # still running when seen holding it
     first = alice.start("apply", "-M", name, "-H", "sim", "--yes")
     try:
         wait_for_lock(postgres_db, f"{name}@sim", first)
     finally:
         kill_group(first)  # kill -9, mid-run, lock held
-        lab.set_sim_config(latency=0.0)
+        lab.set_sim_config(latency=0.0, agent_delay=0.0)
     # --lock-timeout 0: no waiting; the lock went with the killed process's session.
     taken = bob.run("apply", "-M", name, "-H", "sim", "--yes", "--lock-timeout", "0")
     assert taken.returncode == 0, taken.stdout + taken.stderr
