@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 
@@ -73,17 +74,36 @@ def calls_since(lab: Lab, since: int) -> list[str]:
     return [" ".join([c["tool"], *c.get("argv", [])]) for c in map(json.loads, lines)]
 
 
-def test_import_adopts_qm_made_vms_and_apply_runs_only_what_differs(lab: Lab) -> None:
-    name = lab.manifest(NAME, specless(NAME, 3, BASE, prefix="im"))
-    site = ["-M", name, "-H", "sim"]
+@pytest.fixture
+def local_holds_images(lab: Lab) -> Iterator[None]:
+    """The manifest's datastore (`local`) holds VM disks, as an operator's host would; its
+    content types are put back afterwards, for the session's lab is shared: a later test's
+    container on `local` needs the `rootdir` this set drops, and the store that recorded
+    `local`'s content as ensured would not check it again."""
     assert run_cli(["sim", "up"])[0] == 0
-    # The manifest's datastore (`local`) holds VM disks, as an operator's host would.
-    pvesh = lab.sim.host_dir("sim") / "bin" / "pvesh"
+    pvesh = str(lab.sim.host_dir("sim") / "bin" / "pvesh")
+    shown = subprocess.run(
+        [pvesh, "get", "/storage/local", "--output-format", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    before = json.loads(shown.stdout)["content"]
     subprocess.run(
-        [str(pvesh), "set", "/storage/local", "--content", "backup,images,import,iso,snippets"],
+        [pvesh, "set", "/storage/local", "--content", "backup,images,import,iso,snippets"],
         check=True,
         capture_output=True,
     )
+    try:
+        yield
+    finally:
+        subprocess.run([pvesh, "set", "/storage/local", "--content", before], check=True)
+
+
+@pytest.mark.usefixtures("local_holds_images")
+def test_import_adopts_qm_made_vms_and_apply_runs_only_what_differs(lab: Lab) -> None:
+    name = lab.manifest(NAME, specless(NAME, 3, BASE, prefix="im"))
+    site = ["-M", name, "-H", "sim"]
     make_vm(lab, 1, 1024)
     make_vm(lab, 2, 2048)  # the manifest's preset says 1024
     make_vm(lab, 3, 1024, agent=False)
