@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pveplan.sim._setup import host_launcher_text
+from pveplan.sim._state import SimRoot, read_config
 
 INPROC_TOOLS = frozenset({"pvesh", "qm", "pveum", "pveversion"})
 WORKERS = 64
@@ -137,7 +138,7 @@ def host_call(tree: Path, user: str, home: Path, command: str) -> HostCall | Non
     if words is None or words[0] not in INPROC_TOOLS:
         return None
     target = _launcher_target(tree / "bin" / words[0])
-    if target is None:
+    if target is None or not read_config(SimRoot(target[0])).get("inproc"):
         return None
     return HostCall(words[0], tuple(words[1:]), target[0], target[1], home)
 

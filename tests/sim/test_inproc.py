@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from pveplan.executor.channels import CommandResult
-from pveplan.sim import start_daemon
+from pveplan.sim import start_daemon, write_config
 from pveplan.sim._inproc import plain_words
 from pveplan.sim._setup import write_host_launchers
 from tests.executor import NODE, Sim, make_sim, run_trio, stop_sim
@@ -20,6 +20,7 @@ from tests.sim.test_daemon import run_on
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     sim = make_sim(tmp_path_factory.mktemp("sim"), start=False)
     write_host_launchers(sim.root, NODE)
+    write_config(sim.root, {"inproc": True})  # off by default (sim/_state.py DEFAULT_CONFIG)
     sim.info = start_daemon(sim.root)
     yield sim
     stop_sim(sim)
